@@ -1,0 +1,38 @@
+# notify: one command to run it, one to test it. `make help` lists the targets.
+PYTHON ?= python3.11
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: help run test lint unit integration bench clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)  ## create the virtual environment and install notify with its test tools
+
+run: $(STAMP)  ## start web, worker and beat on the embedded default (SQLite, SQL broker, mailbox folder)
+	$(BIN)/notify dev
+
+lint: $(STAMP)  ## ruff and mypy
+	$(BIN)/ruff check notify tests bench worker.py beat_schedule.py
+	$(BIN)/ruff format --check notify tests bench worker.py beat_schedule.py
+	$(BIN)/mypy
+
+test: $(STAMP) lint  ## install what the tests need, lint, run every test (needs PostgreSQL and Redis)
+	$(BIN)/pytest
+
+bench: $(STAMP)  ## benchmarks against real services (see bench/README.md)
+	$(BIN)/python -m bench.api
+	$(BIN)/python -m bench.delivery
+
+clean:  ## remove the virtual environment and local data
+	rm -rf $(VENV) var

@@ -1,0 +1,64 @@
+"""The registry of mail categories: which are essential, their defaults, and their lane.
+
+Add a non-essential category here (and its sender in configuration); nothing else decides it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from notify.queues import Queue
+
+
+@dataclass(frozen=True, slots=True)
+class Category:
+    key: str
+    label: str
+    essential: bool
+    subscribed_by_default: bool
+    lane: Queue
+    why_always_on: str = ""
+
+
+CATEGORIES: dict[str, Category] = {
+    category.key: category
+    for category in (
+        Category(
+            key="security",
+            label="Security alerts",
+            essential=True,
+            subscribed_by_default=True,
+            lane=Queue.ESSENTIAL,
+            why_always_on="Security alerts protect your account, so they cannot be turned off.",
+        ),
+        Category(
+            key="admin",
+            label="Administrative notices",
+            essential=True,
+            subscribed_by_default=True,
+            lane=Queue.ESSENTIAL,
+            why_always_on=(
+                "Administrative notices tell you about changes to your account or our terms, "
+                "so they cannot be turned off."
+            ),
+        ),
+        Category(
+            key="product_updates",
+            label="Product updates",
+            essential=False,
+            subscribed_by_default=True,
+            lane=Queue.BULK,
+        ),
+    )
+}
+
+
+class UnknownCategoryError(KeyError):
+    pass
+
+
+def get_category(key: str) -> Category:
+    try:
+        return CATEGORIES[key]
+    except KeyError:
+        raise UnknownCategoryError(key) from None

@@ -1,0 +1,167 @@
+"""The service's configuration: one typed object read from ``NOTIFY_*`` environment variables.
+
+Built by :func:`load_settings` at process start, never at import time. Production refuses the
+built-in development secrets and an empty postal address.
+"""
+
+from __future__ import annotations
+
+import sys
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+from urllib.parse import unquote, urlsplit
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_SECRET_KEY = "dev-only-secret-do-not-use-in-production"  # noqa: S105 (a known placeholder)
+SMTP_SCHEMES = ("smtp", "smtp+starttls", "smtps", "file")
+
+
+class ConfigurationError(Exception):
+    """Bad configuration; the message is one readable line that names the variable."""
+
+
+class SmtpTarget:
+    """Where mail goes, parsed from ``NOTIFY_SMTP_URL``."""
+
+    def __init__(self, url: str) -> None:
+        parts = urlsplit(url)
+        if parts.scheme not in SMTP_SCHEMES:
+            raise ValueError(f"scheme must be one of {', '.join(SMTP_SCHEMES)}")
+        self.scheme = parts.scheme
+        if self.scheme == "file":
+            if not parts.path:
+                raise ValueError("file:// needs a folder path, e.g. file:///srv/notify/mailbox")
+            self.mailbox = Path(unquote(parts.netloc + parts.path))
+            self.host, self.port, self.username, self.password = "", 0, None, None
+            return
+        if not parts.hostname:
+            raise ValueError("needs a host, e.g. smtp://127.0.0.1:25")
+        self.mailbox = Path()
+        self.host = parts.hostname
+        default_port = {"smtp": 25, "smtp+starttls": 587, "smtps": 465}[self.scheme]
+        self.port = parts.port or default_port
+        self.username = unquote(parts.username) if parts.username else None
+        self.password = unquote(parts.password) if parts.password else None
+
+    @property
+    def is_mailbox(self) -> bool:
+        return self.scheme == "file"
+
+
+class Settings(BaseSettings):
+    """Every setting the service reads. Field ``x`` comes from ``NOTIFY_X``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="NOTIFY_", env_file=None, extra="ignore", frozen=True
+    )
+
+    env: Literal["development", "production"] = "development"
+    database_url: str = "sqlite:///var/notify.sqlite"
+    broker_url: str = "sqla+sqlite:///var/broker.sqlite"
+    smtp_url: str = "file://var/mailbox"
+    smtp_timeout_seconds: float = Field(default=30.0, gt=0)
+    smtp_ca_file: str | None = None
+    public_url: str = "http://127.0.0.1:8000"
+    secret_keys: str = DEV_SECRET_KEY
+
+    sending_domain: str = "notify.localhost"
+    from_security: str = "Security <security@notify.localhost>"
+    from_admin: str = "Accounts <accounts@notify.localhost>"
+    from_product_updates: str = "Product news <news@notify.localhost>"
+    company_name: str = "Example Ltd"
+    postal_address: str = "1 Example Street, Example Town, EX1 1EX"
+
+    max_data_bytes: int = Field(default=16_384, gt=0)
+    max_attempts: int = Field(default=8, ge=1)
+    retry_base_seconds: float = Field(default=30.0, gt=0)
+    retry_max_seconds: int = Field(default=600, gt=0)
+    visibility_timeout_seconds: int = Field(default=3600, gt=0)
+    task_time_limit_seconds: int = Field(default=300, gt=0)
+    sweep_queued_after_seconds: int = Field(default=120, gt=0)
+    sweep_sending_after_seconds: int = Field(default=900, gt=0)
+    sweep_interval_seconds: float = Field(default=60.0, gt=0)
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, value: str) -> str:
+        if not value.startswith(("sqlite", "postgresql")):
+            raise ValueError("must start with sqlite:// or postgresql://")
+        return value
+
+    @field_validator("smtp_url")
+    @classmethod
+    def _parsable_smtp(cls, value: str) -> str:
+        SmtpTarget(value)
+        return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _absolute_public_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError("must be an absolute http(s) URL, e.g. https://notify.example.com")
+        return value.rstrip("/")
+
+    @field_validator("secret_keys")
+    @classmethod
+    def _some_key(cls, value: str) -> str:
+        if not [key for key in value.split(",") if key.strip()]:
+            raise ValueError("needs at least one key (comma list, newest last)")
+        return value
+
+    @model_validator(mode="after")
+    def _production_refuses_development_defaults(self) -> Settings:
+        if self.env != "production":
+            return self
+        if DEV_SECRET_KEY in self.secret_key_list:
+            raise ValueError("NOTIFY_SECRET_KEYS still holds the built-in development key")
+        if not self.postal_address.strip():
+            raise ValueError("NOTIFY_POSTAL_ADDRESS must be set in production")
+        if not self.public_url.startswith("https://"):
+            raise ValueError("NOTIFY_PUBLIC_URL must be https:// in production")
+        return self
+
+    @property
+    def secret_key_list(self) -> list[str]:
+        """Keys oldest first; itsdangerous signs with the last and verifies with all."""
+        return [key.strip() for key in self.secret_keys.split(",") if key.strip()]
+
+    @cached_property
+    def smtp(self) -> SmtpTarget:
+        return SmtpTarget(self.smtp_url)
+
+    @property
+    def broker_is_redis(self) -> bool:
+        return self.broker_url.startswith(("redis://", "rediss://"))
+
+    def sender_for(self, category: str) -> str:
+        senders = {
+            "security": self.from_security,
+            "admin": self.from_admin,
+            "product_updates": self.from_product_updates,
+        }
+        return senders.get(category, self.from_admin)
+
+
+def load_settings() -> Settings:
+    """Read the environment; raise :class:`ConfigurationError` with one line naming the variable."""
+    try:
+        return Settings()
+    except ValidationError as error:
+        first = error.errors()[0]
+        field = str(first["loc"][0]) if first["loc"] else ""
+        name = f"NOTIFY_{field.upper()}" if field else "configuration"
+        message = str(first["msg"]).removeprefix("Value error, ")
+        raise ConfigurationError(f"{name}: {message}") from None
+
+
+def load_settings_or_exit() -> Settings:
+    """For entry points: print the one-line reason and exit 2 instead of a traceback."""
+    try:
+        return load_settings()
+    except ConfigurationError as error:
+        sys.stderr.write(f"notify: bad configuration: {error}\n")
+        raise SystemExit(2) from None

@@ -1,0 +1,8 @@
+"""Typed ORM models, one module per aggregate. Import from here."""
+
+from notify.models.api_keys import ApiKey
+from notify.models.base import Base
+from notify.models.notifications import Notification, NotificationStatus
+from notify.models.recipients import Recipient
+
+__all__ = ["ApiKey", "Base", "Notification", "NotificationStatus", "Recipient"]

@@ -1,0 +1,311 @@
+"""The outbox: accepting a notification, claiming it for sending, recording how it ended.
+
+Data functions take the session first and never commit; the request or task owns the
+transaction. The claim is a compare-and-set (``queued → sending``), so a task delivered twice
+by the broker sends once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from notify import recipients
+from notify.db import SessionFactory
+from notify.mime import has_header_break, new_message_id
+from notify.models import Notification, NotificationStatus, Recipient
+from notify.models.base import utcnow
+from notify.templates import EmailTemplate, get_template
+
+Status = NotificationStatus
+
+
+@dataclass(frozen=True)
+class FieldProblem(Exception):
+    """Bad input, found before anything is stored. ``loc`` is the JSON path of the field."""
+
+    loc: tuple[str, ...]
+    msg: str
+
+
+class IdempotencyConflictError(Exception):
+    """The idempotency key was used before with a different request."""
+
+
+@dataclass(frozen=True)
+class NotificationRequest:
+    template: str
+    user_id: str
+    email: str | None
+    data: dict[str, Any]
+    idempotency_key: str | None = None
+
+    def fingerprint(self) -> str:
+        canonical = json.dumps(
+            [self.template, self.user_id, self.email, self.data],
+            sort_keys=True,
+            separators=(",", ":"),
+            default=str,
+        )
+        return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def check_data(template: EmailTemplate, data: dict[str, Any], max_bytes: int) -> None:
+    """Raise :class:`FieldProblem` for the first thing wrong with ``data`` for ``template``."""
+    size = len(json.dumps(data, separators=(",", ":"), default=str).encode("utf-8"))
+    if size > max_bytes:
+        raise FieldProblem(("data",), f"is {size} bytes; at most {max_bytes} are allowed")
+    for name in template.variables:
+        if name not in data:
+            raise FieldProblem(("data", name), f"is required by template {template.name}")
+    for name in template.subject_variables:
+        value = data.get(name)
+        if isinstance(value, str) and has_header_break(value):
+            raise FieldProblem(("data", name), "goes into the subject and must not hold line breaks")
+    for name in template.url_variables:
+        value = data.get(name)
+        if not isinstance(value, str) or not value.startswith("https://"):
+            raise FieldProblem(("data", name), "must be an absolute https:// URL")
+
+
+def find_by_idempotency_key(
+    session: Session, api_key_id: int, idempotency_key: str
+) -> Notification | None:
+    return session.scalars(
+        select(Notification).where(
+            Notification.api_key_id == api_key_id,
+            Notification.idempotency_key == idempotency_key,
+        )
+    ).one_or_none()
+
+
+def _same_request(existing: Notification, fingerprint: str) -> Notification:
+    if existing.request_hash != fingerprint:
+        raise IdempotencyConflictError
+    return existing
+
+
+def submit(
+    session: Session, api_key_id: int | None, request: NotificationRequest, *, max_data_bytes: int
+) -> tuple[Notification, bool]:
+    """Store a queued notification; returns it and whether it is new.
+
+    A repeat of an earlier request with the same idempotency key returns the earlier row; a
+    different request with that key raises :class:`IdempotencyConflictError`. Raises
+    ``TemplateNotFoundError`` and :class:`FieldProblem` before writing anything.
+    """
+    template = get_template(request.template)
+    check_data(template, request.data, max_data_bytes)
+    fingerprint = request.fingerprint()
+    if api_key_id is not None and request.idempotency_key:
+        existing = find_by_idempotency_key(session, api_key_id, request.idempotency_key)
+        if existing is not None:
+            return _same_request(existing, fingerprint), False
+    recipient = recipients.get_by_user_id(session, request.user_id)
+    if request.email is None and (recipient is None or recipient.email is None):
+        raise FieldProblem(("email",), "is required for a user this service does not know yet")
+    recipient, _ = recipients.upsert(session, request.user_id, email=request.email)
+    notification = Notification(
+        api_key_id=api_key_id,
+        idempotency_key=request.idempotency_key,
+        request_hash=fingerprint,
+        recipient_id=recipient.id,
+        template=template.name,
+        category=template.category.key,
+        data=request.data,
+        status=Status.QUEUED,
+    )
+    session.add(notification)
+    session.flush()
+    return notification, True
+
+
+def accept(
+    sessions: SessionFactory,
+    api_key_id: int | None,
+    request: NotificationRequest,
+    *,
+    max_data_bytes: int,
+) -> tuple[Notification, bool]:
+    """:func:`submit` in its own transaction, committed on return.
+
+    Two concurrent requests with one idempotency key race on the unique constraint; the loser
+    reads the winner's row in a fresh transaction and answers as a repeat would.
+    """
+    try:
+        with sessions.begin() as session:
+            return submit(session, api_key_id, request, max_data_bytes=max_data_bytes)
+    except IntegrityError:
+        if api_key_id is None or not request.idempotency_key:
+            raise
+    with sessions.begin() as session:
+        existing = find_by_idempotency_key(session, api_key_id, request.idempotency_key)
+        if existing is None:
+            raise IdempotencyConflictError
+        return _same_request(existing, request.fingerprint()), False
+
+
+def get_for_caller(session: Session, notification_id: str, api_key_id: int) -> Notification | None:
+    """A notification, only if the calling key made it."""
+    return session.scalars(
+        select(Notification).where(
+            Notification.id == notification_id, Notification.api_key_id == api_key_id
+        )
+    ).one_or_none()
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """What the worker needs to build one message, read under the claim."""
+
+    id: str
+    template: str
+    category: str
+    data: dict[str, Any]
+    attempts: int
+    message_id: str
+    email: str | None
+    recipient_public_id: str
+    locale: str | None
+    erased: bool
+
+
+def claim(session: Session, notification_id: str, *, sending_domain: str) -> Claimed | None:
+    """Move one notification ``queued → sending`` and return it, or None if not queued.
+
+    The conditional UPDATE is the guard against duplicate broker deliveries: of two workers
+    holding the same id only one sees a row. The Message-ID is made on the first claim and kept
+    on every retry. The recipient's address is read now, so a changed address applies.
+    """
+    now = utcnow()
+    row = session.execute(
+        update(Notification)
+        .where(Notification.id == notification_id, Notification.status == Status.QUEUED)
+        .values(
+            status=Status.SENDING,
+            attempts=Notification.attempts + 1,
+            claimed_at=now,
+            updated_at=now,
+            message_id=_coalesce_message_id(sending_domain),
+        )
+        .returning(
+            Notification.template,
+            Notification.category,
+            Notification.data,
+            Notification.attempts,
+            Notification.message_id,
+            Notification.recipient_id,
+        )
+        .execution_options(synchronize_session=False)
+    ).one_or_none()
+    if row is None:
+        return None
+    recipient = session.get_one(Recipient, row.recipient_id)
+    return Claimed(
+        id=notification_id,
+        template=row.template,
+        category=row.category,
+        data=row.data,
+        attempts=row.attempts,
+        message_id=row.message_id,
+        email=recipient.email,
+        recipient_public_id=recipient.public_id,
+        locale=recipient.locale,
+        erased=recipient.erased_at is not None,
+    )
+
+
+def _coalesce_message_id(sending_domain: str) -> Any:
+    return func.coalesce(Notification.message_id, new_message_id(sending_domain))
+
+
+def _finish(
+    session: Session, notification_id: str, status: Status, reason: str | None, **extra: Any
+) -> bool:
+    """Leave ``sending`` for ``status``; False if the row was not ours any more."""
+    result = session.execute(
+        update(Notification)
+        .where(Notification.id == notification_id, Notification.status == Status.SENDING)
+        .values(status=status, reason=reason, updated_at=utcnow(), **extra)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(getattr(result, "rowcount", 0))
+
+
+def mark_sent(session: Session, notification_id: str) -> bool:
+    return _finish(session, notification_id, Status.SENT, None, sent_at=utcnow())
+
+
+def mark_failed(session: Session, notification_id: str, reason: str) -> bool:
+    return _finish(session, notification_id, Status.FAILED, reason)
+
+
+def mark_suppressed(session: Session, notification_id: str, reason: str) -> bool:
+    return _finish(session, notification_id, Status.SUPPRESSED, reason)
+
+
+def schedule_retry(session: Session, notification_id: str, reason: str, delay: float) -> bool:
+    """Back to ``queued`` with the time of the next attempt; the sweeper honours that time."""
+    next_at = utcnow() + timedelta(seconds=delay)
+    return _finish(session, notification_id, Status.QUEUED, reason, next_attempt_at=next_at)
+
+
+@dataclass(frozen=True)
+class Stuck:
+    id: str
+    category: str
+
+
+def sweep_stuck(
+    session: Session,
+    *,
+    queued_for: timedelta,
+    sending_for: timedelta,
+    max_attempts: int,
+    limit: int = 500,
+    now: datetime | None = None,
+) -> Sequence[Stuck]:
+    """Find work the broker lost; return what to enqueue again.
+
+    * ``sending`` for longer than ``sending_for`` (a worker died mid-send): back to ``queued``,
+      or ``failed`` once it has used ``max_attempts``.
+    * ``queued`` and due for longer than ``queued_for`` (a lost or never-published message):
+      enqueue again, and move its due time to now so the next sweep leaves it a while.
+
+    Rows are locked with ``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so two sweepers do not
+    return the same rows; a duplicate enqueue is harmless anyway (the claim guards it).
+    """
+    now = now or utcnow()
+    stale_sending = Notification.status == Status.SENDING
+    stale_sending = and_(stale_sending, Notification.claimed_at < now - sending_for)
+    stale_queued = and_(
+        Notification.status == Status.QUEUED, Notification.next_attempt_at < now - queued_for
+    )
+    rows = session.execute(
+        select(Notification.id, Notification.category, Notification.status, Notification.attempts)
+        .where(or_(stale_sending, stale_queued))
+        .order_by(Notification.next_attempt_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    ).all()
+    requeue: list[Stuck] = []
+    for row in rows:
+        if row.status == Status.SENDING and row.attempts >= max_attempts:
+            mark_failed(session, row.id, f"worker lost during attempt {row.attempts}; gave up")
+            continue
+        session.execute(
+            update(Notification)
+            .where(Notification.id == row.id)
+            .values(status=Status.QUEUED, next_attempt_at=now, updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        requeue.append(Stuck(id=row.id, category=row.category))
+    return requeue

@@ -1,0 +1,29 @@
+"""Queue and task names, and the routes between them: the one place they are spelled.
+
+Workers consume :data:`ALL_QUEUES`; a test checks docker-compose.yml runs a worker for each.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Queue(StrEnum):
+    ESSENTIAL = "essential"  # security and administrative mail: never behind a campaign
+    BULK = "bulk"  # product updates and campaign batches
+    PERIODIC = "periodic"  # sweeper and housekeeping from beat
+
+
+class TaskName(StrEnum):
+    SEND_NOTIFICATION = "notify.send_notification"
+    SWEEP_STUCK_NOTIFICATIONS = "notify.sweep_stuck_notifications"
+    PURGE_BROKER_TABLE = "notify.purge_consumed_broker_messages"
+
+
+ALL_QUEUES: tuple[Queue, ...] = tuple(Queue)
+
+# Send tasks are routed per call (by the category's lane); these are the fixed routes.
+TASK_ROUTES: dict[str, dict[str, str]] = {
+    TaskName.SWEEP_STUCK_NOTIFICATIONS: {"queue": Queue.PERIODIC},
+    TaskName.PURGE_BROKER_TABLE: {"queue": Queue.PERIODIC},
+}

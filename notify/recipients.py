@@ -1,0 +1,43 @@
+"""Recipients: create or update by the producer's ``user_id``. Callers own the transaction."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from notify.models import Recipient
+from notify.models.base import utcnow
+
+
+def get_by_user_id(session: Session, user_id: str) -> Recipient | None:
+    return session.scalars(select(Recipient).where(Recipient.user_id == user_id)).one_or_none()
+
+
+def upsert(
+    session: Session,
+    user_id: str,
+    *,
+    email: str | None,
+    locale: str | None = None,
+    timezone: str | None = None,
+) -> tuple[Recipient, bool]:
+    """Create the recipient or update the given fields; returns it and whether it is new.
+
+    ``None`` leaves a field as it is. Two concurrent first calls for one ``user_id`` race on the
+    unique constraint: the loser gets ``IntegrityError`` and the caller may retry.
+    """
+    recipient = get_by_user_id(session, user_id)
+    created = recipient is None
+    if recipient is None:
+        recipient = Recipient(user_id=user_id)
+        session.add(recipient)
+    if email is not None:
+        recipient.email = email
+    if locale is not None:
+        recipient.locale = locale
+    if timezone is not None:
+        recipient.timezone = timezone
+    if not created:
+        recipient.updated_at = utcnow()
+    session.flush()
+    return recipient, created

@@ -1,0 +1,110 @@
+"""Renders a template into subject, text and HTML. Pure: no database, Celery or web imports.
+
+HTML renders with autoescaping, subject and text without; every variable must be defined
+(``StrictUndefined``). CSS is inlined into the HTML *source* once, when Jinja first loads a file,
+so a message costs only the Jinja render.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import css_inline
+from jinja2 import (
+    BaseLoader,
+    Environment,
+    FileSystemLoader,
+    StrictUndefined,
+    TemplateNotFound,
+)
+
+from notify.templates import EMAIL_TEMPLATES, SYSTEM_VARIABLE
+
+STYLESHEET = "_layout/email.css"
+_WHITESPACE = re.compile(r"\s+")
+
+
+@dataclass(frozen=True)
+class LayoutContext:
+    """What the layout needs besides the producer's data; never the address or a secret."""
+
+    company_name: str
+    postal_address: str
+    category_label: str
+    essential: bool
+    why_always_on: str
+    preferences_url: str
+    unsubscribe_url: str | None
+    locale: str = "en"
+
+
+@dataclass(frozen=True)
+class RenderedEmail:
+    subject: str
+    text: str
+    html: str
+
+
+class CssInliningLoader(BaseLoader):
+    """Loads from disk and inlines the shared stylesheet into every ``.html`` source."""
+
+    def __init__(self, root: Path) -> None:
+        self._files = FileSystemLoader(str(root))
+        self._css = (root / STYLESHEET).read_text(encoding="utf-8")
+
+    def get_source(
+        self, environment: Environment, template: str
+    ) -> tuple[str, str | None, Callable[[], bool] | None]:
+        source, filename, uptodate = self._files.get_source(environment, template)
+        if not template.endswith(".html"):
+            return source, filename, uptodate
+        if source.lstrip().lower().startswith("<!doctype"):
+            inliner = css_inline.CSSInliner(extra_css=self._css, load_remote_stylesheets=False)
+            return inliner.inline(source), filename, uptodate
+        return css_inline.inline_fragment(source, self._css), filename, uptodate
+
+
+@cache
+def _environments(root: Path) -> tuple[Environment, Environment]:
+    html = Environment(
+        loader=CssInliningLoader(root),
+        autoescape=True,
+        undefined=StrictUndefined,
+        auto_reload=False,
+    )
+    text = Environment(
+        loader=FileSystemLoader(str(root)),
+        autoescape=False,
+        undefined=StrictUndefined,
+        auto_reload=False,
+        keep_trailing_newline=False,
+    )
+    return html, text
+
+
+def one_line(value: str) -> str:
+    """Collapse every run of whitespace (newlines included) to one space, and strip."""
+    return _WHITESPACE.sub(" ", value).strip()
+
+
+def render(
+    name: str,
+    data: Mapping[str, Any],
+    layout: LayoutContext,
+    root: Path = EMAIL_TEMPLATES,
+) -> RenderedEmail:
+    """Render template ``name``; raises ``jinja2.UndefinedError`` if a variable is missing."""
+    if not isinstance(name, str) or "/" in name or name.startswith(("_", ".")):
+        raise TemplateNotFound(str(name))
+    html_env, text_env = _environments(root)
+    context: dict[str, Any] = dict(data)
+    subject = one_line(text_env.get_template(f"{name}/subject.txt").render(context))
+    context[SYSTEM_VARIABLE] = {**layout.__dict__, "subject": subject}
+    text = text_env.get_template(f"{name}/body.txt").render(context)
+    html = html_env.get_template(f"{name}/body.html").render(context)
+    return RenderedEmail(subject=subject, text=text.strip() + "\n", html=html)

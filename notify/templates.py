@@ -1,0 +1,76 @@
+"""The catalogue of email templates on disk: ``templates/emails/<name>/`` with ``meta.toml``.
+
+Pure: reads files, imports nothing from the database, Celery or the web layer.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, meta
+
+from notify.categories import Category, get_category
+
+TEMPLATES_ROOT = Path(__file__).resolve().parent.parent / "templates"
+EMAIL_TEMPLATES = TEMPLATES_ROOT / "emails"
+TEMPLATE_FILES = ("subject.txt", "body.txt", "body.html")
+SYSTEM_VARIABLE = "notify"  # what the layout adds; producers cannot set it
+
+
+class TemplateNotFoundError(LookupError):
+    pass
+
+
+@dataclass(frozen=True)
+class EmailTemplate:
+    """A template's metadata. ``variables`` must all be given by the producer."""
+
+    name: str
+    category: Category
+    description: str
+    variables: tuple[str, ...]
+    url_variables: tuple[str, ...] = ()
+    subject_variables: frozenset[str] = frozenset()
+    sample: dict[str, Any] = field(default_factory=dict)
+
+
+def _subject_variables(folder: Path) -> frozenset[str]:
+    source = (folder / "subject.txt").read_text(encoding="utf-8")
+    return frozenset(meta.find_undeclared_variables(Environment().parse(source)))
+
+
+def _load(folder: Path) -> EmailTemplate:
+    raw = tomllib.loads((folder / "meta.toml").read_text(encoding="utf-8"))
+    missing = [name for name in TEMPLATE_FILES if not (folder / name).is_file()]
+    if missing:
+        raise ValueError(f"template {folder.name} lacks {', '.join(missing)}")
+    return EmailTemplate(
+        name=folder.name,
+        category=get_category(raw["category"]),
+        description=raw.get("description", ""),
+        variables=tuple(raw.get("variables", [])),
+        url_variables=tuple(raw.get("url_variables", [])),
+        subject_variables=_subject_variables(folder),
+        sample=dict(raw.get("sample", {})),
+    )
+
+
+@cache
+def catalogue(root: Path = EMAIL_TEMPLATES) -> dict[str, EmailTemplate]:
+    """Every template under ``root`` by name (folders starting with ``_`` are layouts)."""
+    return {
+        folder.name: _load(folder)
+        for folder in sorted(root.iterdir())
+        if folder.is_dir() and not folder.name.startswith("_")
+    }
+
+
+def get_template(name: str) -> EmailTemplate:
+    try:
+        return catalogue()[name]
+    except KeyError:
+        raise TemplateNotFoundError(name) from None

@@ -1,0 +1,193 @@
+"""Hands a built message to the outside world: an SMTP relay or a mailbox folder.
+
+Every failure comes out as :class:`DeliveryError`, classed permanent (5xx, a bad address: never
+retry) or transient (4xx, refused or dropped connections, timeouts: retry later). The SMTP
+transport keeps one connection per process across messages, reconnects once when the server has
+dropped it, and never sends in plain text when STARTTLS was asked for.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import smtplib
+import socket
+import ssl
+import tempfile
+from dataclasses import dataclass
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Protocol
+
+from notify.config import SmtpTarget
+from notify.mime import ascii_address, needs_smtputf8
+
+log = logging.getLogger(__name__)
+
+_ENHANCED_CODE = re.compile(rb"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
+HARD_BOUNCE_CODES = frozenset({"5.1.1", "5.1.2", "5.2.1"})
+
+
+@dataclass(frozen=True)
+class DeliveryError(Exception):
+    """Why a message did not go; ``reason`` is safe to store and show (no address, no body)."""
+
+    reason: str
+    permanent: bool
+    smtp_code: int | None = None
+    enhanced_code: str | None = None
+
+    def __str__(self) -> str:
+        return self.reason
+
+    @property
+    def hard_bounce(self) -> bool:
+        return self.permanent and self.enhanced_code in HARD_BOUNCE_CODES
+
+
+def classify_reply(code: int, text: bytes | str) -> DeliveryError:
+    """A negative SMTP reply as a :class:`DeliveryError`: 5yz permanent, anything else transient."""
+    raw = text.encode("utf-8", "replace") if isinstance(text, str) else text
+    match = _ENHANCED_CODE.search(raw)
+    enhanced = match.group(0).decode() if match else None
+    message = raw.decode("utf-8", "replace").strip()[:300]
+    return DeliveryError(
+        reason=f"smtp {code} {message}".strip(),
+        permanent=500 <= code <= 599,
+        smtp_code=code,
+        enhanced_code=enhanced,
+    )
+
+
+class Transport(Protocol):
+    def send(self, message: EmailMessage, *, envelope_from: str, envelope_to: str) -> None:
+        """Deliver ``message`` or raise :class:`DeliveryError`."""
+
+    def close(self) -> None: ...
+
+
+class MailboxTransport:
+    """Writes each message as an ``.eml`` file (atomically: temp file, then rename)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def send(self, message: EmailMessage, *, envelope_from: str, envelope_to: str) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        message_id = str(message["Message-ID"] or "").strip("<>").replace("/", "_")
+        final = self.folder / f"{message_id or 'message'}.eml"
+        with tempfile.NamedTemporaryFile(dir=self.folder, suffix=".tmp", delete=False) as file:
+            file.write(message.as_bytes())
+        os.replace(file.name, final)
+
+    def close(self) -> None:
+        return None
+
+
+class SmtpTransport:
+    """One SMTP session per process, reused for every message; not thread-safe."""
+
+    def __init__(self, target: SmtpTarget, *, timeout: float, ca_file: str | None = None):
+        self.target = target
+        self.timeout = timeout
+        self.ca_file = ca_file
+        self._connection: smtplib.SMTP | None = None
+        self.connections_opened = 0
+
+    def _tls_context(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=self.ca_file)
+
+    def _connect(self) -> smtplib.SMTP:
+        target = self.target
+        try:
+            connection: smtplib.SMTP
+            if target.scheme == "smtps":
+                connection = smtplib.SMTP_SSL(
+                    target.host, target.port, timeout=self.timeout, context=self._tls_context()
+                )
+            else:
+                connection = smtplib.SMTP(target.host, target.port, timeout=self.timeout)
+            connection.ehlo()
+            if target.scheme == "smtp+starttls":
+                if not connection.has_extn("starttls"):
+                    connection.close()
+                    raise DeliveryError("relay does not offer STARTTLS; refusing to send", False)
+                connection.starttls(context=self._tls_context())
+                connection.ehlo()
+            if target.username:
+                connection.login(target.username, target.password or "")
+        except smtplib.SMTPResponseException as error:
+            raise classify_reply(error.smtp_code, error.smtp_error) from None
+        except (OSError, smtplib.SMTPException) as error:
+            raise DeliveryError(f"cannot connect to relay: {type(error).__name__}", False) from None
+        self.connections_opened += 1
+        return connection
+
+    def close(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            try:
+                connection.quit()
+            except (OSError, smtplib.SMTPException):
+                connection.close()
+
+    def send(self, message: EmailMessage, *, envelope_from: str, envelope_to: str) -> None:
+        try:
+            self._send_once(message, envelope_from, envelope_to)
+        except smtplib.SMTPServerDisconnected:
+            # The relay closed an idle connection: reconnect once and try again.
+            self._connection = None
+            try:
+                self._send_once(message, envelope_from, envelope_to)
+            except smtplib.SMTPServerDisconnected:
+                self._connection = None
+                raise DeliveryError("relay dropped the connection", False) from None
+
+    def _send_once(self, message: EmailMessage, envelope_from: str, envelope_to: str) -> None:
+        if self._connection is None:
+            self._connection = self._connect()
+        connection = self._connection
+        options = ["SMTPUTF8"] if needs_smtputf8(envelope_to) else []
+        try:
+            refused = connection.send_message(
+                message,
+                from_addr=ascii_address(envelope_from),
+                to_addrs=[ascii_address(envelope_to)],
+                mail_options=options,
+            )
+        except smtplib.SMTPServerDisconnected:
+            raise
+        except smtplib.SMTPRecipientsRefused as error:
+            self._reset()
+            code, text = next(iter(error.recipients.values()))
+            raise classify_reply(code, text) from None
+        except smtplib.SMTPNotSupportedError:
+            self._reset()
+            raise DeliveryError("unsupported_address: relay lacks SMTPUTF8", True) from None
+        except smtplib.SMTPResponseException as error:
+            self._reset()
+            raise classify_reply(error.smtp_code, error.smtp_error) from None
+        except (TimeoutError, socket.timeout, OSError) as error:
+            self._connection = None
+            connection.close()
+            raise DeliveryError(f"relay timed out or failed: {type(error).__name__}", False) from None
+        if refused:
+            code, text = next(iter(refused.values()))
+            raise classify_reply(code, text)
+
+    def _reset(self) -> None:
+        """After a refused transaction the connection is still open: RSET before reusing it."""
+        if self._connection is None:
+            return
+        try:
+            self._connection.rset()
+        except (OSError, smtplib.SMTPException):
+            self._connection.close()
+            self._connection = None
+
+
+def make_transport(target: SmtpTarget, *, timeout: float, ca_file: str | None = None) -> Transport:
+    if target.is_mailbox:
+        return MailboxTransport(target.mailbox)
+    return SmtpTransport(target, timeout=timeout, ca_file=ca_file)

@@ -113,6 +113,18 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
+    def _delays_below_visibility_timeout(self) -> Settings:
+        # Redis re-delivers an unacked task after the visibility timeout: a longer countdown,
+        # or a task running longer, would run twice.
+        limit = self.visibility_timeout_seconds
+        if self.retry_max_seconds >= limit or self.task_time_limit_seconds >= limit:
+            raise ValueError(
+                "NOTIFY_RETRY_MAX_SECONDS and NOTIFY_TASK_TIME_LIMIT_SECONDS must be below "
+                "NOTIFY_VISIBILITY_TIMEOUT_SECONDS"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _production_refuses_development_defaults(self) -> Settings:
         if self.env != "production":
             return self

@@ -1,0 +1,25 @@
+"""Every periodic job, by task name. Beat publishes them to the ``periodic`` queue."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from notify.config import Settings
+from notify.queues import Queue, TaskName
+
+
+def build_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
+    schedule: dict[str, dict[str, Any]] = {
+        "sweep-stuck-notifications": {
+            "task": TaskName.SWEEP_STUCK_NOTIFICATIONS.value,
+            "schedule": settings.sweep_interval_seconds,
+            "options": {"queue": Queue.PERIODIC.value, "expires": settings.sweep_interval_seconds},
+        },
+    }
+    if settings.broker_url.startswith("sqla+"):
+        schedule["purge-consumed-broker-messages"] = {
+            "task": TaskName.PURGE_BROKER_TABLE.value,
+            "schedule": 600.0,
+            "options": {"queue": Queue.PERIODIC.value},
+        }
+    return schedule

@@ -1,0 +1,132 @@
+"""The Celery application and what each worker process holds (engine, sessions, transport).
+
+Configuration follows the Redis caveats: late acks with reject-on-worker-lost (the claim makes
+redelivery safe), prefetch 1, no result backend, every countdown and the hard time limit below
+the visibility timeout. Built by :func:`create_celery` at process start.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, cast
+
+from celery import Celery
+from celery.signals import worker_process_init
+from celery.utils.time import get_exponential_backoff_interval
+from sqlalchemy import Engine
+
+from notify.config import Settings
+from notify.db import SessionFactory, make_engine, make_session_factory
+from notify.queues import TASK_ROUTES, Queue
+from notify.transport import Transport, make_transport
+
+
+class WorkerContext:
+    """Per-process resources, made lazily and made again in a forked child."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._pid = os.getpid()
+        self._engine: Engine | None = None
+        self._sessions: SessionFactory | None = None
+        self._transport: Transport | None = None
+
+    def _check_fork(self) -> None:
+        if os.getpid() != self._pid:
+            self.after_fork()
+
+    def after_fork(self) -> None:
+        """Drop what the parent opened; never share pooled connections across ``fork()``."""
+        self._pid = os.getpid()
+        if self._engine is not None:
+            self._engine.dispose(close=False)
+        self._transport = None
+
+    @property
+    def sessions(self) -> SessionFactory:
+        self._check_fork()
+        if self._sessions is None:
+            self._engine = make_engine(self.settings.database_url)
+            self._sessions = make_session_factory(self._engine)
+        return self._sessions
+
+    @property
+    def transport(self) -> Transport:
+        self._check_fork()
+        if self._transport is None:
+            self._transport = make_transport(
+                self.settings.smtp,
+                timeout=self.settings.smtp_timeout_seconds,
+                ca_file=self.settings.smtp_ca_file,
+            )
+        return self._transport
+
+    def retry_delay(self, attempts: int) -> float:
+        """Exponential backoff with full jitter (Celery's own formula) and a floor."""
+        settings = self.settings
+        delay = get_exponential_backoff_interval(
+            factor=settings.retry_base_seconds,
+            retries=max(attempts - 1, 0),
+            maximum=settings.retry_max_seconds,
+            full_jitter=True,
+        )
+        return float(max(delay, settings.retry_base_seconds / 2))
+
+
+class NotifyCelery(Celery):  # type: ignore[misc]
+    context: WorkerContext
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    visibility = settings.visibility_timeout_seconds
+    config: dict[str, Any] = {
+        "broker_url": settings.broker_url,
+        "broker_connection_retry_on_startup": True,
+        "broker_connection_timeout": 3,
+        "task_publish_retry_policy": {
+            "max_retries": 2,
+            "interval_start": 0,
+            "interval_step": 0.2,
+            "interval_max": 0.5,
+        },
+        "task_ignore_result": True,
+        "result_backend": None,
+        "task_serializer": "json",
+        "accept_content": ["json"],
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "task_time_limit": settings.task_time_limit_seconds,
+        "task_soft_time_limit": max(settings.task_time_limit_seconds - 30, 10),
+        "worker_prefetch_multiplier": 1,
+        "worker_cancel_long_running_tasks_on_connection_loss": True,
+        "worker_hijack_root_logger": True,
+        "task_routes": TASK_ROUTES,
+        "task_default_queue": Queue.ESSENTIAL.value,
+        "timezone": "UTC",
+        "enable_utc": True,
+    }
+    if settings.broker_is_redis:
+        # All three places, or the 1 h default wins somewhere (celery#7651).
+        config["broker_transport_options"] = {"visibility_timeout": visibility}
+        config["result_backend_transport_options"] = {"visibility_timeout": visibility}
+        config["visibility_timeout"] = visibility
+        config["worker_soft_shutdown_timeout"] = 30.0
+    return config
+
+
+def create_celery(settings: Settings) -> NotifyCelery:
+    app = NotifyCelery("notify", set_as_current=True)
+    app.conf.update(celery_config(settings))
+    app.context = WorkerContext(settings)
+    import notify.tasks  # noqa: F401  (registers the shared tasks on this app)
+
+    return app
+
+
+@worker_process_init.connect
+def _fresh_resources_in_child(**_: Any) -> None:
+    from celery import current_app
+
+    context = getattr(current_app, "context", None)
+    if context is not None:
+        cast(WorkerContext, context).after_fork()

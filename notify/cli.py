@@ -1,0 +1,195 @@
+"""The ``notify`` command line. Wrong input gets one readable line and exit code 2."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Annotated, Any, NoReturn
+
+import typer
+from jinja2 import TemplateError
+from sqlalchemy.exc import SQLAlchemyError
+
+from notify.config import Settings, load_settings_or_exit
+
+app = typer.Typer(help="notify: essential notices always, product updates only by choice.",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+db_app = typer.Typer(help="The database.", no_args_is_help=True)
+keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
+templates_app = typer.Typer(help="Email templates.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(keys_app, name="keys")
+app.add_typer(templates_app, name="templates")
+
+
+def fail(message: str) -> NoReturn:
+    typer.echo(f"notify: {message}", err=True)
+    raise typer.Exit(2)
+
+
+def _settings() -> Settings:
+    return load_settings_or_exit()
+
+
+def _json_object(raw: str, option: str) -> dict[str, Any]:
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as error:
+        fail(f"{option} is not valid JSON: {error.msg} at character {error.pos}")
+    if not isinstance(value, dict):
+        fail(f"{option} must be a JSON object, like '{{\"first_name\": \"Ada\"}}'")
+    return value
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Create or upgrade the schema to the newest migration."""
+    from notify.migrate import upgrade
+
+    settings = _settings()
+    try:
+        upgrade(settings.database_url)
+    except SQLAlchemyError as error:
+        fail(f"cannot migrate the database: {type(error).__name__}: {error.args[0]}")
+    typer.echo("database is up to date")
+
+
+@app.command()
+def web(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.", min=1, max=65535)] = 8000,
+    workers: Annotated[int, typer.Option(help="Worker processes.", min=1)] = 1,
+) -> None:
+    """Serve the HTTP API and pages with uvicorn."""
+    import uvicorn
+
+    _settings()  # refuse bad configuration before uvicorn starts
+    uvicorn.run(
+        "notify.web.app:app_from_environment",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        access_log=False,
+    )
+
+
+@keys_app.command("create")
+def keys_create(
+    name: Annotated[str, typer.Option(help="Who the key is for.")],
+    scope: Annotated[list[str], typer.Option(help="A scope; repeat for more.")],
+) -> None:
+    """Make an API key. The key is printed once, alone on the last line; only its hash is kept."""
+    from notify.api_keys import UnknownScopeError, create_key
+    from notify.db import make_engine, make_session_factory
+
+    sessions = make_session_factory(make_engine(_settings().database_url))
+    try:
+        with sessions.begin() as session:
+            key, secret = create_key(session, name, scope)
+    except UnknownScopeError as error:
+        fail(str(error))
+    except SQLAlchemyError as error:
+        fail(f"cannot store the key (did you run `notify db upgrade`?): {type(error).__name__}")
+    typer.echo(f"key {key.id} '{name}' with scopes {key.scopes}", err=True)
+    typer.echo(secret)
+
+
+@app.command()
+def send(
+    template: Annotated[str, typer.Option(help="Template name, see `notify templates list`.")],
+    user_id: Annotated[str, typer.Option("--user-id", help="The producer's id for the user.")],
+    email: Annotated[str | None, typer.Option(help="Address (needed for a new user).")] = None,
+    data: Annotated[str, typer.Option(help="Template variables as a JSON object.")] = "{}",
+) -> None:
+    """Queue one notification, as POST /v1/notifications would, and print its id."""
+    from notify.celery_app import create_celery
+    from notify.db import make_engine, make_session_factory
+    from notify.enqueue import enqueue_send
+    from notify.outbox import FieldProblem, NotificationRequest, accept
+    from notify.templates import TemplateNotFoundError
+    from notify.web.schemas import normalised_email
+
+    settings = _settings()
+    payload = _json_object(data, "--data")
+    try:
+        address = normalised_email(email) if email is not None else None
+    except ValueError as error:
+        fail(f"--email: {error}")
+    sessions = make_session_factory(make_engine(settings.database_url))
+    request = NotificationRequest(template=template, user_id=user_id, email=address, data=payload)
+    try:
+        notification, _ = accept(sessions, None, request, max_data_bytes=settings.max_data_bytes)
+    except TemplateNotFoundError:
+        fail(f"unknown template {template!r}; see `notify templates list`")
+    except FieldProblem as error:
+        fail(f"{'.'.join(error.loc)} {error.msg}")
+    except SQLAlchemyError as error:
+        fail(f"cannot store the notification: {type(error).__name__}")
+    enqueue_send(create_celery(settings), notification.id, notification.category)
+    typer.echo(notification.id)
+
+
+@templates_app.command("list")
+def templates_list() -> None:
+    """Every template with its category and the variables it needs."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from notify.templates import catalogue
+
+    table = Table("template", "category", "essential", "variables")
+    for template in catalogue().values():
+        essential = "yes" if template.category.essential else "no"
+        table.add_row(template.name, template.category.key, essential, ", ".join(template.variables))
+    Console().print(table)
+
+
+@templates_app.command("preview")
+def templates_preview(
+    name: Annotated[str, typer.Argument(help="Template name.")],
+    data: Annotated[str, typer.Option(help="Variables as JSON; the template's sample fills gaps.")] = "{}",
+    html: Annotated[bool, typer.Option(help="Print the HTML part too.")] = False,
+) -> None:
+    """Render a template with sample data and print the subject and the text part."""
+    from notify.composing import layout_context
+    from notify.rendering import render
+    from notify.templates import TemplateNotFoundError, get_template
+
+    settings = _settings()
+    payload = _json_object(data, "--data")
+    try:
+        template = get_template(name)
+    except TemplateNotFoundError:
+        fail(f"unknown template {name!r}; see `notify templates list`")
+    layout = layout_context(
+        settings,
+        template.category,
+        preferences_url=f"{settings.public_url}/preferences/PREVIEW",
+        unsubscribe_url=f"{settings.public_url}/u/PREVIEW",
+    )
+    try:
+        rendered = render(name, {**template.sample, **payload}, layout)
+    except TemplateError as error:
+        fail(f"cannot render {name}: {error}")
+    typer.echo(f"Subject: {rendered.subject}\n\n{rendered.text}")
+    if html:
+        typer.echo(rendered.html)
+
+
+@app.command()
+def dev(
+    port: Annotated[int, typer.Option(help="Web port.", min=1, max=65535)] = 8000,
+) -> None:
+    """Start web, worker and beat on the embedded default; Ctrl-C stops them all."""
+    from notify.devserver import run_dev
+
+    raise typer.Exit(run_dev(port))
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        app()
+    except TemplateError as error:
+        fail(str(error))

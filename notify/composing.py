@@ -1,0 +1,59 @@
+"""Turns a claimed notification into the message to send: layout context, render, MIME. Pure."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from notify import links
+from notify.categories import Category, get_category
+from notify.config import Settings
+from email.message import EmailMessage
+
+from notify.mime import build_message
+from notify.outbox import Claimed
+from notify.rendering import LayoutContext, render
+
+
+def layout_context(
+    settings: Settings,
+    category: Category,
+    *,
+    preferences_url: str,
+    unsubscribe_url: str | None,
+    locale: str | None = None,
+) -> LayoutContext:
+    return LayoutContext(
+        company_name=settings.company_name,
+        postal_address=settings.postal_address,
+        category_label=category.label,
+        essential=category.essential,
+        why_always_on=category.why_always_on,
+        preferences_url=preferences_url,
+        unsubscribe_url=None if category.essential else unsubscribe_url,
+        locale=(locale or "en").split("-")[0],
+    )
+
+
+def compose(settings: Settings, job: Claimed, *, now: datetime) -> EmailMessage:
+    """The message for ``job``; raises Jinja, template or header errors for a bad template."""
+    category = get_category(job.category)
+    unsubscribe = (
+        None
+        if category.essential
+        else links.unsubscribe_url(settings, job.recipient_public_id, category.key)
+    )
+    layout = layout_context(
+        settings,
+        category,
+        preferences_url=links.preferences_url(settings, job.recipient_public_id),
+        unsubscribe_url=unsubscribe,
+        locale=job.locale,
+    )
+    rendered = render(job.template, job.data, layout)
+    return build_message(
+        rendered,
+        sender=settings.sender_for(category.key),
+        recipient=job.email or "",
+        message_id=job.message_id,
+        date=now,
+    )

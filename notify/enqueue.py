@@ -1,0 +1,30 @@
+"""Publishing task messages after commit. Messages carry ids only, never personal data."""
+
+from __future__ import annotations
+
+import logging
+
+from celery import Celery
+
+from notify.categories import get_category
+from notify.queues import TaskName
+
+log = logging.getLogger(__name__)
+
+
+def enqueue_send(celery: Celery, notification_id: str, category: str) -> bool:
+    """Publish the send task on the category's lane; False (and a log line) if the broker fails.
+
+    Call only after the row is committed. A failed publish loses nothing: the row stays
+    ``queued`` and the sweeper publishes it again.
+    """
+    try:
+        celery.send_task(
+            TaskName.SEND_NOTIFICATION,
+            args=[notification_id],
+            queue=get_category(category).lane.value,
+        )
+    except Exception as error:  # the broker's errors are many; none may fail the caller
+        log.warning("enqueue of %s failed, the sweeper will retry: %s", notification_id, error)
+        return False
+    return True

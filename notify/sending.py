@@ -1,0 +1,121 @@
+"""Delivers one notification: claim, check, compose, hand to the transport, record the end.
+
+:func:`deliver` owns its transactions (the claim is committed before the relay is contacted,
+and the outcome after), so the rows are consistent whatever fails in between. It never raises
+for a delivery problem; it returns an :class:`Outcome` and the Celery task acts on it.
+"""
+
+from __future__ import annotations
+
+import logging
+from email.utils import parseaddr
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+
+from jinja2 import TemplateError
+
+from notify import outbox
+from notify.categories import get_category
+from notify.composing import compose
+from notify.config import Settings
+from notify.db import SessionFactory
+from notify.mime import HeaderInjectionError
+from notify.models.base import utcnow
+from notify.privacy_log import mask_email
+from notify.transport import DeliveryError, Transport
+
+log = logging.getLogger(__name__)
+
+
+class Result(StrEnum):
+    SKIPPED = "skipped"  # not queued any more: another delivery of the task already has it
+    SENT = "sent"
+    SUPPRESSED = "suppressed"
+    FAILED = "failed"
+    RETRY = "retry"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    result: Result
+    reason: str | None = None
+    retry_in: float = 0.0
+
+
+def suppression_reason(job: outbox.Claimed) -> str | None:
+    """Why this message must not go out now, or None. Runs against fresh state at send time."""
+    if job.erased:
+        return "erased"
+    if not job.email:
+        return "no_address"
+    if not get_category(job.category).essential:
+        return None  # preference and suppression-list checks hook in here
+    return None
+
+
+def deliver(
+    sessions: SessionFactory,
+    transport: Transport,
+    settings: Settings,
+    notification_id: str,
+    *,
+    retry_delay: Callable[[int], float],
+) -> Outcome:
+    """Send ``notification_id`` once; safe to call again for the same id at any time.
+
+    Transient relay errors put the row back in ``queued`` with a due time from
+    ``retry_delay(attempts)`` until ``settings.max_attempts`` is used; permanent ones (5xx,
+    template errors) fail it at once.
+    """
+    with sessions.begin() as session:
+        job = outbox.claim(session, notification_id, sending_domain=settings.sending_domain)
+        if job is None:
+            return Outcome(Result.SKIPPED)
+        reason = suppression_reason(job)
+        if reason is not None:
+            outbox.mark_suppressed(session, job.id, reason)
+            return Outcome(Result.SUPPRESSED, reason)
+    try:
+        message = compose(settings, job, now=utcnow())
+    except (TemplateError, HeaderInjectionError, KeyError, ValueError) as error:
+        problem = f"template error: {type(error).__name__}: {error}"[:500]
+        with sessions.begin() as session:
+            outbox.mark_failed(session, job.id, problem)
+        log.error("notification %s failed to compose: %s", job.id, problem)
+        return Outcome(Result.FAILED, problem)
+    try:
+        transport.send(message, envelope_from=_envelope_sender(settings, job), envelope_to=job.email or "")
+    except DeliveryError as error:
+        return _record_failure(sessions, settings, job, error, retry_delay)
+    with sessions.begin() as session:
+        outbox.mark_sent(session, job.id)
+    log.info("notification %s sent to %s", job.id, mask_email(job.email or ""))
+    return Outcome(Result.SENT)
+
+
+def _envelope_sender(settings: Settings, job: outbox.Claimed) -> str:
+    return parseaddr(settings.sender_for(job.category))[1]
+
+
+def _record_failure(
+    sessions: SessionFactory,
+    settings: Settings,
+    job: outbox.Claimed,
+    error: DeliveryError,
+    retry_delay: Callable[[int], float],
+) -> Outcome:
+    with sessions.begin() as session:
+        if error.permanent:
+            outbox.mark_failed(session, job.id, error.reason)
+            log.warning("notification %s failed permanently: %s", job.id, error.reason)
+            return Outcome(Result.FAILED, error.reason)
+        if job.attempts >= settings.max_attempts:
+            reason = f"gave up after {job.attempts} attempts: {error.reason}"
+            outbox.mark_failed(session, job.id, reason)
+            log.error("notification %s %s", job.id, reason)
+            return Outcome(Result.FAILED, reason)
+        delay = retry_delay(job.attempts)
+        outbox.schedule_retry(session, job.id, error.reason, delay)
+    log.info("notification %s will retry in %.1fs: %s", job.id, delay, error.reason)
+    return Outcome(Result.RETRY, error.reason, delay)

@@ -1,0 +1,39 @@
+"""The FastAPI application: built by :func:`create_app` from settings, at process start."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from notify.celery_app import create_celery
+from notify.config import Settings
+from notify.db import make_engine, make_session_factory
+from notify.web.errors import install_error_handlers
+from notify.web.routes import health, mailbox, notifications, templates, users
+from notify.web.state import WebState
+
+
+def create_app(settings: Settings) -> FastAPI:
+    app = FastAPI(
+        title="notify",
+        version="0.1.0",
+        description="Sends essential notices always, and product updates only to people who want them.",
+    )
+    engine = make_engine(settings.database_url)
+    app.state.notify = WebState(
+        settings=settings,
+        sessions=make_session_factory(engine),
+        celery=create_celery(settings),
+    )
+    install_error_handlers(app)
+    for router in (health.router, notifications.router, users.router, templates.router):
+        app.include_router(router)
+    if settings.smtp.is_mailbox and settings.env == "development":
+        app.include_router(mailbox.router)
+    return app
+
+
+def app_from_environment() -> FastAPI:
+    """For ``uvicorn --factory notify.web.app:app_from_environment``."""
+    from notify.config import load_settings_or_exit
+
+    return create_app(load_settings_or_exit())

@@ -1,0 +1,52 @@
+"""One JSON shape for every error: ``{"detail": ...}``, a list of field problems for 422.
+
+Field problems look like FastAPI's own validation errors (``loc``, ``msg``, ``type``), so a
+client handles ours and the framework's the same way. Nothing here ever shows a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from notify.outbox import FieldProblem, IdempotencyConflictError
+from notify.templates import TemplateNotFoundError
+
+log = logging.getLogger(__name__)
+
+
+def field_error(loc: tuple[str, ...], msg: str, kind: str = "value_error") -> JSONResponse:
+    body = {"detail": [{"loc": ["body", *loc], "msg": msg, "type": kind}]}
+    return JSONResponse(status_code=422, content=body)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(FieldProblem)
+    async def _field_problem(_: Request, error: FieldProblem) -> JSONResponse:
+        return field_error(error.loc, error.msg)
+
+    @app.exception_handler(TemplateNotFoundError)
+    async def _unknown_template(_: Request, error: TemplateNotFoundError) -> JSONResponse:
+        return JSONResponse(status_code=404, content={"detail": f"unknown template {error.args[0]!r}"})
+
+    @app.exception_handler(IdempotencyConflictError)
+    async def _conflict(_: Request, __: IdempotencyConflictError) -> JSONResponse:
+        detail = "this idempotency key was used for a different request"
+        return JSONResponse(status_code=409, content={"detail": detail})
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, error: RequestValidationError) -> JSONResponse:
+        problems = [
+            {"loc": list(item.get("loc", ())), "msg": item.get("msg", ""), "type": item.get("type", "")}
+            for item in error.errors()
+        ]
+        return JSONResponse(status_code=422, content={"detail": problems})
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, error: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return JSONResponse(status_code=500, content={"detail": "internal error; it has been logged"})
+

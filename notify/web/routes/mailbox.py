@@ -1,0 +1,77 @@
+"""``/dev/mailbox``: lists and renders the ``.eml`` files of the local mailbox (development only)."""
+
+from __future__ import annotations
+
+import email
+import re
+from datetime import UTC, datetime
+from email import policy
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any, cast
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import HTMLResponse, Response
+from fastapi.templating import Jinja2Templates
+
+from notify.templates import TEMPLATES_ROOT
+from notify.web.state import web_state
+
+router = APIRouter(prefix="/dev/mailbox", include_in_schema=False)
+pages = Jinja2Templates(directory=str(TEMPLATES_ROOT / "pages"))
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9._@-]+\.eml$")
+
+
+def _folder(request: Request) -> Path:
+    return web_state(request).settings.smtp.mailbox
+
+
+def _read(path: Path) -> EmailMessage:
+    return cast(EmailMessage, email.message_from_bytes(path.read_bytes(), policy=policy.default))
+
+
+def _message_path(request: Request, name: str) -> Path:
+    path = _folder(request) / name
+    if not _SAFE_NAME.match(name) or not path.is_file():
+        raise HTTPException(404, "no such message")
+    return path
+
+
+@router.get("", response_class=HTMLResponse)
+def list_messages(request: Request) -> Response:
+    folder = _folder(request)
+    files = sorted(folder.glob("*.eml"), key=lambda path: path.stat().st_mtime, reverse=True)
+    messages: list[dict[str, Any]] = []
+    for path in files[:200]:
+        parsed = _read(path)
+        received = datetime.fromtimestamp(path.stat().st_mtime, UTC)
+        messages.append(
+            {
+                "name": path.name,
+                "to": parsed["To"],
+                "subject": parsed["Subject"],
+                "received": received.strftime("%Y-%m-%d %H:%M:%S UTC"),
+            }
+        )
+    context = {"messages": messages, "folder": str(folder)}
+    return pages.TemplateResponse(request, "mailbox_list.html", context)
+
+
+@router.get("/{name}", response_class=HTMLResponse)
+def show_message(request: Request, name: str) -> Response:
+    parsed = _read(_message_path(request, name))
+    text_part = parsed.get_body(("plain",))
+    html_part = parsed.get_body(("html",))
+    context = {
+        "name": name,
+        "subject": parsed["Subject"],
+        "headers": list(parsed.items()),
+        "text": text_part.get_content() if text_part else "",
+        "html": html_part.get_content() if html_part else "",
+    }
+    return pages.TemplateResponse(request, "mailbox_message.html", context)
+
+
+@router.get("/{name}/raw")
+def raw_message(request: Request, name: str) -> Response:
+    return Response(_message_path(request, name).read_bytes(), media_type="text/plain")

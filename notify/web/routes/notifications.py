@@ -1,0 +1,56 @@
+"""``/v1/notifications``: accept one notification (202), read its status."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, HTTPException, Request
+
+from notify import outbox
+from notify.api_keys import Caller
+from notify.enqueue import enqueue_send
+from notify.outbox import FieldProblem, NotificationRequest
+from notify.web.auth import require_scope
+from notify.web.schemas import IdempotencyKey, NotificationAccepted, NotificationIn, NotificationOut
+from notify.web.state import web_state
+
+router = APIRouter(prefix="/v1/notifications", tags=["notifications"])
+Sender = Annotated[Caller, Depends(require_scope("notifications:send"))]
+
+
+@router.post("", status_code=202, response_model=NotificationAccepted)
+def send_notification(
+    body: NotificationIn,
+    caller: Sender,
+    request: Request,
+    idempotency_key: Annotated[IdempotencyKey | None, Header(alias="Idempotency-Key")] = None,
+) -> NotificationAccepted:
+    """Queue one notification. Repeating a request with its idempotency key sends nothing more."""
+    if idempotency_key and body.idempotency_key and idempotency_key != body.idempotency_key:
+        raise FieldProblem(("idempotency_key",), "differs from the Idempotency-Key header")
+    state = web_state(request)
+    submitted = NotificationRequest(
+        template=body.template,
+        user_id=body.user_id,
+        email=body.email,
+        data=body.data,
+        idempotency_key=body.idempotency_key or idempotency_key,
+    )
+    notification, created = outbox.accept(
+        state.sessions, caller.key_id, submitted, max_data_bytes=state.settings.max_data_bytes
+    )
+    if created:
+        enqueue_send(state.celery, notification.id, notification.category)
+    return NotificationAccepted(id=notification.id, status=notification.status)
+
+
+@router.get("/{notification_id}", response_model=NotificationOut)
+def get_notification(notification_id: str, caller: Sender, request: Request) -> NotificationOut:
+    """The notification's status; only the key that sent it can read it."""
+    with web_state(request).sessions() as session:
+        notification = outbox.get_for_caller(session, notification_id, caller.key_id)
+        if notification is None:
+            raise HTTPException(404, "no such notification")
+        return NotificationOut.model_validate(notification, from_attributes=True)
+
+

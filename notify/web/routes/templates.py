@@ -1,0 +1,28 @@
+"""``/v1/templates``: what can be sent, its category and the variables it needs."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+
+from notify.api_keys import Caller
+from notify.templates import catalogue
+from notify.web.auth import current_caller
+from notify.web.schemas import TemplateOut
+
+router = APIRouter(prefix="/v1/templates", tags=["templates"])
+
+
+@router.get("", response_model=list[TemplateOut])
+def list_templates(_: Annotated[Caller, Depends(current_caller)]) -> list[TemplateOut]:
+    return [
+        TemplateOut(
+            name=template.name,
+            category=template.category.key,
+            essential=template.category.essential,
+            description=template.description,
+            variables=list(template.variables),
+        )
+        for template in catalogue().values()
+    ]

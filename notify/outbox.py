@@ -28,8 +28,8 @@ from notify.templates import EmailTemplate, get_template
 Status = NotificationStatus
 
 
-@dataclass(frozen=True)
-class FieldProblem(Exception):
+@dataclass(eq=False)
+class FieldProblem(Exception):  # not frozen: raising sets __traceback__
     """Bad input, found before anything is stored. ``loc`` is the JSON path of the field."""
 
     loc: tuple[str, ...]

@@ -29,8 +29,8 @@ _ENHANCED_CODE = re.compile(rb"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
 HARD_BOUNCE_CODES = frozenset({"5.1.1", "5.1.2", "5.2.1"})
 
 
-@dataclass(frozen=True)
-class DeliveryError(Exception):
+@dataclass(eq=False)
+class DeliveryError(Exception):  # not frozen: raising sets __traceback__
     """Why a message did not go; ``reason`` is safe to store and show (no address, no body)."""
 
     reason: str

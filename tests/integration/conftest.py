@@ -1,0 +1,152 @@
+"""Session-wide real services: PostgreSQL, Redis, an SMTP server and a Celery worker."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine
+
+from notify.api_keys import SCOPES, create_key
+from notify.config import Settings
+from notify.db import SessionFactory, make_engine, make_session_factory
+from notify.migrate import upgrade
+from notify.models import Notification
+from notify.web.app import create_app
+from tests.support.services import (
+    REDIS_TEST_URL,
+    SmtpServer,
+    WorkerProcess,
+    clean_redis,
+    create_postgres_database,
+    wait_until,
+)
+
+SENDING_DOMAIN = "mail.notify.example"
+
+# Short timings so retries, the sweeper and redelivery happen within a test.
+TEST_TIMINGS = {
+    "NOTIFY_RETRY_BASE_SECONDS": "0.5",
+    "NOTIFY_RETRY_MAX_SECONDS": "2",
+    "NOTIFY_MAX_ATTEMPTS": "4",
+    "NOTIFY_VISIBILITY_TIMEOUT_SECONDS": "12",
+    "NOTIFY_TASK_TIME_LIMIT_SECONDS": "10",
+    "NOTIFY_SMTP_TIMEOUT_SECONDS": "8",
+    "NOTIFY_SWEEP_QUEUED_AFTER_SECONDS": "3",
+    "NOTIFY_SWEEP_SENDING_AFTER_SECONDS": "4",
+    "NOTIFY_SWEEP_INTERVAL_SECONDS": "1",
+}
+
+
+@dataclass
+class Stack:
+    env: dict[str, str]
+    settings: Settings
+    engine: Engine
+    sessions: SessionFactory
+    smtp: SmtpServer
+    worker: WorkerProcess
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    url, drop = create_postgres_database()
+    try:
+        upgrade(url)
+        yield url
+    finally:
+        drop()
+
+
+@pytest.fixture(scope="session")
+def smtp_server() -> Iterator[SmtpServer]:
+    server = SmtpServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def stack(
+    postgres_url: str, smtp_server: SmtpServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
+    clean_redis(REDIS_TEST_URL)
+    env_vars = {
+        "NOTIFY_DATABASE_URL": postgres_url,
+        "NOTIFY_BROKER_URL": REDIS_TEST_URL,
+        "NOTIFY_SMTP_URL": smtp_server.url,
+        "NOTIFY_PUBLIC_URL": "https://notify.example.com",
+        "NOTIFY_SENDING_DOMAIN": SENDING_DOMAIN,
+        "NOTIFY_SECRET_KEYS": "integration-test-key",
+        **TEST_TIMINGS,
+    }
+    env = {key: value for key, value in os.environ.items() if not key.startswith("NOTIFY_")}
+    env.update(env_vars)
+    settings = Settings(**{key.removeprefix("NOTIFY_").lower(): value for key, value in env_vars.items()})
+    engine = make_engine(postgres_url)
+    worker = WorkerProcess(env, tmp_path_factory.mktemp("worker") / "worker.log")
+    worker.start()
+    try:
+        yield Stack(env, settings, engine, make_session_factory(engine), smtp_server, worker)
+    finally:
+        worker.stop()
+        engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def client(stack: Stack) -> Iterator[TestClient]:
+    with TestClient(create_app(stack.settings), raise_server_exceptions=False) as test_client:
+        yield test_client
+
+
+def make_key(sessions: SessionFactory, *scopes: str) -> str:
+    with sessions.begin() as session:
+        _, secret = create_key(session, "test", scopes or SCOPES)
+    return secret
+
+
+@pytest.fixture(scope="session")
+def api_key(stack: Stack) -> str:
+    return make_key(stack.sessions)
+
+
+@pytest.fixture
+def auth(api_key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {api_key}"}
+
+
+def notification_row(stack: Stack, notification_id: str) -> Notification | None:
+    with stack.sessions() as session:
+        return session.get(Notification, notification_id)
+
+
+def wait_for_status(stack: Stack, notification_id: str, *statuses: str, timeout: float = 30) -> Notification:
+    def done() -> Notification | None:
+        row = notification_row(stack, notification_id)
+        return row if row is not None and row.status in statuses else None
+
+    result: Notification = wait_until(done, timeout, f"notification to reach {statuses}")
+    return result
+
+
+def ensure_worker(stack: Stack) -> None:
+    if not stack.worker.running:
+        stack.worker.start()
+
+
+@pytest.fixture(autouse=True)
+def _worker_left_running(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A test that stops or kills the worker leaves it running again for the next one."""
+    yield
+    if "stack" in request.fixturenames:
+        ensure_worker(request.getfixturevalue("stack"))
+
+
+def sample_data(template: str) -> dict[str, Any]:
+    from notify.templates import get_template
+
+    return dict(get_template(template).sample)

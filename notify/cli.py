@@ -193,3 +193,7 @@ def main() -> None:
         app()
     except TemplateError as error:
         fail(str(error))
+
+
+if __name__ == "__main__":
+    main()

@@ -31,17 +31,31 @@ def _wait_for_health(url: str, processes: list[subprocess.Popen[bytes]], timeout
     return False
 
 
-def _stop(processes: list[subprocess.Popen[bytes]]) -> None:
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _stop(processes: list[subprocess.Popen[bytes]], grace: float = 20) -> None:
+    """SIGTERM each child's process group, wait for all of it, SIGKILL what outlives ``grace``."""
     for process in processes:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + 15
+        if _group_alive(process.pid):
+            os.killpg(process.pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
     for process in processes:
-        try:
-            process.wait(timeout=max(deadline - time.monotonic(), 0.1))
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        while _group_alive(process.pid) and time.monotonic() < deadline:
+            process.poll()  # reap the leader so its group can empty
+            time.sleep(0.1)
+        if _group_alive(process.pid):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+def _interrupt(*_: object) -> None:
+    raise KeyboardInterrupt
 
 
 def run_dev(port: int) -> int:
@@ -65,8 +79,10 @@ def run_dev(port: int) -> int:
               "--schedule", str(ROOT / "var" / "celerybeat-schedule")]
     web = [python, "-m", "uvicorn", "--factory", "notify.web.app:app_from_environment",
            "--host", "127.0.0.1", "--port", str(port), "--no-access-log"]
-    processes = [subprocess.Popen(command, cwd=ROOT) for command in (web, worker)]
-    previous = signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    processes = [
+        subprocess.Popen(command, cwd=ROOT, start_new_session=True) for command in (web, worker)
+    ]
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         base = f"http://127.0.0.1:{port}"
         if not _wait_for_health(f"{base}/healthz", processes, timeout=60):

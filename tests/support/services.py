@@ -149,12 +149,15 @@ class ScriptedHandler:
 
 
 class SmtpServer:
-    def __init__(self) -> None:
+    """aiosmtpd on 127.0.0.1; ``idle_timeout`` makes it drop connections idle that long."""
+
+    def __init__(self, idle_timeout: float = 300) -> None:
         self.handler = ScriptedHandler()
         self.port = free_port()
         self._controller = Controller(
-            self.handler, hostname="127.0.0.1", port=self.port, ready_timeout=10
-        )
+            self.handler, hostname="127.0.0.1", port=self.port, ready_timeout=10,
+            timeout=idle_timeout,
+        )  # fmt: skip
 
     @property
     def url(self) -> str:

@@ -1,0 +1,90 @@
+"""The SMTP transport against a real SMTP server on loopback (no worker involved)."""
+
+from __future__ import annotations
+
+import email
+import time
+import uuid
+from datetime import UTC, datetime
+from email import policy
+
+import pytest
+
+from notify.config import SmtpTarget
+from notify.mime import build_message, new_message_id
+from notify.rendering import RenderedEmail
+from notify.transport import DeliveryError, SmtpTransport
+from tests.support.services import SmtpServer
+
+pytestmark = pytest.mark.integration
+
+
+def message_to(address: str) -> email.message.EmailMessage:
+    return build_message(
+        RenderedEmail("Hello", "text\n", "<p>html</p>"),
+        sender="Sender <sender@example.com>",
+        recipient=address,
+        message_id=new_message_id("example.com"),
+        date=datetime.now(UTC),
+    )
+
+
+def send(transport: SmtpTransport, address: str) -> None:
+    transport.send(message_to(address), envelope_from="sender@example.com", envelope_to=address)
+
+
+def test_one_connection_carries_many_messages_and_one_the_relay_dropped_is_reopened() -> None:
+    smtp_server = SmtpServer(idle_timeout=1)
+    smtp_server.start()
+    transport = SmtpTransport(SmtpTarget(smtp_server.url), timeout=5)
+    addresses = [f"reuse-{uuid.uuid4().hex[:8]}@example.com" for _ in range(4)]
+    for address in addresses[:3]:
+        send(transport, address)
+    assert transport.connections_opened == 1
+    time.sleep(2)  # the relay drops the idle connection after 1 s
+    send(transport, addresses[3])
+    assert transport.connections_opened == 2
+    transport.close()
+    smtp_server.stop()
+    for address in addresses:
+        received = smtp_server.handler.messages_to(address)
+        assert len(received) == 1
+        parsed = email.message_from_bytes(received[0].content, policy=policy.default)
+        assert parsed["To"] == address
+
+
+def test_a_refused_recipient_does_not_spoil_the_connection_for_the_next_message(
+    smtp_server: SmtpServer,
+) -> None:
+    transport = SmtpTransport(SmtpTarget(smtp_server.url), timeout=5)
+    refused = f"gone-{uuid.uuid4().hex[:8]}@example.com"
+    accepted = f"fine-{uuid.uuid4().hex[:8]}@example.com"
+    smtp_server.handler.script[refused] = ["550 5.1.1 no such user"]
+    with pytest.raises(DeliveryError) as caught:
+        send(transport, refused)
+    assert caught.value.permanent
+    assert caught.value.hard_bounce
+    send(transport, accepted)
+    assert transport.connections_opened == 1
+    assert len(smtp_server.handler.messages_to(accepted)) == 1
+    transport.close()
+
+
+def test_starttls_that_the_relay_does_not_offer_means_no_mail_is_sent_in_clear(
+    smtp_server: SmtpServer,
+) -> None:
+    target = SmtpTarget(f"smtp+starttls://user:secret@127.0.0.1:{smtp_server.port}")
+    transport = SmtpTransport(target, timeout=5)
+    before = smtp_server.handler.mail_from_count
+    with pytest.raises(DeliveryError) as caught:
+        send(transport, "tls-only@example.com")
+    assert not caught.value.permanent
+    assert "STARTTLS" in caught.value.reason
+    assert smtp_server.handler.mail_from_count == before
+
+
+def test_a_relay_that_is_not_listening_is_a_transient_error() -> None:
+    transport = SmtpTransport(SmtpTarget("smtp://127.0.0.1:1"), timeout=2)
+    with pytest.raises(DeliveryError) as caught:
+        send(transport, "nobody@example.com")
+    assert not caught.value.permanent

@@ -12,8 +12,11 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from notify.config import Settings, load_settings_or_exit
 
-app = typer.Typer(help="notify: essential notices always, product updates only by choice.",
-                  no_args_is_help=True, pretty_exceptions_enable=False)
+app = typer.Typer(
+    help="notify: essential notices always, product updates only by choice.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
 db_app = typer.Typer(help="The database.", no_args_is_help=True)
 keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
 templates_app = typer.Typer(help="Email templates.", no_args_is_help=True)
@@ -37,7 +40,7 @@ def _json_object(raw: str, option: str) -> dict[str, Any]:
     except json.JSONDecodeError as error:
         fail(f"{option} is not valid JSON: {error.msg} at character {error.pos}")
     if not isinstance(value, dict):
-        fail(f"{option} must be a JSON object, like '{{\"first_name\": \"Ada\"}}'")
+        fail(f'{option} must be a JSON object, like \'{{"first_name": "Ada"}}\'')
     return value
 
 
@@ -106,7 +109,7 @@ def send(
     from notify.celery_app import create_celery
     from notify.db import make_engine, make_session_factory
     from notify.enqueue import enqueue_send
-    from notify.outbox import FieldProblem, NotificationRequest, accept
+    from notify.outbox import InvalidFieldError, NotificationRequest, accept
     from notify.templates import TemplateNotFoundError
     from notify.web.schemas import normalised_email
 
@@ -122,7 +125,7 @@ def send(
         notification, _ = accept(sessions, None, request, max_data_bytes=settings.max_data_bytes)
     except TemplateNotFoundError:
         fail(f"unknown template {template!r}; see `notify templates list`")
-    except FieldProblem as error:
+    except InvalidFieldError as error:
         fail(f"{'.'.join(error.loc)} {error.msg}")
     except SQLAlchemyError as error:
         fail(f"cannot store the notification: {type(error).__name__}")
@@ -141,14 +144,18 @@ def templates_list() -> None:
     table = Table("template", "category", "essential", "variables")
     for template in catalogue().values():
         essential = "yes" if template.category.essential else "no"
-        table.add_row(template.name, template.category.key, essential, ", ".join(template.variables))
+        table.add_row(
+            template.name, template.category.key, essential, ", ".join(template.variables)
+        )
     Console().print(table)
 
 
 @templates_app.command("preview")
 def templates_preview(
     name: Annotated[str, typer.Argument(help="Template name.")],
-    data: Annotated[str, typer.Option(help="Variables as JSON; the template's sample fills gaps.")] = "{}",
+    data: Annotated[
+        str, typer.Option(help="Variables as JSON; the template's sample fills gaps.")
+    ] = "{}",
     html: Annotated[bool, typer.Option(help="Print the HTML part too.")] = False,
 ) -> None:
     """Render a template with sample data and print the subject and the text part."""

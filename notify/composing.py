@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
+from email.message import EmailMessage
 
 from notify import links
 from notify.categories import Category, get_category
 from notify.config import Settings
-from email.message import EmailMessage
-
 from notify.mime import build_message
 from notify.outbox import Claimed
 from notify.rendering import LayoutContext, render

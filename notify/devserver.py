@@ -74,13 +74,38 @@ def run_dev(port: int) -> int:
     engine.dispose()
 
     python = sys.executable
-    worker = [python, "-m", "celery", "-A", "worker", "worker", "-B",
-              "-Q", "essential,bulk,periodic", "--concurrency", "2", "--loglevel", "INFO",
-              "--schedule", str(ROOT / "var" / "celerybeat-schedule")]
-    web = [python, "-m", "uvicorn", "--factory", "notify.web.app:app_from_environment",
-           "--host", "127.0.0.1", "--port", str(port), "--no-access-log"]
+    worker = [
+        python,
+        "-m",
+        "celery",
+        "-A",
+        "worker",
+        "worker",
+        "-B",
+        "-Q",
+        "essential,bulk,periodic",
+        "--concurrency",
+        "2",
+        "--loglevel",
+        "INFO",
+        "--schedule",
+        str(ROOT / "var" / "celerybeat-schedule"),
+    ]
+    web = [
+        python,
+        "-m",
+        "uvicorn",
+        "--factory",
+        "notify.web.app:app_from_environment",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--no-access-log",
+    ]
     processes = [
-        subprocess.Popen(command, cwd=ROOT, start_new_session=True) for command in (web, worker)
+        subprocess.Popen(command, cwd=ROOT, start_new_session=True)  # noqa: S603 (our own argv)
+        for command in (web, worker)
     ]
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
@@ -89,9 +114,11 @@ def run_dev(port: int) -> int:
             sys.stderr.write("notify dev: the web server or worker did not start; see above\n")
             return 1
         mailbox = settings.smtp.mailbox if settings.smtp.is_mailbox else None
-        body = ('{"template": "security_alert", "user_id": "u-42", "email": "ada@example.com", '
-                '"data": {"first_name": "Ada", "event": "New sign-in", '
-                '"occurred_at": "just now", "location": "your laptop"}}')
+        body = (
+            '{"template": "security_alert", "user_id": "u-42", "email": "ada@example.com", '
+            '"data": {"first_name": "Ada", "event": "New sign-in", '
+            '"occurred_at": "just now", "location": "your laptop"}}'
+        )
         lines = [
             "",
             "notify is running on the embedded default (SQLite, SQL broker, local mailbox).",

@@ -71,7 +71,7 @@ def build_message(
     recipient: str,
     message_id: str,
     date: datetime,
-    extra_headers: Mapping[str, str] = {},  # noqa: B006 (read only)
+    extra_headers: Mapping[str, str] = {},
 ) -> EmailMessage:
     """One message to one recipient; raises :class:`HeaderInjectionError` on a bad value."""
     message = EmailMessage(policy=MESSAGE_POLICY)

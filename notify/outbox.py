@@ -29,7 +29,7 @@ Status = NotificationStatus
 
 
 @dataclass(eq=False)
-class FieldProblem(Exception):  # not frozen: raising sets __traceback__
+class InvalidFieldError(Exception):  # not frozen: raising sets __traceback__
     """Bad input, found before anything is stored. ``loc`` is the JSON path of the field."""
 
     loc: tuple[str, ...]
@@ -59,21 +59,23 @@ class NotificationRequest:
 
 
 def check_data(template: EmailTemplate, data: dict[str, Any], max_bytes: int) -> None:
-    """Raise :class:`FieldProblem` for the first thing wrong with ``data`` for ``template``."""
+    """Raise :class:`InvalidFieldError` for the first thing wrong with ``data`` for ``template``."""
     size = len(json.dumps(data, separators=(",", ":"), default=str).encode("utf-8"))
     if size > max_bytes:
-        raise FieldProblem(("data",), f"is {size} bytes; at most {max_bytes} are allowed")
+        raise InvalidFieldError(("data",), f"is {size} bytes; at most {max_bytes} are allowed")
     for name in template.variables:
         if name not in data:
-            raise FieldProblem(("data", name), f"is required by template {template.name}")
+            raise InvalidFieldError(("data", name), f"is required by template {template.name}")
     for name in template.subject_variables:
         value = data.get(name)
         if isinstance(value, str) and has_header_break(value):
-            raise FieldProblem(("data", name), "goes into the subject and must not hold line breaks")
+            raise InvalidFieldError(
+                ("data", name), "goes into the subject and must not hold line breaks"
+            )
     for name in template.url_variables:
         value = data.get(name)
         if not isinstance(value, str) or not value.startswith("https://"):
-            raise FieldProblem(("data", name), "must be an absolute https:// URL")
+            raise InvalidFieldError(("data", name), "must be an absolute https:// URL")
 
 
 def find_by_idempotency_key(
@@ -100,7 +102,7 @@ def submit(
 
     A repeat of an earlier request with the same idempotency key returns the earlier row; a
     different request with that key raises :class:`IdempotencyConflictError`. Raises
-    ``TemplateNotFoundError`` and :class:`FieldProblem` before writing anything.
+    ``TemplateNotFoundError`` and :class:`InvalidFieldError` before writing anything.
     """
     template = get_template(request.template)
     check_data(template, request.data, max_data_bytes)
@@ -111,7 +113,7 @@ def submit(
             return _same_request(existing, fingerprint), False
     recipient = recipients.get_by_user_id(session, request.user_id)
     if request.email is None and (recipient is None or recipient.email is None):
-        raise FieldProblem(("email",), "is required for a user this service does not know yet")
+        raise InvalidFieldError(("email",), "is required for a user this service does not know yet")
     recipient, _ = recipients.upsert(session, request.user_id, email=request.email)
     notification = Notification(
         api_key_id=api_key_id,

@@ -79,7 +79,7 @@ def _environments(root: Path) -> tuple[Environment, Environment]:
     )
     text = Environment(
         loader=FileSystemLoader(str(root)),
-        autoescape=False,
+        autoescape=False,  # noqa: S701 (subject and text/plain must not be HTML-escaped)
         undefined=StrictUndefined,
         auto_reload=False,
         keep_trailing_newline=False,

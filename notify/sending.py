@@ -8,9 +8,9 @@ for a delivery problem; it returns an :class:`Outcome` and the Celery task acts 
 from __future__ import annotations
 
 import logging
-from email.utils import parseaddr
 from collections.abc import Callable
 from dataclasses import dataclass
+from email.utils import parseaddr
 from enum import StrEnum
 
 from jinja2 import TemplateError
@@ -85,7 +85,9 @@ def deliver(
         log.error("notification %s failed to compose: %s", job.id, problem)
         return Outcome(Result.FAILED, problem)
     try:
-        transport.send(message, envelope_from=_envelope_sender(settings, job), envelope_to=job.email or "")
+        transport.send(
+            message, envelope_from=_envelope_sender(settings, job), envelope_to=job.email or ""
+        )
     except DeliveryError as error:
         return _record_failure(sessions, settings, job, error, retry_delay)
     with sessions.begin() as session:

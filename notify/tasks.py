@@ -18,7 +18,7 @@ from notify.sending import Result, deliver
 log = logging.getLogger(__name__)
 
 
-def _app(task: Task) -> NotifyCelery:  # type: ignore[type-arg]
+def _app(task: Task) -> NotifyCelery:
     return cast(NotifyCelery, task.app)
 
 
@@ -29,7 +29,7 @@ def _app(task: Task) -> NotifyCelery:  # type: ignore[type-arg]
     reject_on_worker_lost=True,
     max_retries=None,  # the database counts attempts (NOTIFY_MAX_ATTEMPTS)
 )
-def send_notification(self: Task, notification_id: str) -> str:  # type: ignore[type-arg]
+def send_notification(self: Task, notification_id: str) -> str:
     """Deliver one notification. Idempotent: a second delivery of this message does nothing.
 
     Retries: a transient relay error re-publishes this task with a countdown from the backoff
@@ -49,7 +49,7 @@ def send_notification(self: Task, notification_id: str) -> str:  # type: ignore[
 
 
 @shared_task(bind=True, name=TaskName.SWEEP_STUCK_NOTIFICATIONS.value)
-def sweep_stuck_notifications(self: Task) -> int:  # type: ignore[type-arg]
+def sweep_stuck_notifications(self: Task) -> int:
     """Re-publish notifications the broker lost or a dead worker left in ``sending``."""
     app = _app(self)
     settings = app.context.settings
@@ -68,7 +68,7 @@ def sweep_stuck_notifications(self: Task) -> int:  # type: ignore[type-arg]
 
 
 @shared_task(bind=True, name=TaskName.PURGE_BROKER_TABLE.value)
-def purge_consumed_broker_messages(self: Task) -> int:  # type: ignore[type-arg]
+def purge_consumed_broker_messages(self: Task) -> int:
     """Embedded SQL broker only: kombu never deletes consumed rows, so we do."""
     app = _app(self)
     url = app.context.settings.broker_url

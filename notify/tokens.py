@@ -23,9 +23,13 @@ def unsubscribe_token(secret_keys: list[str], recipient_public_id: str, category
     """A token that never expires and is never used up (a link scanner must not spend it)."""
     if get_category(category).essential:
         raise EssentialCategoryError(category)
-    return str(URLSafeSerializer(secret_keys, salt=UNSUBSCRIBE_SALT).dumps([recipient_public_id, category]))
+    return str(
+        URLSafeSerializer(secret_keys, salt=UNSUBSCRIBE_SALT).dumps([recipient_public_id, category])
+    )
 
 
 def preferences_token(secret_keys: list[str], recipient_public_id: str) -> str:
     """A token for the preference page; it carries its signing time and expires on read."""
-    return str(URLSafeTimedSerializer(secret_keys, salt=PREFERENCES_SALT).dumps(recipient_public_id))
+    return str(
+        URLSafeTimedSerializer(secret_keys, salt=PREFERENCES_SALT).dumps(recipient_public_id)
+    )

@@ -12,7 +12,6 @@ import logging
 import os
 import re
 import smtplib
-import socket
 import ssl
 import tempfile
 from dataclasses import dataclass
@@ -168,10 +167,12 @@ class SmtpTransport:
         except smtplib.SMTPResponseException as error:
             self._reset()
             raise classify_reply(error.smtp_code, error.smtp_error) from None
-        except (TimeoutError, socket.timeout, OSError) as error:
+        except (TimeoutError, OSError) as error:
             self._connection = None
             connection.close()
-            raise DeliveryError(f"relay timed out or failed: {type(error).__name__}", False) from None
+            raise DeliveryError(
+                f"relay timed out or failed: {type(error).__name__}", False
+            ) from None
         if refused:
             code, text = next(iter(refused.values()))
             raise classify_reply(code, text)

@@ -16,7 +16,9 @@ def create_app(settings: Settings) -> FastAPI:
     app = FastAPI(
         title="notify",
         version="0.1.0",
-        description="Sends essential notices always, and product updates only to people who want them.",
+        description=(
+            "Sends essential notices always, and product updates only to people who want them."
+        ),
     )
     engine = make_engine(settings.database_url)
     app.state.notify = WebState(

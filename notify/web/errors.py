@@ -12,7 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from notify.outbox import FieldProblem, IdempotencyConflictError
+from notify.outbox import IdempotencyConflictError, InvalidFieldError
 from notify.templates import TemplateNotFoundError
 
 log = logging.getLogger(__name__)
@@ -24,13 +24,15 @@ def field_error(loc: tuple[str, ...], msg: str, kind: str = "value_error") -> JS
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(FieldProblem)
-    async def _field_problem(_: Request, error: FieldProblem) -> JSONResponse:
+    @app.exception_handler(InvalidFieldError)
+    async def _field_problem(_: Request, error: InvalidFieldError) -> JSONResponse:
         return field_error(error.loc, error.msg)
 
     @app.exception_handler(TemplateNotFoundError)
     async def _unknown_template(_: Request, error: TemplateNotFoundError) -> JSONResponse:
-        return JSONResponse(status_code=404, content={"detail": f"unknown template {error.args[0]!r}"})
+        return JSONResponse(
+            status_code=404, content={"detail": f"unknown template {error.args[0]!r}"}
+        )
 
     @app.exception_handler(IdempotencyConflictError)
     async def _conflict(_: Request, __: IdempotencyConflictError) -> JSONResponse:
@@ -40,7 +42,11 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, error: RequestValidationError) -> JSONResponse:
         problems = [
-            {"loc": list(item.get("loc", ())), "msg": item.get("msg", ""), "type": item.get("type", "")}
+            {
+                "loc": list(item.get("loc", ())),
+                "msg": item.get("msg", ""),
+                "type": item.get("type", ""),
+            }
             for item in error.errors()
         ]
         return JSONResponse(status_code=422, content={"detail": problems})
@@ -48,5 +54,6 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, error: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return JSONResponse(status_code=500, content={"detail": "internal error; it has been logged"})
-
+        return JSONResponse(
+            status_code=500, content={"detail": "internal error; it has been logged"}
+        )

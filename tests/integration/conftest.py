@@ -86,7 +86,9 @@ def stack(
     }
     env = {key: value for key, value in os.environ.items() if not key.startswith("NOTIFY_")}
     env.update(env_vars)
-    settings = Settings(**{key.removeprefix("NOTIFY_").lower(): value for key, value in env_vars.items()})
+    settings = Settings(
+        **{key.removeprefix("NOTIFY_").lower(): value for key, value in env_vars.items()}
+    )
     engine = make_engine(postgres_url)
     worker = WorkerProcess(env, tmp_path_factory.mktemp("worker") / "worker.log")
     worker.start()
@@ -124,7 +126,9 @@ def notification_row(stack: Stack, notification_id: str) -> Notification | None:
         return session.get(Notification, notification_id)
 
 
-def wait_for_status(stack: Stack, notification_id: str, *statuses: str, timeout: float = 30) -> Notification:
+def wait_for_status(
+    stack: Stack, notification_id: str, *statuses: str, timeout: float = 30
+) -> Notification:
     def done() -> Notification | None:
         row = notification_row(stack, notification_id)
         return row if row is not None and row.status in statuses else None

@@ -27,8 +27,12 @@ def counts(stack: Stack) -> tuple[int, int]:
 
 def body(**overrides: Any) -> dict[str, Any]:
     user = uuid.uuid4().hex[:10]
-    base = {"template": "security_alert", "user_id": f"u-{user}", "email": f"{user}@example.com",
-            "data": sample_data("security_alert")}  # fmt: skip
+    base = {
+        "template": "security_alert",
+        "user_id": f"u-{user}",
+        "email": f"{user}@example.com",
+        "data": sample_data("security_alert"),
+    }
     return {**base, **overrides}
 
 
@@ -44,18 +48,36 @@ def body(**overrides: Any) -> dict[str, Any]:
         (body(data="not an object"), 422, ["body", "data"]),
         (body(user_id=""), 422, ["body", "user_id"]),
         (body(email=None, user_id=f"u-unknown-{uuid.uuid4().hex}"), 422, ["body", "email"]),
-        (body(template="product_update",
-              data={**sample_data("product_update"), "cta_url": "javascript:alert(1)"}),
-         422, ["body", "data", "cta_url"]),  # fmt: skip
+        (
+            body(
+                template="product_update",
+                data={**sample_data("product_update"), "cta_url": "javascript:alert(1)"},
+            ),
+            422,
+            ["body", "data", "cta_url"],
+        ),
     ],
-    ids=["unknown-template", "malformed-email", "crlf-email", "unknown-field", "missing-variable",
-         "oversized-data", "data-not-object", "empty-user-id", "unknown-user-without-email",
-         "non-https-url"],  # fmt: skip
+    ids=[
+        "unknown-template",
+        "malformed-email",
+        "crlf-email",
+        "unknown-field",
+        "missing-variable",
+        "oversized-data",
+        "data-not-object",
+        "empty-user-id",
+        "unknown-user-without-email",
+        "non-https-url",
+    ],
 )
 def test_bad_input_gets_a_clear_4xx_and_nothing_is_stored(
-    stack: Stack, client: TestClient, auth: dict[str, str], payload: dict[str, Any], status: int,
+    stack: Stack,
+    client: TestClient,
+    auth: dict[str, str],
+    payload: dict[str, Any],
+    status: int,
     loc: list[str] | None,
-) -> None:  # fmt: skip
+) -> None:
     before = counts(stack)
     response = client.post("/v1/notifications", json=payload, headers=auth)
     assert response.status_code == status, response.text
@@ -69,7 +91,9 @@ def test_bad_input_gets_a_clear_4xx_and_nothing_is_stored(
     assert counts(stack) == before
 
 
-def test_a_body_that_is_not_json_is_a_422(stack: Stack, client: TestClient, auth: dict[str, str]) -> None:
+def test_a_body_that_is_not_json_is_a_422(
+    stack: Stack, client: TestClient, auth: dict[str, str]
+) -> None:
     headers = {**auth, "Content-Type": "application/json"}
     response = client.post("/v1/notifications", content=b"{not json", headers=headers)
     assert response.status_code == 422
@@ -84,7 +108,10 @@ def test_a_request_without_a_valid_key_is_401_and_without_the_scope_is_403(
     assert client.post("/v1/notifications", json=body(), headers=wrong).status_code == 401
     reader = {"Authorization": f"Bearer {make_key(stack.sessions, 'users:read')}"}
     assert client.post("/v1/notifications", json=body(), headers=reader).status_code == 403
-    assert client.put("/v1/users/u-1", json={"email": "a@example.com"}, headers=reader).status_code == 403
+    assert (
+        client.put("/v1/users/u-1", json={"email": "a@example.com"}, headers=reader).status_code
+        == 403
+    )
     sender = {"Authorization": f"Bearer {make_key(stack.sessions, 'notifications:send')}"}
     assert client.get("/v1/users/u-1", headers=sender).status_code == 403
 
@@ -97,8 +124,17 @@ def test_a_notification_can_be_read_only_by_the_key_that_sent_it(
     assert client.get(f"/v1/notifications/{notification_id}", headers=other).status_code == 404
     mine = client.get(f"/v1/notifications/{notification_id}", headers=auth)
     assert mine.status_code == 200
-    assert set(mine.json()) == {"id", "status", "reason", "attempts", "template", "category",
-                                "created_at", "sent_at", "message_id"}  # fmt: skip
+    assert set(mine.json()) == {
+        "id",
+        "status",
+        "reason",
+        "attempts",
+        "template",
+        "category",
+        "created_at",
+        "sent_at",
+        "message_id",
+    }
     assert client.get("/v1/notifications/nope", headers=auth).status_code == 404
 
 
@@ -108,7 +144,9 @@ def test_a_known_user_can_be_notified_without_an_email(
     user_id = f"u-{uuid.uuid4().hex}"
     created = client.put(f"/v1/users/{user_id}", json={"email": "known@example.com"}, headers=auth)
     assert created.status_code == 201
-    response = client.post("/v1/notifications", json=body(user_id=user_id, email=None), headers=auth)
+    response = client.post(
+        "/v1/notifications", json=body(user_id=user_id, email=None), headers=auth
+    )
     assert response.status_code == 202, response.text
 
 
@@ -116,9 +154,11 @@ def test_users_are_created_updated_and_read_with_validated_fields(
     stack: Stack, client: TestClient, auth: dict[str, str]
 ) -> None:
     user_id = f"u-{uuid.uuid4().hex}"
-    first = client.put(f"/v1/users/{user_id}",
-                       json={"email": "Ada@Example.com", "locale": "en-GB", "timezone": "Europe/London"},
-                       headers=auth)  # fmt: skip
+    first = client.put(
+        f"/v1/users/{user_id}",
+        json={"email": "Ada@Example.com", "locale": "en-GB", "timezone": "Europe/London"},
+        headers=auth,
+    )
     assert first.status_code == 201, first.text
     assert first.json()["email"] == "Ada@example.com"
     second = client.put(f"/v1/users/{user_id}", json={"email": "ada@example.org"}, headers=auth)
@@ -128,8 +168,11 @@ def test_users_are_created_updated_and_read_with_validated_fields(
     assert got["email"] == "ada@example.org"
     assert got["user_id"] == user_id
     assert client.get("/v1/users/u-never-seen", headers=auth).status_code == 404
-    bad_zone = client.put(f"/v1/users/{user_id}", json={"email": "a@example.com", "timezone": "Mars/Olympus"},
-                          headers=auth)  # fmt: skip
+    bad_zone = client.put(
+        f"/v1/users/{user_id}",
+        json={"email": "a@example.com", "timezone": "Mars/Olympus"},
+        headers=auth,
+    )
     assert bad_zone.status_code == 422
     assert bad_zone.json()["detail"][0]["loc"] == ["body", "timezone"]
 
@@ -167,7 +210,9 @@ def test_healthz_reports_each_dependency(stack: Stack, client: TestClient) -> No
 def test_a_notification_is_accepted_even_when_the_broker_is_down(
     stack: Stack, auth: dict[str, str]
 ) -> None:
-    settings = Settings(database_url=stack.settings.database_url, broker_url="redis://127.0.0.1:1/0")
+    settings = Settings(
+        database_url=stack.settings.database_url, broker_url="redis://127.0.0.1:1/0"
+    )
     with TestClient(create_app(settings)) as broken_client:
         response = broken_client.post("/v1/notifications", json=body(), headers=auth)
     assert response.status_code == 202

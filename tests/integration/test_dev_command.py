@@ -20,7 +20,9 @@ from tests.support.services import ROOT, free_port, wait_until
 pytestmark = pytest.mark.integration
 
 
-def test_notify_dev_accepts_a_notification_and_writes_it_to_the_mailbox_folder(tmp_path: Path) -> None:
+def test_notify_dev_accepts_a_notification_and_writes_it_to_the_mailbox_folder(
+    tmp_path: Path,
+) -> None:
     port = free_port()
     mailbox = tmp_path / "mailbox"
     env = {key: value for key, value in os.environ.items() if not key.startswith("NOTIFY_")}
@@ -58,7 +60,9 @@ def test_notify_dev_accepts_a_notification_and_writes_it_to_the_mailbox_folder(t
         assert message["Subject"] == "Security alert: New sign-in"
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/dev/mailbox", timeout=10) as page:
             assert "Security alert: New sign-in" in page.read().decode()
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/dev/mailbox/{files[0].name}", timeout=10) as page:
+        with urllib.request.urlopen(
+            f"http://127.0.0.1:{port}/dev/mailbox/{files[0].name}", timeout=10
+        ) as page:
             shown = page.read().decode()
             assert "Hello Ada" in shown
             assert "Message-ID" in shown
@@ -92,5 +96,9 @@ def alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    state = Path(f"/proc/{pid}/stat").read_text().split()[2] if Path(f"/proc/{pid}/stat").exists() else "X"
+    state = (
+        Path(f"/proc/{pid}/stat").read_text().split()[2]
+        if Path(f"/proc/{pid}/stat").exists()
+        else "X"
+    )
     return state != "Z"

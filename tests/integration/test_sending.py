@@ -32,7 +32,9 @@ def new_address() -> str:
     return f"user-{uuid.uuid4().hex[:12]}@example.com"
 
 
-def post(client: TestClient, auth: dict[str, str], template: str, address: str, **extra: Any) -> Any:
+def post(
+    client: TestClient, auth: dict[str, str], template: str, address: str, **extra: Any
+) -> Any:
     body = {"template": template, "user_id": f"u-{address}", "email": address,
             "data": extra.pop("data", sample_data(template)), **extra}  # fmt: skip
     return client.post("/v1/notifications", json=body, headers=auth)
@@ -43,7 +45,9 @@ def parse(raw: bytes) -> EmailMessage:
 
 
 def received_one(stack: Stack, address: str, timeout: float = 30) -> EmailMessage:
-    messages = wait_until(lambda: stack.smtp.handler.messages_to(address), timeout, f"mail to {address}")
+    messages = wait_until(
+        lambda: stack.smtp.handler.messages_to(address), timeout, f"mail to {address}"
+    )
     assert len(messages) == 1, f"expected one message to {address}, got {len(messages)}"
     return parse(messages[0].content)
 
@@ -57,7 +61,12 @@ def received_one(stack: Stack, address: str, timeout: float = 30) -> EmailMessag
     ],
 )
 def test_each_template_reaches_the_smtp_server_as_a_well_formed_message(
-    stack: Stack, client: TestClient, auth: dict[str, str], template: str, category: str, sender: str
+    stack: Stack,
+    client: TestClient,
+    auth: dict[str, str],
+    template: str,
+    category: str,
+    sender: str,
 ) -> None:
     address = new_address()
     response = post(client, auth, template, address)

@@ -30,7 +30,9 @@ POSTGRES_ADMIN_URL = os.environ.get(
 REDIS_TEST_URL = os.environ.get("NOTIFY_TEST_REDIS_URL", "redis://127.0.0.1:6379/11")
 
 
-def wait_until(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.1) -> Any:
+def wait_until(
+    predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.1
+) -> Any:
     """Poll ``predicate`` until it returns something truthy; fail the test naming ``what``."""
     deadline = time.monotonic() + timeout
     while True:
@@ -116,14 +118,18 @@ class ScriptedHandler:
     stalled: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    async def handle_MAIL(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:  # noqa: N802,E501
+    async def handle_MAIL(
+        self, server: Any, session: Any, envelope: Any, address: str, options: Any
+    ) -> str:
         with self.lock:
             self.mail_from_count += 1
         envelope.mail_from = address
         envelope.mail_options.extend(options)
         return "250 OK"
 
-    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:  # noqa: N802,E501
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, options: Any
+    ) -> str:
         with self.lock:
             self.rcpt_attempts[address] = self.rcpt_attempts.get(address, 0) + 1
             steps = self.script.get(address)
@@ -136,7 +142,7 @@ class ScriptedHandler:
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         with self.lock:
             self.received.append(
                 Received(envelope.mail_from, list(envelope.rcpt_tos), bytes(envelope.content))
@@ -180,7 +186,9 @@ class SmtpServer:
 class WorkerProcess:
     """``celery -A worker worker`` (with embedded beat) as a child process group we can SIGKILL."""
 
-    def __init__(self, env: dict[str, str], log_path: Path, queues: str = "essential,bulk,periodic"):
+    def __init__(
+        self, env: dict[str, str], log_path: Path, queues: str = "essential,bulk,periodic"
+    ):
         self.env = env
         self.log_path = log_path
         self.queues = queues
@@ -193,7 +201,8 @@ class WorkerProcess:
         command = [
             sys.executable, "-m", "celery", "-A", "worker", "worker", "-B",
             "-Q", self.queues, "--pool", "prefork", "--concurrency", "2",
-            "--loglevel", "INFO", "--schedule", str(schedule), "-n", f"test-{uuid.uuid4().hex[:6]}@%h",
+            "--loglevel", "INFO", "--schedule", str(schedule),
+            "-n", f"test-{uuid.uuid4().hex[:6]}@%h",
         ]  # fmt: skip
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(

@@ -1,4 +1,4 @@
-"""``/dev/mailbox``: lists and renders the ``.eml`` files of the local mailbox (development only)."""
+"""``/dev/mailbox``: lists and renders the local mailbox's ``.eml`` files (development only)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from email import policy
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, Response
@@ -27,7 +27,8 @@ def _folder(request: Request) -> Path:
 
 
 def _read(path: Path) -> EmailMessage:
-    return cast(EmailMessage, email.message_from_bytes(path.read_bytes(), policy=policy.default))
+    message: EmailMessage = email.message_from_bytes(path.read_bytes(), policy=policy.default)
+    return message
 
 
 def _message_path(request: Request, name: str) -> Path:

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Header, HTTPException, Request
 from notify import outbox
 from notify.api_keys import Caller
 from notify.enqueue import enqueue_send
-from notify.outbox import FieldProblem, NotificationRequest
+from notify.outbox import InvalidFieldError, NotificationRequest
 from notify.web.auth import require_scope
 from notify.web.schemas import IdempotencyKey, NotificationAccepted, NotificationIn, NotificationOut
 from notify.web.state import web_state
@@ -27,7 +27,7 @@ def send_notification(
 ) -> NotificationAccepted:
     """Queue one notification. Repeating a request with its idempotency key sends nothing more."""
     if idempotency_key and body.idempotency_key and idempotency_key != body.idempotency_key:
-        raise FieldProblem(("idempotency_key",), "differs from the Idempotency-Key header")
+        raise InvalidFieldError(("idempotency_key",), "differs from the Idempotency-Key header")
     state = web_state(request)
     submitted = NotificationRequest(
         template=body.template,
@@ -52,5 +52,3 @@ def get_notification(notification_id: str, caller: Sender, request: Request) -> 
         if notification is None:
             raise HTTPException(404, "no such notification")
         return NotificationOut.model_validate(notification, from_attributes=True)
-
-

@@ -12,6 +12,8 @@ import re
 from collections.abc import Mapping
 from datetime import datetime
 from email import policy
+from email.errors import HeaderParseError
+from email.header import Header, decode_header, make_header
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
@@ -35,7 +37,21 @@ class HeaderInjectionError(ValueError):
 
 
 def has_header_break(value: str) -> bool:
-    return HEADER_BREAKS.search(value) is not None
+    """True if ``value``, or what its RFC 2047 encoded-words decode to, holds a line break.
+
+    The stdlib decodes encoded-words when a header is set and (before 3.11.10) writes a decoded
+    CR/LF out raw, so ``=?UTF-8?Q?=0D=0ABcc:_x?=`` would add a header; an encoded-word that does
+    not decode counts as a break too.
+    """
+    if HEADER_BREAKS.search(value):
+        return True
+    if "=?" not in value:
+        return False
+    try:
+        decoded = str(make_header(decode_header(value)))
+    except (HeaderParseError, LookupError, UnicodeError, ValueError):
+        return True
+    return HEADER_BREAKS.search(decoded) is not None
 
 
 def _checked(name: str, value: str) -> str:
@@ -59,6 +75,21 @@ def needs_smtputf8(address: str) -> bool:
     return not address.rpartition("@")[0].isascii()
 
 
+def _set_subject(message: EmailMessage, subject: str, international: bool) -> None:
+    """Set Subject, pre-encoding a non-ASCII one ourselves.
+
+    Python 3.11.7's header folder can drop the space between two adjacent encoded-words, so a
+    long accented subject would come back with words glued together; ``email.header.Header``
+    splits on character boundaries with the spaces inside the encoded text, each word within 75
+    characters, and ``set_raw`` stores that without a second fold.
+    """
+    if subject.isascii() or international:
+        message["Subject"] = subject
+        return
+    encoded = Header(subject, "utf-8", maxlinelen=76, header_name="Subject").encode(linesep="\n")
+    message.set_raw("Subject", encoded)
+
+
 def new_message_id(sending_domain: str) -> str:
     """A globally unique Message-ID on the sending domain, never the worker's host name."""
     return make_msgid(domain=sending_domain)
@@ -73,12 +104,19 @@ def build_message(
     date: datetime,
     extra_headers: Mapping[str, str] = {},
 ) -> EmailMessage:
-    """One message to one recipient; raises :class:`HeaderInjectionError` on a bad value."""
-    message = EmailMessage(policy=MESSAGE_POLICY)
-    message["From"] = _checked("From", sender)
+    """One message to one recipient; raises :class:`HeaderInjectionError` on a bad value.
+
+    A recipient with a non-ASCII local part gets a message with an SMTPUTF8 (``utf8``) policy,
+    so the address is never RFC 2047-encoded (only a relay offering SMTPUTF8 can take it).
+    """
     to = ascii_address(_checked("To", recipient))
-    message["To"] = to if needs_smtputf8(to) else Address(addr_spec=to)
-    message["Subject"] = _checked("Subject", rendered.subject)
+    international = needs_smtputf8(to)
+    message = EmailMessage(
+        policy=MESSAGE_POLICY.clone(utf8=True) if international else MESSAGE_POLICY
+    )
+    message["From"] = _checked("From", sender)
+    message["To"] = to if international else Address(addr_spec=to)
+    _set_subject(message, _checked("Subject", rendered.subject), international)
     message["Date"] = format_datetime(date)
     message["Message-ID"] = _checked("Message-ID", message_id)
     message["Auto-Submitted"] = "auto-generated"

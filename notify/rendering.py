@@ -42,6 +42,10 @@ class LayoutContext:
     unsubscribe_url: str | None
     locale: str = "en"
 
+    def __post_init__(self) -> None:
+        if not self.essential and not self.unsubscribe_url:
+            raise ValueError("a non-essential email needs its unsubscribe link")
+
 
 @dataclass(frozen=True)
 class RenderedEmail:

@@ -20,11 +20,11 @@ from pathlib import Path
 from typing import Protocol
 
 from notify.config import SmtpTarget
-from notify.mime import ascii_address, needs_smtputf8
+from notify.mime import ascii_address
 
 log = logging.getLogger(__name__)
 
-_ENHANCED_CODE = re.compile(rb"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
+_ENHANCED_CODE = re.compile(rb"([245])\.(\d{1,3})\.(\d{1,3})\b")
 HARD_BOUNCE_CODES = frozenset({"5.1.1", "5.1.2", "5.2.1"})
 
 
@@ -48,7 +48,7 @@ class DeliveryError(Exception):  # not frozen: raising sets __traceback__
 def classify_reply(code: int, text: bytes | str) -> DeliveryError:
     """A negative SMTP reply as a :class:`DeliveryError`: 5yz permanent, anything else transient."""
     raw = text.encode("utf-8", "replace") if isinstance(text, str) else text
-    match = _ENHANCED_CODE.search(raw)
+    match = _ENHANCED_CODE.match(raw.lstrip())  # RFC 2034: the code starts the text
     enhanced = match.group(0).decode() if match else None
     message = raw.decode("utf-8", "replace").strip()[:300]
     return DeliveryError(
@@ -147,14 +147,12 @@ class SmtpTransport:
         if self._connection is None:
             self._connection = self._connect()
         connection = self._connection
-        options = ["SMTPUTF8"] if needs_smtputf8(envelope_to) else []
         try:
             refused = connection.send_message(
                 message,
                 from_addr=ascii_address(envelope_from),
                 to_addrs=[ascii_address(envelope_to)],
-                mail_options=options,
-            )
+            )  # smtplib adds SMTPUTF8 itself for a non-ASCII address, or raises if unsupported
         except smtplib.SMTPServerDisconnected:
             raise
         except smtplib.SMTPRecipientsRefused as error:

@@ -135,13 +135,6 @@ def test_policy_rejections_and_4xx_replies_are_never_hard_bounces(code, text):
     assert not classify_reply(code, text).hard_bounce
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: notify/transport.py _ENHANCED_CODE searches the whole reply text, so the tail "
-    "of an IP address ('[10.5.1.1]') is read as enhanced code 5.1.1: a policy block "
-    "becomes a hard bounce and would suppress a good address (RFC 2034 puts the code "
-    "at the start of the text)",
-)
 def test_an_ip_address_in_a_policy_rejection_is_not_read_as_an_enhanced_code():
     error = classify_reply(554, b"Service unavailable; Client host [10.5.1.1] blocked")
 

@@ -1,6 +1,7 @@
 """The registry of mail categories: which are essential, their defaults, and their lane.
 
-Add a non-essential category here (and its sender in configuration); nothing else decides it.
+Add a non-essential category here (and its sender in configuration); whether people are
+subscribed to it until they say otherwise is configuration (``NOTIFY_SUBSCRIBED_BY_DEFAULT``).
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ class Category:
     key: str
     label: str
     essential: bool
-    subscribed_by_default: bool
     lane: Queue
     why_always_on: str = ""
 
@@ -27,7 +27,6 @@ CATEGORIES: dict[str, Category] = {
             key="security",
             label="Security alerts",
             essential=True,
-            subscribed_by_default=True,
             lane=Queue.ESSENTIAL,
             why_always_on="Security alerts protect your account, so they cannot be turned off.",
         ),
@@ -35,7 +34,6 @@ CATEGORIES: dict[str, Category] = {
             key="admin",
             label="Administrative notices",
             essential=True,
-            subscribed_by_default=True,
             lane=Queue.ESSENTIAL,
             why_always_on=(
                 "Administrative notices tell you about changes to your account or our terms, "
@@ -46,7 +44,6 @@ CATEGORIES: dict[str, Category] = {
             key="product_updates",
             label="Product updates",
             essential=False,
-            subscribed_by_default=True,
             lane=Queue.BULK,
         ),
     )
@@ -62,3 +59,7 @@ def get_category(key: str) -> Category:
         return CATEGORIES[key]
     except KeyError:
         raise UnknownCategoryError(key) from None
+
+
+def non_essential() -> list[Category]:
+    return [category for category in CATEGORIES.values() if not category.essential]

@@ -55,4 +55,11 @@ def compose(settings: Settings, job: Claimed, *, now: datetime) -> EmailMessage:
         recipient=job.email or "",
         message_id=job.message_id,
         date=now,
+        unsubscribe_url=unsubscribe,
+        list_id=None if category.essential else list_id(settings, category),
     )
+
+
+def list_id(settings: Settings, category: Category) -> str:
+    """RFC 2919 List-Id: one list per non-essential category, on the sending domain."""
+    return f"{category.label} <{category.key.replace('_', '-')}.{settings.sending_domain}>"

@@ -16,6 +16,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_SECRET_KEY = "dev-only-secret-do-not-use-in-production"  # noqa: S105 (a known placeholder)
+DEV_HASH_KEY = "dev-only-hash-key-do-not-use-in-production"
 SMTP_SCHEMES = ("smtp", "smtp+starttls", "smtps", "file")
 
 
@@ -66,6 +67,10 @@ class Settings(BaseSettings):
     smtp_ca_file: str | None = None
     public_url: str = "http://127.0.0.1:8000"
     secret_keys: str = DEV_SECRET_KEY
+    hash_key: str = DEV_HASH_KEY
+    preferences_token_days: int = Field(default=30, gt=0)
+    preferences_link_interval_seconds: int = Field(default=600, ge=0)
+    subscribed_by_default: str = "product_updates"
 
     sending_domain: str = "notify.localhost"
     from_security: str = "Security <security@notify.localhost>"
@@ -105,6 +110,17 @@ class Settings(BaseSettings):
             raise ValueError("must be an absolute http(s) URL, e.g. https://notify.example.com")
         return value.rstrip("/")
 
+    @field_validator("subscribed_by_default")
+    @classmethod
+    def _known_optional_categories(cls, value: str) -> str:
+        from notify.categories import CATEGORIES
+
+        for key in (key.strip() for key in value.split(",") if key.strip()):
+            category = CATEGORIES.get(key)
+            if category is None or category.essential:
+                raise ValueError(f"{key!r} is not a non-essential category")
+        return value
+
     @field_validator("secret_keys")
     @classmethod
     def _some_key(cls, value: str) -> str:
@@ -130,6 +146,8 @@ class Settings(BaseSettings):
             return self
         if DEV_SECRET_KEY in self.secret_key_list:
             raise ValueError("NOTIFY_SECRET_KEYS still holds the built-in development key")
+        if self.hash_key == DEV_HASH_KEY:
+            raise ValueError("NOTIFY_HASH_KEY is still the built-in development key")
         if not self.postal_address.strip():
             raise ValueError("NOTIFY_POSTAL_ADDRESS must be set in production")
         if not self.public_url.startswith("https://"):
@@ -140,6 +158,13 @@ class Settings(BaseSettings):
     def secret_key_list(self) -> list[str]:
         """Keys oldest first; itsdangerous signs with the last and verifies with all."""
         return [key.strip() for key in self.secret_keys.split(",") if key.strip()]
+
+    @property
+    def default_subscriptions(self) -> frozenset[str]:
+        """Non-essential categories a person is subscribed to until they say otherwise."""
+        return frozenset(
+            key.strip() for key in self.subscribed_by_default.split(",") if key.strip()
+        )
 
     @cached_property
     def smtp(self) -> SmtpTarget:

@@ -75,6 +75,27 @@ def needs_smtputf8(address: str) -> bool:
     return not address.rpartition("@")[0].isascii()
 
 
+class VerbatimHeader(str):
+    """A header value written exactly as given: never folded, never RFC 2047-encoded.
+
+    ``List-Unsubscribe`` must reach the mailbox provider byte for byte (a folded or encoded URL
+    breaks one-click unsubscribe), so it is stored with ``set_raw`` as one of these; the email
+    policy calls :meth:`fold` instead of refolding it.
+    """
+
+    name: str
+
+    def __new__(cls, name: str, value: str) -> VerbatimHeader:
+        if not value.isascii() or has_header_break(value) or len(name) + len(value) > 990:
+            raise HeaderInjectionError(f"{name} must be one short ASCII line")
+        header = super().__new__(cls, value)
+        header.name = name
+        return header
+
+    def fold(self, *, policy: policy.Policy) -> str:
+        return f"{self.name}: {self}{policy.linesep}"
+
+
 def _set_subject(message: EmailMessage, subject: str, international: bool) -> None:
     """Set Subject, pre-encoding a non-ASCII one ourselves.
 
@@ -103,6 +124,8 @@ def build_message(
     message_id: str,
     date: datetime,
     extra_headers: Mapping[str, str] = {},
+    unsubscribe_url: str | None = None,
+    list_id: str | None = None,
 ) -> EmailMessage:
     """One message to one recipient; raises :class:`HeaderInjectionError` on a bad value.
 
@@ -122,6 +145,14 @@ def build_message(
     message["Auto-Submitted"] = "auto-generated"
     for name, value in extra_headers.items():
         message[_checked("header name", name)] = _checked(name, value)
+    if unsubscribe_url is not None:
+        # RFC 8058: exactly one of each, the https URL only (no mailto without an inbound handler).
+        unsubscribe = VerbatimHeader("List-Unsubscribe", f"<{unsubscribe_url}>")
+        message.set_raw("List-Unsubscribe", unsubscribe)
+        one_click = VerbatimHeader("List-Unsubscribe-Post", "List-Unsubscribe=One-Click")
+        message.set_raw("List-Unsubscribe-Post", one_click)
+    if list_id is not None:
+        message["List-Id"] = _checked("List-Id", list_id)
     message.set_content(rendered.text, subtype="plain", charset="utf-8")
     message.add_alternative(rendered.html, subtype="html", charset="utf-8")
     return message

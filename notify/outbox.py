@@ -175,6 +175,7 @@ class Claimed:
     attempts: int
     message_id: str
     email: str | None
+    recipient_id: int
     recipient_public_id: str
     locale: str | None
     erased: bool
@@ -219,6 +220,7 @@ def claim(session: Session, notification_id: str, *, sending_domain: str) -> Cla
         attempts=row.attempts,
         message_id=row.message_id,
         email=recipient.email,
+        recipient_id=recipient.id,
         recipient_public_id=recipient.public_id,
         locale=recipient.locale,
         erased=recipient.erased_at is not None,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 
 def mask_email(address: str) -> str:
     """``ada@example.com`` → ``a***@example.com``; anything unparsable becomes ``***``."""
@@ -9,3 +11,11 @@ def mask_email(address: str) -> str:
     if not at or not local or not domain:
         return "***"
     return f"{local[0]}***@{domain}"
+
+
+_TOKEN_PATH = re.compile(r"^/(u|preferences)/[^/]+")
+
+
+def redact_path(path: str) -> str:
+    """A request path fit for a log line: the token in ``/u/…`` and ``/preferences/…`` hidden."""
+    return _TOKEN_PATH.sub(lambda match: f"/{match.group(1)}/[token]", path)

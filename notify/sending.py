@@ -14,13 +14,16 @@ from email.utils import parseaddr
 from enum import StrEnum
 
 from jinja2 import TemplateError
+from sqlalchemy.orm import Session
 
-from notify import outbox
+from notify import outbox, preferences, suppressions
 from notify.categories import get_category
 from notify.composing import compose
 from notify.config import Settings
+from notify.consent import Origin
 from notify.db import SessionFactory
 from notify.mime import HeaderInjectionError
+from notify.models import ConsentSource, SuppressionReason
 from notify.models.base import utcnow
 from notify.privacy_log import mask_email
 from notify.transport import DeliveryError, Transport
@@ -43,14 +46,24 @@ class Outcome:
     retry_in: float = 0.0
 
 
-def suppression_reason(job: outbox.Claimed) -> str | None:
-    """Why this message must not go out now, or None. Runs against fresh state at send time."""
+def suppression_reason(session: Session, settings: Settings, job: outbox.Claimed) -> str | None:
+    """Why this message must not go out now, or None.
+
+    Runs inside the claim's transaction, right before the relay is contacted, against fresh
+    state: an unsubscribe committed while the message waited in the queue is honoured.
+    """
     if job.erased:
         return "erased"
     if not job.email:
         return "no_address"
-    if not get_category(job.category).essential:
-        return None  # preference and suppression-list checks hook in here
+    essential = get_category(job.category).essential
+    entry = suppressions.lookup(session, settings.hash_key, job.email)
+    if entry is not None and suppressions.blocks(entry.reason, essential):
+        return suppressions.SEND_TIME_REASON.get(SuppressionReason(entry.reason), "suppressed")
+    if not preferences.subscribed_to(
+        session, job.recipient_id, job.category, settings.default_subscriptions
+    ):
+        return "unsubscribed"
     return None
 
 
@@ -72,7 +85,7 @@ def deliver(
         job = outbox.claim(session, notification_id, sending_domain=settings.sending_domain)
         if job is None:
             return Outcome(Result.SKIPPED)
-        reason = suppression_reason(job)
+        reason = suppression_reason(session, settings, job)
         if reason is not None:
             outbox.mark_suppressed(session, job.id, reason)
             return Outcome(Result.SUPPRESSED, reason)
@@ -110,6 +123,12 @@ def _record_failure(
     with sessions.begin() as session:
         if error.permanent:
             outbox.mark_failed(session, job.id, error.reason)
+            if error.hard_bounce and job.email:
+                origin = Origin(ConsentSource.BOUNCE, notification_id=job.id)
+                suppressions.suppress(
+                    session, settings.hash_key, job.email, SuppressionReason.HARD_BOUNCE,
+                    origin, detail=error.reason,
+                )  # fmt: skip
             log.warning("notification %s failed permanently: %s", job.id, error.reason)
             return Outcome(Result.FAILED, error.reason)
         if job.attempts >= settings.max_attempts:

@@ -7,7 +7,7 @@ break links already in inboxes. Payloads hold an opaque recipient id, never an a
 
 from __future__ import annotations
 
-from itsdangerous import URLSafeSerializer, URLSafeTimedSerializer
+from itsdangerous import BadData, SignatureExpired, URLSafeSerializer, URLSafeTimedSerializer
 
 from notify.categories import get_category
 
@@ -33,3 +33,33 @@ def preferences_token(secret_keys: list[str], recipient_public_id: str) -> str:
     return str(
         URLSafeTimedSerializer(secret_keys, salt=PREFERENCES_SALT).dumps(recipient_public_id)
     )
+
+
+class TokenExpiredError(Exception):
+    """A preference-page token that was genuine but is too old."""
+
+
+def read_unsubscribe_token(secret_keys: list[str], token: str) -> tuple[str, str] | None:
+    """``(recipient_public_id, category)``, or None for any kind of bad token."""
+    try:
+        payload = URLSafeSerializer(secret_keys, salt=UNSUBSCRIBE_SALT).loads(token)
+    except BadData:
+        return None
+    if not (
+        isinstance(payload, list) and len(payload) == 2 and all(isinstance(p, str) for p in payload)
+    ):
+        return None
+    public_id, category = payload
+    return public_id, category
+
+
+def read_preferences_token(secret_keys: list[str], token: str, max_age_seconds: int) -> str | None:
+    """The recipient's public id; None if bad; raises :class:`TokenExpiredError` if too old."""
+    serializer = URLSafeTimedSerializer(secret_keys, salt=PREFERENCES_SALT)
+    try:
+        payload = serializer.loads(token, max_age=max_age_seconds)
+    except SignatureExpired:
+        raise TokenExpiredError from None
+    except BadData:
+        return None
+    return payload if isinstance(payload, str) else None

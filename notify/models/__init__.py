@@ -3,6 +3,24 @@
 from notify.models.api_keys import ApiKey
 from notify.models.base import Base
 from notify.models.notifications import Notification, NotificationStatus
+from notify.models.preferences import (
+    ConsentEvent,
+    ConsentSource,
+    Preference,
+    Suppression,
+    SuppressionReason,
+)
 from notify.models.recipients import Recipient
 
-__all__ = ["ApiKey", "Base", "Notification", "NotificationStatus", "Recipient"]
+__all__ = [
+    "ApiKey",
+    "Base",
+    "ConsentEvent",
+    "ConsentSource",
+    "Notification",
+    "NotificationStatus",
+    "Preference",
+    "Recipient",
+    "Suppression",
+    "SuppressionReason",
+]

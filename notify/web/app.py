@@ -8,7 +8,17 @@ from notify.celery_app import create_celery
 from notify.config import Settings
 from notify.db import make_engine, make_session_factory
 from notify.web.errors import install_error_handlers
-from notify.web.routes import health, mailbox, notifications, templates, users
+from notify.web.routes import (
+    health,
+    mailbox,
+    notifications,
+    preference_pages,
+    preferences_api,
+    suppressions,
+    templates,
+    unsubscribe,
+    users,
+)
 from notify.web.state import WebState
 
 
@@ -27,7 +37,17 @@ def create_app(settings: Settings) -> FastAPI:
         celery=create_celery(settings),
     )
     install_error_handlers(app)
-    for router in (health.router, notifications.router, users.router, templates.router):
+    routers = (
+        health.router,
+        notifications.router,
+        users.router,
+        preferences_api.router,
+        suppressions.router,
+        templates.router,
+        unsubscribe.router,
+        preference_pages.router,
+    )
+    for router in routers:
         app.include_router(router)
     if settings.smtp.is_mailbox and settings.env == "development":
         app.include_router(mailbox.router)

@@ -13,6 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from notify.outbox import IdempotencyConflictError, InvalidFieldError
+from notify.privacy_log import redact_path
 from notify.templates import TemplateNotFoundError
 
 log = logging.getLogger(__name__)
@@ -53,7 +54,12 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, error: Exception) -> JSONResponse:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        log.error(
+            "unhandled %s on %s %s",
+            type(error).__name__,
+            request.method,
+            redact_path(request.url.path),
+        )
         return JSONResponse(
             status_code=500, content={"detail": "internal error; it has been logged"}
         )

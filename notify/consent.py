@@ -1,0 +1,54 @@
+"""The consent log: one appended row for every change of what a person receives."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from notify.models import ConsentEvent
+
+
+@dataclass(frozen=True)
+class Origin:
+    """How a change came about: its source, and who or what caused it when that is known."""
+
+    source: str
+    actor: str | None = None
+    notification_id: str | None = None
+    campaign_id: int | None = None
+
+
+def record(
+    session: Session,
+    recipient_id: int | None,
+    category: str,
+    action: str,
+    origin: Origin,
+    detail: str | None = None,
+) -> ConsentEvent:
+    """Append one event (never updated afterwards). The caller commits."""
+    event = ConsentEvent(
+        recipient_id=recipient_id,
+        category=category,
+        action=action,
+        source=origin.source,
+        actor=origin.actor,
+        notification_id=origin.notification_id,
+        campaign_id=origin.campaign_id,
+        detail=detail,
+    )
+    session.add(event)
+    return event
+
+
+def history(session: Session, recipient_id: int, limit: int = 1000) -> Sequence[ConsentEvent]:
+    """A person's events, newest first."""
+    return session.scalars(
+        select(ConsentEvent)
+        .where(ConsentEvent.recipient_id == recipient_id)
+        .order_by(ConsentEvent.created_at.desc(), ConsentEvent.id.desc())
+        .limit(limit)
+    ).all()

@@ -1,0 +1,71 @@
+"""Preferences (one row per recipient and category; an absent row means the category default), the
+append-only consent log, and the suppression list keyed by a hash of the address."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from notify.models.base import Base, utcnow
+
+
+class ConsentSource(StrEnum):
+    ONE_CLICK = "one_click"  # RFC 8058 POST from a mail client, or the button on /u/<token>
+    PAGE = "page"  # the "stop all non-essential mail" choice on the unsubscribe page
+    UNDO = "undo"  # re-subscribe offered right after an unsubscribe
+    PREFERENCE_CENTRE = "preference_centre"
+    API = "api"
+    BOUNCE = "bounce"
+    COMPLAINT = "complaint"
+    OPERATOR = "operator"
+
+
+class SuppressionReason(StrEnum):
+    HARD_BOUNCE = "hard_bounce"  # stops all mail to the address
+    COMPLAINT = "complaint"  # stops non-essential mail
+    OPERATOR = "operator"  # stops non-essential mail
+    ERASED = "erased"  # stops non-essential mail until a fresh opt-in
+
+
+class Preference(Base):
+    __tablename__ = "preferences"
+    __table_args__ = (UniqueConstraint("recipient_id", "category"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    recipient_id: Mapped[int] = mapped_column(ForeignKey("recipients.id", ondelete="CASCADE"))
+    category: Mapped[str] = mapped_column(String(50))
+    subscribed: Mapped[bool]
+    source: Mapped[str] = mapped_column(String(30))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ConsentEvent(Base):
+    """Append-only: rows are inserted, never updated (proof of consent, GDPR Art. 7(1))."""
+
+    __tablename__ = "consent_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    recipient_id: Mapped[int | None] = mapped_column(
+        ForeignKey("recipients.id", ondelete="SET NULL"), index=True
+    )
+    category: Mapped[str] = mapped_column(String(50))
+    action: Mapped[str] = mapped_column(String(40))  # subscribed, unsubscribed, suppressed:...
+    source: Mapped[str] = mapped_column(String(30))
+    actor: Mapped[str | None] = mapped_column(String(100))  # API key name, for API and operator
+    notification_id: Mapped[str | None] = mapped_column(String(36))
+    campaign_id: Mapped[int | None]
+    detail: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+class Suppression(Base):
+    __tablename__ = "suppressions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    address_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    reason: Mapped[str] = mapped_column(String(20))
+    detail: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -1,0 +1,116 @@
+"""Who wants which non-essential category. Essential categories are always on.
+
+Data functions take the session first and never commit. :func:`set_subscription` is an upsert,
+so two one-click requests racing for the same person both succeed, and it logs a consent event
+only when the state actually changes (a repeated unsubscribe is a no-op).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from notify import consent
+from notify.categories import CATEGORIES, Category, get_category
+from notify.consent import Origin
+from notify.models import Preference
+from notify.models.base import utcnow
+
+
+class EssentialCategoryError(ValueError):
+    """Essential categories cannot be switched off."""
+
+
+@dataclass(frozen=True)
+class PreferenceState:
+    category: Category
+    subscribed: bool
+    changed_at: datetime | None = None
+    source: str | None = None
+
+
+def is_subscribed(category: Category, row: Preference | None, defaults: frozenset[str]) -> bool:
+    if category.essential:
+        return True
+    return row.subscribed if row is not None else category.key in defaults
+
+
+def current(
+    session: Session, recipient_id: int, defaults: frozenset[str]
+) -> dict[str, PreferenceState]:
+    """Every category with the person's state (defaults where they never chose)."""
+    rows = {
+        row.category: row
+        for row in session.scalars(
+            select(Preference).where(Preference.recipient_id == recipient_id)
+        )
+    }
+    states: dict[str, PreferenceState] = {}
+    for key, category in CATEGORIES.items():
+        row = None if category.essential else rows.get(key)
+        states[key] = PreferenceState(
+            category=category,
+            subscribed=is_subscribed(category, row, defaults),
+            changed_at=row.updated_at if row else None,
+            source=row.source if row else None,
+        )
+    return states
+
+
+def subscribed_to(
+    session: Session, recipient_id: int, category_key: str, defaults: frozenset[str]
+) -> bool:
+    """One person, one category, read fresh (the send-time check)."""
+    category = get_category(category_key)
+    if category.essential:
+        return True
+    row = session.scalars(
+        select(Preference).where(
+            Preference.recipient_id == recipient_id, Preference.category == category_key
+        )
+    ).one_or_none()
+    return is_subscribed(category, row, defaults)
+
+
+def set_subscription(
+    session: Session,
+    recipient_id: int,
+    category_key: str,
+    subscribed: bool,
+    origin: Origin,
+    defaults: frozenset[str],
+) -> bool:
+    """Record the person's choice; returns True if it changed anything.
+
+    Raises ``UnknownCategoryError`` for an unknown key and :class:`EssentialCategoryError` for an
+    essential one (nothing is written then).
+    """
+    category = get_category(category_key)
+    if category.essential:
+        raise EssentialCategoryError(category_key)
+    before = subscribed_to(session, recipient_id, category_key, defaults)
+    values = {
+        "recipient_id": recipient_id,
+        "category": category_key,
+        "subscribed": subscribed,
+        "source": origin.source,
+        "updated_at": utcnow(),
+    }
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    insert = dialect.insert(Preference).values(values)
+    if before == subscribed:
+        session.execute(insert.on_conflict_do_nothing(index_elements=["recipient_id", "category"]))
+        return False
+    session.execute(
+        insert.on_conflict_do_update(
+            index_elements=["recipient_id", "category"],
+            set_={key: values[key] for key in ("subscribed", "source", "updated_at")},
+        )
+    )
+    action = "subscribed" if subscribed else "unsubscribed"
+    consent.record(session, recipient_id, category_key, action, origin)
+    return True

@@ -1,0 +1,97 @@
+"""The suppression list: addresses we must not mail, keyed by an HMAC of the normalised address.
+
+A hard bounce stops all mail to the address; a complaint, an operator's entry or an erasure
+stops non-essential mail. Policy rejections (5.7.x) never land here. Data functions take the
+session first and never commit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from notify import consent
+from notify.consent import Origin
+from notify.mime import ascii_address
+from notify.models import Recipient, Suppression, SuppressionReason
+
+ALL_CATEGORIES = "*"
+SEND_TIME_REASON = {
+    SuppressionReason.HARD_BOUNCE: "bounced",
+    SuppressionReason.COMPLAINT: "complained",
+    SuppressionReason.OPERATOR: "suppressed",
+    SuppressionReason.ERASED: "suppressed",
+}
+
+
+def normalise(address: str) -> str:
+    """Case-folded, with the domain as IDNA A-labels: one spelling per mailbox."""
+    return ascii_address(address.strip()).lower()
+
+
+def address_hash(hash_key: str, address: str) -> str:
+    digest = hmac.new(hash_key.encode(), normalise(address).encode(), hashlib.sha256)
+    return digest.hexdigest()
+
+
+def blocks(reason: str, essential: bool) -> bool:
+    """Whether a suppression for ``reason`` stops a message of an (essential or not) category."""
+    return reason == SuppressionReason.HARD_BOUNCE or not essential
+
+
+def lookup(session: Session, hash_key: str, address: str) -> Suppression | None:
+    return session.scalars(
+        select(Suppression).where(Suppression.address_hash == address_hash(hash_key, address))
+    ).one_or_none()
+
+
+def _recipients_with(session: Session, address: str) -> list[int | None]:
+    """Ids of the people with this address, or ``[None]``: the event is logged either way."""
+    found: list[int | None] = list(
+        session.scalars(
+            select(Recipient.id).where(func.lower(Recipient.email) == address.strip().lower())
+        )
+    )
+    return found or [None]
+
+
+def suppress(
+    session: Session,
+    hash_key: str,
+    address: str,
+    reason: SuppressionReason,
+    origin: Origin,
+    detail: str | None = None,
+) -> bool:
+    """Add the address (a hard bounce upgrades an existing entry); True if anything changed."""
+    existing = lookup(session, hash_key, address)
+    if existing is not None:
+        if existing.reason == reason or reason != SuppressionReason.HARD_BOUNCE:
+            return False
+        existing.reason = reason
+        existing.detail = detail
+    else:
+        session.add(
+            Suppression(address_hash=address_hash(hash_key, address), reason=reason, detail=detail)
+        )
+    for recipient_id in _recipients_with(session, address):
+        consent.record(
+            session, recipient_id, ALL_CATEGORIES, f"suppressed:{reason}", origin, detail
+        )
+    session.flush()
+    return True
+
+
+def lift(session: Session, hash_key: str, address: str, origin: Origin) -> bool:
+    """Remove the address from the list; True if it was there."""
+    result = session.execute(
+        delete(Suppression).where(Suppression.address_hash == address_hash(hash_key, address))
+    )
+    if not getattr(result, "rowcount", 0):
+        return False
+    for recipient_id in _recipients_with(session, address):
+        consent.record(session, recipient_id, ALL_CATEGORIES, "unsuppressed", origin)
+    return True

@@ -1,0 +1,36 @@
+"""Lenient form parsing for the public POST endpoints.
+
+RFC 8058 clients send ``application/x-www-form-urlencoded`` (``List-Unsubscribe=One-Click``),
+some send ``multipart/form-data`` and some send nothing at all; a body we cannot parse is read
+as empty rather than refused.
+"""
+
+from __future__ import annotations
+
+import logging
+from urllib.parse import parse_qs
+
+from fastapi import Request
+
+log = logging.getLogger(__name__)
+MAX_BODY_BYTES = 16_384
+
+
+async def lenient_form(request: Request) -> dict[str, list[str]]:
+    """Field name → values; ``{}`` for an empty, oversized or unparsable body."""
+    content_type = request.headers.get("content-type", "").lower()
+    try:
+        if content_type.startswith("multipart/form-data"):
+            form = await request.form(max_files=0, max_fields=50)
+            fields: dict[str, list[str]] = {}
+            for key, value in form.multi_items():
+                if isinstance(value, str):
+                    fields.setdefault(key, []).append(value)
+            return fields
+        body = await request.body()
+    except Exception as error:  # a broken body must not stop an unsubscribe
+        log.info("unparsable form body ignored: %s", type(error).__name__)
+        return {}
+    if len(body) > MAX_BODY_BYTES:
+        return {}
+    return parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)

@@ -1,0 +1,171 @@
+"""``/preferences``: the preference page behind a signed, expiring link, and the form that
+emails a fresh link.
+
+The request form answers the same whether or not the address is known; a link is sent only to
+a known address, at most once per ``NOTIFY_PREFERENCES_LINK_INTERVAL_SECONDS``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from fastapi import APIRouter, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from sqlalchemy import func, select
+
+from notify import outbox, preferences
+from notify.categories import non_essential
+from notify.consent import Origin
+from notify.enqueue import enqueue_send
+from notify.models import ConsentSource, Notification, Recipient
+from notify.models.base import utcnow
+from notify.outbox import NotificationRequest
+from notify.privacy_log import mask_email
+from notify.tokens import TokenExpiredError, read_preferences_token
+from notify.web.forms import lenient_form
+from notify.web.pages import invalid_link, page
+from notify.web.schemas import normalised_email
+from notify.web.state import WebState, web_state
+
+router = APIRouter(include_in_schema=False)
+LINK_TEMPLATE = "preferences_link"
+
+
+@dataclass(frozen=True)
+class Person:
+    recipient_id: int
+    masked_email: str
+
+
+class Expired:
+    pass
+
+
+def _person(state: WebState, token: str) -> Person | Expired | None:
+    max_age = state.settings.preferences_token_days * 86_400
+    try:
+        public_id = read_preferences_token(state.settings.secret_key_list, token, max_age)
+    except TokenExpiredError:
+        return Expired()
+    if public_id is None:
+        return None
+    with state.sessions() as session:
+        recipient = session.scalars(
+            select(Recipient).where(Recipient.public_id == public_id)
+        ).one_or_none()
+        if recipient is None or recipient.erased_at is not None:
+            return None
+        return Person(recipient.id, mask_email(recipient.email or ""))
+
+
+def _show(request: Request, token: str, person: Person, saved: bool) -> Response:
+    state = web_state(request)
+    with state.sessions() as session:
+        states = preferences.current(
+            session, person.recipient_id, state.settings.default_subscriptions
+        )
+    categories = [
+        {
+            "key": key,
+            "label": item.category.label,
+            "essential": item.category.essential,
+            "why_always_on": item.category.why_always_on,
+            "subscribed": item.subscribed,
+        }
+        for key, item in states.items()
+    ]
+    context = {
+        "masked_email": person.masked_email,
+        "categories": categories,
+        "action": f"/preferences/{token}",
+        "saved": saved,
+    }
+    return page(request, "preferences.html", context)
+
+
+def _request_page(request: Request, *, expired: bool = False, sent: bool = False) -> Response:
+    days = web_state(request).settings.preferences_token_days
+    context = {"expired": expired, "sent": sent, "days": days}
+    return page(request, "preferences_request.html", context, status_code=410 if expired else 200)
+
+
+@router.api_route("/preferences/{token}", methods=["GET", "HEAD"])
+def preference_page(token: str, request: Request) -> Response:
+    person = _person(web_state(request), token)
+    if isinstance(person, Expired):
+        return _request_page(request, expired=True)
+    if person is None:
+        return invalid_link(request)
+    return _show(request, token, person, saved=False)
+
+
+@router.post("/preferences/{token}")
+async def save_preferences(token: str, request: Request) -> Response:
+    """Checked boxes are subscribed, unchecked ones are not; essential ones cannot change."""
+    state = web_state(request)
+    person = await run_in_threadpool(_person, state, token)
+    if isinstance(person, Expired):
+        return _request_page(request, expired=True)
+    if person is None:
+        return invalid_link(request)
+    chosen = set((await lenient_form(request)).get("category", []))
+
+    def save() -> None:
+        defaults = state.settings.default_subscriptions
+        origin = Origin(ConsentSource.PREFERENCE_CENTRE)
+        with state.sessions.begin() as session:
+            for category in non_essential():
+                subscribed = category.key in chosen
+                preferences.set_subscription(
+                    session, person.recipient_id, category.key, subscribed, origin, defaults
+                )
+
+    await run_in_threadpool(save)
+    return await run_in_threadpool(_show, request, token, person, True)
+
+
+@router.get("/preferences")
+def request_link_page(request: Request) -> Response:
+    return _request_page(request)
+
+
+def _send_link(state: WebState, address: str) -> None:
+    """Queue the link email for a known address unless one went out within the interval."""
+    interval = timedelta(seconds=state.settings.preferences_link_interval_seconds)
+    with state.sessions.begin() as session:
+        recipient = session.scalars(
+            select(Recipient).where(
+                func.lower(Recipient.email) == address.lower(), Recipient.erased_at.is_(None)
+            )
+        ).first()
+        if recipient is None:
+            return
+        recent = session.scalar(
+            select(func.count())
+            .select_from(Notification)
+            .where(
+                Notification.recipient_id == recipient.id,
+                Notification.template == LINK_TEMPLATE,
+                Notification.created_at > utcnow() - interval,
+            )
+        )
+        if recent:
+            return
+        request = NotificationRequest(LINK_TEMPLATE, recipient.user_id, None, {})
+        notification, _ = outbox.submit(session, None, request, max_data_bytes=1024)
+        notification_id, category = notification.id, notification.category
+    enqueue_send(state.celery, notification_id, category)
+
+
+@router.post("/preferences")
+async def request_link(request: Request) -> Response:
+    form = await lenient_form(request)
+    raw = (form.get("email") or [""])[0]
+    try:
+        address = normalised_email(raw)
+    except ValueError:
+        address = None
+    if address is not None:
+        await run_in_threadpool(_send_link, web_state(request), address)
+    return _request_page(request, sent=True)

@@ -1,0 +1,119 @@
+"""``/v1/users/{user_id}/preferences`` and ``/consent``: read and change what a person receives."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends, HTTPException, Request
+from pydantic import BaseModel
+from sqlalchemy.orm import Session
+
+from notify import consent, preferences, recipients
+from notify.api_keys import Caller
+from notify.categories import CATEGORIES
+from notify.consent import Origin
+from notify.models import ConsentSource, Recipient
+from notify.outbox import InvalidFieldError
+from notify.web.auth import require_scope
+from notify.web.schemas import UserId
+from notify.web.state import web_state
+
+router = APIRouter(prefix="/v1/users", tags=["preferences"])
+Reader = Annotated[Caller, Depends(require_scope("preferences:read"))]
+Writer = Annotated[Caller, Depends(require_scope("preferences:write"))]
+
+
+class CategoryState(BaseModel):
+    subscribed: bool
+    essential: bool
+    changed_at: datetime | None = None
+    source: str | None = None
+
+
+class PreferencesOut(BaseModel):
+    user_id: str
+    categories: dict[str, CategoryState]
+
+
+class ConsentEventOut(BaseModel):
+    category: str
+    action: str
+    source: str
+    actor: str | None
+    notification_id: str | None
+    campaign_id: int | None
+    detail: str | None
+    created_at: datetime
+
+
+def _recipient(session: Session, user_id: str) -> Recipient:
+    recipient = recipients.get_by_user_id(session, user_id)
+    if recipient is None or recipient.erased_at is not None:
+        raise HTTPException(404, "no such user")
+    return recipient
+
+
+def _out(session: Session, recipient: Recipient, defaults: frozenset[str]) -> PreferencesOut:
+    states = preferences.current(session, recipient.id, defaults)
+    categories = {
+        key: CategoryState(
+            subscribed=state.subscribed,
+            essential=state.category.essential,
+            changed_at=state.changed_at,
+            source=state.source,
+        )
+        for key, state in states.items()
+    }
+    return PreferencesOut(user_id=recipient.user_id, categories=categories)
+
+
+def _checked_changes(body: dict[str, Any]) -> dict[str, bool]:
+    """Refuse the whole request (422) if any key is unknown, not a boolean, or essential-off."""
+    if not body:
+        raise InvalidFieldError((), 'name at least one category, e.g. {"product_updates": false}')
+    for key, value in body.items():
+        category = CATEGORIES.get(key)
+        if category is None:
+            raise InvalidFieldError((key,), f"unknown category; known: {', '.join(CATEGORIES)}")
+        if not isinstance(value, bool):
+            raise InvalidFieldError((key,), "must be true or false")
+        if category.essential and not value:
+            raise InvalidFieldError(
+                (key,), f"{category.label} are essential and cannot be turned off"
+            )
+    return {key: value for key, value in body.items() if not CATEGORIES[key].essential}
+
+
+@router.get("/{user_id}/preferences", response_model=PreferencesOut)
+def get_preferences(user_id: UserId, request: Request, _: Reader) -> PreferencesOut:
+    state = web_state(request)
+    with state.sessions() as session:
+        return _out(session, _recipient(session, user_id), state.settings.default_subscriptions)
+
+
+@router.patch("/{user_id}/preferences", response_model=PreferencesOut)
+def patch_preferences(
+    user_id: UserId,
+    request: Request,
+    caller: Writer,
+    body: Annotated[dict[str, Any], Body(examples=[{"product_updates": False}])],
+) -> PreferencesOut:
+    """Change categories; all or nothing. Each change is logged with the calling key's name."""
+    changes = _checked_changes(body)
+    state = web_state(request)
+    defaults = state.settings.default_subscriptions
+    origin = Origin(ConsentSource.API, actor=caller.name)
+    with state.sessions.begin() as session:
+        recipient = _recipient(session, user_id)
+        for key, subscribed in changes.items():
+            preferences.set_subscription(session, recipient.id, key, subscribed, origin, defaults)
+        return _out(session, recipient, defaults)
+
+
+@router.get("/{user_id}/consent", response_model=list[ConsentEventOut])
+def get_consent(user_id: UserId, request: Request, _: Reader) -> list[ConsentEventOut]:
+    """Every recorded change for this person, newest first."""
+    with web_state(request).sessions() as session:
+        events = consent.history(session, _recipient(session, user_id).id)
+        return [ConsentEventOut.model_validate(event, from_attributes=True) for event in events]

@@ -17,6 +17,11 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
+# Browser tests drive Debian's Chromium with Playwright; never a browser download.
+CHROMIUM := /usr/bin/chromium
+$(CHROMIUM):
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+
 install: $(STAMP)  ## create the virtual environment and install notify with its test tools
 
 run: $(STAMP)  ## start web, worker and beat on the embedded default (SQLite, SQL broker, mailbox folder)
@@ -27,7 +32,7 @@ lint: $(STAMP)  ## ruff and mypy
 	$(BIN)/ruff format --check notify tests bench worker.py beat_schedule.py
 	$(BIN)/mypy
 
-test: $(STAMP) lint  ## install what the tests need, lint, run every test (needs PostgreSQL and Redis)
+test: $(STAMP) $(CHROMIUM) lint  ## install what the tests need, lint, run every test (needs PostgreSQL and Redis)
 	$(BIN)/pytest
 
 bench: $(STAMP)  ## benchmarks against real services (see bench/README.md)

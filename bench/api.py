@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -210,15 +211,17 @@ def run_wrk(
     ]  # fmt: skip
     runner = Child("wrk", command, None, log)
     cpu = CpuMeter(groups={"notify web (all workers)": web.pid})
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu.start()
     runner.start()
-    cpu.groups["wrk"] = runner.pid
     assert runner.process is not None
     try:
         runner.process.wait(timeout=duration + 60)
     except subprocess.TimeoutExpired:
         runner.stop(timeout=5)
         raise RuntimeError(f"wrk did not finish within {duration + 60:.0f}s") from None
+    reaped = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu.reaped["wrk"] = (reaped.ru_utime + reaped.ru_stime) - (children.ru_utime + children.ru_stime)
     cpu.stop()
     output = log.read_text(errors="replace")
     if runner.process.returncode != 0:
@@ -328,19 +331,18 @@ def main(argv: list[str] | None = None) -> int:
             return http_status(f"{base}/healthz") == 200
 
         wait_for(healthy, 60, "notify web to answer /healthz with 200", 0.2)
-        run = uuid.uuid4().hex[:8]
-        scripts = {}
-        for method, path in (("GET", "/healthz"), ("POST", "/v1/notifications")):
-            scripts[method] = workdir / f"{method.lower()}.lua"
-            scripts[method].write_text(lua_script(method, path, run, api_key))
         say(
             f"wrk: {threads} threads, {args.connections} connections, {args.duration:g}s per "
             f"endpoint after {args.warmup:g}s unmeasured warm-up; {args.workers} uvicorn workers"
         )
 
         def measure(method: str, path: str, label: str, warm: bool) -> WrkResult:
+            # A new run id for every wrk process: its counters start at 0 again, and a reused
+            # Idempotency-Key would be answered as a repeat (202 without a new row).
+            script = workdir / f"{method.lower()}-{uuid.uuid4().hex[:6]}.lua"
+            script.write_text(lua_script(method, path, uuid.uuid4().hex[:10], api_key))
             return run_wrk(
-                wrk, label, f"{base}{path}", scripts[method],
+                wrk, label, f"{base}{path}", script,
                 duration=args.warmup if warm else args.duration, connections=args.connections,
                 threads=threads, web=web, workdir=workdir,
             )  # fmt: skip
@@ -351,6 +353,7 @@ def main(argv: list[str] | None = None) -> int:
         results.append(measure("GET", "/healthz", "GET /healthz", False))
         if args.warmup > 0:
             measure("POST", "/v1/notifications", "warm-up POST", True)
+            time.sleep(1.0)  # let the warm-up's last requests land before counting rows
         rows_before = count_rows(database_url)
         tasks_before = queued_tasks()
         results.append(measure("POST", "/v1/notifications", "POST /v1/notifications", False))

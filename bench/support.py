@@ -194,11 +194,17 @@ def _processes() -> dict[tuple[int, int], _Proc]:
     return found
 
 
-def _machine_busy() -> float:
-    """CPU seconds spent not idle since boot, all cores together."""
-    values = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    user, nice, system, idle, iowait, irq, softirq, steal = values[:8]
-    return (user + nice + system + irq + softirq + steal) / _TICKS
+_CPU_FIELDS = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
+
+
+def _machine() -> dict[str, float]:
+    """CPU seconds since boot by kind (``/proc/stat``), all cores together."""
+    values = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    return {name: int(value) / _TICKS for name, value in zip(_CPU_FIELDS, values, strict=False)}
+
+
+def _busy(kinds: dict[str, float]) -> float:
+    return sum(value for name, value in kinds.items() if name not in ("idle", "iowait"))
 
 
 @dataclass
@@ -212,19 +218,23 @@ class CpuMeter:
 
     groups: dict[str, int] = field(default_factory=dict)
     _before: dict[tuple[int, int], _Proc] = field(default_factory=dict)
-    _busy_before: float = 0.0
+    _machine_before: dict[str, float] = field(default_factory=dict)
+    kinds: dict[str, float] = field(default_factory=dict)
     _wall_before: float = 0.0
     result: dict[str, float] = field(default_factory=dict)
+    reaped: dict[str, float] = field(default_factory=dict)  # children that ended, by rusage
     wall: float = 0.0
 
     def start(self) -> None:
         self._before = _processes()
-        self._busy_before = _machine_busy()
+        self._machine_before = _machine()
         self._wall_before = time.monotonic()
 
     def stop(self) -> dict[str, float]:
         after = _processes()
-        busy = _machine_busy() - self._busy_before
+        machine = _machine()
+        self.kinds = {name: machine[name] - self._machine_before[name] for name in machine}
+        busy = _busy(self.kinds)
         self.wall = time.monotonic() - self._wall_before
         by_pgid = {pgid: label for label, pgid in self.groups.items()}
         used: dict[str, float] = {}
@@ -235,9 +245,20 @@ class CpuMeter:
                 continue
             label = by_pgid.get(proc.pgrp, proc.comm)
             used[label] = used.get(label, 0.0) + delta
+        for label, seconds in self.reaped.items():
+            used[label] = used.get(label, 0.0) + seconds
         used["(machine, all processes)"] = busy
         self.result = used
         return used
+
+    def others(self, show: Iterable[str], top: int = 3) -> str:
+        """The biggest consumers outside ``show``, e.g. ``python3 1.2s, kworker 0.1s``."""
+        skip = {*show, "(machine, all processes)"}
+        rest = sorted(
+            ((seconds, label) for label, seconds in self.result.items() if label not in skip),
+            reverse=True,
+        )
+        return ", ".join(f"{label} {seconds:.2f}s" for seconds, label in rest[:top] if seconds)
 
     def table(self, per: int, unit: str, show: Iterable[str]) -> list[str]:
         """Lines: CPU seconds, share of the 2-core machine and ms per ``unit`` for each group."""
@@ -255,4 +276,11 @@ class CpuMeter:
             share = 100 * seconds / (self.wall * cores) if self.wall else 0.0
             per_unit = 1000 * seconds / per if per else 0.0
             lines.append(f"    {label:<28}{seconds:>8.2f}{share:>13.0f}%{per_unit:>16.3f}")
+        others = self.others(named)
+        if others:
+            lines.append(f"    (other = kernel work outside processes and: {others})")
+        kinds = ", ".join(
+            f"{name} {seconds:.2f}" for name, seconds in self.kinds.items() if name != "idle"
+        )
+        lines.append(f"    (machine CPU s by kind: {kinds})")
         return lines

@@ -20,6 +20,7 @@ from notify.web.app import create_app
 from tests.support.services import (
     REDIS_TEST_URL,
     SmtpServer,
+    WebProcess,
     WorkerProcess,
     clean_redis,
     create_postgres_database,
@@ -97,6 +98,14 @@ def stack(
     finally:
         worker.stop()
         engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def web_server(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebProcess]:
+    server = WebProcess(stack.env, tmp_path_factory.mktemp("web") / "web.log")
+    server.start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture(scope="session")

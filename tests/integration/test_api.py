@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from notify.config import Settings
 from notify.models import Notification, Recipient
 from notify.web.app import create_app
-from tests.integration.conftest import Stack, make_key, sample_data
+from tests.support.stack import Stack, make_key, sample_data
 
 pytestmark = pytest.mark.integration
 
@@ -181,7 +181,7 @@ def test_templates_are_listed_with_their_category_and_required_variables(
     client: TestClient, auth: dict[str, str]
 ) -> None:
     listed = {item["name"]: item for item in client.get("/v1/templates", headers=auth).json()}
-    assert set(listed) == {"security_alert", "admin_notice", "product_update"}
+    assert set(listed) == {"security_alert", "admin_notice", "product_update", "preferences_link"}
     assert listed["security_alert"]["category"] == "security"
     assert listed["security_alert"]["essential"] is True
     assert listed["product_update"]["essential"] is False

@@ -16,14 +16,14 @@ import pytest
 import redis
 from fastapi.testclient import TestClient
 
-from tests.integration.conftest import (
+from tests.support.services import REDIS_TEST_URL, wait_until
+from tests.support.stack import (
     SENDING_DOMAIN,
     Stack,
     notification_row,
     sample_data,
     wait_for_status,
 )
-from tests.support.services import REDIS_TEST_URL, wait_until
 
 pytestmark = pytest.mark.integration
 

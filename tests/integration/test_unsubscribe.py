@@ -20,8 +20,8 @@ from notify.config import Settings
 from notify.models import ConsentEvent, Recipient
 from notify.tokens import unsubscribe_token
 from notify.web.app import create_app
-from tests.integration.conftest import Stack, sample_data, wait_for_status
 from tests.support.services import WebProcess, wait_until
+from tests.support.stack import Stack, sample_data, wait_for_status
 
 pytestmark = pytest.mark.integration
 SCANNERS = [
@@ -29,14 +29,16 @@ SCANNERS = [
     "Barracuda Sentinel (EE)",
     "Mimecast URL Protect",
     "Proofpoint URL Defense",
-    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120 Safari/537.36",
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120",
 ]
 
 
 def new_user(client: TestClient, auth: dict[str, str]) -> tuple[str, str]:
     token = uuid.uuid4().hex[:12]
     user_id, address = f"u-{token}", f"pref-{token}@example.com"
-    assert client.put(f"/v1/users/{user_id}", json={"email": address}, headers=auth).status_code == 201
+    assert (
+        client.put(f"/v1/users/{user_id}", json={"email": address}, headers=auth).status_code == 201
+    )
     return user_id, address
 
 
@@ -47,14 +49,17 @@ def send(client: TestClient, auth: dict[str, str], user_id: str, template: str) 
     return str(response.json()["id"])
 
 
-def delivered(stack: Stack, address: str, count: int = 1, timeout: float = 30) -> list[EmailMessage]:
+def delivered(
+    stack: Stack, address: str, count: int = 1, timeout: float = 30
+) -> list[EmailMessage]:
     def enough() -> list[Any]:
         found = stack.smtp.handler.messages_to(address)
         return found if len(found) >= count else []
 
     messages = wait_until(enough, timeout, f"{count} message(s) to {address}")
     return [
-        cast(EmailMessage, email.message_from_bytes(m.content, policy=policy.default)) for m in messages
+        cast(EmailMessage, email.message_from_bytes(m.content, policy=policy.default))
+        for m in messages
     ]
 
 
@@ -78,9 +83,7 @@ def consent_count(stack: Stack, user_id: str) -> int:
     with stack.sessions() as session:
         recipient_id = session.scalar(select(Recipient.id).where(Recipient.user_id == user_id))
         return int(
-            session.scalar(
-                select(func.count()).where(ConsentEvent.recipient_id == recipient_id)
-            )
+            session.scalar(select(func.count()).where(ConsentEvent.recipient_id == recipient_id))
             or 0
         )
 
@@ -95,7 +98,9 @@ def test_a_product_update_carries_one_click_headers_and_the_layouts_footer(
     lines = headers.split(b"\r\n")
     unsubscribe = [line for line in lines if line.lower().startswith(b"list-unsubscribe:")]
     assert len(unsubscribe) == 1
-    assert re.fullmatch(rb"List-Unsubscribe: <https://notify\.example\.com/u/[A-Za-z0-9_.\-]+>", unsubscribe[0])
+    assert re.fullmatch(
+        rb"List-Unsubscribe: <https://notify\.example\.com/u/[A-Za-z0-9_.\-]+>", unsubscribe[0]
+    )
     assert len(unsubscribe[0]) - len(b"List-Unsubscribe: <>") < 200
     assert [line for line in lines if line.lower().startswith(b"list-unsubscribe-post:")] == [
         b"List-Unsubscribe-Post: List-Unsubscribe=One-Click"
@@ -201,7 +206,7 @@ def test_the_unsubscribe_page_names_the_category_masks_the_address_and_runs_no_s
     page = client.get(unsubscribe_path(delivered(stack, address)[0]))
     assert page.status_code == 200
     assert "product updates" in page.text.lower()
-    assert f"p***@example.com" in page.text
+    assert "p***@example.com" in page.text
     assert address not in page.text
     assert "<script" not in page.text.lower()
     assert page.text.count('method="post"') == 2
@@ -213,9 +218,12 @@ def test_the_unsubscribe_page_names_the_category_masks_the_address_and_runs_no_s
         (b"List-Unsubscribe=One-Click", "application/x-www-form-urlencoded"),
         (b"", None),
         (b"\xff\xfe not a form", "application/x-www-form-urlencoded"),
-        (b"--b\r\nContent-Disposition: form-data; name=\"List-Unsubscribe\"\r\n\r\nOne-Click\r\n--b--\r\n",
-         "multipart/form-data; boundary=b"),
-        (b"{\"json\": true}", "application/json"),
+        (
+            b"--b\r\nContent-Disposition: form-data; "
+            b'name="List-Unsubscribe"\r\n\r\nOne-Click\r\n--b--\r\n',
+            "multipart/form-data; boundary=b",
+        ),
+        (b'{"json": true}', "application/json"),
     ],
     ids=["urlencoded", "empty", "garbage", "multipart", "json"],
 )
@@ -230,7 +238,9 @@ def test_any_body_unsubscribes_without_a_redirect_and_repeating_it_is_harmless(
     if content_type:
         headers["Content-Type"] = content_type
     for _ in range(2):
-        response = client.post(f"/u/{token}", content=content, headers=headers, follow_redirects=False)
+        response = client.post(
+            f"/u/{token}", content=content, headers=headers, follow_redirects=False
+        )
         assert response.status_code == 200
         assert "set-cookie" not in response.headers
     assert not subscribed(client, auth, user_id)
@@ -260,7 +270,9 @@ def test_every_kind_of_bad_token_gets_the_same_page_and_changes_nothing(
 ) -> None:
     user_id, _ = new_user(client, auth)
     with stack.sessions() as session:
-        public_id = str(session.scalar(select(Recipient.public_id).where(Recipient.user_id == user_id)))
+        public_id = str(
+            session.scalar(select(Recipient.public_id).where(Recipient.user_id == user_id))
+        )
     keys = stack.settings.secret_key_list
     good = unsubscribe_token(keys, public_id, "product_updates")
     bad = {
@@ -296,7 +308,9 @@ def test_a_link_signed_before_a_key_rotation_still_works(
 ) -> None:
     user_id, _ = new_user(client, auth)
     with stack.sessions() as session:
-        public_id = str(session.scalar(select(Recipient.public_id).where(Recipient.user_id == user_id)))
+        public_id = str(
+            session.scalar(select(Recipient.public_id).where(Recipient.user_id == user_id))
+        )
     old_token = unsubscribe_token(stack.settings.secret_key_list, public_id, "product_updates")
     rotated = Settings(
         database_url=stack.settings.database_url,
@@ -325,7 +339,11 @@ def test_the_api_refuses_to_turn_off_essential_mail_and_changes_all_or_nothing(
     changed = client.patch(url, json={"product_updates": False, "security": True}, headers=auth)
     assert changed.status_code == 200
     state = changed.json()["categories"]
-    assert state["product_updates"] == {**state["product_updates"], "subscribed": False, "source": "api"}
+    assert state["product_updates"] == {
+        **state["product_updates"],
+        "subscribed": False,
+        "source": "api",
+    }
     assert state["security"]["subscribed"] is True and state["security"]["essential"] is True
     event = client.get(f"/v1/users/{user_id}/consent", headers=auth).json()[0]
     assert (event["source"], event["actor"]) == ("api", "test")
@@ -370,7 +388,10 @@ def test_a_complaint_stops_product_updates_and_lifting_it_restores_them(
     assert row.reason == "complained"
     wait_for_status(stack, send(client, auth, user_id, "security_alert"), "sent")
     soft = {"email": address, "type": "bounce", "status": "4.2.2"}
-    assert client.post("/v1/suppressions/reports", json=soft, headers=auth).json()["suppressed"] is False
+    assert (
+        client.post("/v1/suppressions/reports", json=soft, headers=auth).json()["suppressed"]
+        is False
+    )
 
     assert client.delete(f"/v1/suppressions/{address}", headers=auth).status_code == 204
     assert client.delete(f"/v1/suppressions/{address}", headers=auth).status_code == 404
@@ -433,8 +454,12 @@ def test_an_expired_preferences_link_offers_a_fresh_one(
 
     user_id, _ = new_user(client, auth)
     with stack.sessions() as session:
-        public_id = str(session.scalar(select(Recipient.public_id).where(Recipient.user_id == user_id)))
-    old = URLSafeTimedSerializer(stack.settings.secret_key_list, salt=PREFERENCES_SALT, signer=LongAgo)
+        public_id = str(
+            session.scalar(select(Recipient.public_id).where(Recipient.user_id == user_id))
+        )
+    old = URLSafeTimedSerializer(
+        stack.settings.secret_key_list, salt=PREFERENCES_SALT, signer=LongAgo
+    )
     page = client.get(f"/preferences/{old.dumps(public_id)}")
     assert page.status_code == 410
     assert "expired" in page.text
@@ -448,10 +473,14 @@ def test_an_unsubscribe_is_committed_even_when_the_broker_is_down(
 ) -> None:
     user_id, _ = new_user(client, auth)
     with stack.sessions() as session:
-        public_id = str(session.scalar(select(Recipient.public_id).where(Recipient.user_id == user_id)))
+        public_id = str(
+            session.scalar(select(Recipient.public_id).where(Recipient.user_id == user_id))
+        )
     token = unsubscribe_token(stack.settings.secret_key_list, public_id, "product_updates")
     no_broker = Settings(database_url=stack.settings.database_url, broker_url="redis://127.0.0.1:1/0",
                          secret_keys=stack.settings.secret_keys)  # fmt: skip
     with TestClient(create_app(no_broker)) as offline:
-        assert offline.post(f"/u/{token}", data={"List-Unsubscribe": "One-Click"}).status_code == 200
+        assert (
+            offline.post(f"/u/{token}", data={"List-Unsubscribe": "One-Click"}).status_code == 200
+        )
     assert not subscribed(client, auth, user_id)

@@ -20,6 +20,7 @@ REAL_SECRET = "b7f3c1e9a2d84f6e9c0b1a2d3e4f5a6b7c8d9e0f1a2b3c4d"
 PRODUCTION = {
     "NOTIFY_ENV": "production",
     "NOTIFY_SECRET_KEYS": REAL_SECRET,
+    "NOTIFY_HASH_KEY": "5d0c7e2a91f84b36a7c2e9d1f0b3a4c5d6e7f8091a2b3c4d",
     "NOTIFY_PUBLIC_URL": "https://notify.example.com",
     "NOTIFY_POSTAL_ADDRESS": "42 Harbour Road, Port Town, PT4 2HR",
 }
@@ -288,3 +289,16 @@ def test_an_entry_point_returns_the_settings_when_the_configuration_is_good(caps
 
     assert isinstance(settings, Settings)
     assert capsys.readouterr().err == ""
+
+
+def test_production_with_the_built_in_hash_key_is_refused(monkeypatch):
+    from notify.config import DEV_HASH_KEY
+
+    message = refusal(monkeypatch, **{**PRODUCTION, "NOTIFY_HASH_KEY": DEV_HASH_KEY})
+    assert "NOTIFY_HASH_KEY" in message
+
+
+def test_a_default_subscription_to_an_essential_or_unknown_category_is_refused(monkeypatch):
+    for value in ("security", "no_such_category"):
+        message = refusal(monkeypatch, NOTIFY_SUBSCRIBED_BY_DEFAULT=value)
+        assert "NOTIFY_SUBSCRIBED_BY_DEFAULT" in message

@@ -313,7 +313,12 @@ def test_compose_app_services_run_in_production_and_refuse_to_start_without_secr
     for name in sorted(APP_SERVICES):
         env = environment(compose["services"][name])
         assert env.get("NOTIFY_ENV") == "production", name
-        for variable in ("NOTIFY_PUBLIC_URL", "NOTIFY_SECRET_KEYS", "NOTIFY_POSTAL_ADDRESS"):
+        for variable in (
+            "NOTIFY_PUBLIC_URL",
+            "NOTIFY_SECRET_KEYS",
+            "NOTIFY_HASH_KEY",
+            "NOTIFY_POSTAL_ADDRESS",
+        ):
             assert re.fullmatch(rf"\$\{{{variable}:\?[^}}]+\}}", env.get(variable, "")), (
                 f"{name}: {variable} must be ${{{variable}:?message}}, is {env.get(variable)!r}"
             )

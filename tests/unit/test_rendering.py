@@ -129,8 +129,10 @@ def test_a_missing_variable_raises_undefined_error_instead_of_rendering_blank(mi
         render("admin_notice", data, ESSENTIAL)
 
 
-def test_every_catalogue_template_refuses_an_empty_data_dict():
-    for name, template in catalogue().items():
+def test_every_catalogue_template_with_variables_refuses_an_empty_data_dict():
+    with_variables = {name: t for name, t in catalogue().items() if t.variables}
+    assert len(with_variables) >= 3
+    for name, template in with_variables.items():
         layout = make_layout(essential=template.category.essential)
         with pytest.raises(jinja2.UndefinedError):
             render(name, {}, layout)

@@ -1,4 +1,5 @@
-"""Session-wide real services: PostgreSQL, Redis, an SMTP server and a Celery worker."""
+"""Session-wide real services as pytest fixtures: PostgreSQL, Redis, an SMTP server, a Celery
+worker and `notify web`. Loaded for every test folder by tests/conftest.py."""
 
 from __future__ import annotations
 

@@ -1,0 +1,128 @@
+"""The public pages in a real browser: Debian's Chromium driven by Playwright, JavaScript on.
+
+A link scanner is a browser that loads the page, runs its scripts and waits; only a person
+pressing the button may change anything.
+"""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+from playwright.sync_api import Browser, Page, sync_playwright
+from sqlalchemy import select
+
+from notify.links import preferences_url, unsubscribe_url
+from notify.models import Recipient
+from tests.support.services import WebProcess
+from tests.support.stack import Stack
+
+pytestmark = pytest.mark.integration
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if shutil.which(CHROMIUM) is None:
+        pytest.fail(f"{CHROMIUM} is missing: `make test` installs Debian's chromium package")
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context()
+    opened = context.new_page()
+    yield opened
+    context.close()
+
+
+def person(client: TestClient, auth: dict[str, str], stack: Stack) -> tuple[str, str]:
+    user_id = f"u-browser-{uuid.uuid4().hex[:10]}"
+    address = f"{user_id}@example.com"
+    assert (
+        client.put(f"/v1/users/{user_id}", json={"email": address}, headers=auth).status_code == 201
+    )
+    with stack.sessions() as session:
+        public_id = session.scalar(select(Recipient.public_id).where(Recipient.user_id == user_id))
+    return user_id, str(public_id)
+
+
+def local(url: str, server: WebProcess) -> str:
+    return url.replace("https://notify.example.com", server.base_url)
+
+
+def product_updates(client: TestClient, auth: dict[str, str], user_id: str) -> bool:
+    state = client.get(f"/v1/users/{user_id}/preferences", headers=auth).json()
+    return bool(state["categories"]["product_updates"]["subscribed"])
+
+
+def test_loading_the_unsubscribe_page_with_javascript_changes_nothing_until_the_button_is_pressed(
+    stack: Stack, client: TestClient, auth: dict[str, str], web_server: WebProcess, page: Page
+) -> None:
+    user_id, public_id = person(client, auth, stack)
+    url = local(unsubscribe_url(stack.settings, public_id, "product_updates"), web_server)
+
+    response = page.goto(url, wait_until="networkidle")
+    assert response is not None and response.status == 200
+    page.wait_for_timeout(2000)  # as long as a scanner would linger
+    assert product_updates(client, auth, user_id)
+    assert "Product updates" in page.content() or "product updates" in page.content()
+
+    page.get_by_role("button", name="Unsubscribe from product updates").click()
+    page.wait_for_load_state("networkidle")
+    assert "You are unsubscribed" in page.content()
+    assert not product_updates(client, auth, user_id)
+
+    page.get_by_role("button", name="Undo: subscribe me again").click()
+    page.wait_for_load_state("networkidle")
+    assert "subscribed again" in page.content()
+    assert product_updates(client, auth, user_id)
+
+
+def test_the_preference_page_shows_essential_mail_as_always_on_and_saves_a_change(
+    stack: Stack, client: TestClient, auth: dict[str, str], web_server: WebProcess, page: Page
+) -> None:
+    user_id, public_id = person(client, auth, stack)
+    url = local(preferences_url(stack.settings, public_id), web_server)
+
+    page.goto(url, wait_until="networkidle")
+    page.wait_for_timeout(1000)
+    assert product_updates(client, auth, user_id)
+    essential = page.locator("input[type=checkbox][disabled]")
+    assert essential.count() == 2
+    assert all(essential.nth(i).is_checked() for i in range(2))
+    optional = page.locator("input[name=category][value=product_updates]")
+    assert optional.is_checked()
+
+    optional.uncheck()
+    page.get_by_role("button", name="Save my preferences").click()
+    page.wait_for_load_state("networkidle")
+    assert "Saved." in page.content()
+    assert not product_updates(client, auth, user_id)
+    assert not page.locator("input[name=category][value=product_updates]").is_checked()
+
+
+def test_the_pages_fit_a_phone_screen_without_sideways_scrolling(
+    stack: Stack, client: TestClient, auth: dict[str, str], web_server: WebProcess, browser: Browser
+) -> None:
+    _, public_id = person(client, auth, stack)
+    context = browser.new_context(viewport={"width": 360, "height": 740}, is_mobile=True)
+    phone = context.new_page()
+    try:
+        for url in (unsubscribe_url(stack.settings, public_id, "product_updates"),
+                    preferences_url(stack.settings, public_id)):  # fmt: skip
+            phone.goto(local(url, web_server), wait_until="networkidle")
+            width = phone.evaluate("document.documentElement.scrollWidth")
+            assert width <= 360, url
+    finally:
+        context.close()

@@ -122,7 +122,13 @@ def send(
     sessions = make_session_factory(make_engine(settings.database_url))
     request = NotificationRequest(template=template, user_id=user_id, email=address, data=payload)
     try:
-        notification, _ = accept(sessions, None, request, max_data_bytes=settings.max_data_bytes)
+        notification, _ = accept(
+            sessions,
+            None,
+            request,
+            max_data_bytes=settings.max_data_bytes,
+            hash_key=settings.hash_key,
+        )
     except TemplateNotFoundError:
         fail(f"unknown template {template!r}; see `notify templates list`")
     except InvalidFieldError as error:

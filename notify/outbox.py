@@ -96,7 +96,12 @@ def _same_request(existing: Notification, fingerprint: str) -> Notification:
 
 
 def submit(
-    session: Session, api_key_id: int | None, request: NotificationRequest, *, max_data_bytes: int
+    session: Session,
+    api_key_id: int | None,
+    request: NotificationRequest,
+    *,
+    max_data_bytes: int,
+    hash_key: str,
 ) -> tuple[Notification, bool]:
     """Store a queued notification; returns it and whether it is new.
 
@@ -114,7 +119,9 @@ def submit(
     recipient = recipients.get_by_user_id(session, request.user_id)
     if request.email is None and (recipient is None or recipient.email is None):
         raise InvalidFieldError(("email",), "is required for a user this service does not know yet")
-    recipient, _ = recipients.upsert(session, request.user_id, email=request.email)
+    recipient, _ = recipients.upsert(
+        session, request.user_id, email=request.email, hash_key=hash_key
+    )
     notification = Notification(
         api_key_id=api_key_id,
         idempotency_key=request.idempotency_key,
@@ -136,6 +143,7 @@ def accept(
     request: NotificationRequest,
     *,
     max_data_bytes: int,
+    hash_key: str,
 ) -> tuple[Notification, bool]:
     """:func:`submit` in its own transaction, committed on return.
 
@@ -144,7 +152,9 @@ def accept(
     """
     try:
         with sessions.begin() as session:
-            return submit(session, api_key_id, request, max_data_bytes=max_data_bytes)
+            return submit(
+                session, api_key_id, request, max_data_bytes=max_data_bytes, hash_key=hash_key
+            )
     except IntegrityError:
         if api_key_id is None or not request.idempotency_key:
             raise

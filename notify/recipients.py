@@ -7,6 +7,7 @@ from sqlalchemy.orm import Session
 
 from notify.models import Recipient
 from notify.models.base import utcnow
+from notify.suppressions import address_hash
 
 
 def get_by_user_id(session: Session, user_id: str) -> Recipient | None:
@@ -18,6 +19,7 @@ def upsert(
     user_id: str,
     *,
     email: str | None,
+    hash_key: str,
     locale: str | None = None,
     timezone: str | None = None,
 ) -> tuple[Recipient, bool]:
@@ -33,6 +35,7 @@ def upsert(
         session.add(recipient)
     if email is not None:
         recipient.email = email
+        recipient.email_hash = address_hash(hash_key, email)
     if locale is not None:
         recipient.locale = locale
     if timezone is not None:

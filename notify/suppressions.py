@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from notify import consent
@@ -48,13 +48,15 @@ def lookup(session: Session, hash_key: str, address: str) -> Suppression | None:
     ).one_or_none()
 
 
-def _recipients_with(session: Session, address: str) -> list[int | None]:
-    """Ids of the people with this address, or ``[None]``: the event is logged either way."""
-    found: list[int | None] = list(
-        session.scalars(
-            select(Recipient.id).where(func.lower(Recipient.email) == address.strip().lower())
-        )
-    )
+def recipients_with(session: Session, hash_key: str, address: str) -> list[int]:
+    """Ids of the people whose current address is ``address`` (by its keyed hash)."""
+    digest = address_hash(hash_key, address)
+    return list(session.scalars(select(Recipient.id).where(Recipient.email_hash == digest)))
+
+
+def _event_subjects(session: Session, hash_key: str, address: str) -> list[int | None]:
+    """Who a suppression event is about, or ``[None]``: the event is logged either way."""
+    found: list[int | None] = list(recipients_with(session, hash_key, address))
     return found or [None]
 
 
@@ -77,7 +79,7 @@ def suppress(
         session.add(
             Suppression(address_hash=address_hash(hash_key, address), reason=reason, detail=detail)
         )
-    for recipient_id in _recipients_with(session, address):
+    for recipient_id in _event_subjects(session, hash_key, address):
         consent.record(
             session, recipient_id, ALL_CATEGORIES, f"suppressed:{reason}", origin, detail
         )
@@ -92,6 +94,6 @@ def lift(session: Session, hash_key: str, address: str, origin: Origin) -> bool:
     )
     if not getattr(result, "rowcount", 0):
         return False
-    for recipient_id in _recipients_with(session, address):
+    for recipient_id in _event_subjects(session, hash_key, address):
         consent.record(session, recipient_id, ALL_CATEGORIES, "unsuppressed", origin)
     return True

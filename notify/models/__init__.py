@@ -2,6 +2,7 @@
 
 from notify.models.api_keys import ApiKey
 from notify.models.base import Base
+from notify.models.campaigns import BatchStatus, Campaign, CampaignBatch, CampaignStatus
 from notify.models.notifications import Notification, NotificationStatus
 from notify.models.preferences import (
     ConsentEvent,
@@ -15,6 +16,10 @@ from notify.models.recipients import Recipient
 __all__ = [
     "ApiKey",
     "Base",
+    "BatchStatus",
+    "Campaign",
+    "CampaignBatch",
+    "CampaignStatus",
     "ConsentEvent",
     "ConsentSource",
     "Notification",

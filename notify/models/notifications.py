@@ -20,6 +20,7 @@ class NotificationStatus(StrEnum):
     SENT = "sent"
     SUPPRESSED = "suppressed"
     FAILED = "failed"
+    CANCELLED = "cancelled"  # a campaign's message that was never sent because it was cancelled
 
 
 def new_notification_id() -> str:
@@ -30,6 +31,8 @@ class Notification(Base):
     __tablename__ = "notifications"
     __table_args__ = (
         UniqueConstraint("api_key_id", "idempotency_key"),
+        UniqueConstraint("campaign_id", "recipient_id"),
+        Index("ix_notifications_batch_status", "batch_id", "status"),
         Index("ix_notifications_status_due", "status", "next_attempt_at"),
     )
 
@@ -41,6 +44,10 @@ class Notification(Base):
     template: Mapped[str] = mapped_column(String(100))
     category: Mapped[str] = mapped_column(String(50))
     data: Mapped[dict[str, Any]]
+    campaign_id: Mapped[int | None] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
+    batch_id: Mapped[int | None] = mapped_column(
+        ForeignKey("campaign_batches.id", ondelete="SET NULL")
+    )
     status: Mapped[str] = mapped_column(String(20), default=NotificationStatus.QUEUED)
     reason: Mapped[str | None] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(Integer, default=0)

@@ -23,6 +23,7 @@ class Recipient(Base):
     public_id: Mapped[str] = mapped_column(String(32), unique=True, default=new_public_id)
     user_id: Mapped[str] = mapped_column(String(200), unique=True)
     email: Mapped[str | None] = mapped_column(String(320))
+    email_hash: Mapped[str | None] = mapped_column(String(64), index=True)  # HMAC, for lookups
     locale: Mapped[str | None] = mapped_column(String(35))
     timezone: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -37,7 +37,11 @@ def send_notification(
         idempotency_key=body.idempotency_key or idempotency_key,
     )
     notification, created = outbox.accept(
-        state.sessions, caller.key_id, submitted, max_data_bytes=state.settings.max_data_bytes
+        state.sessions,
+        caller.key_id,
+        submitted,
+        max_data_bytes=state.settings.max_data_bytes,
+        hash_key=state.settings.hash_key,
     )
     if created:
         enqueue_send(state.celery, notification.id, notification.category)

@@ -22,6 +22,7 @@ from notify.models import ConsentSource, Notification, Recipient
 from notify.models.base import utcnow
 from notify.outbox import NotificationRequest
 from notify.privacy_log import mask_email
+from notify.suppressions import address_hash
 from notify.tokens import TokenExpiredError, read_preferences_token
 from notify.web.forms import lenient_form
 from notify.web.pages import invalid_link, page
@@ -134,10 +135,9 @@ def _send_link(state: WebState, address: str) -> None:
     """Queue the link email for a known address unless one went out within the interval."""
     interval = timedelta(seconds=state.settings.preferences_link_interval_seconds)
     with state.sessions.begin() as session:
+        digest = address_hash(state.settings.hash_key, address)
         recipient = session.scalars(
-            select(Recipient).where(
-                func.lower(Recipient.email) == address.lower(), Recipient.erased_at.is_(None)
-            )
+            select(Recipient).where(Recipient.email_hash == digest, Recipient.erased_at.is_(None))
         ).first()
         if recipient is None:
             return
@@ -153,7 +153,9 @@ def _send_link(state: WebState, address: str) -> None:
         if recent:
             return
         request = NotificationRequest(LINK_TEMPLATE, recipient.user_id, None, {})
-        notification, _ = outbox.submit(session, None, request, max_data_bytes=1024)
+        notification, _ = outbox.submit(
+            session, None, request, max_data_bytes=1024, hash_key=state.settings.hash_key
+        )
         notification_id, category = notification.id, notification.category
     enqueue_send(state.celery, notification_id, category)
 

@@ -35,7 +35,12 @@ def put_user(
         try:
             with sessions.begin() as session:
                 recipient, created = recipients.upsert(
-                    session, user_id, email=body.email, locale=body.locale, timezone=body.timezone
+                    session,
+                    user_id,
+                    email=body.email,
+                    hash_key=web_state(request).settings.hash_key,
+                    locale=body.locale,
+                    timezone=body.timezone,
                 )
                 response.status_code = 201 if created else 200
                 return _out(recipient)

@@ -16,6 +16,14 @@ def build_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
             "options": {"queue": Queue.PERIODIC.value, "expires": settings.sweep_interval_seconds},
         },
     }
+    schedule["dispatch-due-campaigns"] = {
+        "task": TaskName.DISPATCH_DUE_CAMPAIGNS.value,
+        "schedule": settings.campaign_dispatch_interval_seconds,
+        "options": {
+            "queue": Queue.PERIODIC.value,
+            "expires": settings.campaign_dispatch_interval_seconds,
+        },
+    }
     if settings.broker_url.startswith("sqla+"):
         schedule["purge-consumed-broker-messages"] = {
             "task": TaskName.PURGE_BROKER_TABLE.value,

@@ -18,6 +18,7 @@ from sqlalchemy import Engine
 from notify.config import Settings
 from notify.db import SessionFactory, make_engine, make_session_factory
 from notify.queues import TASK_ROUTES, Queue
+from notify.rate_limit import RateLimiter
 from notify.transport import Transport, make_transport
 
 
@@ -30,6 +31,7 @@ class WorkerContext:
         self._engine: Engine | None = None
         self._sessions: SessionFactory | None = None
         self._transport: Transport | None = None
+        self._limiter: RateLimiter | None = None
 
     def _check_fork(self) -> None:
         if os.getpid() != self._pid:
@@ -41,6 +43,7 @@ class WorkerContext:
         if self._engine is not None:
             self._engine.dispose(close=False)
         self._transport = None
+        self._limiter = None
 
     @property
     def sessions(self) -> SessionFactory:
@@ -60,6 +63,13 @@ class WorkerContext:
                 ca_file=self.settings.smtp_ca_file,
             )
         return self._transport
+
+    @property
+    def limiter(self) -> RateLimiter:
+        self._check_fork()
+        if self._limiter is None:
+            self._limiter = RateLimiter(self.settings.rate_limit_storage)
+        return self._limiter
 
     def retry_delay(self, attempts: int) -> float:
         """Exponential backoff with full jitter (Celery's own formula) and a floor."""

@@ -89,6 +89,14 @@ class Settings(BaseSettings):
     sweep_sending_after_seconds: int = Field(default=900, gt=0)
     sweep_interval_seconds: float = Field(default=60.0, gt=0)
 
+    campaign_batch_size: int = Field(default=500, ge=1, le=5000)
+    campaign_batch_seconds: float = Field(default=60.0, gt=0)
+    campaign_batch_lease_seconds: int = Field(default=180, gt=0)
+    campaign_stale_after_seconds: int = Field(default=3600, gt=0)
+    campaign_dispatch_interval_seconds: float = Field(default=10.0, gt=0, le=30)
+    default_timezone: str = "UTC"
+    rate_limit_url: str = ""
+
     @field_validator("database_url")
     @classmethod
     def _known_database(cls, value: str) -> str:
@@ -109,6 +117,17 @@ class Settings(BaseSettings):
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ValueError("must be an absolute http(s) URL, e.g. https://notify.example.com")
         return value.rstrip("/")
+
+    @field_validator("default_timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError("is not an IANA time zone such as Europe/London") from None
+        return value
 
     @field_validator("subscribed_by_default")
     @classmethod
@@ -137,6 +156,11 @@ class Settings(BaseSettings):
             raise ValueError(
                 "NOTIFY_RETRY_MAX_SECONDS and NOTIFY_TASK_TIME_LIMIT_SECONDS must be below "
                 "NOTIFY_VISIBILITY_TIMEOUT_SECONDS"
+            )
+        if self.campaign_batch_seconds >= self.task_time_limit_seconds - 30:
+            raise ValueError(
+                "NOTIFY_CAMPAIGN_BATCH_SECONDS must be at least 30 s below "
+                "NOTIFY_TASK_TIME_LIMIT_SECONDS"
             )
         return self
 
@@ -169,6 +193,13 @@ class Settings(BaseSettings):
     @cached_property
     def smtp(self) -> SmtpTarget:
         return SmtpTarget(self.smtp_url)
+
+    @property
+    def rate_limit_storage(self) -> str:
+        """Where campaign rate limits are counted: shared Redis when there is one."""
+        if self.rate_limit_url:
+            return self.rate_limit_url
+        return self.broker_url if self.broker_is_redis else "memory://"
 
     @property
     def broker_is_redis(self) -> bool:

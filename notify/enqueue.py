@@ -28,3 +28,18 @@ def enqueue_send(celery: Celery, notification_id: str, category: str) -> bool:
         log.warning("enqueue of %s failed, the sweeper will retry: %s", notification_id, error)
         return False
     return True
+
+
+def enqueue_by_name(celery: Celery, task: TaskName, *args: object) -> bool:
+    """Publish ``task`` with id arguments on its routed queue; False if the broker fails.
+
+    Losing one is harmless: the dispatcher finds unpublished work in the database again.
+    """
+    try:
+        celery.send_task(task.value, args=list(args))
+    except Exception as error:  # the broker's errors are many; none may fail the caller
+        log.warning(
+            "enqueue of %s%s failed, the dispatcher will retry: %s", task.value, args, error
+        )
+        return False
+    return True

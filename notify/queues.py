@@ -18,6 +18,9 @@ class TaskName(StrEnum):
     SEND_NOTIFICATION = "notify.send_notification"
     SWEEP_STUCK_NOTIFICATIONS = "notify.sweep_stuck_notifications"
     PURGE_BROKER_TABLE = "notify.purge_consumed_broker_messages"
+    DISPATCH_DUE_CAMPAIGNS = "notify.dispatch_due_campaigns"
+    PLAN_CAMPAIGN = "notify.plan_campaign"
+    SEND_CAMPAIGN_BATCH = "notify.send_campaign_batch"
 
 
 ALL_QUEUES: tuple[Queue, ...] = tuple(Queue)
@@ -26,4 +29,7 @@ ALL_QUEUES: tuple[Queue, ...] = tuple(Queue)
 TASK_ROUTES: dict[str, dict[str, str]] = {
     TaskName.SWEEP_STUCK_NOTIFICATIONS: {"queue": Queue.PERIODIC},
     TaskName.PURGE_BROKER_TABLE: {"queue": Queue.PERIODIC},
+    TaskName.DISPATCH_DUE_CAMPAIGNS: {"queue": Queue.PERIODIC},
+    TaskName.PLAN_CAMPAIGN: {"queue": Queue.PERIODIC},
+    TaskName.SEND_CAMPAIGN_BATCH: {"queue": Queue.BULK},
 }

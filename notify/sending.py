@@ -126,9 +126,13 @@ def _record_failure(
             if error.hard_bounce and job.email:
                 origin = Origin(ConsentSource.BOUNCE, notification_id=job.id)
                 suppressions.suppress(
-                    session, settings.hash_key, job.email, SuppressionReason.HARD_BOUNCE,
-                    origin, detail=error.reason,
-                )  # fmt: skip
+                    session,
+                    settings.hash_key,
+                    job.email,
+                    SuppressionReason.HARD_BOUNCE,
+                    origin,
+                    detail=error.reason,
+                )
             log.warning("notification %s failed permanently: %s", job.id, error.reason)
             return Outcome(Result.FAILED, error.reason)
         if job.attempts >= settings.max_attempts:

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import logging
+import time
 from datetime import timedelta
 from typing import Any, cast
 
 from celery import Task, shared_task
 from sqlalchemy import text
 
-from notify import outbox
+from notify import audience, campaigns, outbox
+from notify.campaign_sending import send_batch
 from notify.celery_app import NotifyCelery
-from notify.enqueue import enqueue_send
+from notify.enqueue import enqueue_by_name, enqueue_send
+from notify.models import Campaign
+from notify.models.base import utcnow
 from notify.queues import TaskName
 from notify.sending import Result, deliver
 
@@ -83,3 +87,90 @@ def purge_consumed_broker_messages(self: Task) -> int:
             return int(result.rowcount or 0)
     finally:
         engine.dispose()
+
+
+@shared_task(bind=True, name=TaskName.DISPATCH_DUE_CAMPAIGNS.value)
+def dispatch_due_campaigns(self: Task) -> dict[str, int]:
+    """Beat, every few seconds: hold stale campaigns, start due ones, publish ready batches,
+    complete finished ones. Idempotent: every step is a compare-and-set in the database."""
+    app = _app(self)
+    settings = app.context.settings
+    now = utcnow()
+    with app.context.sessions.begin() as session:
+        held = campaigns.hold_stale(
+            session, now=now, stale_after=timedelta(seconds=settings.campaign_stale_after_seconds)
+        )
+        started = campaigns.start_due(session, now=now)
+        to_plan = campaigns.running_unplanned(session)
+        lost_after = timedelta(seconds=settings.campaign_batch_lease_seconds)
+        ready = campaigns.claim_ready_batches(session, now=now, lost_after=lost_after)
+        completed = campaigns.complete_finished(session, now=now)
+    for campaign_id in to_plan:
+        enqueue_by_name(app, TaskName.PLAN_CAMPAIGN, campaign_id)
+    for batch_id in ready:
+        enqueue_by_name(app, TaskName.SEND_CAMPAIGN_BATCH, batch_id)
+    counts = {
+        "held": len(held),
+        "started": len(started),
+        "planning": len(to_plan),
+        "batches": len(ready),
+        "completed": len(completed),
+    }
+    if any(counts.values()):
+        log.info("campaign dispatch: %s", counts)
+    return counts
+
+
+@shared_task(bind=True, name=TaskName.PLAN_CAMPAIGN.value)
+def plan_campaign(self: Task, campaign_id: int) -> int:
+    """Plan pages of a running campaign into batches, publishing each batch that is due.
+
+    Plans for at most a few seconds, then publishes itself again with the cursor saved on the
+    campaign row, so each task stays short; a lost or duplicated message is harmless.
+    """
+    app = _app(self)
+    settings = app.context.settings
+    deadline = time.monotonic() + 5.0
+    planned = 0
+    while time.monotonic() < deadline:
+        now = utcnow()
+        with app.context.sessions.begin() as session:
+            campaign = session.get(Campaign, campaign_id)
+            default_subscribed = (
+                campaign is not None and campaign.category in settings.default_subscriptions
+            )
+            batch = audience.plan_next_page(
+                session,
+                campaign_id,
+                page_size=settings.campaign_batch_size,
+                default_subscribed=default_subscribed,
+                default_timezone=settings.default_timezone,
+                now=now,
+            )
+        if batch is None:
+            return planned
+        planned += 1
+        if batch.due_at <= now:
+            enqueue_by_name(app, TaskName.SEND_CAMPAIGN_BATCH, batch.id)
+    enqueue_by_name(app, TaskName.PLAN_CAMPAIGN, campaign_id)
+    return planned
+
+
+@shared_task(
+    bind=True,
+    name=TaskName.SEND_CAMPAIGN_BATCH.value,
+    acks_late=True,
+    reject_on_worker_lost=True,
+)
+def send_campaign_batch(self: Task, batch_id: int) -> dict[str, int]:
+    """Send one batch over this process's SMTP connection. Safe to run twice (a lease)."""
+    context = _app(self).context
+    report = send_batch(
+        context.sessions,
+        context.transport,
+        context.settings,
+        batch_id,
+        limiter=context.limiter,
+        retry_delay=context.retry_delay,
+    )
+    return {"sent": report.sent, "suppressed": report.suppressed, "failed": report.failed}

@@ -1,0 +1,341 @@
+"""A campaign's life: create, schedule, start when due, pause, resume, cancel, complete.
+
+Every change of status is a compare-and-set on the campaign row, so two requests (or two beat
+processes) cannot both start, resume or cancel the same campaign. Data functions take the
+session first and never commit; nothing here is ever scheduled with a Celery ETA.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, func, or_, select, update
+from sqlalchemy.orm import Session
+
+from notify import audience
+from notify.models import (
+    BatchStatus,
+    Campaign,
+    CampaignBatch,
+    CampaignStatus,
+    Notification,
+    NotificationStatus,
+)
+from notify.models.base import utcnow
+from notify.outbox import InvalidFieldError, check_data
+from notify.templates import get_template
+
+Status = CampaignStatus
+
+
+class CampaignStateError(Exception):
+    """The campaign is not in a state that allows this (answered 409)."""
+
+
+@dataclass(frozen=True)
+class CampaignDraft:
+    name: str
+    template: str
+    data: dict[str, Any]
+    send_at: datetime | None = None
+    send_at_local: datetime | None = None
+    locales: tuple[str, ...] = ()
+    user_ids: tuple[str, ...] = ()
+    rate_limit: float | None = None
+
+
+def create(
+    session: Session, draft: CampaignDraft, *, created_by: str | None, max_data_bytes: int
+) -> Campaign:
+    """A draft campaign. Only non-essential templates can be used (a 422 otherwise)."""
+    template = get_template(draft.template)
+    if template.category.essential:
+        raise InvalidFieldError(
+            ("template",),
+            f"{template.name} is essential mail; campaigns send only optional categories",
+        )
+    check_data(template, draft.data, max_data_bytes)
+    if draft.send_at is not None and draft.send_at_local is not None:
+        raise InvalidFieldError(("send_at_local",), "give send_at or send_at_local, not both")
+    campaign = Campaign(
+        name=draft.name,
+        template=template.name,
+        category=template.category.key,
+        data=draft.data,
+        audience={"locales": list(draft.locales), "user_ids": list(draft.user_ids)},
+        send_at=draft.send_at,
+        send_at_local=draft.send_at_local.isoformat(timespec="minutes")
+        if draft.send_at_local
+        else None,
+        rate_limit=draft.rate_limit,
+        status=Status.DRAFT,
+        created_by=created_by,
+    )
+    session.add(campaign)
+    session.flush()
+    return campaign
+
+
+def _transition(
+    session: Session, campaign_id: int, allowed: Sequence[Status], to: Status, **values: Any
+) -> bool:
+    result = session.execute(
+        update(Campaign)
+        .where(Campaign.id == campaign_id, Campaign.status.in_([s.value for s in allowed]))
+        .values(status=to.value, updated_at=utcnow(), **values)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(getattr(result, "rowcount", 0))
+
+
+def _require(session: Session, campaign_id: int) -> Campaign:
+    campaign = session.get(Campaign, campaign_id)
+    if campaign is None:
+        raise LookupError(campaign_id)
+    return campaign
+
+
+def schedule(
+    session: Session,
+    campaign_id: int,
+    *,
+    default_subscribed: bool,
+    default_timezone: str,
+    now: datetime | None = None,
+) -> Campaign:
+    """Schedule a draft, or re-confirm one held in ``needs_confirmation``.
+
+    The start is the send time, the first local send time among the audience's time zones, or
+    now; a time already past means now, since whoever schedules it is asking for it to go.
+    """
+    now = now or utcnow()
+    campaign = _require(session, campaign_id)
+    if campaign.status not in (Status.DRAFT, Status.NEEDS_CONFIRMATION):
+        raise CampaignStateError(f"a {campaign.status} campaign cannot be scheduled")
+    if campaign.send_at_local:
+        zones = audience.audience_timezones(session, campaign, default_subscribed)
+        start = audience.earliest_local_start(campaign.send_at_local, zones, default_timezone)
+    else:
+        start = campaign.send_at or now
+    if not _transition(
+        session,
+        campaign_id,
+        (Status.DRAFT, Status.NEEDS_CONFIRMATION),
+        Status.SCHEDULED,
+        start_at=max(start, now),
+        status_reason=None,
+    ):
+        raise CampaignStateError("the campaign changed meanwhile; read it and try again")
+    session.refresh(campaign)
+    return campaign
+
+
+def pause(session: Session, campaign_id: int) -> Campaign:
+    """Stop new batches; a batch in flight stops before its next message."""
+    if not _transition(session, campaign_id, (Status.RUNNING, Status.SCHEDULED), Status.PAUSED):
+        raise CampaignStateError(
+            f"a {_require(session, campaign_id).status} campaign cannot be paused"
+        )
+    return _require(session, campaign_id)
+
+
+def resume(session: Session, campaign_id: int) -> Campaign:
+    """Continue where it stopped: rows already sent stay sent, the rest are sent once."""
+    campaign = _require(session, campaign_id)
+    target = Status.RUNNING if campaign.started_at is not None else Status.SCHEDULED
+    if not _transition(session, campaign_id, (Status.PAUSED,), target):
+        raise CampaignStateError(f"a {campaign.status} campaign cannot be resumed")
+    session.refresh(campaign)
+    return campaign
+
+
+def cancel(session: Session, campaign_id: int) -> Campaign:
+    """Cancel; every message not yet handed to the relay ends ``cancelled``."""
+    open_states = (
+        Status.DRAFT,
+        Status.SCHEDULED,
+        Status.RUNNING,
+        Status.PAUSED,
+        Status.NEEDS_CONFIRMATION,
+    )
+    if not _transition(session, campaign_id, open_states, Status.CANCELLED, finished_at=utcnow()):
+        raise CampaignStateError(
+            f"a {_require(session, campaign_id).status} campaign cannot be cancelled"
+        )
+    session.execute(
+        update(Notification)
+        .where(
+            Notification.campaign_id == campaign_id,
+            Notification.status == NotificationStatus.QUEUED,
+        )
+        .values(
+            status=NotificationStatus.CANCELLED, reason="campaign cancelled", updated_at=utcnow()
+        )
+        .execution_options(synchronize_session=False)
+    )
+    session.execute(
+        update(CampaignBatch)
+        .where(
+            CampaignBatch.campaign_id == campaign_id, CampaignBatch.status != BatchStatus.RUNNING
+        )
+        .values(status=BatchStatus.DONE)
+        .execution_options(synchronize_session=False)
+    )
+    return _require(session, campaign_id)
+
+
+# --- what beat does -------------------------------------------------------------------------
+
+
+def hold_stale(session: Session, *, now: datetime, stale_after: timedelta) -> list[int]:
+    """Scheduled campaigns that became due more than ``stale_after`` ago (the service was down):
+    move them to ``needs_confirmation`` instead of firing hours late."""
+    stale = session.scalars(
+        select(Campaign.id)
+        .where(Campaign.status == Status.SCHEDULED, Campaign.start_at < now - stale_after)
+        .with_for_update(skip_locked=True)
+    ).all()
+    reason = (
+        f"became due more than {int(stale_after.total_seconds())}s late; schedule it again to send"
+    )
+    for campaign_id in stale:
+        _transition(
+            session,
+            campaign_id,
+            (Status.SCHEDULED,),
+            Status.NEEDS_CONFIRMATION,
+            status_reason=reason,
+        )
+    return list(stale)
+
+
+def start_due(session: Session, *, now: datetime) -> list[int]:
+    """Claim scheduled campaigns that are due and mark them running; returns their ids.
+
+    ``FOR UPDATE SKIP LOCKED`` on PostgreSQL plus the status compare-and-set mean two beat or
+    worker processes never start one campaign twice.
+    """
+    due = session.scalars(
+        select(Campaign.id)
+        .where(Campaign.status == Status.SCHEDULED, Campaign.start_at <= now)
+        .order_by(Campaign.start_at)
+        .limit(50)
+        .with_for_update(skip_locked=True)
+    ).all()
+    return [
+        campaign_id
+        for campaign_id in due
+        if _transition(session, campaign_id, (Status.SCHEDULED,), Status.RUNNING, started_at=now)
+    ]
+
+
+def running_unplanned(session: Session) -> list[int]:
+    return list(
+        session.scalars(
+            select(Campaign.id).where(
+                Campaign.status == Status.RUNNING, Campaign.planning_done.is_(False)
+            )
+        )
+    )
+
+
+def claim_ready_batches(
+    session: Session, *, now: datetime, lost_after: timedelta, campaign_id: int | None = None
+) -> list[int]:
+    """Batches to publish now: due ``pending`` ones of running campaigns, and ``enqueued`` or
+    ``running`` ones whose task was lost (published long ago, or lease expired). They are marked
+    ``enqueued`` here; the caller publishes them after commit."""
+    lost = _ready_or_lost(now, lost_after)
+    query = (
+        select(CampaignBatch.id)
+        .join(Campaign, Campaign.id == CampaignBatch.campaign_id)
+        .where(Campaign.status == Status.RUNNING, lost)
+        .order_by(CampaignBatch.due_at)
+        .limit(500)
+        .with_for_update(of=CampaignBatch, skip_locked=True)
+    )
+    if campaign_id is not None:
+        query = query.where(CampaignBatch.campaign_id == campaign_id)
+    ids = list(session.scalars(query))
+    if ids:
+        session.execute(
+            update(CampaignBatch)
+            .where(CampaignBatch.id.in_(ids))
+            .values(status=BatchStatus.ENQUEUED, updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+    return ids
+
+
+def _ready_or_lost(now: datetime, lost_after: timedelta) -> ColumnElement[bool]:
+    return or_(
+        and_(CampaignBatch.status == BatchStatus.PENDING, CampaignBatch.due_at <= now),
+        and_(
+            CampaignBatch.status == BatchStatus.ENQUEUED,
+            CampaignBatch.updated_at < now - lost_after,
+        ),
+        and_(CampaignBatch.status == BatchStatus.RUNNING, CampaignBatch.lease_until < now),
+    )
+
+
+def complete_finished(session: Session, *, now: datetime) -> list[int]:
+    """Running campaigns with every batch done and nothing left to plan become ``completed``."""
+    open_batches = (
+        select(func.count())
+        .select_from(CampaignBatch)
+        .where(CampaignBatch.campaign_id == Campaign.id, CampaignBatch.status != BatchStatus.DONE)
+        .scalar_subquery()
+    )
+    finished = session.scalars(
+        select(Campaign.id).where(
+            Campaign.status == Status.RUNNING, Campaign.planning_done.is_(True), open_batches == 0
+        )
+    ).all()
+    return [
+        campaign_id
+        for campaign_id in finished
+        if _transition(session, campaign_id, (Status.RUNNING,), Status.COMPLETED, finished_at=now)
+    ]
+
+
+# --- progress -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Progress:
+    counts: dict[str, int]
+    rate_per_second: float
+    seconds_left: float | None
+
+
+def progress(
+    session: Session, campaign_id: int, *, now: datetime | None = None, window: float = 60.0
+) -> Progress:
+    """Counts by outcome, the send rate over the last ``window`` seconds, and the time left."""
+    now = now or utcnow()
+    rows = session.execute(
+        select(Notification.status, func.count())
+        .where(Notification.campaign_id == campaign_id)
+        .group_by(Notification.status)
+    ).all()
+    by_status = {status: int(count) for status, count in rows}
+    counts = {
+        "pending": by_status.get("queued", 0) + by_status.get("sending", 0),
+        "sent": by_status.get("sent", 0),
+        "suppressed": by_status.get("suppressed", 0),
+        "failed": by_status.get("failed", 0),
+        "cancelled": by_status.get("cancelled", 0),
+    }
+    recent = session.scalar(
+        select(func.count()).where(
+            Notification.campaign_id == campaign_id,
+            Notification.status == NotificationStatus.SENT,
+            Notification.sent_at > now - timedelta(seconds=window),
+        )
+    )
+    rate = float(recent or 0) / window
+    left = counts["pending"] / rate if rate > 0 else None
+    return Progress(counts=counts, rate_per_second=round(rate, 2), seconds_left=left)

@@ -111,7 +111,7 @@ def send(
     from notify.enqueue import enqueue_send
     from notify.outbox import InvalidFieldError, NotificationRequest, accept
     from notify.templates import TemplateNotFoundError
-    from notify.web.schemas import normalised_email
+    from notify.validation import normalised_email
 
     settings = _settings()
     payload = _json_object(data, "--data")

@@ -2,43 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from typing import Annotated, Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from email_validator import EmailNotValidError, validate_email
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from notify.mime import has_header_break
-
-_LOCALE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
-
-
-def normalised_email(value: str) -> str:
-    """Syntax and IDNA check without DNS (no network on the hot path); returns the normal form."""
-    if has_header_break(value):
-        raise ValueError("must not contain line breaks")
-    try:
-        return validate_email(value, check_deliverability=False).normalized
-    except EmailNotValidError as error:
-        raise ValueError(str(error)) from None
-
-
-def known_timezone(value: str) -> str:
-    if value not in available_timezones():
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError("is not an IANA time zone such as Europe/London") from None
-    return value
-
-
-def locale_tag(value: str) -> str:
-    if not _LOCALE.match(value):
-        raise ValueError("is not a language tag such as en or pt-BR")
-    return value
-
+from notify.validation import known_timezone, locale_tag, normalised_email
 
 Email = Annotated[str, Field(max_length=320), AfterValidator(normalised_email)]
 UserId = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\s/]+$")]

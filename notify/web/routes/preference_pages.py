@@ -24,9 +24,9 @@ from notify.outbox import NotificationRequest
 from notify.privacy_log import mask_email
 from notify.suppressions import address_hash
 from notify.tokens import TokenExpiredError, read_preferences_token
+from notify.validation import normalised_email
 from notify.web.forms import lenient_form
 from notify.web.pages import invalid_link, page
-from notify.web.schemas import normalised_email
 from notify.web.state import WebState, web_state
 
 router = APIRouter(include_in_schema=False)

@@ -12,8 +12,9 @@ from notify.api_keys import Caller
 from notify.consent import Origin
 from notify.models import ConsentSource, SuppressionReason
 from notify.transport import HARD_BOUNCE_CODES
+from notify.validation import normalised_email
 from notify.web.auth import require_scope
-from notify.web.schemas import Email, Strict, normalised_email
+from notify.web.schemas import Email, Strict
 from notify.web.state import web_state
 
 router = APIRouter(prefix="/v1/suppressions", tags=["suppressions"])

@@ -1,0 +1,163 @@
+"""Bulk import of users from CSV or JSON lines: ``user_id,email,locale,timezone``.
+
+Bad rows are reported with their line number and skipped; good rows are upserted a chunk at a
+time in one statement each. An import never touches preferences or the suppression list, so
+it cannot re-subscribe anyone who opted out or was suppressed.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from sqlalchemy import func
+from sqlalchemy.dialects import postgresql, sqlite
+
+from notify.db import SessionFactory
+from notify.models import Recipient
+from notify.models.base import utcnow
+from notify.models.recipients import new_public_id
+from notify.suppressions import address_hash
+from notify.validation import known_timezone, locale_tag, normalised_email
+
+Format = Literal["csv", "jsonl"]
+COLUMNS = ("user_id", "email", "locale", "timezone")
+_USER_ID = re.compile(r"^[^\s/]{1,200}$")
+MAX_REPORTED_ERRORS = 1000
+
+
+@dataclass(frozen=True)
+class RowError:
+    line: int
+    error: str
+
+
+@dataclass
+class ImportResult:
+    imported: int = 0
+    rejected: int = 0
+    errors: list[RowError] = field(default_factory=list)
+
+    def reject(self, line: int, error: str) -> None:
+        self.rejected += 1
+        if len(self.errors) < MAX_REPORTED_ERRORS:
+            self.errors.append(RowError(line, error))
+
+
+def _records(lines: Iterable[str], fmt: Format) -> Iterator[tuple[int, dict[str, Any] | str]]:
+    """(line number, fields) per data line, or (line number, why it cannot be read)."""
+    if fmt == "jsonl":
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                value = json.loads(line)
+            except json.JSONDecodeError as error:
+                yield number, f"not valid JSON: {error.msg}"
+                continue
+            yield number, value if isinstance(value, dict) else "each line must be a JSON object"
+        return
+    reader = csv.reader(lines)
+    for row in reader:
+        number = reader.line_num
+        if not row or not any(cell.strip() for cell in row):
+            continue
+        if number == 1 and row[0].strip().lower() == "user_id":
+            continue  # header row
+        if len(row) > len(COLUMNS):
+            yield number, f"expected at most {len(COLUMNS)} columns: {','.join(COLUMNS)}"
+            continue
+        yield number, dict(zip(COLUMNS, (cell.strip() for cell in row), strict=False))
+
+
+def _validated(fields: dict[str, Any]) -> dict[str, str | None]:
+    unknown = set(fields) - set(COLUMNS)
+    if unknown:
+        raise ValueError(f"unknown field {sorted(unknown)[0]!r}")
+    user_id = str(fields.get("user_id") or "")
+    if not _USER_ID.match(user_id):
+        raise ValueError("user_id: required, at most 200 characters, no spaces or slashes")
+    try:
+        email = normalised_email(str(fields.get("email") or ""))
+    except ValueError as error:
+        raise ValueError(f"email: {error}") from None
+    locale = str(fields["locale"]) if fields.get("locale") else None
+    timezone = str(fields["timezone"]) if fields.get("timezone") else None
+    try:
+        locale = locale_tag(locale) if locale else None
+    except ValueError as error:
+        raise ValueError(f"locale: {error}") from None
+    try:
+        timezone = known_timezone(timezone) if timezone else None
+    except ValueError as error:
+        raise ValueError(f"timezone: {error}") from None
+    return {"user_id": user_id, "email": email, "locale": locale, "timezone": timezone}
+
+
+def import_users(
+    sessions: SessionFactory,
+    lines: Iterable[str],
+    fmt: Format,
+    *,
+    hash_key: str,
+    chunk_size: int = 1000,
+) -> ImportResult:
+    """Upsert every valid row, each chunk in its own transaction; returns counts and errors.
+
+    A re-import updates address, locale and time zone and keeps everything else (the public
+    id, preferences, consent history). Within one import the last row for a user wins.
+    """
+    result = ImportResult()
+    chunk: dict[str, dict[str, Any]] = {}
+    for number, record in _records(lines, fmt):
+        if isinstance(record, str):
+            result.reject(number, record)
+            continue
+        try:
+            row = _validated(record)
+        except ValueError as error:
+            result.reject(number, str(error))
+            continue
+        chunk[str(row["user_id"])] = row
+        if len(chunk) >= chunk_size:
+            result.imported += _upsert(sessions, list(chunk.values()), hash_key)
+            chunk = {}
+    if chunk:
+        result.imported += _upsert(sessions, list(chunk.values()), hash_key)
+    return result
+
+
+def _upsert(sessions: SessionFactory, rows: list[dict[str, Any]], hash_key: str) -> int:
+    now = utcnow()
+    values = [
+        {
+            **row,
+            "email_hash": address_hash(hash_key, row["email"]),
+            "public_id": new_public_id(),
+            "created_at": now,
+            "updated_at": now,
+        }
+        for row in rows
+    ]
+    with sessions.begin() as session:
+        dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+        insert = dialect.insert(Recipient).values(values)
+        excluded = insert.excluded
+        session.execute(
+            insert.on_conflict_do_update(
+                index_elements=["user_id"],
+                set_={
+                    "email": excluded.email,
+                    "email_hash": excluded.email_hash,
+                    # an empty locale or time zone in the file keeps the stored one
+                    "locale": func.coalesce(excluded.locale, Recipient.locale),
+                    "timezone": func.coalesce(excluded.timezone, Recipient.timezone),
+                    "updated_at": excluded.updated_at,
+                },
+            )
+        )
+    return len(values)

@@ -31,6 +31,7 @@ from notify.composing import compose
 from notify.config import Settings
 from notify.consent import Origin
 from notify.db import SessionFactory
+from notify.jobs import Claimed
 from notify.mime import HeaderInjectionError, new_message_id
 from notify.models import (
     BatchStatus,
@@ -46,7 +47,6 @@ from notify.models import (
     SuppressionReason,
 )
 from notify.models.base import utcnow
-from notify.outbox import Claimed
 from notify.rate_limit import RateLimiter
 from notify.transport import DeliveryError, Transport
 

@@ -102,7 +102,7 @@ def schedule(
     session: Session,
     campaign_id: int,
     *,
-    default_subscribed: bool,
+    defaults: frozenset[str],
     default_timezone: str,
     now: datetime | None = None,
 ) -> Campaign:
@@ -116,7 +116,8 @@ def schedule(
     if campaign.status not in (Status.DRAFT, Status.NEEDS_CONFIRMATION):
         raise CampaignStateError(f"a {campaign.status} campaign cannot be scheduled")
     if campaign.send_at_local:
-        zones = audience.audience_timezones(session, campaign, default_subscribed)
+        subscribed = campaign.category in defaults
+        zones = audience.audience_timezones(session, campaign, subscribed)
         start = audience.earliest_local_start(campaign.send_at_local, zones, default_timezone)
     else:
         start = campaign.send_at or now

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-import json
 import logging
-from typing import Annotated, Any, NoReturn
+from typing import Annotated
 
 import typer
 from jinja2 import TemplateError
 from sqlalchemy.exc import SQLAlchemyError
 
-from notify.config import Settings, load_settings_or_exit
+from notify.cli_campaigns import campaigns_app, users_app
+from notify.cli_support import fail
+from notify.cli_support import json_object as _json_object
+from notify.cli_support import settings as _settings
 
 app = typer.Typer(
     help="notify: essential notices always, product updates only by choice.",
@@ -23,25 +25,8 @@ templates_app = typer.Typer(help="Email templates.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(keys_app, name="keys")
 app.add_typer(templates_app, name="templates")
-
-
-def fail(message: str) -> NoReturn:
-    typer.echo(f"notify: {message}", err=True)
-    raise typer.Exit(2)
-
-
-def _settings() -> Settings:
-    return load_settings_or_exit()
-
-
-def _json_object(raw: str, option: str) -> dict[str, Any]:
-    try:
-        value = json.loads(raw)
-    except json.JSONDecodeError as error:
-        fail(f"{option} is not valid JSON: {error.msg} at character {error.pos}")
-    if not isinstance(value, dict):
-        fail(f'{option} must be a JSON object, like \'{{"first_name": "Ada"}}\'')
-    return value
+app.add_typer(users_app, name="users")
+app.add_typer(campaigns_app, name="campaigns")
 
 
 @db_app.command("upgrade")

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from email.message import EmailMessage
+from typing import Any
 
 from notify import links
 from notify.categories import Category, get_category
 from notify.config import Settings
-from notify.mime import build_message
-from notify.outbox import Claimed
+from notify.jobs import Claimed
+from notify.mime import build_message, new_message_id
 from notify.rendering import LayoutContext, render
+from notify.templates import get_template
 
 
 def layout_context(
@@ -63,3 +65,29 @@ def compose(settings: Settings, job: Claimed, *, now: datetime) -> EmailMessage:
 def list_id(settings: Settings, category: Category) -> str:
     """RFC 2919 List-Id: one list per non-essential category, on the sending domain."""
     return f"{category.label} <{category.key.replace('_', '-')}.{settings.sending_domain}>"
+
+
+def preview_message(
+    settings: Settings,
+    *,
+    template: str,
+    data: dict[str, Any],
+    email: str,
+    recipient_public_id: str,
+    locale: str | None = None,
+) -> EmailMessage:
+    """What ``compose`` would build for this person, without a stored notification."""
+    job = Claimed(
+        id="preview",
+        template=template,
+        category=get_template(template).category.key,
+        data=data,
+        attempts=0,
+        message_id=new_message_id(settings.sending_domain),
+        email=email,
+        recipient_id=0,
+        recipient_public_id=recipient_public_id,
+        locale=locale,
+        erased=False,
+    )
+    return compose(settings, job, now=datetime.now(UTC))

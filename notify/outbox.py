@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from notify import recipients
 from notify.db import SessionFactory
+from notify.jobs import Claimed
 from notify.mime import has_header_break, new_message_id
 from notify.models import Notification, NotificationStatus, Recipient
 from notify.models.base import utcnow
@@ -172,23 +173,6 @@ def get_for_caller(session: Session, notification_id: str, api_key_id: int) -> N
             Notification.id == notification_id, Notification.api_key_id == api_key_id
         )
     ).one_or_none()
-
-
-@dataclass(frozen=True)
-class Claimed:
-    """What the worker needs to build one message, read under the claim."""
-
-    id: str
-    template: str
-    category: str
-    data: dict[str, Any]
-    attempts: int
-    message_id: str
-    email: str | None
-    recipient_id: int
-    recipient_public_id: str
-    locale: str | None
-    erased: bool
 
 
 def claim(session: Session, notification_id: str, *, sending_domain: str) -> Claimed | None:

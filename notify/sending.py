@@ -22,6 +22,7 @@ from notify.composing import compose
 from notify.config import Settings
 from notify.consent import Origin
 from notify.db import SessionFactory
+from notify.jobs import Claimed
 from notify.mime import HeaderInjectionError
 from notify.models import ConsentSource, SuppressionReason
 from notify.models.base import utcnow
@@ -46,7 +47,7 @@ class Outcome:
     retry_in: float = 0.0
 
 
-def suppression_reason(session: Session, settings: Settings, job: outbox.Claimed) -> str | None:
+def suppression_reason(session: Session, settings: Settings, job: Claimed) -> str | None:
     """Why this message must not go out now, or None.
 
     Runs inside the claim's transaction, right before the relay is contacted, against fresh
@@ -109,14 +110,14 @@ def deliver(
     return Outcome(Result.SENT)
 
 
-def _envelope_sender(settings: Settings, job: outbox.Claimed) -> str:
+def _envelope_sender(settings: Settings, job: Claimed) -> str:
     return parseaddr(settings.sender_for(job.category))[1]
 
 
 def _record_failure(
     sessions: SessionFactory,
     settings: Settings,
-    job: outbox.Claimed,
+    job: Claimed,
     error: DeliveryError,
     retry_delay: Callable[[int], float],
 ) -> Outcome:

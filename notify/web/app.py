@@ -9,7 +9,9 @@ from notify.config import Settings
 from notify.db import make_engine, make_session_factory
 from notify.web.errors import install_error_handlers
 from notify.web.routes import (
+    campaigns,
     health,
+    imports,
     mailbox,
     notifications,
     preference_pages,
@@ -40,10 +42,12 @@ def create_app(settings: Settings) -> FastAPI:
     routers = (
         health.router,
         notifications.router,
+        imports.router,
         users.router,
         preferences_api.router,
         suppressions.router,
         templates.router,
+        campaigns.router,
         unsubscribe.router,
         preference_pages.router,
     )

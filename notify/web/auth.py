@@ -40,3 +40,12 @@ def require_scope(scope: str) -> Callable[[Caller], Caller]:
         return caller
 
     return check
+
+
+def require_any_scope(*scopes: str) -> Callable[[Caller], Caller]:
+    def check(caller: Annotated[Caller, Depends(current_caller)]) -> Caller:
+        if not caller.scopes.intersection(scopes):
+            raise HTTPException(403, f"this key needs one of the scopes {', '.join(scopes)}")
+        return caller
+
+    return check

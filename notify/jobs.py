@@ -1,0 +1,23 @@
+"""What a worker needs to build one message, as plain data (no ORM objects). Pure."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """What the worker needs to build one message, read under the claim."""
+
+    id: str
+    template: str
+    category: str
+    data: dict[str, Any]
+    attempts: int
+    message_id: str
+    email: str | None
+    recipient_id: int
+    recipient_public_id: str
+    locale: str | None
+    erased: bool

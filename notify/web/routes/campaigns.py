@@ -1,0 +1,222 @@
+"""``/v1/campaigns``: create, schedule, pause, resume, cancel, watch and preview campaigns."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Request
+from pydantic import BaseModel, Field, field_validator
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from notify import campaigns, recipients
+from notify.api_keys import Caller
+from notify.campaigns import CampaignDraft, CampaignStateError
+from notify.composing import preview_message
+from notify.enqueue import enqueue_by_name
+from notify.models import Campaign
+from notify.queues import TaskName
+from notify.web.auth import require_scope
+from notify.web.schemas import Strict, UserId
+from notify.web.state import WebState, web_state
+
+router = APIRouter(prefix="/v1/campaigns", tags=["campaigns"])
+Reader = Annotated[Caller, Depends(require_scope("campaigns:read"))]
+Writer = Annotated[Caller, Depends(require_scope("campaigns:write"))]
+
+
+class AudienceIn(Strict):
+    locales: list[Annotated[str, Field(max_length=35)]] = Field(
+        default_factory=list, max_length=100
+    )
+    user_ids: list[UserId] = Field(default_factory=list, max_length=100_000)
+
+
+class CampaignIn(Strict):
+    name: str = Field(min_length=1, max_length=200)
+    template: str = Field(max_length=100)
+    data: dict[str, Any] = Field(default_factory=dict)
+    send_at: datetime | None = None
+    send_at_local: datetime | None = None
+    audience: AudienceIn = Field(default_factory=AudienceIn)
+    rate_limit: float | None = Field(default=None, gt=0, le=100_000, description="messages/second")
+
+    @field_validator("send_at")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("needs a time zone offset, e.g. 2026-12-01T10:00:00Z")
+        return value
+
+    @field_validator("send_at_local")
+    @classmethod
+    def _naive(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is not None:
+            raise ValueError("is a wall-clock time without offset, e.g. 2026-12-01T10:00")
+        return value
+
+
+class CampaignOut(BaseModel):
+    id: int
+    name: str
+    template: str
+    category: str
+    status: str
+    status_reason: str | None
+    send_at: datetime | None
+    send_at_local: str | None
+    start_at: datetime | None
+    rate_limit: float | None
+    audience: dict[str, Any]
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    counts: dict[str, int] | None = None
+    rate_per_second: float | None = None
+    seconds_left: float | None = None
+
+
+class PreviewIn(Strict):
+    user_id: UserId | None = None
+
+
+class PreviewOut(BaseModel):
+    headers: dict[str, str]
+    subject: str
+    text: str
+    html: str
+
+
+def _get(session: Session, campaign_id: int) -> Campaign:
+    campaign = session.get(Campaign, campaign_id)
+    if campaign is None:
+        raise HTTPException(404, "no such campaign")
+    return campaign
+
+
+def _out(session: Session, campaign: Campaign, *, with_progress: bool = True) -> CampaignOut:
+    out = CampaignOut.model_validate(campaign, from_attributes=True)
+    if with_progress:
+        progress = campaigns.progress(session, campaign.id)
+        out.counts = progress.counts
+        out.rate_per_second = progress.rate_per_second
+        out.seconds_left = progress.seconds_left
+    return out
+
+
+@router.post("", status_code=201, response_model=CampaignOut)
+def create_campaign(body: CampaignIn, request: Request, caller: Writer) -> CampaignOut:
+    """A draft. The template must be of a non-essential category (422 otherwise)."""
+    state = web_state(request)
+    draft = CampaignDraft(
+        name=body.name,
+        template=body.template,
+        data=body.data,
+        send_at=body.send_at,
+        send_at_local=body.send_at_local,
+        locales=tuple(body.audience.locales),
+        user_ids=tuple(body.audience.user_ids),
+        rate_limit=body.rate_limit,
+    )
+    with state.sessions.begin() as session:
+        campaign = campaigns.create(
+            session, draft, created_by=caller.name, max_data_bytes=state.settings.max_data_bytes
+        )
+        return _out(session, campaign, with_progress=False)
+
+
+@router.get("", response_model=list[CampaignOut])
+def list_campaigns(request: Request, _: Reader, limit: int = 100) -> list[CampaignOut]:
+    with web_state(request).sessions() as session:
+        rows = session.scalars(
+            select(Campaign).order_by(Campaign.id.desc()).limit(max(1, min(limit, 500)))
+        )
+        return [_out(session, campaign, with_progress=False) for campaign in rows]
+
+
+@router.get("/{campaign_id}", response_model=CampaignOut)
+def get_campaign(campaign_id: int, request: Request, _: Reader) -> CampaignOut:
+    with web_state(request).sessions() as session:
+        return _out(session, _get(session, campaign_id))
+
+
+def _change(state: WebState, campaign_id: int, action: str) -> CampaignOut:
+    settings = state.settings
+    with state.sessions.begin() as session:
+        _get(session, campaign_id)
+        try:
+            if action == "schedule":
+                campaign = campaigns.schedule(
+                    session,
+                    campaign_id,
+                    defaults=settings.default_subscriptions,
+                    default_timezone=settings.default_timezone,
+                )
+            elif action == "pause":
+                campaign = campaigns.pause(session, campaign_id)
+            elif action == "resume":
+                campaign = campaigns.resume(session, campaign_id)
+            else:
+                campaign = campaigns.cancel(session, campaign_id)
+        except CampaignStateError as error:
+            raise HTTPException(409, str(error)) from None
+        out = _out(session, campaign)
+    if action == "resume":
+        # Batches pending since the pause go out on the next dispatch; planning resumes now.
+        enqueue_by_name(state.celery, TaskName.PLAN_CAMPAIGN, campaign_id)
+        enqueue_by_name(state.celery, TaskName.DISPATCH_DUE_CAMPAIGNS)
+    return out
+
+
+@router.post("/{campaign_id}/schedule", response_model=CampaignOut)
+def schedule_campaign(campaign_id: int, request: Request, _: Writer) -> CampaignOut:
+    """Schedule a draft (or confirm one held as stale); it starts at its send time."""
+    return _change(web_state(request), campaign_id, "schedule")
+
+
+@router.post("/{campaign_id}/pause", response_model=CampaignOut)
+def pause_campaign(campaign_id: int, request: Request, _: Writer) -> CampaignOut:
+    return _change(web_state(request), campaign_id, "pause")
+
+
+@router.post("/{campaign_id}/resume", response_model=CampaignOut)
+def resume_campaign(campaign_id: int, request: Request, _: Writer) -> CampaignOut:
+    return _change(web_state(request), campaign_id, "resume")
+
+
+@router.post("/{campaign_id}/cancel", response_model=CampaignOut)
+def cancel_campaign(campaign_id: int, request: Request, _: Writer) -> CampaignOut:
+    return _change(web_state(request), campaign_id, "cancel")
+
+
+@router.post("/{campaign_id}/preview", response_model=PreviewOut)
+def preview_campaign(
+    campaign_id: int, request: Request, _: Writer, body: PreviewIn | None = None
+) -> PreviewOut:
+    """The message one named user would get (or a sample recipient), headers included;
+    nothing is sent and nothing is stored."""
+    state = web_state(request)
+    with state.sessions() as session:
+        campaign = _get(session, campaign_id)
+        person = None
+        if body is not None and body.user_id:
+            person = recipients.get_by_user_id(session, body.user_id)
+            if person is None or person.erased_at is not None:
+                raise HTTPException(404, "no such user")
+        message = preview_message(
+            state.settings,
+            template=campaign.template,
+            data=campaign.data,
+            email=person.email if person and person.email else "recipient@example.com",
+            recipient_public_id=person.public_id if person else "preview",
+            locale=person.locale if person else None,
+        )
+    text = message.get_body(("plain",))
+    html = message.get_body(("html",))
+    return PreviewOut(
+        headers={key: str(value) for key, value in message.items()},
+        subject=str(message["Subject"]),
+        text=text.get_content() if text is not None else "",
+        html=html.get_content() if html is not None else "",
+    )

@@ -1,0 +1,73 @@
+"""``POST /v1/users/import``: many users at once, from CSV or JSON lines."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel
+
+from notify.api_keys import Caller
+from notify.importing import Format, import_users
+from notify.web.auth import require_any_scope
+from notify.web.state import web_state
+
+router = APIRouter(prefix="/v1/users", tags=["users"])
+MAX_IMPORT_BYTES = 64 * 1024 * 1024
+FORMATS: dict[str, Format] = {
+    "text/csv": "csv",
+    "application/x-ndjson": "jsonl",
+    "application/jsonl": "jsonl",
+    "application/json-lines": "jsonl",
+    "application/jsonlines": "jsonl",
+}
+
+
+class RowErrorOut(BaseModel):
+    line: int
+    error: str
+
+
+class ImportOut(BaseModel):
+    imported: int
+    rejected: int
+    errors: list[RowErrorOut]
+
+
+@router.post(
+    "/import",
+    response_model=ImportOut,
+    openapi_extra={
+        "requestBody": {
+            "content": {
+                "text/csv": {"schema": {"type": "string"}},
+                "application/x-ndjson": {"schema": {"type": "string"}},
+            },
+            "required": True,
+        }
+    },
+)
+async def import_users_endpoint(
+    request: Request,
+    _: Annotated[Caller, Depends(require_any_scope("users:write", "campaigns:write"))],
+) -> ImportOut:
+    """Upsert users from ``user_id,email,locale,timezone`` rows; bad rows are listed by line
+    number and skipped. Preferences and suppressions are never touched."""
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    fmt = FORMATS.get(media)
+    if fmt is None:
+        raise HTTPException(415, f"send text/csv or application/x-ndjson, not {media or 'nothing'}")
+    body = await request.body()
+    if len(body) > MAX_IMPORT_BYTES:
+        raise HTTPException(413, f"at most {MAX_IMPORT_BYTES // (1024 * 1024)} MiB per import")
+    try:
+        text = body.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise HTTPException(422, f"the file is not UTF-8 (byte {error.start})") from None
+    state = web_state(request)
+    result = await run_in_threadpool(
+        import_users, state.sessions, text.splitlines(), fmt, hash_key=state.settings.hash_key
+    )
+    errors = [RowErrorOut(line=e.line, error=e.error) for e in result.errors]
+    return ImportOut(imported=result.imported, rejected=result.rejected, errors=errors)

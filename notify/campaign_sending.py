@@ -106,7 +106,7 @@ def _batch_rows(session: Session, batch_id: int, now: datetime) -> list[Row[Any]
             Notification.status.in_(IN_FLIGHT),
             Notification.next_attempt_at <= now,
         )
-        .order_by(Notification.id)
+        .order_by(Notification.recipient_id)
     )
     return list(result.all())
 
@@ -272,6 +272,8 @@ def send_batch(
     sender = parseaddr(settings.sender_for(category))[1]
     sent_pending: str | None = None  # sent over SMTP, recorded in the next transaction
     for index, row in enumerate(r for r in rows if r.id not in blocked):
+        if rate:  # wait first, so the checks below are fresh when the message leaves
+            limiter.wait(f"campaign:{campaign_id}", rate)
         with sessions.begin() as session:
             now = clock()
             if sent_pending is not None:
@@ -300,8 +302,6 @@ def send_batch(
                     .values(lease_until=now + lease)
                 )
         attempts, message_id = claimed
-        if rate:
-            limiter.wait(f"campaign:{campaign_id}", rate)
         job = Claimed(
             id=row.id,
             template=template,

@@ -157,10 +157,13 @@ class Settings(BaseSettings):
                 "NOTIFY_RETRY_MAX_SECONDS and NOTIFY_TASK_TIME_LIMIT_SECONDS must be below "
                 "NOTIFY_VISIBILITY_TIMEOUT_SECONDS"
             )
-        if self.campaign_batch_seconds >= self.task_time_limit_seconds - 30:
+        if self.campaign_batch_seconds > self.task_time_limit_seconds / 2:
             raise ValueError(
-                "NOTIFY_CAMPAIGN_BATCH_SECONDS must be at least 30 s below "
-                "NOTIFY_TASK_TIME_LIMIT_SECONDS"
+                "NOTIFY_CAMPAIGN_BATCH_SECONDS must be at most half NOTIFY_TASK_TIME_LIMIT_SECONDS"
+            )
+        if self.campaign_batch_lease_seconds >= limit:
+            raise ValueError(
+                "NOTIFY_CAMPAIGN_BATCH_LEASE_SECONDS must be below NOTIFY_VISIBILITY_TIMEOUT_SECONDS"
             )
         return self
 

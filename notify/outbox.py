@@ -185,7 +185,11 @@ def claim(session: Session, notification_id: str, *, sending_domain: str) -> Cla
     now = utcnow()
     row = session.execute(
         update(Notification)
-        .where(Notification.id == notification_id, Notification.status == Status.QUEUED)
+        .where(
+            Notification.id == notification_id,
+            Notification.status == Status.QUEUED,
+            Notification.campaign_id.is_(None),  # campaign rows belong to their batch
+        )
         .values(
             status=Status.SENDING,
             attempts=Notification.attempts + 1,
@@ -278,6 +282,7 @@ def sweep_stuck(
     * ``queued`` and due for longer than ``queued_for`` (a lost or never-published message):
       enqueue again, and move its due time to now so the next sweep leaves it a while.
 
+    Only transactional rows: a campaign's rows are recovered through their batch's lease.
     Rows are locked with ``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so two sweepers do not
     return the same rows; a duplicate enqueue is harmless anyway (the claim guards it).
     """
@@ -289,7 +294,7 @@ def sweep_stuck(
     )
     rows = session.execute(
         select(Notification.id, Notification.category, Notification.status, Notification.attempts)
-        .where(or_(stale_sending, stale_queued))
+        .where(Notification.campaign_id.is_(None), or_(stale_sending, stale_queued))
         .order_by(Notification.next_attempt_at)
         .limit(limit)
         .with_for_update(skip_locked=True)

@@ -1,0 +1,475 @@
+"""Campaigns end to end: import, schedule, the dispatcher in beat, batches on a real worker
+process, what the SMTP server received. Each test marks its users with a locale of its own and
+targets only that locale, so tests sharing the database never mail each other's users."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select, update
+
+from notify import audience, campaigns
+from notify.models import Campaign, Notification
+from tests.support.services import ROOT, WorkerProcess, wait_until
+from tests.support.stack import Stack, sample_data
+
+pytestmark = pytest.mark.integration
+
+
+def tag() -> str:
+    return f"en-t{uuid.uuid4().hex[:7]}"
+
+
+def import_users(
+    client: TestClient, auth: dict[str, str], locale: str, count: int, zone: str = ""
+) -> list[str]:
+    lines = ["user_id,email,locale,timezone"]
+    addresses = []
+    for index in range(count):
+        address = f"{locale}-{index}@example.com"
+        addresses.append(address)
+        lines.append(f"{locale}-{index},{address},{locale},{zone}")
+    response = client.post("/v1/users/import", content="\n".join(lines).encode(),
+                           headers={**auth, "Content-Type": "text/csv"})  # fmt: skip
+    assert response.status_code == 200, response.text
+    assert response.json()["imported"] == count
+    return addresses
+
+
+def create(client: TestClient, auth: dict[str, str], locale: str, **extra: Any) -> int:
+    body = {"name": f"news {locale}", "template": "product_update",
+            "data": sample_data("product_update"), "audience": {"locales": [locale]}, **extra}  # fmt: skip
+    response = client.post("/v1/campaigns", json=body, headers=auth)
+    assert response.status_code == 201, response.text
+    assert response.json()["status"] == "draft"
+    return int(response.json()["id"])
+
+
+def status(client: TestClient, auth: dict[str, str], campaign_id: int) -> dict[str, Any]:
+    response = client.get(f"/v1/campaigns/{campaign_id}", headers=auth)
+    assert response.status_code == 200
+    result: dict[str, Any] = response.json()
+    return result
+
+
+def wait_status(
+    client: TestClient, auth: dict[str, str], campaign_id: int, wanted: str, timeout: float = 90
+) -> dict[str, Any]:
+    result: dict[str, Any] = wait_until(
+        lambda: (state := status(client, auth, campaign_id))["status"] == wanted and state,
+        timeout, f"campaign {campaign_id} to be {wanted}",
+    )  # fmt: skip
+    return result
+
+
+def received_per_address(stack: Stack, addresses: list[str]) -> Counter[str]:
+    wanted = set(addresses)
+    with stack.smtp.handler.lock:
+        return Counter(a for m in stack.smtp.handler.received for a in m.rcpt_tos if a in wanted)
+
+
+def test_a_campaign_reaches_each_subscribed_user_exactly_once_and_nobody_else(
+    stack: Stack, client: TestClient, auth: dict[str, str]
+) -> None:
+    locale = tag()
+    addresses = import_users(client, auth, locale, 2000)
+    unsubscribed = addresses[0:2000:10]  # 200 people
+    suppressed = addresses[5:2000:20]  # 100 people
+    for address in unsubscribed:
+        user_id = address.split("@")[0]
+        answer = client.patch(
+            f"/v1/users/{user_id}/preferences", json={"product_updates": False}, headers=auth
+        )
+        assert answer.status_code == 200
+    for address in suppressed:
+        assert (
+            client.post("/v1/suppressions", json={"email": address}, headers=auth).status_code
+            == 201
+        )
+    campaign_id = create(client, auth, locale)
+    scheduled = client.post(f"/v1/campaigns/{campaign_id}/schedule", headers=auth)
+    assert scheduled.status_code == 200 and scheduled.json()["status"] == "scheduled"
+
+    done = wait_status(client, auth, campaign_id, "completed", timeout=120)
+    expected = set(addresses) - set(unsubscribed) - set(suppressed)
+    got = received_per_address(stack, addresses)
+    assert set(got) == expected
+    assert max(got.values()) == 1
+    assert done["counts"]["sent"] == len(expected)
+    assert done["counts"]["pending"] == 0 and done["counts"]["failed"] == 0
+    one = next(m for m in stack.smtp.handler.received if m.rcpt_tos[0] in expected)
+    assert b"List-Unsubscribe: <https://notify.example.com/u/" in one.content
+
+
+def test_an_unsubscribe_during_the_campaign_stops_the_rest_of_it_for_that_person(
+    stack: Stack, client: TestClient, auth: dict[str, str]
+) -> None:
+    locale = tag()
+    addresses = import_users(client, auth, locale, 60)  # one batch, sent in order, 10 a second
+    campaign_id = create(client, auth, locale, rate_limit=10)
+    client.post(f"/v1/campaigns/{campaign_id}/schedule", headers=auth)
+    wait_until(lambda: status(client, auth, campaign_id)["counts"]["sent"] >= 5, 30, "first sends")
+    last = addresses[-1].split("@")[0]
+    client.patch(f"/v1/users/{last}/preferences", json={"product_updates": False}, headers=auth)
+    wait_status(client, auth, campaign_id, "completed")
+    assert addresses[-1] not in received_per_address(stack, addresses)
+
+
+def test_pause_stops_sending_and_resume_finishes_with_no_duplicate_and_no_skip(
+    stack: Stack, client: TestClient, auth: dict[str, str]
+) -> None:
+    locale = tag()
+    addresses = import_users(client, auth, locale, 150)
+    campaign_id = create(client, auth, locale, rate_limit=30)
+    client.post(f"/v1/campaigns/{campaign_id}/schedule", headers=auth)
+    wait_until(lambda: status(client, auth, campaign_id)["counts"]["sent"] >= 20, 30, "20 sends")
+
+    paused = client.post(f"/v1/campaigns/{campaign_id}/pause", headers=auth)
+    assert paused.status_code == 200 and paused.json()["status"] == "paused"
+    time.sleep(0.5)  # the message in flight at the pause may still land
+    at_pause = sum(received_per_address(stack, addresses).values())
+    time.sleep(3)
+    assert sum(received_per_address(stack, addresses).values()) == at_pause
+    assert at_pause < len(addresses)
+    assert client.post(f"/v1/campaigns/{campaign_id}/pause", headers=auth).status_code == 409
+
+    assert (
+        client.post(f"/v1/campaigns/{campaign_id}/resume", headers=auth).json()["status"]
+        == "running"
+    )
+    wait_status(client, auth, campaign_id, "completed")
+    got = received_per_address(stack, addresses)
+    assert set(got) == set(addresses)
+    assert max(got.values()) == 1
+
+
+def test_cancel_marks_what_is_left_cancelled_and_sends_nothing_more(
+    stack: Stack, client: TestClient, auth: dict[str, str]
+) -> None:
+    locale = tag()
+    addresses = import_users(client, auth, locale, 150)
+    campaign_id = create(client, auth, locale, rate_limit=30)
+    client.post(f"/v1/campaigns/{campaign_id}/schedule", headers=auth)
+    wait_until(lambda: status(client, auth, campaign_id)["counts"]["sent"] >= 10, 30, "10 sends")
+
+    cancelled = client.post(f"/v1/campaigns/{campaign_id}/cancel", headers=auth).json()
+    assert cancelled["status"] == "cancelled"
+    time.sleep(0.5)
+    at_cancel = sum(received_per_address(stack, addresses).values())
+    time.sleep(3)
+    final = status(client, auth, campaign_id)
+    assert sum(received_per_address(stack, addresses).values()) == at_cancel
+    counts = final["counts"]
+    assert counts["pending"] == 0
+    assert counts["cancelled"] > 0
+    assert counts["sent"] + counts["cancelled"] == len(addresses)
+    assert counts["sent"] == at_cancel
+    assert client.post(f"/v1/campaigns/{campaign_id}/resume", headers=auth).status_code == 409
+
+
+def test_a_worker_killed_mid_batch_finishes_the_campaign_with_no_one_skipped_and_at_most_one_twice(
+    stack: Stack, client: TestClient, auth: dict[str, str]
+) -> None:
+    locale = tag()
+    addresses = import_users(client, auth, locale, 120)
+    campaign_id = create(client, auth, locale, rate_limit=25)
+    client.post(f"/v1/campaigns/{campaign_id}/schedule", headers=auth)
+    wait_until(lambda: sum(received_per_address(stack, addresses).values()) >= 15, 30, "15 sends")
+    stack.worker.kill()
+    stack.worker.start()
+
+    wait_status(client, auth, campaign_id, "completed", timeout=120)
+    got = received_per_address(stack, addresses)
+    assert set(got) == set(addresses), "someone was skipped"
+    assert sum(got.values()) - len(addresses) <= 1, (
+        f"duplicates: {[a for a, n in got.items() if n > 1]}"
+    )
+
+
+def test_two_beat_processes_at_once_start_a_campaign_once(
+    stack: Stack, client: TestClient, auth: dict[str, str], tmp_path: Any
+) -> None:
+    locale = tag()
+    addresses = import_users(client, auth, locale, 300)
+    beat = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "worker", "beat", "--loglevel", "WARNING",
+         "--schedule", str(tmp_path / "second-beat")],
+        cwd=ROOT, env=stack.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        time.sleep(2)
+        campaign_id = create(client, auth, locale)
+        client.post(f"/v1/campaigns/{campaign_id}/schedule", headers=auth)
+        wait_status(client, auth, campaign_id, "completed")
+    finally:
+        os.killpg(beat.pid, signal.SIGTERM)
+        beat.wait(timeout=20)
+    got = received_per_address(stack, addresses)
+    assert set(got) == set(addresses)
+    assert max(got.values()) == 1
+
+
+def test_concurrent_dispatchers_claim_a_due_campaign_once(
+    stack: Stack, client: TestClient, auth: dict[str, str]
+) -> None:
+    locale = tag()
+    import_users(client, auth, locale, 5)
+    campaign_id = create(client, auth, locale)
+    stack.worker.stop()  # only the two threads below may start it
+    with stack.sessions.begin() as session:
+        session.execute(
+            update(Campaign).where(Campaign.id == campaign_id)
+            .values(status="scheduled", start_at=datetime.now(UTC) - timedelta(seconds=1))
+        )  # fmt: skip
+    barrier = threading.Barrier(2)
+    started: list[list[int]] = []
+
+    def dispatcher() -> None:
+        barrier.wait()
+        with stack.sessions.begin() as session:
+            started.append(campaigns.start_due(session, now=datetime.now(UTC)))
+
+    threads = [threading.Thread(target=dispatcher) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    claims = [ids.count(campaign_id) for ids in started]
+    assert sorted(claims) == [0, 1]
+
+
+def test_a_campaign_that_became_due_long_ago_waits_for_confirmation(
+    stack: Stack, client: TestClient, auth: dict[str, str]
+) -> None:
+    locale = tag()
+    addresses = import_users(client, auth, locale, 10)
+    campaign_id = create(client, auth, locale)
+    with stack.sessions.begin() as session:  # as if the service had been down for two hours
+        session.execute(
+            update(Campaign).where(Campaign.id == campaign_id)
+            .values(status="scheduled", start_at=datetime.now(UTC) - timedelta(hours=2))
+        )  # fmt: skip
+    held = wait_status(client, auth, campaign_id, "needs_confirmation", timeout=30)
+    assert "late" in held["status_reason"]
+    time.sleep(2)
+    assert received_per_address(stack, addresses) == Counter()
+
+    assert client.post(f"/v1/campaigns/{campaign_id}/schedule", headers=auth).status_code == 200
+    wait_status(client, auth, campaign_id, "completed")
+    assert set(received_per_address(stack, addresses)) == set(addresses)
+
+
+def test_send_at_local_sends_at_ten_in_each_recipients_own_time_zone(
+    stack: Stack, client: TestClient, auth: dict[str, str]
+) -> None:
+    """With a frozen clock: the planner and the batch sender are driven directly."""
+    from notify.campaign_sending import send_batch
+    from notify.rate_limit import RateLimiter
+    from notify.transport import SmtpTransport
+
+    locale = tag()
+    zones = {"Pacific/Auckland": [], "Europe/London": [], "America/New_York": []}
+    for zone in zones:
+        suffix = zone.split("/")[1][:4].lower().replace("_", "")
+        zones[zone] = import_users(client, auth, f"{locale}-{suffix}", 4, zone)
+    campaign_id = create(client, auth, locale, send_at_local="2026-12-01T10:00")
+    stack.worker.stop()  # the frozen clock drives everything below
+    frozen = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+    settings = stack.settings
+    with stack.sessions.begin() as session:
+        campaign = campaigns.schedule(session, campaign_id, defaults=settings.default_subscriptions,
+                                      default_timezone="UTC", now=frozen)  # fmt: skip
+        assert campaign.start_at == datetime(2026, 11, 30, 21, 0, tzinfo=UTC)  # 10:00 in Auckland
+        assert campaigns.start_due(session, now=frozen) == []
+        assert campaign_id in campaigns.start_due(session, now=campaign.start_at)
+    with stack.sessions.begin() as session:
+        batch = audience.plan_next_page(session, campaign_id, page_size=100, default_subscribed=True,
+                                        default_timezone="UTC", now=frozen)  # fmt: skip
+        assert batch is not None and batch.size == 12
+    with stack.sessions() as session:
+        due = {n.recipient_id: n.next_attempt_at for n in session.scalars(
+            select(Notification).where(Notification.campaign_id == campaign_id))}  # fmt: skip
+        assert sorted(set(due.values())) == [
+            datetime(2026, 11, 30, 21, 0, tzinfo=UTC),  # Auckland, UTC+13
+            datetime(2026, 12, 1, 10, 0, tzinfo=UTC),  # London, UTC+0
+            datetime(2026, 12, 1, 15, 0, tzinfo=UTC),  # New York, UTC-5
+        ]
+
+    transport = SmtpTransport(settings.smtp, timeout=5)
+    limiter = RateLimiter("memory://")
+    delivered: dict[str, int] = {}
+    for moment, expected in (
+        (datetime(2026, 11, 30, 21, 0, 30, tzinfo=UTC), zones["Pacific/Auckland"]),
+        (datetime(2026, 12, 1, 10, 0, 30, tzinfo=UTC), zones["Europe/London"]),
+        (datetime(2026, 12, 1, 15, 0, 30, tzinfo=UTC), zones["America/New_York"]),
+    ):
+        report = send_batch(stack.sessions, transport, settings, batch.id, limiter=limiter,
+                            retry_delay=lambda _: 1.0, clock=lambda m=moment: m)  # fmt: skip
+        assert report.sent == 4, (moment, report)
+        got = received_per_address(stack, [a for addrs in zones.values() for a in addrs])
+        newly = {a for a in got if a not in delivered}
+        assert newly == set(expected), moment
+        delivered.update(got)
+    transport.close()
+
+
+def test_a_security_alert_is_not_delayed_by_a_running_fifty_thousand_campaign(
+    stack: Stack, client: TestClient, auth: dict[str, str], tmp_path: Any
+) -> None:
+    locale = tag()
+    import_users(client, auth, locale, 50_000)
+    stack.worker.stop()
+    bulk = WorkerProcess(stack.env, tmp_path / "bulk.log", queues="bulk,periodic")
+    essential = WorkerProcess(stack.env, tmp_path / "essential.log", queues="essential")
+    bulk.start()
+    essential.start()
+    try:
+        campaign_id = create(client, auth, locale)
+        client.post(f"/v1/campaigns/{campaign_id}/schedule", headers=auth)
+        wait_until(
+            lambda: status(client, auth, campaign_id)["counts"]["sent"] >= 500,
+            60,
+            "the campaign to be sending",
+        )
+        alert_to = f"urgent-{uuid.uuid4().hex[:8]}@example.com"
+        body = {"template": "security_alert", "user_id": f"u-{alert_to}", "email": alert_to,
+                "data": sample_data("security_alert")}  # fmt: skip
+        posted = time.monotonic()
+        assert client.post("/v1/notifications", json=body, headers=auth).status_code == 202
+        wait_until(
+            lambda: stack.smtp.handler.messages_to(alert_to),
+            10,
+            "the security alert",
+            interval=0.02,
+        )
+        latency = time.monotonic() - posted
+        running = status(client, auth, campaign_id)
+        assert running["status"] == "running" and running["counts"]["pending"] > 0
+        assert latency < 2.0, f"security alert took {latency:.2f}s behind the campaign"
+        client.post(f"/v1/campaigns/{campaign_id}/cancel", headers=auth)
+    finally:
+        bulk.stop()
+        essential.stop()
+
+
+def test_the_rate_limit_holds_across_workers(
+    stack: Stack, client: TestClient, auth: dict[str, str]
+) -> None:
+    locale = tag()
+    import_users(client, auth, locale, 80)
+    campaign_id = create(client, auth, locale, rate_limit=20)
+    client.post(f"/v1/campaigns/{campaign_id}/schedule", headers=auth)
+    wait_status(client, auth, campaign_id, "completed")
+    with stack.sessions() as session:
+        times = sorted(t for t in session.scalars(
+            select(Notification.sent_at).where(Notification.campaign_id == campaign_id)) if t)  # fmt: skip
+    assert len(times) == 80
+    busiest = max(
+        sum(1 for t in times if start <= t < start + timedelta(seconds=1)) for start in times
+    )
+    assert busiest <= 22  # 20 per second, plus the recording lag of one message per worker
+
+
+def test_an_import_reports_bad_rows_by_line_keeps_good_ones_and_never_resubscribes(
+    stack: Stack, client: TestClient, auth: dict[str, str]
+) -> None:
+    locale = tag()
+    good = f"{locale}-good"
+    client.put(f"/v1/users/{good}", json={"email": f"{good}@example.com"}, headers=auth)
+    client.patch(f"/v1/users/{good}/preferences", json={"product_updates": False}, headers=auth)
+    csv = "\n".join([
+        "user_id,email,locale,timezone",
+        f"{good},{good}-new@example.com,{locale},Europe/Paris",
+        f"{locale}-a,not-an-email,{locale},",
+        f"{locale}-b,b@example.com,{locale},Mars/Olympus",
+        f",c@example.com,{locale},",
+        f"{locale}-d,d@example.com,{locale},UTC,extra",
+        f"{locale}-e,e@example.com,{locale},",
+    ])  # fmt: skip
+    answer = client.post(
+        "/v1/users/import", content=csv.encode(), headers={**auth, "Content-Type": "text/csv"}
+    )
+    assert answer.status_code == 200
+    result = answer.json()
+    assert result["imported"] == 2 and result["rejected"] == 4
+    assert [e["line"] for e in result["errors"]] == [3, 4, 5, 6]
+    assert "email" in result["errors"][0]["error"] and "timezone" in result["errors"][1]["error"]
+    user = client.get(f"/v1/users/{good}", headers=auth).json()
+    assert user["email"] == f"{good}-new@example.com" and user["timezone"] == "Europe/Paris"
+    prefs = client.get(f"/v1/users/{good}/preferences", headers=auth).json()
+    assert prefs["categories"]["product_updates"]["subscribed"] is False
+
+    jsonl = b'{"user_id": "%s-j", "email": "j@example.com"}\n[1, 2]\n{broken\n' % locale.encode()
+    answer = client.post(
+        "/v1/users/import", content=jsonl, headers={**auth, "Content-Type": "application/x-ndjson"}
+    )
+    assert answer.json()["imported"] == 1 and [e["line"] for e in answer.json()["errors"]] == [2, 3]
+    wrong_type = client.post(
+        "/v1/users/import", content=b"x", headers={**auth, "Content-Type": "text/plain"}
+    )
+    assert wrong_type.status_code == 415
+
+
+def test_bad_campaign_requests_are_refused_clearly(
+    stack: Stack, client: TestClient, auth: dict[str, str]
+) -> None:
+    base = {"name": "x", "template": "product_update", "data": sample_data("product_update")}
+    cases = [
+        (
+            {**base, "template": "security_alert", "data": sample_data("security_alert")},
+            422,
+            "template",
+        ),
+        ({**base, "send_at": "2026-12-01T10:00:00"}, 422, "send_at"),
+        ({**base, "send_at_local": "2026-12-01T10:00:00+02:00"}, 422, "send_at_local"),
+        (
+            {**base, "send_at": "2026-12-01T10:00:00Z", "send_at_local": "2026-12-01T10:00"},
+            422,
+            "send_at_local",
+        ),
+        ({**base, "data": {}}, 422, "data"),
+        ({**base, "template": "nope"}, 404, None),
+        ({**base, "rate_limit": -1}, 422, "rate_limit"),
+    ]
+    for body, code, field in cases:
+        response = client.post("/v1/campaigns", json=body, headers=auth)
+        assert response.status_code == code, (body, response.text)
+        if field:
+            assert response.json()["detail"][0]["loc"][1] == field
+    assert client.get("/v1/campaigns/999999", headers=auth).status_code == 404
+    assert client.post("/v1/campaigns/999999/pause", headers=auth).status_code == 404
+
+
+def test_preview_renders_for_a_named_user_with_headers_and_sends_nothing(
+    stack: Stack, client: TestClient, auth: dict[str, str]
+) -> None:
+    locale = tag()
+    addresses = import_users(client, auth, locale, 1)
+    campaign_id = create(client, auth, locale)
+    user_id = addresses[0].split("@")[0]
+    preview = client.post(
+        f"/v1/campaigns/{campaign_id}/preview", json={"user_id": user_id}, headers=auth
+    )
+    assert preview.status_code == 200, preview.text
+    shown = preview.json()
+    assert shown["headers"]["To"] == addresses[0]
+    assert shown["headers"]["List-Unsubscribe"].startswith("<https://notify.example.com/u/")
+    assert shown["subject"] == sample_data("product_update")["headline"]
+    assert "Unsubscribe" in shown["text"]
+    sample = client.post(f"/v1/campaigns/{campaign_id}/preview", headers=auth)
+    assert sample.status_code == 200 and sample.json()["headers"]["To"] == "recipient@example.com"
+    time.sleep(1)
+    assert received_per_address(stack, addresses) == Counter()
+    assert status(client, auth, campaign_id)["counts"]["pending"] == 0

@@ -163,7 +163,8 @@ class Settings(BaseSettings):
             )
         if self.campaign_batch_lease_seconds >= limit:
             raise ValueError(
-                "NOTIFY_CAMPAIGN_BATCH_LEASE_SECONDS must be below NOTIFY_VISIBILITY_TIMEOUT_SECONDS"
+                "NOTIFY_CAMPAIGN_BATCH_LEASE_SECONDS must be below "
+                "NOTIFY_VISIBILITY_TIMEOUT_SECONDS"
             )
         return self
 

@@ -23,9 +23,15 @@ from tests.support.stack import Stack
 pytestmark = pytest.mark.integration
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]  # fmt: skip
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 @pytest.fixture(scope="module")
@@ -119,8 +125,10 @@ def test_the_pages_fit_a_phone_screen_without_sideways_scrolling(
     context = browser.new_context(viewport={"width": 360, "height": 740}, is_mobile=True)
     phone = context.new_page()
     try:
-        for url in (unsubscribe_url(stack.settings, public_id, "product_updates"),
-                    preferences_url(stack.settings, public_id)):  # fmt: skip
+        for url in (
+            unsubscribe_url(stack.settings, public_id, "product_updates"),
+            preferences_url(stack.settings, public_id),
+        ):
             phone.goto(local(url, web_server), wait_until="networkidle")
             width = phone.evaluate("document.documentElement.scrollWidth")
             assert width <= 360, url

@@ -40,16 +40,24 @@ def import_users(
         address = f"{locale}-{index}@example.com"
         addresses.append(address)
         lines.append(f"{locale}-{index},{address},{locale},{zone}")
-    response = client.post("/v1/users/import", content="\n".join(lines).encode(),
-                           headers={**auth, "Content-Type": "text/csv"})  # fmt: skip
+    response = client.post(
+        "/v1/users/import",
+        content="\n".join(lines).encode(),
+        headers={**auth, "Content-Type": "text/csv"},
+    )
     assert response.status_code == 200, response.text
     assert response.json()["imported"] == count
     return addresses
 
 
 def create(client: TestClient, auth: dict[str, str], locale: str, **extra: Any) -> int:
-    body = {"name": f"news {locale}", "template": "product_update",
-            "data": sample_data("product_update"), "audience": {"locales": [locale]}, **extra}  # fmt: skip
+    body = {
+        "name": f"news {locale}",
+        "template": "product_update",
+        "data": sample_data("product_update"),
+        "audience": {"locales": [locale]},
+        **extra,
+    }
     response = client.post("/v1/campaigns", json=body, headers=auth)
     assert response.status_code == 201, response.text
     assert response.json()["status"] == "draft"
@@ -68,8 +76,9 @@ def wait_status(
 ) -> dict[str, Any]:
     result: dict[str, Any] = wait_until(
         lambda: (state := status(client, auth, campaign_id))["status"] == wanted and state,
-        timeout, f"campaign {campaign_id} to be {wanted}",
-    )  # fmt: skip
+        timeout,
+        f"campaign {campaign_id} to be {wanted}",
+    )
     return result
 
 
@@ -203,11 +212,24 @@ def test_two_beat_processes_at_once_start_a_campaign_once(
     locale = tag()
     addresses = import_users(client, auth, locale, 300)
     beat = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "worker", "beat", "--loglevel", "WARNING",
-         "--schedule", str(tmp_path / "second-beat")],
-        cwd=ROOT, env=stack.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "worker",
+            "beat",
+            "--loglevel",
+            "WARNING",
+            "--schedule",
+            str(tmp_path / "second-beat"),
+        ],
+        cwd=ROOT,
+        env=stack.env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
         start_new_session=True,
-    )  # fmt: skip
+    )
     try:
         time.sleep(2)
         campaign_id = create(client, auth, locale)
@@ -230,9 +252,10 @@ def test_concurrent_dispatchers_claim_a_due_campaign_once(
     stack.worker.stop()  # only the two threads below may start it
     with stack.sessions.begin() as session:
         session.execute(
-            update(Campaign).where(Campaign.id == campaign_id)
+            update(Campaign)
+            .where(Campaign.id == campaign_id)
             .values(status="scheduled", start_at=datetime.now(UTC) - timedelta(seconds=1))
-        )  # fmt: skip
+        )
     barrier = threading.Barrier(2)
     started: list[list[int]] = []
 
@@ -258,9 +281,10 @@ def test_a_campaign_that_became_due_long_ago_waits_for_confirmation(
     campaign_id = create(client, auth, locale)
     with stack.sessions.begin() as session:  # as if the service had been down for two hours
         session.execute(
-            update(Campaign).where(Campaign.id == campaign_id)
+            update(Campaign)
+            .where(Campaign.id == campaign_id)
             .values(status="scheduled", start_at=datetime.now(UTC) - timedelta(hours=2))
-        )  # fmt: skip
+        )
     held = wait_status(client, auth, campaign_id, "needs_confirmation", timeout=30)
     assert "late" in held["status_reason"]
     time.sleep(2)
@@ -289,18 +313,33 @@ def test_send_at_local_sends_at_ten_in_each_recipients_own_time_zone(
     frozen = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
     settings = stack.settings
     with stack.sessions.begin() as session:
-        campaign = campaigns.schedule(session, campaign_id, defaults=settings.default_subscriptions,
-                                      default_timezone="UTC", now=frozen)  # fmt: skip
+        campaign = campaigns.schedule(
+            session,
+            campaign_id,
+            defaults=settings.default_subscriptions,
+            default_timezone="UTC",
+            now=frozen,
+        )
         assert campaign.start_at == datetime(2026, 11, 30, 21, 0, tzinfo=UTC)  # 10:00 in Auckland
         assert campaigns.start_due(session, now=frozen) == []
         assert campaign_id in campaigns.start_due(session, now=campaign.start_at)
     with stack.sessions.begin() as session:
-        batch = audience.plan_next_page(session, campaign_id, page_size=100, default_subscribed=True,
-                                        default_timezone="UTC", now=frozen)  # fmt: skip
+        batch = audience.plan_next_page(
+            session,
+            campaign_id,
+            page_size=100,
+            default_subscribed=True,
+            default_timezone="UTC",
+            now=frozen,
+        )
         assert batch is not None and batch.size == 12
     with stack.sessions() as session:
-        due = {n.recipient_id: n.next_attempt_at for n in session.scalars(
-            select(Notification).where(Notification.campaign_id == campaign_id))}  # fmt: skip
+        due = {
+            n.recipient_id: n.next_attempt_at
+            for n in session.scalars(
+                select(Notification).where(Notification.campaign_id == campaign_id)
+            )
+        }
         assert sorted(set(due.values())) == [
             datetime(2026, 11, 30, 21, 0, tzinfo=UTC),  # Auckland, UTC+13
             datetime(2026, 12, 1, 10, 0, tzinfo=UTC),  # London, UTC+0
@@ -315,8 +354,15 @@ def test_send_at_local_sends_at_ten_in_each_recipients_own_time_zone(
         (datetime(2026, 12, 1, 10, 0, 30, tzinfo=UTC), zones["Europe/London"]),
         (datetime(2026, 12, 1, 15, 0, 30, tzinfo=UTC), zones["America/New_York"]),
     ):
-        report = send_batch(stack.sessions, transport, settings, batch.id, limiter=limiter,
-                            retry_delay=lambda _: 1.0, clock=lambda m=moment: m)  # fmt: skip
+        report = send_batch(
+            stack.sessions,
+            transport,
+            settings,
+            batch.id,
+            limiter=limiter,
+            retry_delay=lambda _: 1.0,
+            clock=lambda m=moment: m,
+        )
         assert report.sent == 4, (moment, report)
         got = received_per_address(stack, [a for addrs in zones.values() for a in addrs])
         newly = {a for a in got if a not in delivered}
@@ -344,8 +390,12 @@ def test_a_security_alert_is_not_delayed_by_a_running_fifty_thousand_campaign(
             "the campaign to be sending",
         )
         alert_to = f"urgent-{uuid.uuid4().hex[:8]}@example.com"
-        body = {"template": "security_alert", "user_id": f"u-{alert_to}", "email": alert_to,
-                "data": sample_data("security_alert")}  # fmt: skip
+        body = {
+            "template": "security_alert",
+            "user_id": f"u-{alert_to}",
+            "email": alert_to,
+            "data": sample_data("security_alert"),
+        }
         posted = time.monotonic()
         assert client.post("/v1/notifications", json=body, headers=auth).status_code == 202
         wait_until(
@@ -373,8 +423,13 @@ def test_the_rate_limit_holds_across_workers(
     client.post(f"/v1/campaigns/{campaign_id}/schedule", headers=auth)
     wait_status(client, auth, campaign_id, "completed")
     with stack.sessions() as session:
-        times = sorted(t for t in session.scalars(
-            select(Notification.sent_at).where(Notification.campaign_id == campaign_id)) if t)  # fmt: skip
+        times = sorted(
+            t
+            for t in session.scalars(
+                select(Notification.sent_at).where(Notification.campaign_id == campaign_id)
+            )
+            if t
+        )
     assert len(times) == 80
     busiest = max(
         sum(1 for t in times if start <= t < start + timedelta(seconds=1)) for start in times
@@ -389,15 +444,17 @@ def test_an_import_reports_bad_rows_by_line_keeps_good_ones_and_never_resubscrib
     good = f"{locale}-good"
     client.put(f"/v1/users/{good}", json={"email": f"{good}@example.com"}, headers=auth)
     client.patch(f"/v1/users/{good}/preferences", json={"product_updates": False}, headers=auth)
-    csv = "\n".join([
-        "user_id,email,locale,timezone",
-        f"{good},{good}-new@example.com,{locale},Europe/Paris",
-        f"{locale}-a,not-an-email,{locale},",
-        f"{locale}-b,b@example.com,{locale},Mars/Olympus",
-        f",c@example.com,{locale},",
-        f"{locale}-d,d@example.com,{locale},UTC,extra",
-        f"{locale}-e,e@example.com,{locale},",
-    ])  # fmt: skip
+    csv = "\n".join(
+        [
+            "user_id,email,locale,timezone",
+            f"{good},{good}-new@example.com,{locale},Europe/Paris",
+            f"{locale}-a,not-an-email,{locale},",
+            f"{locale}-b,b@example.com,{locale},Mars/Olympus",
+            f",c@example.com,{locale},",
+            f"{locale}-d,d@example.com,{locale},UTC,extra",
+            f"{locale}-e,e@example.com,{locale},",
+        ]
+    )
     answer = client.post(
         "/v1/users/import", content=csv.encode(), headers={**auth, "Content-Type": "text/csv"}
     )

@@ -26,31 +26,46 @@ def test_notify_dev_accepts_a_notification_and_writes_it_to_the_mailbox_folder(
     port = free_port()
     mailbox = tmp_path / "mailbox"
     env = {key: value for key, value in os.environ.items() if not key.startswith("NOTIFY_")}
-    env.update({
-        "NOTIFY_DATABASE_URL": f"sqlite:///{tmp_path / 'notify.sqlite'}",
-        "NOTIFY_BROKER_URL": f"sqla+sqlite:///{tmp_path / 'broker.sqlite'}",
-        "NOTIFY_SMTP_URL": f"file://{mailbox}",
-    })  # fmt: skip
+    env.update(
+        {
+            "NOTIFY_DATABASE_URL": f"sqlite:///{tmp_path / 'notify.sqlite'}",
+            "NOTIFY_BROKER_URL": f"sqla+sqlite:///{tmp_path / 'broker.sqlite'}",
+            "NOTIFY_SMTP_URL": f"file://{mailbox}",
+        }
+    )
     command = [sys.executable, "-m", "notify.cli", "dev", "--port", str(port)]
     log_path = tmp_path / "dev.log"
     with log_path.open("wb") as log:
-        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                   start_new_session=True)  # fmt: skip
+        process = subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
     try:
-        banner = wait_until(lambda: re.search(r"API key:\s+(\S+)", log_path.read_text()), 90,
-                            "notify dev to print its API key")  # fmt: skip
+        banner = wait_until(
+            lambda: re.search(r"API key:\s+(\S+)", log_path.read_text()),
+            90,
+            "notify dev to print its API key",
+        )
         output = log_path.read_text()
         assert f"http://127.0.0.1:{port}/dev/mailbox" in output
         assert "curl" in output
         key = banner.group(1)
-        payload = {"template": "security_alert", "user_id": "u-dev", "email": "dev@example.com",
-                   "data": {"first_name": "Ada", "event": "New sign-in", "occurred_at": "now",
-                            "location": "here"}}  # fmt: skip
+        payload = {
+            "template": "security_alert",
+            "user_id": "u-dev",
+            "email": "dev@example.com",
+            "data": {
+                "first_name": "Ada",
+                "event": "New sign-in",
+                "occurred_at": "now",
+                "location": "here",
+            },
+        }
         request = urllib.request.Request(
-            f"http://127.0.0.1:{port}/v1/notifications", data=json.dumps(payload).encode(),
+            f"http://127.0.0.1:{port}/v1/notifications",
+            data=json.dumps(payload).encode(),
             headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
             method="POST",
-        )  # fmt: skip
+        )
         with urllib.request.urlopen(request, timeout=10) as response:
             assert response.status == 202
 

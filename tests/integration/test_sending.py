@@ -35,8 +35,13 @@ def new_address() -> str:
 def post(
     client: TestClient, auth: dict[str, str], template: str, address: str, **extra: Any
 ) -> Any:
-    body = {"template": template, "user_id": f"u-{address}", "email": address,
-            "data": extra.pop("data", sample_data(template)), **extra}  # fmt: skip
+    body = {
+        "template": template,
+        "user_id": f"u-{address}",
+        "email": address,
+        "data": extra.pop("data", sample_data(template)),
+        **extra,
+    }
     return client.post("/v1/notifications", json=body, headers=auth)
 
 
@@ -107,8 +112,12 @@ def test_repeating_a_request_with_its_idempotency_key_sends_one_email(
     key = uuid.uuid4().hex
     first = post(client, auth, "security_alert", address, idempotency_key=key)
     header_auth = {**auth, "Idempotency-Key": key}
-    body = {"template": "security_alert", "user_id": f"u-{address}", "email": address,
-            "data": sample_data("security_alert")}  # fmt: skip
+    body = {
+        "template": "security_alert",
+        "user_id": f"u-{address}",
+        "email": address,
+        "data": sample_data("security_alert"),
+    }
     second = client.post("/v1/notifications", json=body, headers=header_auth)
     assert first.status_code == second.status_code == 202
     assert first.json()["id"] == second.json()["id"]
@@ -222,8 +231,11 @@ def test_markup_and_line_breaks_in_body_data_stay_in_the_body(
     stack: Stack, client: TestClient, auth: dict[str, str]
 ) -> None:
     address = new_address()
-    data = {**sample_data("admin_notice"), "first_name": "<script>alert(1)</script>",
-            "message": "line one\r\nBcc: x@evil.example"}  # fmt: skip
+    data = {
+        **sample_data("admin_notice"),
+        "first_name": "<script>alert(1)</script>",
+        "message": "line one\r\nBcc: x@evil.example",
+    }
     assert post(client, auth, "admin_notice", address, data=data).status_code == 202
     control_address = new_address()
     assert post(client, auth, "admin_notice", control_address).status_code == 202
@@ -245,8 +257,12 @@ def test_a_changed_address_applies_to_a_notification_already_queued(
     stack.worker.stop()
     old, new = new_address(), new_address()
     user_id = f"u-{old}"
-    body = {"template": "security_alert", "user_id": user_id, "email": old,
-            "data": sample_data("security_alert")}  # fmt: skip
+    body = {
+        "template": "security_alert",
+        "user_id": user_id,
+        "email": old,
+        "data": sample_data("security_alert"),
+    }
     notification_id = client.post("/v1/notifications", json=body, headers=auth).json()["id"]
     assert client.put(f"/v1/users/{user_id}", json={"email": new}, headers=auth).status_code == 200
     stack.worker.start()

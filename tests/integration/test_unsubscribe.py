@@ -140,10 +140,24 @@ def test_a_one_click_post_sent_as_gmail_sends_it_stops_product_updates_but_not_s
     path = unsubscribe_path(delivered(stack, address)[0])
 
     curl = subprocess.run(
-        ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "POST",
-         "-d", "List-Unsubscribe=One-Click", f"{web_server.base_url}{path}"],
-        capture_output=True, text=True, timeout=30, check=True,
-    )  # fmt: skip
+        [
+            "curl",
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "-X",
+            "POST",
+            "-d",
+            "List-Unsubscribe=One-Click",
+            f"{web_server.base_url}{path}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
     assert curl.stdout == "200"
     assert not subscribed(client, auth, user_id)
 
@@ -186,9 +200,10 @@ def test_scanners_fetching_the_link_fifty_times_change_nothing(
     for index in range(50):
         method = "HEAD" if index % 2 else "GET"
         request = urllib.request.Request(
-            f"{web_server.base_url}{path}", method=method,
+            f"{web_server.base_url}{path}",
+            method=method,
             headers={"User-Agent": SCANNERS[index % len(SCANNERS)]},
-        )  # fmt: skip
+        )
         with urllib.request.urlopen(request, timeout=10) as response:
             assert response.status == 200
             assert response.headers["Cache-Control"] == "no-store"
@@ -330,8 +345,13 @@ def test_the_api_refuses_to_turn_off_essential_mail_and_changes_all_or_nothing(
 ) -> None:
     user_id, _ = new_user(client, auth)
     url = f"/v1/users/{user_id}/preferences"
-    for body in ({"security": False}, {"admin": False}, {"product_updates": False, "nope": True},
-                 {"product_updates": "no"}, {}):  # fmt: skip
+    for body in (
+        {"security": False},
+        {"admin": False},
+        {"product_updates": False, "nope": True},
+        {"product_updates": "no"},
+        {},
+    ):
         response = client.patch(url, json=body, headers=auth)
         assert response.status_code == 422, body
         assert response.json()["detail"][0]["loc"][0] == "body"
@@ -423,8 +443,10 @@ def test_asking_for_a_preferences_link_answers_the_same_and_mails_only_known_add
     assert client.post("/preferences", data={"email": "not an address"}).text == known_page.text
 
     message = delivered(stack, address)[0]
-    link = re.search(r"https://notify\.example\.com(/preferences/[A-Za-z0-9_.\-]+)",
-                     message.get_body(("plain",)).get_content())  # fmt: skip
+    link = re.search(
+        r"https://notify\.example\.com(/preferences/[A-Za-z0-9_.\-]+)",
+        message.get_body(("plain",)).get_content(),
+    )
     assert link is not None
     client.post("/preferences", data={"email": address})  # within the interval: no second email
     time.sleep(2)
@@ -477,8 +499,11 @@ def test_an_unsubscribe_is_committed_even_when_the_broker_is_down(
             session.scalar(select(Recipient.public_id).where(Recipient.user_id == user_id))
         )
     token = unsubscribe_token(stack.settings.secret_key_list, public_id, "product_updates")
-    no_broker = Settings(database_url=stack.settings.database_url, broker_url="redis://127.0.0.1:1/0",
-                         secret_keys=stack.settings.secret_keys)  # fmt: skip
+    no_broker = Settings(
+        database_url=stack.settings.database_url,
+        broker_url="redis://127.0.0.1:1/0",
+        secret_keys=stack.settings.secret_keys,
+    )
     with TestClient(create_app(no_broker)) as offline:
         assert (
             offline.post(f"/u/{token}", data={"List-Unsubscribe": "One-Click"}).status_code == 200

@@ -161,9 +161,12 @@ class SmtpServer:
         self.handler = ScriptedHandler()
         self.port = free_port()
         self._controller = Controller(
-            self.handler, hostname="127.0.0.1", port=self.port, ready_timeout=10,
+            self.handler,
+            hostname="127.0.0.1",
+            port=self.port,
+            ready_timeout=10,
             timeout=idle_timeout,
-        )  # fmt: skip
+        )
 
     @property
     def url(self) -> str:
@@ -199,16 +202,35 @@ class WorkerProcess:
         self._log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         schedule = self.log_path.with_suffix(f".{uuid.uuid4().hex[:6]}.schedule")
         command = [
-            sys.executable, "-m", "celery", "-A", "worker", "worker", "-B",
-            "-Q", self.queues, "--pool", "prefork", "--concurrency", "2",
-            "--loglevel", "INFO", "--schedule", str(schedule),
-            "-n", f"test-{uuid.uuid4().hex[:6]}@%h",
-        ]  # fmt: skip
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "worker",
+            "worker",
+            "-B",
+            "-Q",
+            self.queues,
+            "--pool",
+            "prefork",
+            "--concurrency",
+            "2",
+            "--loglevel",
+            "INFO",
+            "--schedule",
+            str(schedule),
+            "-n",
+            f"test-{uuid.uuid4().hex[:6]}@%h",
+        ]
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+            command,
+            cwd=ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
-        )  # fmt: skip
+        )
         log.close()
         wait_until(self._ready, timeout, "the Celery worker to report ready", interval=0.2)
 
@@ -262,9 +284,13 @@ class WebProcess:
         command = [sys.executable, "-m", "notify.cli", "web", "--port", str(self.port)]
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                command,
+                cwd=ROOT,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
                 start_new_session=True,
-            )  # fmt: skip
+            )
 
         def healthy() -> bool:
             if self.process is not None and self.process.poll() is not None:

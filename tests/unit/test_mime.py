@@ -372,3 +372,19 @@ def test_a_thousand_new_message_ids_are_all_different():
     ids = {new_message_id("mail.example.com") for _ in range(1000)}
 
     assert len(ids) == 1000
+
+
+def test_a_long_list_unsubscribe_url_stays_on_one_unencoded_line():
+    url = "https://notify.example.com/u/" + "A1b2_C3d4-" * 15
+    message = build_message(
+        RenderedEmail("Hello", "text\n", "<p>html</p>"),
+        sender="News <news@example.com>",
+        recipient="ada@example.com",
+        message_id="<1@example.com>",
+        date=datetime.now(UTC),
+        unsubscribe_url=url,
+        list_id="Product updates <product-updates.example.com>",
+    )
+    lines = message.as_bytes().split(b"\r\n\r\n", 1)[0].split(b"\r\n")
+    assert f"List-Unsubscribe: <{url}>".encode() in lines
+    assert b"List-Unsubscribe-Post: List-Unsubscribe=One-Click" in lines

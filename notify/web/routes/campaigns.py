@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import email
 from datetime import datetime
+from email import policy
+from email.message import EmailMessage
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request
@@ -212,11 +215,12 @@ def preview_campaign(
             recipient_public_id=person.public_id if person else "preview",
             locale=person.locale if person else None,
         )
-    text = message.get_body(("plain",))
-    html = message.get_body(("html",))
+    parsed: EmailMessage = email.message_from_bytes(message.as_bytes(), policy=policy.default)
+    text = parsed.get_body(("plain",))
+    html = parsed.get_body(("html",))
     return PreviewOut(
-        headers={key: str(value) for key, value in message.items()},
-        subject=str(message["Subject"]),
+        headers={key: str(value) for key, value in parsed.items()},
+        subject=str(parsed["Subject"]),
         text=text.get_content() if text is not None else "",
         html=html.get_content() if html is not None else "",
     )

@@ -64,9 +64,11 @@ def authenticate(session: Session, secret: str) -> Caller | None:
     """The caller for a presented secret, or None if unknown or revoked."""
     if not secret.startswith(KEY_PREFIX):
         return None
-    key = session.scalars(
-        select(ApiKey).where(ApiKey.secret_hash == hash_secret(secret), ApiKey.revoked_at.is_(None))
-    ).one_or_none()
-    if key is None:
+    row = session.execute(
+        select(ApiKey.id, ApiKey.name, ApiKey.scopes).where(
+            ApiKey.secret_hash == hash_secret(secret), ApiKey.revoked_at.is_(None)
+        )
+    ).first()
+    if row is None:
         return None
-    return Caller(key_id=key.id, name=key.name, scopes=key.scope_set)
+    return Caller(key_id=row.id, name=row.name, scopes=frozenset(row.scopes.split()))

@@ -107,7 +107,7 @@ def send(
     sessions = make_session_factory(make_engine(settings.database_url))
     request = NotificationRequest(template=template, user_id=user_id, email=address, data=payload)
     try:
-        notification, _ = accept(
+        accepted = accept(
             sessions,
             None,
             request,
@@ -120,8 +120,9 @@ def send(
         fail(f"{'.'.join(error.loc)} {error.msg}")
     except SQLAlchemyError as error:
         fail(f"cannot store the notification: {type(error).__name__}")
-    enqueue_send(create_celery(settings), notification.id, notification.category)
-    typer.echo(notification.id)
+    if accepted.created:
+        enqueue_send(create_celery(settings), accepted.id, accepted.category)
+    typer.echo(accepted.id)
 
 
 @templates_app.command("list")

@@ -45,8 +45,10 @@ def make_engine(url: str, **options: Any) -> Engine:
         event.listen(engine, "connect", _configure_sqlite)
         return engine
     options.setdefault("pool_pre_ping", True)
-    options.setdefault("pool_size", 10)
-    options.setdefault("max_overflow", 20)
+    # As many as the web process's worker threads (WEB_THREADS), so connections are reused,
+    # never opened and closed per request; Celery pool processes use one each.
+    options.setdefault("pool_size", 20)
+    options.setdefault("max_overflow", 5)
     return create_engine(url, **options)
 
 

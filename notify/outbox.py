@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -24,6 +24,7 @@ from notify.jobs import Claimed
 from notify.mime import has_header_break, new_message_id
 from notify.models import Notification, NotificationStatus, Recipient
 from notify.models.base import utcnow
+from notify.models.notifications import new_notification_id
 from notify.templates import EmailTemplate, get_template
 
 Status = NotificationStatus
@@ -90,10 +91,20 @@ def find_by_idempotency_key(
     ).one_or_none()
 
 
-def _same_request(existing: Notification, fingerprint: str) -> Notification:
+@dataclass(frozen=True)
+class Accepted:
+    """The answer to a submission: the notification, and whether this call created it."""
+
+    id: str
+    category: str
+    status: str
+    created: bool
+
+
+def _same_request(existing: Notification, fingerprint: str) -> Accepted:
     if existing.request_hash != fingerprint:
         raise IdempotencyConflictError
-    return existing
+    return Accepted(existing.id, existing.category, existing.status, created=False)
 
 
 def submit(
@@ -103,12 +114,13 @@ def submit(
     *,
     max_data_bytes: int,
     hash_key: str,
-) -> tuple[Notification, bool]:
-    """Store a queued notification; returns it and whether it is new.
+) -> Accepted:
+    """Store a queued notification in the caller's transaction.
 
     A repeat of an earlier request with the same idempotency key returns the earlier row; a
     different request with that key raises :class:`IdempotencyConflictError`. Raises
-    ``TemplateNotFoundError`` and :class:`InvalidFieldError` before writing anything.
+    ``TemplateNotFoundError`` and :class:`InvalidFieldError` before writing anything. Costs one
+    statement for the recipient and one for the row (plus one lookup when a key is given).
     """
     template = get_template(request.template)
     check_data(template, request.data, max_data_bytes)
@@ -116,26 +128,62 @@ def submit(
     if api_key_id is not None and request.idempotency_key:
         existing = find_by_idempotency_key(session, api_key_id, request.idempotency_key)
         if existing is not None:
-            return _same_request(existing, fingerprint), False
-    recipient = recipients.get_by_user_id(session, request.user_id)
-    if request.email is None and (recipient is None or recipient.email is None):
-        raise InvalidFieldError(("email",), "is required for a user this service does not know yet")
-    recipient, _ = recipients.upsert(
+            return _same_request(existing, fingerprint)
+    recipient_id = recipients.upsert_for_send(
         session, request.user_id, email=request.email, hash_key=hash_key
     )
-    notification = Notification(
-        api_key_id=api_key_id,
-        idempotency_key=request.idempotency_key,
-        request_hash=fingerprint,
-        recipient_id=recipient.id,
-        template=template.name,
-        category=template.category.key,
-        data=request.data,
-        status=Status.QUEUED,
+    if recipient_id is None:
+        raise InvalidFieldError(("email",), "is required for a user this service does not know yet")
+    notification_id = new_notification_id()
+    now = utcnow()
+    session.execute(
+        insert(Notification).values(
+            id=notification_id,
+            api_key_id=api_key_id,
+            idempotency_key=request.idempotency_key,
+            request_hash=fingerprint,
+            recipient_id=recipient_id,
+            template=template.name,
+            category=template.category.key,
+            data=request.data,
+            status=Status.QUEUED.value,
+            attempts=0,
+            next_attempt_at=now,
+            created_at=now,
+            updated_at=now,
+        )
     )
-    session.add(notification)
-    session.flush()
-    return notification, True
+    return Accepted(notification_id, template.category.key, Status.QUEUED.value, created=True)
+
+
+def accept_in(
+    session: Session,
+    api_key_id: int | None,
+    request: NotificationRequest,
+    *,
+    max_data_bytes: int,
+    hash_key: str,
+) -> Accepted:
+    """:func:`submit` and commit, on a session the caller opened (and closes).
+
+    Two concurrent requests with one idempotency key race on the unique constraint; the loser
+    rolls back, reads the winner's row and answers as a repeat would.
+    """
+    try:
+        accepted = submit(
+            session, api_key_id, request, max_data_bytes=max_data_bytes, hash_key=hash_key
+        )
+        session.commit()
+        return accepted
+    except IntegrityError:
+        session.rollback()
+        if api_key_id is None or not request.idempotency_key:
+            raise
+    existing = find_by_idempotency_key(session, api_key_id, request.idempotency_key)
+    session.commit()
+    if existing is None:
+        raise IdempotencyConflictError
+    return _same_request(existing, request.fingerprint())
 
 
 def accept(
@@ -145,25 +193,12 @@ def accept(
     *,
     max_data_bytes: int,
     hash_key: str,
-) -> tuple[Notification, bool]:
-    """:func:`submit` in its own transaction, committed on return.
-
-    Two concurrent requests with one idempotency key race on the unique constraint; the loser
-    reads the winner's row in a fresh transaction and answers as a repeat would.
-    """
-    try:
-        with sessions.begin() as session:
-            return submit(
-                session, api_key_id, request, max_data_bytes=max_data_bytes, hash_key=hash_key
-            )
-    except IntegrityError:
-        if api_key_id is None or not request.idempotency_key:
-            raise
-    with sessions.begin() as session:
-        existing = find_by_idempotency_key(session, api_key_id, request.idempotency_key)
-        if existing is None:
-            raise IdempotencyConflictError
-        return _same_request(existing, request.fingerprint()), False
+) -> Accepted:
+    """:func:`accept_in` on a session of its own."""
+    with sessions() as session:
+        return accept_in(
+            session, api_key_id, request, max_data_bytes=max_data_bytes, hash_key=hash_key
+        )
 
 
 def get_for_caller(session: Session, notification_id: str, api_key_id: int) -> Notification | None:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from notify.models import Recipient
 from notify.models.base import utcnow
+from notify.models.recipients import new_public_id
 from notify.suppressions import address_hash
 
 
@@ -44,3 +46,37 @@ def upsert(
         recipient.updated_at = utcnow()
     session.flush()
     return recipient, created
+
+
+def upsert_for_send(
+    session: Session, user_id: str, *, email: str | None, hash_key: str
+) -> int | None:
+    """The recipient's id for a send, in one statement when an address is given.
+
+    With an address: insert, or update the stored address (it is the producer's current one).
+    Without: the existing recipient's id, or None if there is none or it has no address.
+    """
+    if email is None:
+        row = session.execute(
+            select(Recipient.id, Recipient.email).where(Recipient.user_id == user_id)
+        ).first()
+        return int(row[0]) if row is not None and row[1] else None
+    now = utcnow()
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    statement = dialect.insert(Recipient).values(
+        user_id=user_id,
+        email=email,
+        email_hash=address_hash(hash_key, email),
+        public_id=new_public_id(),
+        created_at=now,
+        updated_at=now,
+    )
+    statement = statement.on_conflict_do_update(
+        index_elements=["user_id"],
+        set_={
+            "email": statement.excluded.email,
+            "email_hash": statement.excluded.email_hash,
+            "updated_at": statement.excluded.updated_at,
+        },
+    ).returning(Recipient.id)
+    return int(session.execute(statement).scalar_one())

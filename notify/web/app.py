@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import anyio.to_thread
 from fastapi import FastAPI
 
 from notify.celery_app import create_celery
@@ -23,9 +27,18 @@ from notify.web.routes import (
 )
 from notify.web.state import WebState
 
+WEB_THREADS = 20  # threads for sync endpoints; the database pool has as many connections
+
+
+@asynccontextmanager
+async def _lifespan(_: FastAPI) -> AsyncIterator[None]:
+    anyio.to_thread.current_default_thread_limiter().total_tokens = WEB_THREADS
+    yield
+
 
 def create_app(settings: Settings) -> FastAPI:
     app = FastAPI(
+        lifespan=_lifespan,
         title="notify",
         version="0.1.0",
         description=(

@@ -5,17 +5,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, HTTPException
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.orm import Session
 
 from notify.api_keys import Caller, authenticate
-from notify.web.state import web_state
+from notify.web.state import db_session
 
 _bearer = HTTPBearer(auto_error=False)
 
 
 def current_caller(
-    request: Request,
+    session: Annotated[Session, Depends(db_session)],
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Caller:
     if credentials is None or credentials.scheme.lower() != "bearer":
@@ -24,8 +25,7 @@ def current_caller(
             "an API key is needed: Authorization: Bearer <key>",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    with web_state(request).sessions() as session:
-        caller = authenticate(session, credentials.credentials)
+    caller = authenticate(session, credentials.credentials)
     if caller is None:
         raise HTTPException(
             401, "unknown or revoked API key", headers={"WWW-Authenticate": "Bearer"}

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from celery import Celery
 from fastapi import Request
+from sqlalchemy.orm import Session
 
 from notify.config import Settings
 from notify.db import SessionFactory
@@ -21,3 +23,10 @@ class WebState:
 def web_state(request: Request) -> WebState:
     state: WebState = request.app.state.notify
     return state
+
+
+def db_session(request: Request) -> Iterator[Session]:
+    """One session per request, shared by the auth check and the handler (FastAPI caches the
+    dependency per request); handlers that write commit explicitly, the rest is rolled back."""
+    with web_state(request).sessions() as session:
+        yield session

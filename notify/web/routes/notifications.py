@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Request
+from sqlalchemy.orm import Session
 
 from notify import outbox
 from notify.api_keys import Caller
@@ -12,7 +13,7 @@ from notify.enqueue import enqueue_send
 from notify.outbox import InvalidFieldError, NotificationRequest
 from notify.web.auth import require_scope
 from notify.web.schemas import IdempotencyKey, NotificationAccepted, NotificationIn, NotificationOut
-from notify.web.state import web_state
+from notify.web.state import db_session, web_state
 
 router = APIRouter(prefix="/v1/notifications", tags=["notifications"])
 Sender = Annotated[Caller, Depends(require_scope("notifications:send"))]
@@ -23,6 +24,7 @@ def send_notification(
     body: NotificationIn,
     caller: Sender,
     request: Request,
+    session: Annotated[Session, Depends(db_session)],
     idempotency_key: Annotated[IdempotencyKey | None, Header(alias="Idempotency-Key")] = None,
 ) -> NotificationAccepted:
     """Queue one notification. Repeating a request with its idempotency key sends nothing more."""
@@ -36,23 +38,24 @@ def send_notification(
         data=body.data,
         idempotency_key=body.idempotency_key or idempotency_key,
     )
-    notification, created = outbox.accept(
-        state.sessions,
+    accepted = outbox.accept_in(
+        session,
         caller.key_id,
         submitted,
         max_data_bytes=state.settings.max_data_bytes,
         hash_key=state.settings.hash_key,
     )
-    if created:
-        enqueue_send(state.celery, notification.id, notification.category)
-    return NotificationAccepted(id=notification.id, status=notification.status)
+    if accepted.created:  # committed: now the worker may see it
+        enqueue_send(state.celery, accepted.id, accepted.category)
+    return NotificationAccepted(id=accepted.id, status=accepted.status)
 
 
 @router.get("/{notification_id}", response_model=NotificationOut)
-def get_notification(notification_id: str, caller: Sender, request: Request) -> NotificationOut:
+def get_notification(
+    notification_id: str, caller: Sender, session: Annotated[Session, Depends(db_session)]
+) -> NotificationOut:
     """The notification's status; only the key that sent it can read it."""
-    with web_state(request).sessions() as session:
-        notification = outbox.get_for_caller(session, notification_id, caller.key_id)
-        if notification is None:
-            raise HTTPException(404, "no such notification")
-        return NotificationOut.model_validate(notification, from_attributes=True)
+    notification = outbox.get_for_caller(session, notification_id, caller.key_id)
+    if notification is None:
+        raise HTTPException(404, "no such notification")
+    return NotificationOut.model_validate(notification, from_attributes=True)

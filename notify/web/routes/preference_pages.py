@@ -153,11 +153,10 @@ def _send_link(state: WebState, address: str) -> None:
         if recent:
             return
         request = NotificationRequest(LINK_TEMPLATE, recipient.user_id, None, {})
-        notification, _ = outbox.submit(
+        accepted = outbox.submit(
             session, None, request, max_data_bytes=1024, hash_key=state.settings.hash_key
         )
-        notification_id, category = notification.id, notification.category
-    enqueue_send(state.celery, notification_id, category)
+    enqueue_send(state.celery, accepted.id, accepted.category)
 
 
 @router.post("/preferences")

@@ -49,7 +49,9 @@ class WorkerContext:
     def sessions(self) -> SessionFactory:
         self._check_fork()
         if self._sessions is None:
-            self._engine = make_engine(self.settings.database_url)
+            # No pre-ping in workers: a dead connection fails the task, the row stays queued
+            # and the sweeper publishes it again; a ping per message would cost a round trip.
+            self._engine = make_engine(self.settings.database_url, pool_pre_ping=False)
             self._sessions = make_session_factory(self._engine)
         return self._sessions
 

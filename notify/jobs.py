@@ -21,3 +21,5 @@ class Claimed:
     recipient_public_id: str
     locale: str | None
     erased: bool
+    suppression: str | None = None  # the address's suppression-list reason, read with the claim
+    subscribed: bool | None = None  # the person's choice for the category (None: the default)

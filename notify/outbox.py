@@ -22,7 +22,7 @@ from notify import recipients
 from notify.db import SessionFactory
 from notify.jobs import Claimed
 from notify.mime import has_header_break, new_message_id
-from notify.models import Notification, NotificationStatus, Recipient
+from notify.models import Notification, NotificationStatus, Preference, Recipient, Suppression
 from notify.models.base import utcnow
 from notify.models.notifications import new_notification_id
 from notify.templates import EmailTemplate, get_template
@@ -215,10 +215,26 @@ def claim(session: Session, notification_id: str, *, sending_domain: str) -> Cla
 
     The conditional UPDATE is the guard against duplicate broker deliveries: of two workers
     holding the same id only one sees a row. The Message-ID is made on the first claim and kept
-    on every retry. The recipient's address is read now, so a changed address applies.
+    on every retry. The recipient's address, their preference for the category and the
+    suppression list are read in the same statement (PostgreSQL) or the next one (SQLite), so
+    a changed address or an unsubscribe committed while the message waited applies.
     """
     now = utcnow()
-    row = session.execute(
+    suppression = (
+        select(Suppression.reason)
+        .where(Suppression.address_hash == Recipient.email_hash)
+        .scalar_subquery()
+    )
+    subscribed = _subscribed_to(Notification.category)
+    person = (
+        Recipient.email,
+        Recipient.public_id,
+        Recipient.locale,
+        Recipient.erased_at,
+        suppression.label("suppression"),
+        subscribed.label("subscribed"),
+    )
+    claimed = (
         update(Notification)
         .where(
             Notification.id == notification_id,
@@ -232,19 +248,35 @@ def claim(session: Session, notification_id: str, *, sending_domain: str) -> Cla
             updated_at=now,
             message_id=_coalesce_message_id(sending_domain),
         )
-        .returning(
-            Notification.template,
-            Notification.category,
-            Notification.data,
-            Notification.attempts,
-            Notification.message_id,
-            Notification.recipient_id,
-        )
         .execution_options(synchronize_session=False)
-    ).one_or_none()
+    )
+    mine = (
+        Notification.template,
+        Notification.category,
+        Notification.data,
+        Notification.attempts,
+        Notification.message_id,
+        Notification.recipient_id,
+    )
+    row: Any
+    if session.get_bind().dialect.name == "postgresql":
+        # One round trip: UPDATE … FROM recipients … RETURNING the person's fields too.
+        statement = claimed.where(Notification.recipient_id == Recipient.id).returning(
+            *mine, *person
+        )
+        row = session.execute(statement).one_or_none()
+    else:  # SQLite cannot return columns of a joined table: read them next
+        first = session.execute(claimed.returning(*mine)).one_or_none()
+        if first is None:
+            return None
+        rest = session.execute(
+            select(*person[:-1], _subscribed_to(first.category).label("subscribed")).where(
+                Recipient.id == first.recipient_id
+            )
+        ).one()
+        row = _Merged(first, rest)
     if row is None:
         return None
-    recipient = session.get_one(Recipient, row.recipient_id)
     return Claimed(
         id=notification_id,
         template=row.template,
@@ -252,12 +284,36 @@ def claim(session: Session, notification_id: str, *, sending_domain: str) -> Cla
         data=row.data,
         attempts=row.attempts,
         message_id=row.message_id,
-        email=recipient.email,
-        recipient_id=recipient.id,
-        recipient_public_id=recipient.public_id,
-        locale=recipient.locale,
-        erased=recipient.erased_at is not None,
+        email=row.email,
+        recipient_id=row.recipient_id,
+        recipient_public_id=row.public_id,
+        locale=row.locale,
+        erased=row.erased_at is not None,
+        suppression=row.suppression,
+        subscribed=row.subscribed,
     )
+
+
+def _subscribed_to(category: Any) -> Any:
+    """The person's stored choice for ``category`` (NULL when they never chose)."""
+    return (
+        select(Preference.subscribed)
+        .where(Preference.recipient_id == Recipient.id, Preference.category == category)
+        .scalar_subquery()
+    )
+
+
+class _Merged:
+    """Attribute access over two result rows (the SQLite claim's two statements)."""
+
+    def __init__(self, *rows: Any) -> None:
+        self._rows = rows
+
+    def __getattr__(self, name: str) -> Any:
+        for row in self._rows:
+            if name in row._fields:
+                return getattr(row, name)
+        raise AttributeError(name)
 
 
 def _coalesce_message_id(sending_domain: str) -> Any:

@@ -14,9 +14,8 @@ from email.utils import parseaddr
 from enum import StrEnum
 
 from jinja2 import TemplateError
-from sqlalchemy.orm import Session
 
-from notify import outbox, preferences, suppressions
+from notify import outbox, suppressions
 from notify.categories import get_category
 from notify.composing import compose
 from notify.config import Settings
@@ -47,25 +46,27 @@ class Outcome:
     retry_in: float = 0.0
 
 
-def suppression_reason(session: Session, settings: Settings, job: Claimed) -> str | None:
+def suppression_reason(settings: Settings, job: Claimed) -> str | None:
     """Why this message must not go out now, or None.
 
-    Runs inside the claim's transaction, right before the relay is contacted, against fresh
-    state: an unsubscribe committed while the message waited in the queue is honoured.
+    Decided on what the claim read, in the same transaction, right before the relay is
+    contacted: an unsubscribe committed while the message waited in the queue is honoured.
     """
     if job.erased:
         return "erased"
     if not job.email:
         return "no_address"
-    essential = get_category(job.category).essential
-    entry = suppressions.lookup(session, settings.hash_key, job.email)
-    if entry is not None and suppressions.blocks(entry.reason, essential):
-        return suppressions.SEND_TIME_REASON.get(SuppressionReason(entry.reason), "suppressed")
-    if not preferences.subscribed_to(
-        session, job.recipient_id, job.category, settings.default_subscriptions
-    ):
-        return "unsubscribed"
-    return None
+    category = get_category(job.category)
+    if job.suppression is not None and suppressions.blocks(job.suppression, category.essential):
+        return suppressions.SEND_TIME_REASON.get(SuppressionReason(job.suppression), "suppressed")
+    if category.essential:
+        return None
+    wanted = (
+        job.subscribed
+        if job.subscribed is not None
+        else job.category in settings.default_subscriptions
+    )
+    return None if wanted else "unsubscribed"
 
 
 def deliver(
@@ -86,7 +87,7 @@ def deliver(
         job = outbox.claim(session, notification_id, sending_domain=settings.sending_domain)
         if job is None:
             return Outcome(Result.SKIPPED)
-        reason = suppression_reason(session, settings, job)
+        reason = suppression_reason(settings, job)
         if reason is not None:
             outbox.mark_suppressed(session, job.id, reason)
             return Outcome(Result.SUPPRESSED, reason)

@@ -201,9 +201,10 @@ def test_a_worker_killed_mid_batch_finishes_the_campaign_with_no_one_skipped_and
     wait_status(client, auth, campaign_id, "completed", timeout=120)
     got = received_per_address(stack, addresses)
     assert set(got) == set(addresses), "someone was skipped"
-    assert sum(got.values()) - len(addresses) <= 1, (
-        f"duplicates: {[a for a, n in got.items() if n > 1]}"
-    )
+    # At most the one message in flight per batch being sent, i.e. per pool process (2).
+    duplicates = [address for address, count in got.items() if count > 1]
+    assert max(got.values()) <= 2
+    assert len(duplicates) <= 2, f"duplicates: {duplicates}"
 
 
 def test_two_beat_processes_at_once_start_a_campaign_once(

@@ -163,7 +163,7 @@ def plan_next_page(
             "recipient_id": row[0],
             "template": campaign.template,
             "category": campaign.category,
-            "data": campaign.data,
+            "data": {},  # the campaign row holds the data once, not per recipient
             "campaign_id": campaign.id,
             "batch_id": batch.id,
             "status": NotificationStatus.QUEUED.value,

@@ -16,7 +16,7 @@ from celery.utils.time import get_exponential_backoff_interval
 from sqlalchemy import Engine
 
 from notify.config import Settings
-from notify.db import SessionFactory, make_engine, make_session_factory
+from notify.db import SessionFactory, make_session_factory, open_database
 from notify.queues import TASK_ROUTES, Queue
 from notify.rate_limit import RateLimiter
 from notify.transport import Transport, make_transport
@@ -51,7 +51,7 @@ class WorkerContext:
         if self._sessions is None:
             # No pre-ping in workers: a dead connection fails the task, the row stays queued
             # and the sweeper publishes it again; a ping per message would cost a round trip.
-            self._engine = make_engine(self.settings.database_url, pool_pre_ping=False)
+            self._engine = open_database(self.settings, pool_pre_ping=False)
             self._sessions = make_session_factory(self._engine)
         return self._sessions
 

@@ -69,9 +69,9 @@ def keys_create(
 ) -> None:
     """Make an API key. The key is printed once, alone on the last line; only its hash is kept."""
     from notify.api_keys import UnknownScopeError, create_key
-    from notify.db import make_engine, make_session_factory
+    from notify.db import make_session_factory, open_database
 
-    sessions = make_session_factory(make_engine(_settings().database_url))
+    sessions = make_session_factory(open_database(_settings()))
     try:
         with sessions.begin() as session:
             key, secret = create_key(session, name, scope)
@@ -92,7 +92,7 @@ def send(
 ) -> None:
     """Queue one notification, as POST /v1/notifications would, and print its id."""
     from notify.celery_app import create_celery
-    from notify.db import make_engine, make_session_factory
+    from notify.db import make_session_factory, open_database
     from notify.enqueue import enqueue_send
     from notify.outbox import InvalidFieldError, NotificationRequest, accept
     from notify.templates import TemplateNotFoundError
@@ -104,7 +104,7 @@ def send(
         address = normalised_email(email) if email is not None else None
     except ValueError as error:
         fail(f"--email: {error}")
-    sessions = make_session_factory(make_engine(settings.database_url))
+    sessions = make_session_factory(open_database(settings))
     request = NotificationRequest(template=template, user_id=user_id, email=address, data=payload)
     try:
         accepted = accept(

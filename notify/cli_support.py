@@ -8,7 +8,7 @@ from typing import Any, NoReturn
 import typer
 
 from notify.config import Settings, load_settings_or_exit
-from notify.db import SessionFactory, make_engine, make_session_factory
+from notify.db import SessionFactory, make_session_factory, open_database
 
 
 def fail(message: str) -> NoReturn:
@@ -21,7 +21,7 @@ def settings() -> Settings:
 
 
 def sessions_for(config: Settings) -> SessionFactory:
-    return make_session_factory(make_engine(config.database_url))
+    return make_session_factory(open_database(config))
 
 
 def json_object(raw: str, option: str) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_SECRET_KEY = "dev-only-secret-do-not-use-in-production"  # noqa: S105 (a known placeholder)
 DEV_HASH_KEY = "dev-only-hash-key-do-not-use-in-production"
+DEV_DATA_KEY = "dev-only-data-key-do-not-use-in-production"
 SMTP_SCHEMES = ("smtp", "smtp+starttls", "smtps", "file")
 
 
@@ -68,6 +69,9 @@ class Settings(BaseSettings):
     public_url: str = "http://127.0.0.1:8000"
     secret_keys: str = DEV_SECRET_KEY
     hash_key: str = DEV_HASH_KEY
+    data_keys: str = DEV_DATA_KEY
+    retention_content_days: int = Field(default=30, gt=0)
+    retention_log_days: int = Field(default=395, gt=0)
     preferences_token_days: int = Field(default=30, gt=0)
     preferences_link_interval_seconds: int = Field(default=600, ge=0)
     subscribed_by_default: str = "product_updates"
@@ -176,6 +180,8 @@ class Settings(BaseSettings):
             raise ValueError("NOTIFY_SECRET_KEYS still holds the built-in development key")
         if self.hash_key == DEV_HASH_KEY:
             raise ValueError("NOTIFY_HASH_KEY is still the built-in development key")
+        if DEV_DATA_KEY in self.data_key_list:
+            raise ValueError("NOTIFY_DATA_KEYS still holds the built-in development key")
         if not self.postal_address.strip():
             raise ValueError("NOTIFY_POSTAL_ADDRESS must be set in production")
         if not self.public_url.startswith("https://"):
@@ -186,6 +192,11 @@ class Settings(BaseSettings):
     def secret_key_list(self) -> list[str]:
         """Keys oldest first; itsdangerous signs with the last and verifies with all."""
         return [key.strip() for key in self.secret_keys.split(",") if key.strip()]
+
+    @property
+    def data_key_list(self) -> list[str]:
+        """Keys for personal data at rest, oldest first; the last encrypts, all decrypt."""
+        return [key.strip() for key in self.data_keys.split(",") if key.strip()]
 
     @property
     def default_subscriptions(self) -> frozenset[str]:

@@ -14,6 +14,9 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from notify import crypto
+from notify.config import Settings
+
 SessionFactory = sessionmaker[Session]
 
 
@@ -54,3 +57,9 @@ def make_engine(url: str, **options: Any) -> Engine:
 
 def make_session_factory(engine: Engine) -> SessionFactory:
     return sessionmaker(engine, expire_on_commit=False)
+
+
+def open_database(settings: Settings, **options: Any) -> Engine:
+    """The engine for this process, after installing its data keys (``notify.crypto``)."""
+    crypto.install(settings.data_key_list)
+    return make_engine(settings.database_url, **options)

@@ -61,14 +61,14 @@ def _interrupt(*_: object) -> None:
 def run_dev(port: int) -> int:
     """Migrate, make a key, start the children, print where to look; returns an exit code."""
     from notify.api_keys import create_key
-    from notify.db import make_engine, make_session_factory
+    from notify.db import make_session_factory, open_database
     from notify.migrate import upgrade
 
     os.environ.setdefault("NOTIFY_PUBLIC_URL", f"http://127.0.0.1:{port}")
     settings = load_settings_or_exit()
     (ROOT / "var").mkdir(exist_ok=True)
     upgrade(settings.database_url)
-    engine = make_engine(settings.database_url)
+    engine = open_database(settings)
     with make_session_factory(engine).begin() as session:
         _, secret = create_key(session, "make run", ALL_SCOPES)
     engine.dispose()

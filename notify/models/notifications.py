@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from notify.models.base import Base, utcnow
+from notify.models.base import Base, EncryptedJSON, utcnow
 from notify.models.recipients import Recipient
 
 
@@ -43,7 +43,7 @@ class Notification(Base):
     recipient_id: Mapped[int] = mapped_column(ForeignKey("recipients.id"), index=True)
     template: Mapped[str] = mapped_column(String(100))
     category: Mapped[str] = mapped_column(String(50))
-    data: Mapped[dict[str, Any]]
+    data: Mapped[dict[str, Any]] = mapped_column(EncryptedJSON())  # encrypted at rest
     campaign_id: Mapped[int | None] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
     batch_id: Mapped[int | None] = mapped_column(
         ForeignKey("campaign_batches.id", ondelete="SET NULL")

@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from notify.models.base import Base, utcnow
+from notify.models.base import Base, EncryptedText, utcnow
 
 
 def new_public_id() -> str:
@@ -22,7 +22,7 @@ class Recipient(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     public_id: Mapped[str] = mapped_column(String(32), unique=True, default=new_public_id)
     user_id: Mapped[str] = mapped_column(String(200), unique=True)
-    email: Mapped[str | None] = mapped_column(String(320))
+    email: Mapped[str | None] = mapped_column(EncryptedText())  # encrypted at rest
     email_hash: Mapped[str | None] = mapped_column(String(64), index=True)  # HMAC, for lookups
     locale: Mapped[str | None] = mapped_column(String(35))
     timezone: Mapped[str | None] = mapped_column(String(64))

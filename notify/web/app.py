@@ -10,7 +10,7 @@ from fastapi import FastAPI
 
 from notify.celery_app import create_celery
 from notify.config import Settings
-from notify.db import make_engine, make_session_factory
+from notify.db import make_session_factory, open_database
 from notify.web.errors import install_error_handlers
 from notify.web.routes import (
     campaigns,
@@ -45,7 +45,7 @@ def create_app(settings: Settings) -> FastAPI:
             "Sends essential notices always, and product updates only to people who want them."
         ),
     )
-    engine = make_engine(settings.database_url)
+    engine = open_database(settings)
     app.state.notify = WebState(
         settings=settings,
         sessions=make_session_factory(engine),

@@ -14,7 +14,7 @@ from sqlalchemy import Engine
 
 from notify.api_keys import SCOPES, create_key
 from notify.config import Settings
-from notify.db import SessionFactory, make_engine, make_session_factory
+from notify.db import SessionFactory, make_session_factory, open_database
 from notify.migrate import upgrade
 from notify.models import Notification
 from notify.web.app import create_app
@@ -95,7 +95,7 @@ def stack(
     settings = Settings(
         **{key.removeprefix("NOTIFY_").lower(): value for key, value in env_vars.items()}
     )
-    engine = make_engine(postgres_url)
+    engine = open_database(settings)
     worker = WorkerProcess(env, tmp_path_factory.mktemp("worker") / "worker.log")
     worker.start()
     try:

@@ -21,6 +21,7 @@ PRODUCTION = {
     "NOTIFY_ENV": "production",
     "NOTIFY_SECRET_KEYS": REAL_SECRET,
     "NOTIFY_HASH_KEY": "5d0c7e2a91f84b36a7c2e9d1f0b3a4c5d6e7f8091a2b3c4d",
+    "NOTIFY_DATA_KEYS": "0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a6978",
     "NOTIFY_PUBLIC_URL": "https://notify.example.com",
     "NOTIFY_POSTAL_ADDRESS": "42 Harbour Road, Port Town, PT4 2HR",
 }

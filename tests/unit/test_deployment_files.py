@@ -317,6 +317,7 @@ def test_compose_app_services_run_in_production_and_refuse_to_start_without_secr
             "NOTIFY_PUBLIC_URL",
             "NOTIFY_SECRET_KEYS",
             "NOTIFY_HASH_KEY",
+            "NOTIFY_DATA_KEYS",
             "NOTIFY_POSTAL_ADDRESS",
         ):
             assert re.fullmatch(rf"\$\{{{variable}:\?[^}}]+\}}", env.get(variable, "")), (

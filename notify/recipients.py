@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 from notify.models import Recipient
 from notify.models.base import utcnow
 from notify.models.recipients import new_public_id
-from notify.suppressions import address_hash
+from notify.suppressions import address_hash, follow_person
 
 
 def get_by_user_id(session: Session, user_id: str) -> Recipient | None:
@@ -27,8 +27,10 @@ def upsert(
 ) -> tuple[Recipient, bool]:
     """Create the recipient or update the given fields; returns it and whether it is new.
 
-    ``None`` leaves a field as it is. Two concurrent first calls for one ``user_id`` race on the
-    unique constraint: the loser gets ``IntegrityError`` and the caller may retry.
+    ``None`` leaves a field as it is. A new address takes the old one's suppression along
+    (not a hard bounce); preferences belong to the person and stay. Two concurrent first
+    calls for one ``user_id`` race on the unique constraint: the loser gets ``IntegrityError``
+    and the caller may retry.
     """
     recipient = get_by_user_id(session, user_id)
     created = recipient is None
@@ -36,8 +38,11 @@ def upsert(
         recipient = Recipient(user_id=user_id)
         session.add(recipient)
     if email is not None:
+        old_hash = recipient.email_hash
         recipient.email = email
         recipient.email_hash = address_hash(hash_key, email)
+        if old_hash is not None:
+            follow_person(session, old_hash, recipient.email_hash)
     if locale is not None:
         recipient.locale = locale
     if timezone is not None:

@@ -97,3 +97,28 @@ def lift(session: Session, hash_key: str, address: str, origin: Origin) -> bool:
     for recipient_id in _event_subjects(session, hash_key, address):
         consent.record(session, recipient_id, ALL_CATEGORIES, "unsuppressed", origin)
     return True
+
+
+def follow_person(session: Session, old_hash: str, new_hash: str) -> bool:
+    """When a person's address changes, their suppression moves with them, except a hard
+    bounce, which was about the old mailbox. True if the new address is now suppressed."""
+    if old_hash == new_hash:
+        return False
+    entry = session.scalars(
+        select(Suppression).where(Suppression.address_hash == old_hash)
+    ).one_or_none()
+    if entry is None or entry.reason == SuppressionReason.HARD_BOUNCE:
+        return False
+    taken = session.scalars(
+        select(Suppression.id).where(Suppression.address_hash == new_hash)
+    ).first()
+    if taken is None:
+        session.add(
+            Suppression(
+                address_hash=new_hash,
+                reason=entry.reason,
+                detail="followed the person to a new address",
+            )
+        )
+        session.flush()
+    return True

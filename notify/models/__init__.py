@@ -12,6 +12,7 @@ from notify.models.preferences import (
     SuppressionReason,
 )
 from notify.models.recipients import Recipient
+from notify.models.stats import DailyCount
 
 __all__ = [
     "ApiKey",
@@ -22,6 +23,7 @@ __all__ = [
     "CampaignStatus",
     "ConsentEvent",
     "ConsentSource",
+    "DailyCount",
     "Notification",
     "NotificationStatus",
     "Preference",

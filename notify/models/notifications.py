@@ -33,6 +33,7 @@ class Notification(Base):
         UniqueConstraint("api_key_id", "idempotency_key"),
         UniqueConstraint("campaign_id", "recipient_id"),
         Index("ix_notifications_batch_status", "batch_id", "status"),
+        Index("ix_notifications_created_at", "created_at"),
         Index("ix_notifications_status_due", "status", "next_attempt_at"),
     )
 
@@ -57,5 +58,6 @@ class Notification(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     sent_at: Mapped[datetime | None]
+    content_removed_at: Mapped[datetime | None]  # retention or erasure emptied ``data``
 
     recipient: Mapped[Recipient] = relationship(lazy="raise")

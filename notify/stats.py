@@ -1,0 +1,90 @@
+"""Aggregate counts without personal data: per day, category and template, and unsubscribes by
+route. Rows deleted by retention are counted from ``daily_counts``, live rows directly."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from notify.models import ConsentEvent, DailyCount, Notification
+from notify.privacy import day_of
+
+OUTCOMES = ("sent", "failed", "cancelled", "pending")
+
+
+def _bounds(start: date, end: date) -> tuple[datetime, datetime]:
+    return (
+        datetime.combine(start, time(), tzinfo=UTC),
+        datetime.combine(end + timedelta(days=1), time(), tzinfo=UTC),
+    )
+
+
+def daily(session: Session, start: date, end: date) -> dict[str, Any]:
+    """Counts for the UTC days ``start`` to ``end`` inclusive."""
+    since, until = _bounds(start, end)
+    day = day_of(session, Notification.created_at).label("day")
+    live = session.execute(
+        select(
+            day,
+            Notification.category,
+            Notification.template,
+            Notification.status,
+            func.coalesce(Notification.reason, ""),
+            func.count(),
+        )
+        .where(Notification.created_at >= since, Notification.created_at < until)
+        .group_by(
+            day,
+            Notification.category,
+            Notification.template,
+            Notification.status,
+            func.coalesce(Notification.reason, ""),
+        )
+    ).all()
+    kept = session.execute(
+        select(
+            DailyCount.day,
+            DailyCount.category,
+            DailyCount.template,
+            DailyCount.status,
+            DailyCount.reason,
+            DailyCount.count,
+        ).where(DailyCount.day >= start.isoformat(), DailyCount.day <= end.isoformat())
+    ).all()
+    table: dict[tuple[str, str, str], dict[str, Any]] = defaultdict(
+        lambda: {**dict.fromkeys(OUTCOMES, 0), "suppressed": defaultdict(int)}
+    )
+    for row_day, category, template, status, reason, count in [*live, *kept]:
+        entry = table[(str(row_day), category, template)]
+        if status == "suppressed":
+            entry["suppressed"][reason or "unknown"] += int(count)
+        elif status in ("queued", "sending"):
+            entry["pending"] += int(count)
+        elif status in entry:
+            entry[status] += int(count)
+    event_day = day_of(session, ConsentEvent.created_at).label("day")
+    unsubscribes = session.execute(
+        select(event_day, ConsentEvent.category, ConsentEvent.source, func.count())
+        .where(
+            ConsentEvent.action == "unsubscribed",
+            ConsentEvent.created_at >= since,
+            ConsentEvent.created_at < until,
+        )
+        .group_by(event_day, ConsentEvent.category, ConsentEvent.source)
+    ).all()
+    return {
+        "from": start.isoformat(),
+        "to": end.isoformat(),
+        "days": [
+            {"day": d, "category": c, "template": t, **{**v, "suppressed": dict(v["suppressed"])}}
+            for (d, c, t), v in sorted(table.items())
+        ],
+        "unsubscribes": [
+            {"day": str(d), "category": c, "route": source, "count": int(n)}
+            for d, c, source, n in sorted(unsubscribes, key=lambda r: (str(r[0]), r[1], r[2]))
+        ],
+    }

@@ -1,0 +1,65 @@
+"""Export and erasure of one person (scope ``privacy``), and aggregate stats (no personal data)."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from sqlalchemy.orm import Session
+
+from notify import privacy, recipients, stats
+from notify.api_keys import Caller
+from notify.models.base import utcnow
+from notify.web.auth import require_scope
+from notify.web.schemas import UserId
+from notify.web.state import db_session, web_state
+
+router = APIRouter(tags=["privacy"])
+Privacy = Annotated[Caller, Depends(require_scope("privacy"))]
+DbSession = Annotated[Session, Depends(db_session)]
+
+
+@router.get("/v1/users/{user_id}/export")
+def export_user(
+    user_id: UserId, request: Request, _: Privacy, session: DbSession
+) -> dict[str, Any]:
+    """Everything held about this person: profile, preferences, consent history, suppression
+    status and the log of notifications. 404 for an unknown or erased user."""
+    recipient = recipients.get_by_user_id(session, user_id)
+    if recipient is None or recipient.erased_at is not None:
+        raise HTTPException(404, "no such user")
+    settings = web_state(request).settings
+    return privacy.export(
+        session, recipient, hash_key=settings.hash_key, defaults=settings.default_subscriptions
+    )
+
+
+@router.delete("/v1/users/{user_id}", status_code=204)
+def erase_user(user_id: UserId, request: Request, caller: Privacy, session: DbSession) -> Response:
+    """Erase this person (see ``notify.privacy.erase``). Repeating it is harmless: 204."""
+    recipient = recipients.get_by_user_id(session, user_id)
+    if recipient is not None:
+        privacy.erase(
+            session, recipient, hash_key=web_state(request).settings.hash_key, actor=caller.name
+        )
+        session.commit()
+    return Response(status_code=204)
+
+
+@router.get("/v1/stats")
+def get_stats(
+    _: Annotated[Caller, Depends(require_scope("campaigns:read"))],
+    session: DbSession,
+    start: Annotated[date | None, Query(alias="from")] = None,
+    end: Annotated[date | None, Query(alias="to")] = None,
+) -> dict[str, Any]:
+    """Per UTC day, category and template: sent, suppressed by reason, failed, pending; and
+    unsubscribes by route. No addresses, no user ids. Defaults to the last 30 days."""
+    end = end or utcnow().date()
+    start = start or end - timedelta(days=29)
+    if start > end:
+        raise HTTPException(422, "from must not be after to")
+    if (end - start).days > 400:
+        raise HTTPException(422, "at most 400 days at a time")
+    return stats.daily(session, start, end)

@@ -24,6 +24,11 @@ def build_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
             "expires": settings.campaign_dispatch_interval_seconds,
         },
     }
+    schedule["apply-retention"] = {
+        "task": TaskName.APPLY_RETENTION.value,
+        "schedule": 3600.0,
+        "options": {"queue": Queue.PERIODIC.value, "expires": 3600.0},
+    }
     if settings.broker_url.startswith("sqla+"):
         schedule["purge-consumed-broker-messages"] = {
             "task": TaskName.PURGE_BROKER_TABLE.value,

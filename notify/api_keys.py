@@ -11,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from notify.models import ApiKey
+from notify.models.base import utcnow
 
 KEY_PREFIX = "nfy_"
 SCOPES = frozenset(
@@ -72,3 +73,17 @@ def authenticate(session: Session, secret: str) -> Caller | None:
     if row is None:
         return None
     return Caller(key_id=row.id, name=row.name, scopes=frozenset(row.scopes.split()))
+
+
+def list_keys(session: Session) -> list[ApiKey]:
+    return list(session.scalars(select(ApiKey).order_by(ApiKey.id)))
+
+
+def revoke(session: Session, key_id: int) -> bool:
+    """Revoke a key; refused from the next request on (keys are checked on every request).
+    False if there is no such key or it was revoked already."""
+    key = session.get(ApiKey, key_id)
+    if key is None or key.revoked_at is not None:
+        return False
+    key.revoked_at = utcnow()
+    return True

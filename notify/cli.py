@@ -10,6 +10,7 @@ from jinja2 import TemplateError
 from sqlalchemy.exc import SQLAlchemyError
 
 from notify.cli_campaigns import campaigns_app, users_app
+from notify.cli_privacy import keys_list, keys_revoke, privacy_app
 from notify.cli_support import fail
 from notify.cli_support import json_object as _json_object
 from notify.cli_support import settings as _settings
@@ -27,6 +28,9 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(templates_app, name="templates")
 app.add_typer(users_app, name="users")
 app.add_typer(campaigns_app, name="campaigns")
+app.add_typer(privacy_app, name="privacy")
+keys_app.command("list")(keys_list)
+keys_app.command("revoke")(keys_revoke)
 
 
 @db_app.command("upgrade")

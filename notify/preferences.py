@@ -14,10 +14,10 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from notify import consent
+from notify import consent, suppressions
 from notify.categories import CATEGORIES, Category, get_category
 from notify.consent import Origin
-from notify.models import Preference
+from notify.models import Preference, Recipient
 from notify.models.base import utcnow
 
 
@@ -114,3 +114,24 @@ def set_subscription(
     action = "subscribed" if subscribed else "unsubscribed"
     consent.record(session, recipient_id, category_key, action, origin)
     return True
+
+
+def choose(
+    session: Session,
+    recipient_id: int,
+    category_key: str,
+    subscribed: bool,
+    origin: Origin,
+    *,
+    defaults: frozenset[str],
+    hash_key: str,
+) -> bool:
+    """The person's own choice (API, pages): as :func:`set_subscription`, and a subscribe also
+    lifts the suppression an earlier erasure left on their address, which is the fresh opt-in
+    such an address needs before it gets optional mail again."""
+    changed = set_subscription(session, recipient_id, category_key, subscribed, origin, defaults)
+    if subscribed:
+        address = session.scalar(select(Recipient.email).where(Recipient.id == recipient_id))
+        if address:
+            changed = suppressions.lift_erased(session, hash_key, address, origin) or changed
+    return changed

@@ -21,6 +21,7 @@ class TaskName(StrEnum):
     DISPATCH_DUE_CAMPAIGNS = "notify.dispatch_due_campaigns"
     PLAN_CAMPAIGN = "notify.plan_campaign"
     SEND_CAMPAIGN_BATCH = "notify.send_campaign_batch"
+    APPLY_RETENTION = "notify.apply_retention"
 
 
 ALL_QUEUES: tuple[Queue, ...] = tuple(Queue)
@@ -32,4 +33,5 @@ TASK_ROUTES: dict[str, dict[str, str]] = {
     TaskName.DISPATCH_DUE_CAMPAIGNS: {"queue": Queue.PERIODIC},
     TaskName.PLAN_CAMPAIGN: {"queue": Queue.PERIODIC},
     TaskName.SEND_CAMPAIGN_BATCH: {"queue": Queue.BULK},
+    TaskName.APPLY_RETENTION: {"queue": Queue.PERIODIC},
 }

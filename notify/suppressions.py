@@ -122,3 +122,11 @@ def follow_person(session: Session, old_hash: str, new_hash: str) -> bool:
         )
         session.flush()
     return True
+
+
+def lift_erased(session: Session, hash_key: str, address: str, origin: Origin) -> bool:
+    """A fresh opt-in lifts the entry an erasure left for this address (and nothing else)."""
+    entry = lookup(session, hash_key, address)
+    if entry is None or entry.reason != SuppressionReason.ERASED:
+        return False
+    return lift(session, hash_key, address, origin)

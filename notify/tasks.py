@@ -10,7 +10,7 @@ from typing import Any, cast
 from celery import Task, shared_task
 from sqlalchemy import text
 
-from notify import audience, campaigns, outbox
+from notify import audience, campaigns, outbox, privacy
 from notify.campaign_sending import send_batch
 from notify.celery_app import NotifyCelery
 from notify.enqueue import enqueue_by_name, enqueue_send
@@ -174,3 +174,15 @@ def send_campaign_batch(self: Task, batch_id: int) -> dict[str, int]:
         retry_delay=context.retry_delay,
     )
     return {"sent": report.sent, "suppressed": report.suppressed, "failed": report.failed}
+
+
+@shared_task(bind=True, name=TaskName.APPLY_RETENTION.value)
+def apply_retention(self: Task) -> dict[str, int]:
+    """Beat, hourly: empty old notifications' content, delete very old rows (counts kept)."""
+    context = _app(self).context
+    report = privacy.apply_retention(
+        context.sessions,
+        content_days=context.settings.retention_content_days,
+        log_days=context.settings.retention_log_days,
+    )
+    return {"contents_removed": report.contents_removed, "rows_deleted": report.rows_deleted}

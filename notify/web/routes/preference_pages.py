@@ -118,8 +118,14 @@ async def save_preferences(token: str, request: Request) -> Response:
         with state.sessions.begin() as session:
             for category in non_essential():
                 subscribed = category.key in chosen
-                preferences.set_subscription(
-                    session, person.recipient_id, category.key, subscribed, origin, defaults
+                preferences.choose(
+                    session,
+                    person.recipient_id,
+                    category.key,
+                    subscribed,
+                    origin,
+                    defaults=defaults,
+                    hash_key=state.settings.hash_key,
                 )
 
     await run_in_threadpool(save)

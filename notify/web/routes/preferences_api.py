@@ -107,7 +107,15 @@ def patch_preferences(
     with state.sessions.begin() as session:
         recipient = _recipient(session, user_id)
         for key, subscribed in changes.items():
-            preferences.set_subscription(session, recipient.id, key, subscribed, origin, defaults)
+            preferences.choose(
+                session,
+                recipient.id,
+                key,
+                subscribed,
+                origin,
+                defaults=defaults,
+                hash_key=state.settings.hash_key,
+            )
         return _out(session, recipient, defaults)
 
 

@@ -54,8 +54,14 @@ def _set(state: WebState, target: Target, keys: list[str], subscribed: bool, sou
     defaults = state.settings.default_subscriptions
     with state.sessions.begin() as session:
         for key in keys:
-            preferences.set_subscription(
-                session, target.recipient_id, key, subscribed, Origin(source), defaults
+            preferences.choose(
+                session,
+                target.recipient_id,
+                key,
+                subscribed,
+                Origin(source),
+                defaults=defaults,
+                hash_key=state.settings.hash_key,
             )
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, select, text, update
+from sqlalchemy import case, delete, func, select, text, update
 from sqlalchemy.orm import Session
 
 from notify import consent, crypto, preferences, suppressions
@@ -164,6 +164,17 @@ def day_of(session: Session, column: Any) -> Any:
     return func.substr(column, 1, 10)
 
 
+def suppression_reason_column() -> Any:
+    """The reason of a suppressed row ("" for every other outcome: free text never groups)."""
+    return case(
+        (
+            Notification.status == NotificationStatus.SUPPRESSED,
+            func.coalesce(Notification.reason, ""),
+        ),
+        else_="",
+    )
+
+
 def _roll_up(session: Session, ids: list[str]) -> None:
     """Add the rows about to be deleted to the daily counts, so aggregates survive."""
     grouped = session.execute(
@@ -172,7 +183,7 @@ def _roll_up(session: Session, ids: list[str]) -> None:
             Notification.category,
             Notification.template,
             Notification.status,
-            func.coalesce(Notification.reason, "").label("reason"),
+            suppression_reason_column().label("reason"),
             func.count(),
         )
         .where(Notification.id.in_(ids))
@@ -180,8 +191,7 @@ def _roll_up(session: Session, ids: list[str]) -> None:
             "day", Notification.category, Notification.template, Notification.status, "reason"
         )
     ).all()
-    for day, category, template, status, reason, count in grouped:
-        reason_key = reason if status == NotificationStatus.SUPPRESSED else ""
+    for day, category, template, status, reason_key, count in grouped:
         key = {
             "day": str(day),
             "category": category,

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from notify.models import ConsentEvent, DailyCount, Notification
-from notify.privacy import day_of
+from notify.privacy import day_of, suppression_reason_column
 
 OUTCOMES = ("sent", "failed", "cancelled", "pending")
 
@@ -27,23 +27,18 @@ def daily(session: Session, start: date, end: date) -> dict[str, Any]:
     """Counts for the UTC days ``start`` to ``end`` inclusive."""
     since, until = _bounds(start, end)
     day = day_of(session, Notification.created_at).label("day")
+    reason = suppression_reason_column().label("reason")
     live = session.execute(
         select(
             day,
             Notification.category,
             Notification.template,
             Notification.status,
-            func.coalesce(Notification.reason, ""),
+            reason,
             func.count(),
         )
         .where(Notification.created_at >= since, Notification.created_at < until)
-        .group_by(
-            day,
-            Notification.category,
-            Notification.template,
-            Notification.status,
-            func.coalesce(Notification.reason, ""),
-        )
+        .group_by(day, Notification.category, Notification.template, Notification.status, reason)
     ).all()
     kept = session.execute(
         select(

@@ -11,7 +11,7 @@ from notify.categories import Category, get_category
 from notify.config import Settings
 from notify.jobs import Claimed
 from notify.mime import build_message, new_message_id
-from notify.rendering import LayoutContext, render
+from notify.rendering import LayoutContext, RenderedEmail, render
 from notify.templates import get_template
 
 
@@ -91,3 +91,69 @@ def preview_message(
         erased=False,
     )
     return compose(settings, job, now=datetime.now(UTC))
+
+
+UNSUBSCRIBE_SLOT = "https://slot.invalid/unsubscribe-4d1f9c"
+PREFERENCES_SLOT = "https://slot.invalid/preferences-8b2e07"
+
+
+class BatchComposer:
+    """Composes one campaign's messages: renders once per locale with placeholder links, then
+    puts each person's own links in. Pure; what it builds equals :func:`compose`'s output.
+
+    A template that does not show both links verbatim in both parts (a filter on the URL, say)
+    falls back to a full render per message.
+    """
+
+    def __init__(self, settings: Settings, template: str, category: str, data: dict[str, Any]):
+        self.settings = settings
+        self.template = template
+        self.category = get_category(category)
+        self.data = data
+        self._skeletons: dict[str, RenderedEmail | None] = {}
+        self.sender = settings.sender_for(category)
+        self.list_id = None if self.category.essential else list_id(settings, self.category)
+
+    def _skeleton(self, locale: str | None) -> RenderedEmail | None:
+        key = (locale or "en").split("-")[0]
+        if key not in self._skeletons:
+            layout = layout_context(
+                self.settings,
+                self.category,
+                preferences_url=PREFERENCES_SLOT,
+                unsubscribe_url=UNSUBSCRIBE_SLOT,
+                locale=key,
+            )
+            rendered = render(self.template, self.data, layout)
+            usable = all(
+                slot in part
+                for slot in (UNSUBSCRIBE_SLOT, PREFERENCES_SLOT)
+                for part in (rendered.text, rendered.html)
+            ) and not any(slot in rendered.subject for slot in (UNSUBSCRIBE_SLOT, PREFERENCES_SLOT))
+            self._skeletons[key] = rendered if usable else None
+        return self._skeletons[key]
+
+    def message(self, job: Claimed, *, now: datetime) -> Message:
+        skeleton = self._skeleton(job.locale)
+        if skeleton is None or self.category.essential:
+            return compose(self.settings, job, now=now)
+        unsubscribe = links.unsubscribe_url(
+            self.settings, job.recipient_public_id, self.category.key
+        )
+        preferences = links.preferences_url(self.settings, job.recipient_public_id)
+
+        def fill(part: str) -> str:
+            return part.replace(UNSUBSCRIBE_SLOT, unsubscribe).replace(
+                PREFERENCES_SLOT, preferences
+            )
+
+        rendered = RenderedEmail(skeleton.subject, fill(skeleton.text), fill(skeleton.html))
+        return build_message(
+            rendered,
+            sender=self.sender,
+            recipient=job.email or "",
+            message_id=job.message_id,
+            date=now,
+            unsubscribe_url=unsubscribe,
+            list_id=self.list_id,
+        )

@@ -13,7 +13,7 @@ from datetime import datetime
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, Select, and_, or_, select
+from sqlalchemy import ColumnElement, Select, and_, func, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -67,7 +67,12 @@ def subscribed_audience(
     )
     if narrow.locales:
         query = query.where(
-            or_(*(Recipient.locale.like(f"{locale}%") for locale in narrow.locales))
+            or_(
+                *(
+                    func.lower(Recipient.locale).like(f"{locale.lower()}%")
+                    for locale in narrow.locales
+                )
+            )
         )
     if narrow.user_ids:
         query = query.where(Recipient.user_id.in_(narrow.user_ids))

@@ -66,8 +66,15 @@ class BatchReport:
     reasons: dict[str, int] = field(default_factory=dict)
 
 
-def claim_batch(session: Session, batch_id: int, *, now: datetime, lease: timedelta) -> int | None:
-    """Take the batch's lease; its campaign id, or None if it is done or someone else holds it."""
+def claim_batch(
+    session: Session, batch_id: int, *, now: datetime, lease: timedelta
+) -> tuple[int, int] | None:
+    """Take the batch's lease: ``(campaign id, fence)``, or None if it is done or held.
+
+    The fence is the batch's attempt number after this claim. Every later write of this holder
+    requires it, so a holder whose lease expired and was taken over stops at its next message
+    instead of sending alongside the new one.
+    """
     claimable = or_(
         CampaignBatch.status.in_([BatchStatus.ENQUEUED.value, BatchStatus.PENDING.value]),
         and_(CampaignBatch.status == BatchStatus.RUNNING, CampaignBatch.lease_until < now),
@@ -81,10 +88,10 @@ def claim_batch(session: Session, batch_id: int, *, now: datetime, lease: timede
             attempts=CampaignBatch.attempts + 1,
             updated_at=now,
         )
-        .returning(CampaignBatch.campaign_id)
+        .returning(CampaignBatch.campaign_id, CampaignBatch.attempts)
         .execution_options(synchronize_session=False)
     ).one_or_none()
-    return None if row is None else int(row[0])
+    return None if row is None else (int(row[0]), int(row[1]))
 
 
 def _batch_rows(session: Session, batch_id: int, now: datetime) -> list[Row[Any]]:
@@ -200,7 +207,10 @@ WITH prev AS (
     WHERE id = :prev AND status = 'sending'
     RETURNING 1
 ), gate AS (
-    SELECT (SELECT status FROM campaigns WHERE id = :campaign_id) AS campaign_status,
+    SELECT CASE WHEN EXISTS (SELECT 1 FROM campaign_batches
+                              WHERE id = :batch_id AND attempts = :fence AND status = 'running')
+                THEN (SELECT status FROM campaigns WHERE id = :campaign_id)
+                ELSE 'lease lost' END AS campaign_status,
            (SELECT subscribed FROM preferences
              WHERE recipient_id = :recipient_id AND category = :category) AS subscribed,
            (SELECT reason FROM suppressions WHERE address_hash = :address_hash) AS suppression
@@ -222,6 +232,8 @@ FROM gate LEFT JOIN claim ON true
 
 def _step_postgresql(
     session: Session,
+    batch_id: int,
+    fence: int,
     campaign_id: int,
     category: str,
     row: Row[Any],
@@ -242,6 +254,8 @@ def _step_postgresql(
             "message_id": new_message_id(sending_domain),
             "id": row.id,
             "default_subscribed": default_subscribed,
+            "batch_id": batch_id,
+            "fence": fence,
         },
     ).one()
     claimed = None if found.attempts is None else (int(found.attempts), str(found.message_id))
@@ -250,6 +264,8 @@ def _step_postgresql(
 
 def _step_generic(
     session: Session,
+    batch_id: int,
+    fence: int,
     campaign_id: int,
     category: str,
     row: Row[Any],
@@ -262,6 +278,15 @@ def _step_generic(
     if sent_pending is not None:
         _set_status(session, [sent_pending], NotificationStatus.SENT, None, sent_at=now)
     status, subscribed, suppression = _fresh_check(session, campaign_id, row, category)
+    held = session.scalar(
+        select(CampaignBatch.id).where(
+            CampaignBatch.id == batch_id,
+            CampaignBatch.attempts == fence,
+            CampaignBatch.status == BatchStatus.RUNNING,
+        )
+    )
+    if held is None:
+        return Gate("lease lost", subscribed, suppression, None)
     if status != CampaignStatus.RUNNING:
         return Gate(status, subscribed, suppression, None)
     if _block_reason(subscribed, suppression, default_subscribed) is not None:
@@ -301,7 +326,7 @@ def _claim_row(
     return None if claimed is None else (int(claimed[0]), str(claimed[1]))
 
 
-def _finish_batch(session: Session, batch_id: int, now: datetime) -> None:
+def _finish_batch(session: Session, batch_id: int, now: datetime, fence: int) -> None:
     """Done if nothing is left; otherwise pending again, due at its earliest remaining row."""
     next_due = session.scalar(
         select(func.min(Notification.next_attempt_at)).where(
@@ -315,7 +340,11 @@ def _finish_batch(session: Session, batch_id: int, now: datetime) -> None:
         values.update(status=BatchStatus.PENDING, due_at=next_due)
     session.execute(
         update(CampaignBatch)
-        .where(CampaignBatch.id == batch_id, CampaignBatch.status == BatchStatus.RUNNING)
+        .where(
+            CampaignBatch.id == batch_id,
+            CampaignBatch.status == BatchStatus.RUNNING,
+            CampaignBatch.attempts == fence,
+        )
         .values(**values)
         .execution_options(synchronize_session=False)
     )
@@ -337,10 +366,11 @@ def send_batch(
     default_subscribed = None
     with sessions.begin() as session:
         now = clock()
-        campaign_id = claim_batch(session, batch_id, now=now, lease=lease)
-        if campaign_id is None:
+        held = claim_batch(session, batch_id, now=now, lease=lease)
+        if held is None:
             report.skipped = True
             return report
+        campaign_id, fence = held
         campaign = session.get_one(Campaign, campaign_id)
         template, category, data, rate = (
             campaign.template,
@@ -349,7 +379,7 @@ def send_batch(
             campaign.rate_limit,
         )
         if campaign.status != CampaignStatus.RUNNING:
-            _finish_batch(session, batch_id, now)
+            _finish_batch(session, batch_id, now, fence)
             report.stopped = campaign.status
             return report
         default_subscribed = category in settings.default_subscriptions
@@ -366,24 +396,21 @@ def send_batch(
     composer = BatchComposer(settings, template, category, data)
     step = _step_postgresql if _is_postgresql(sessions) else _step_generic
     sent_pending: str | None = None  # sent over SMTP, recorded in the next transaction
-    with sessions() as session:  # one session for the loop, one short transaction a message
+    session = sessions()  # one session for the loop, one short transaction a message
+    try:
         for index, row in enumerate(r for r in rows if r.id not in blocked):
-            if rate:  # wait first, so the checks below are fresh when the message leaves
-                limiter.wait(f"campaign:{campaign_id}", rate)
+            # Wait for the rate limit first, so the checks below are fresh when it leaves.
+            if rate and not limiter.wait(f"campaign:{campaign_id}", rate, until=deadline):
+                report.stopped = "time"
+                break
             if time.monotonic() > deadline:
                 report.stopped = "time"
                 break
             now = clock()
             gate = step(
-                session,
-                campaign_id,
-                category,
-                row,
-                sent_pending,
-                default_subscribed,
-                settings.sending_domain,
-                now,
-            )
+                session, batch_id, fence, campaign_id, category, row, sent_pending,
+                default_subscribed, settings.sending_domain, now,
+            )  # fmt: skip
             sent_pending = None
             if gate.campaign_status != CampaignStatus.RUNNING:
                 session.commit()
@@ -400,29 +427,22 @@ def send_batch(
             if index % 50 == 49:
                 session.execute(
                     update(CampaignBatch)
-                    .where(CampaignBatch.id == batch_id)
+                    .where(CampaignBatch.id == batch_id, CampaignBatch.attempts == fence)
                     .values(lease_until=now + lease)
                 )
             session.commit()
             attempts, message_id = gate.claimed
             job = Claimed(
-                id=row.id,
-                template=template,
-                category=category,
-                data=data,
-                attempts=attempts,
-                message_id=message_id,
-                email=row.email,
-                recipient_id=row.recipient_id,
-                recipient_public_id=row.public_id,
-                locale=row.locale,
-                erased=False,
-            )
+                id=row.id, template=template, category=category, data=data,
+                attempts=attempts, message_id=message_id, email=row.email,
+                recipient_id=row.recipient_id, recipient_public_id=row.public_id,
+                locale=row.locale, erased=False,
+            )  # fmt: skip
             try:
                 message = composer.message(job, now=now)
                 transport.send(message, envelope_from=sender, envelope_to=row.email)
-            except (TemplateError, HeaderInjectionError) as error:
-                problem = f"template error: {error}"[:500]
+            except (TemplateError, HeaderInjectionError, KeyError, ValueError) as error:
+                problem = f"template error: {type(error).__name__}: {error}"[:500]
                 _set_status(session, [row.id], NotificationStatus.FAILED, problem)
                 session.commit()
                 report.failed += 1
@@ -432,12 +452,16 @@ def send_batch(
                 continue
             sent_pending = row.id
             report.sent += 1
-
-    with sessions.begin() as session:
-        now = clock()
-        if sent_pending is not None:
-            _set_status(session, [sent_pending], NotificationStatus.SENT, None, sent_at=now)
-        _finish_batch(session, batch_id, now)
+    finally:
+        # Whatever ended the loop (done, paused, a database error, a time limit): record the
+        # message already handed to the relay and give the batch back.
+        session.rollback()
+        session.close()
+        with sessions.begin() as closing:
+            now = clock()
+            if sent_pending is not None:
+                _set_status(closing, [sent_pending], NotificationStatus.SENT, None, sent_at=now)
+            _finish_batch(closing, batch_id, now, fence)
     log.info(
         "campaign batch %s: %d sent, %d suppressed, %d failed, %d retrying%s",
         batch_id,

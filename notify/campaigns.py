@@ -166,22 +166,32 @@ def cancel(session: Session, campaign_id: int) -> Campaign:
         raise CampaignStateError(
             f"a {_require(session, campaign_id).status} campaign cannot be cancelled"
         )
+    now = utcnow()
+    live_batches = select(CampaignBatch.id).where(
+        CampaignBatch.campaign_id == campaign_id,
+        CampaignBatch.status == BatchStatus.RUNNING,
+        CampaignBatch.lease_until >= now,
+    )
+    # Queued rows, and rows a dead worker left in ``sending`` (its batch holds no live lease);
+    # a live batch finishes its one message in flight and stops at the next.
     session.execute(
         update(Notification)
         .where(
             Notification.campaign_id == campaign_id,
-            Notification.status == NotificationStatus.QUEUED,
+            or_(
+                Notification.status == NotificationStatus.QUEUED,
+                and_(
+                    Notification.status == NotificationStatus.SENDING,
+                    Notification.batch_id.not_in(live_batches),
+                ),
+            ),
         )
-        .values(
-            status=NotificationStatus.CANCELLED, reason="campaign cancelled", updated_at=utcnow()
-        )
+        .values(status=NotificationStatus.CANCELLED, reason="campaign cancelled", updated_at=now)
         .execution_options(synchronize_session=False)
     )
     session.execute(
         update(CampaignBatch)
-        .where(
-            CampaignBatch.campaign_id == campaign_id, CampaignBatch.status != BatchStatus.RUNNING
-        )
+        .where(CampaignBatch.campaign_id == campaign_id, CampaignBatch.id.not_in(live_batches))
         .values(status=BatchStatus.DONE)
         .execution_options(synchronize_session=False)
     )
@@ -244,12 +254,18 @@ def running_unplanned(session: Session) -> list[int]:
 
 
 def claim_ready_batches(
-    session: Session, *, now: datetime, lost_after: timedelta, campaign_id: int | None = None
+    session: Session,
+    *,
+    now: datetime,
+    lost_after: timedelta,
+    requeue_after: timedelta,
+    campaign_id: int | None = None,
 ) -> list[int]:
-    """Batches to publish now: due ``pending`` ones of running campaigns, and ``enqueued`` or
-    ``running`` ones whose task was lost (published long ago, or lease expired). They are marked
-    ``enqueued`` here; the caller publishes them after commit."""
-    lost = _ready_or_lost(now, lost_after)
+    """Batches to publish now: due ``pending`` ones of running campaigns, ``running`` ones whose
+    lease expired (``lost_after``), and ``enqueued`` ones published longer ago than
+    ``requeue_after`` (a message the broker lost; long, since a backlog is not a loss). They are
+    marked ``enqueued`` here; the caller publishes them after commit."""
+    lost = _ready_or_lost(now, lost_after, requeue_after)
     query = (
         select(CampaignBatch.id)
         .join(Campaign, Campaign.id == CampaignBatch.campaign_id)
@@ -271,12 +287,14 @@ def claim_ready_batches(
     return ids
 
 
-def _ready_or_lost(now: datetime, lost_after: timedelta) -> ColumnElement[bool]:
+def _ready_or_lost(
+    now: datetime, lost_after: timedelta, requeue_after: timedelta
+) -> ColumnElement[bool]:
     return or_(
         and_(CampaignBatch.status == BatchStatus.PENDING, CampaignBatch.due_at <= now),
         and_(
             CampaignBatch.status == BatchStatus.ENQUEUED,
-            CampaignBatch.updated_at < now - lost_after,
+            CampaignBatch.updated_at < now - requeue_after,
         ),
         and_(CampaignBatch.status == BatchStatus.RUNNING, CampaignBatch.lease_until < now),
     )

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from typing import Annotated
+import sys
+from typing import Annotated, NoReturn
 
 import typer
 from jinja2 import TemplateError
@@ -195,7 +196,19 @@ def main() -> None:
     try:
         app()
     except TemplateError as error:
-        fail(str(error))
+        _exit(str(error))
+    except UnicodeDecodeError:
+        _exit("the file is not UTF-8 text")
+    except OverflowError:
+        _exit("a number is too large")
+    except SQLAlchemyError as error:
+        _exit(f"database error ({type(error).__name__}); did you run `notify db upgrade`?")
+
+
+def _exit(message: str) -> NoReturn:
+    """Outside a command (typer has returned): one line on stderr, exit code 2."""
+    sys.stderr.write(f"notify: {message}\n")
+    raise SystemExit(2)
 
 
 if __name__ == "__main__":

@@ -64,7 +64,12 @@ def create(
         str | None, typer.Option(help="Local wall time per recipient.")
     ] = None,
     locale: Annotated[list[str] | None, typer.Option(help="Only these locales.")] = None,
-    rate_limit: Annotated[float | None, typer.Option(help="Messages per second.")] = None,
+    user_id: Annotated[
+        list[str] | None, typer.Option("--user-id", help="Only these users.")
+    ] = None,
+    rate_limit: Annotated[
+        float | None, typer.Option(help="Messages per second.", min=0.001, max=100_000)
+    ] = None,
 ) -> None:
     """Create a draft campaign and print its id."""
     at = _parse_time(send_at, "--send-at")
@@ -202,3 +207,31 @@ def watch(
             if status in FINISHED:
                 break
             time.sleep(interval)
+
+
+@campaigns_app.command("preview")
+def preview(
+    campaign_id: int,
+    user_id: Annotated[str | None, typer.Option("--user-id", help="Render for this user.")] = None,
+) -> None:
+    """Print the message a user (or a sample recipient) would get; nothing is sent."""
+    from notify import recipients
+    from notify.composing import preview_message
+
+    config = settings()
+    with sessions_for(config)() as session:
+        campaign = session.get(Campaign, campaign_id)
+        if campaign is None:
+            fail(f"no campaign {campaign_id}")
+        person = recipients.get_by_user_id(session, user_id) if user_id else None
+        if user_id and (person is None or person.erased_at is not None):
+            fail(f"no user {user_id!r}")
+        message = preview_message(
+            config,
+            template=campaign.template,
+            data=campaign.data,
+            email=person.email if person and person.email else "recipient@example.com",
+            recipient_public_id=person.public_id if person else "preview",
+            locale=person.locale if person else None,
+        )
+    typer.echo(message.as_string())

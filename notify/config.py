@@ -97,6 +97,7 @@ class Settings(BaseSettings):
     campaign_batch_seconds: float = Field(default=60.0, gt=0)
     campaign_batch_lease_seconds: int = Field(default=180, gt=0)
     campaign_stale_after_seconds: int = Field(default=3600, gt=0)
+    campaign_requeue_after_seconds: int = Field(default=900, gt=0)
     campaign_dispatch_interval_seconds: float = Field(default=10.0, gt=0, le=30)
     default_timezone: str = "UTC"
     rate_limit_url: str = ""
@@ -165,6 +166,13 @@ class Settings(BaseSettings):
             raise ValueError(
                 "NOTIFY_CAMPAIGN_BATCH_SECONDS must be at most half NOTIFY_TASK_TIME_LIMIT_SECONDS"
             )
+        if self.campaign_batch_lease_seconds <= (
+            self.campaign_batch_seconds + self.smtp_timeout_seconds
+        ):
+            raise ValueError(
+                "NOTIFY_CAMPAIGN_BATCH_LEASE_SECONDS must exceed NOTIFY_CAMPAIGN_BATCH_SECONDS "
+                "plus NOTIFY_SMTP_TIMEOUT_SECONDS, or a slow batch would lose its lease"
+            )
         if self.campaign_batch_lease_seconds >= limit:
             raise ValueError(
                 "NOTIFY_CAMPAIGN_BATCH_LEASE_SECONDS must be below "
@@ -186,6 +194,10 @@ class Settings(BaseSettings):
             raise ValueError("NOTIFY_POSTAL_ADDRESS must be set in production")
         if not self.public_url.startswith("https://"):
             raise ValueError("NOTIFY_PUBLIC_URL must be https:// in production")
+        if self.smtp.scheme == "smtp" and self.smtp.username:
+            raise ValueError(
+                "NOTIFY_SMTP_URL sends credentials in clear: use smtp+starttls:// or smtps://"
+            )
         return self
 
     @property

@@ -41,6 +41,7 @@ def make_engine(url: str, **options: Any) -> Engine:
     """An engine for ``url``; for a SQLite file, its folder is created first."""
     url = normalise_database_url(url)
     parsed = make_url(url)
+    options.setdefault("hide_parameters", True)  # error messages and logs: no bound values
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)

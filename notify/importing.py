@@ -1,8 +1,8 @@
 """Bulk import of users from CSV or JSON lines: ``user_id,email,locale,timezone``.
 
 Bad rows are reported with their line number and skipped; good rows are upserted a chunk at a
-time in one statement each. An import never touches preferences or the suppression list, so
-it cannot re-subscribe anyone who opted out or was suppressed.
+time. An import never changes preferences and never lifts a suppression (a new address takes
+the person's suppression along), so it cannot re-subscribe anyone who opted out.
 """
 
 from __future__ import annotations
@@ -14,14 +14,14 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from sqlalchemy import func
+from sqlalchemy import func, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from notify.db import SessionFactory
 from notify.models import Recipient
 from notify.models.base import utcnow
 from notify.models.recipients import new_public_id
-from notify.suppressions import address_hash
+from notify.suppressions import address_hash, follow_person
 from notify.validation import known_timezone, locale_tag, normalised_email
 
 Format = Literal["csv", "jsonl"]
@@ -59,10 +59,20 @@ def _records(lines: Iterable[str], fmt: Format) -> Iterator[tuple[int, dict[str,
             except json.JSONDecodeError as error:
                 yield number, f"not valid JSON: {error.msg}"
                 continue
+            except RecursionError:
+                yield number, "not valid JSON: nested too deeply"
+                continue
             yield number, value if isinstance(value, dict) else "each line must be a JSON object"
         return
     reader = csv.reader(lines)
-    for row in reader:
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as error:
+            yield reader.line_num, f"not valid CSV: {error}"
+            continue
         number = reader.line_num
         if not row or not any(cell.strip() for cell in row):
             continue
@@ -132,6 +142,7 @@ def import_users(
 
 
 def _upsert(sessions: SessionFactory, rows: list[dict[str, Any]], hash_key: str) -> int:
+    """One statement for the chunk; a changed address takes the person's suppression along."""
     now = utcnow()
     values = [
         {
@@ -144,6 +155,13 @@ def _upsert(sessions: SessionFactory, rows: list[dict[str, Any]], hash_key: str)
         for row in rows
     ]
     with sessions.begin() as session:
+        before = dict(
+            session.execute(
+                select(Recipient.user_id, Recipient.email_hash).where(
+                    Recipient.user_id.in_([row["user_id"] for row in values])
+                )
+            ).all()
+        )
         dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
         insert = dialect.insert(Recipient).values(values)
         excluded = insert.excluded
@@ -160,4 +178,8 @@ def _upsert(sessions: SessionFactory, rows: list[dict[str, Any]], hash_key: str)
                 },
             )
         )
+        for row in values:
+            old_hash = before.get(row["user_id"])
+            if old_hash and old_hash != row["email_hash"]:
+                follow_person(session, old_hash, row["email_hash"])
     return len(values)

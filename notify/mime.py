@@ -173,8 +173,9 @@ def _encoded_text(value: str, name: str) -> str | Header:
     """ASCII as it is; anything else as a ``Header`` that folds into RFC 2047 encoded-words of
     at most 75 characters, split on character boundaries with the spaces inside the encoded
     text (Python 3.11.7's newer folder can drop a space between two encoded-words)."""
-    if value.isascii():
+    if value.isascii() and max(map(len, value.split()), default=0) < 900:
         return value
+    # Non-ASCII, or one word too long for a line: encoded-words can be split anywhere.
     return Header(value, "utf-8", header_name=name)
 
 

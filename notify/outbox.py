@@ -28,6 +28,7 @@ from notify.models.notifications import new_notification_id
 from notify.templates import EmailTemplate, get_template
 
 Status = NotificationStatus
+MAX_SUBJECT_VARIABLE = 300
 
 
 @dataclass(eq=False)
@@ -73,6 +74,10 @@ def check_data(template: EmailTemplate, data: dict[str, Any], max_bytes: int) ->
         if isinstance(value, str) and has_header_break(value):
             raise InvalidFieldError(
                 ("data", name), "goes into the subject and must not hold line breaks"
+            )
+        if isinstance(value, str) and len(value) > MAX_SUBJECT_VARIABLE:
+            raise InvalidFieldError(
+                ("data", name), f"goes into the subject: at most {MAX_SUBJECT_VARIABLE} characters"
             )
     for name in template.url_variables:
         value = data.get(name)

@@ -287,11 +287,16 @@ def reencrypt(sessions: SessionFactory, *, batch_size: int = 1000) -> int:
                 for row_id, token in rows:
                     rotated = crypto.rotate_token(token)
                     if rotated != token:
-                        session.execute(
-                            text(f"UPDATE {table} SET {column} = :token WHERE id = :id"),  # noqa: S608
-                            {"token": rotated, "id": row_id},
+                        # Compare-and-set: a change committed meanwhile (an erasure, a new
+                        # address) is never overwritten with the old value.
+                        result: Any = session.execute(
+                            text(
+                                f"UPDATE {table} SET {column} = :token "  # noqa: S608
+                                f"WHERE id = :id AND {column} = :old"
+                            ),
+                            {"token": rotated, "id": row_id, "old": token},
                         )
-                        changed += 1
+                        changed += int(result.rowcount or 0)
                 last = rows[-1][0]
     log.info("re-encrypted %d values under the newest data key", changed)
     return changed

@@ -58,7 +58,8 @@ def upsert_for_send(
 ) -> int | None:
     """The recipient's id for a send, in one statement when an address is given.
 
-    With an address: insert, or update the stored address (it is the producer's current one).
+    With an address: insert, or update the stored address (it is the producer's current one;
+    a suppression follows the person to it).
     Without: the existing recipient's id, or None if there is none or it has no address.
     """
     if email is None:
@@ -67,11 +68,13 @@ def upsert_for_send(
         ).first()
         return int(row[0]) if row is not None and row[1] else None
     now = utcnow()
+    new_hash = address_hash(hash_key, email)
+    old_hash = session.scalar(select(Recipient.email_hash).where(Recipient.user_id == user_id))
     dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
     statement = dialect.insert(Recipient).values(
         user_id=user_id,
         email=email,
-        email_hash=address_hash(hash_key, email),
+        email_hash=new_hash,
         public_id=new_public_id(),
         created_at=now,
         updated_at=now,
@@ -84,4 +87,7 @@ def upsert_for_send(
             "updated_at": statement.excluded.updated_at,
         },
     ).returning(Recipient.id)
-    return int(session.execute(statement).scalar_one())
+    recipient_id = int(session.execute(statement).scalar_one())
+    if old_hash is not None and old_hash != new_hash:
+        follow_person(session, old_hash, new_hash)
+    return recipient_id

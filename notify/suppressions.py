@@ -10,13 +10,16 @@ from __future__ import annotations
 import hashlib
 import hmac
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from notify import consent
 from notify.consent import Origin
 from notify.mime import ascii_address
 from notify.models import Recipient, Suppression, SuppressionReason
+from notify.models.base import utcnow
+from notify.privacy_log import mask_addresses
 
 ALL_CATEGORIES = "*"
 SEND_TIME_REASON = {
@@ -69,16 +72,24 @@ def suppress(
     detail: str | None = None,
 ) -> bool:
     """Add the address (a hard bounce upgrades an existing entry); True if anything changed."""
-    existing = lookup(session, hash_key, address)
-    if existing is not None:
-        if existing.reason == reason or reason != SuppressionReason.HARD_BOUNCE:
+    detail = mask_addresses(detail) if detail else None
+    digest = address_hash(hash_key, address)
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    inserted = session.execute(
+        dialect.insert(Suppression)
+        .values(address_hash=digest, reason=reason.value, detail=detail, created_at=utcnow())
+        .on_conflict_do_nothing(index_elements=["address_hash"])
+    )  # two reports for one address at once: one inserts, the other finds it
+    if not getattr(inserted, "rowcount", 0):
+        if reason != SuppressionReason.HARD_BOUNCE:
             return False
-        existing.reason = reason
-        existing.detail = detail
-    else:
-        session.add(
-            Suppression(address_hash=address_hash(hash_key, address), reason=reason, detail=detail)
+        upgraded = session.execute(
+            update(Suppression)
+            .where(Suppression.address_hash == digest, Suppression.reason != reason.value)
+            .values(reason=reason.value, detail=detail)
         )
+        if not getattr(upgraded, "rowcount", 0):
+            return False
     for recipient_id in _event_subjects(session, hash_key, address):
         consent.record(
             session, recipient_id, ALL_CATEGORIES, f"suppressed:{reason}", origin, detail

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 from celery import Task, shared_task
 from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
 
 from notify import audience, campaigns, outbox, privacy
+from notify.audience import PlannedBatch
 from notify.campaign_sending import send_batch
 from notify.celery_app import NotifyCelery
 from notify.enqueue import enqueue_by_name, enqueue_send
@@ -103,7 +105,10 @@ def dispatch_due_campaigns(self: Task) -> dict[str, int]:
         started = campaigns.start_due(session, now=now)
         to_plan = campaigns.running_unplanned(session)
         lost_after = timedelta(seconds=settings.campaign_batch_lease_seconds)
-        ready = campaigns.claim_ready_batches(session, now=now, lost_after=lost_after)
+        requeue_after = timedelta(seconds=settings.campaign_requeue_after_seconds)
+        ready = campaigns.claim_ready_batches(
+            session, now=now, lost_after=lost_after, requeue_after=requeue_after
+        )
         completed = campaigns.complete_finished(session, now=now)
     for campaign_id in to_plan:
         enqueue_by_name(app, TaskName.PLAN_CAMPAIGN, campaign_id)
@@ -129,24 +134,14 @@ def plan_campaign(self: Task, campaign_id: int) -> int:
     campaign row, so each task stays short; a lost or duplicated message is harmless.
     """
     app = _app(self)
-    settings = app.context.settings
     deadline = time.monotonic() + 5.0
     planned = 0
     while time.monotonic() < deadline:
         now = utcnow()
-        with app.context.sessions.begin() as session:
-            campaign = session.get(Campaign, campaign_id)
-            default_subscribed = (
-                campaign is not None and campaign.category in settings.default_subscriptions
-            )
-            batch = audience.plan_next_page(
-                session,
-                campaign_id,
-                page_size=settings.campaign_batch_size,
-                default_subscribed=default_subscribed,
-                default_timezone=settings.default_timezone,
-                now=now,
-            )
+        try:
+            batch = _plan_one_page(app, campaign_id, now)
+        except IntegrityError:
+            return planned  # another planner took this page (SQLite reads outside the lock)
         if batch is None:
             return planned
         planned += 1
@@ -154,6 +149,23 @@ def plan_campaign(self: Task, campaign_id: int) -> int:
             enqueue_by_name(app, TaskName.SEND_CAMPAIGN_BATCH, batch.id)
     enqueue_by_name(app, TaskName.PLAN_CAMPAIGN, campaign_id)
     return planned
+
+
+def _plan_one_page(app: NotifyCelery, campaign_id: int, now: datetime) -> PlannedBatch | None:
+    settings = app.context.settings
+    with app.context.sessions.begin() as session:
+        campaign = session.get(Campaign, campaign_id)
+        default_subscribed = (
+            campaign is not None and campaign.category in settings.default_subscriptions
+        )
+        return audience.plan_next_page(
+            session,
+            campaign_id,
+            page_size=settings.campaign_batch_size,
+            default_subscribed=default_subscribed,
+            default_timezone=settings.default_timezone,
+            now=now,
+        )
 
 
 @shared_task(

@@ -21,12 +21,11 @@ from typing import Protocol
 
 from notify.config import SmtpTarget
 from notify.mime import ascii_address
-from notify.privacy_log import mask_email
+from notify.privacy_log import mask_addresses
 
 log = logging.getLogger(__name__)
 
 _ENHANCED_CODE = re.compile(rb"([245])\.(\d{1,3})\.(\d{1,3})\b")
-_ADDRESS = re.compile(r"[^\s<>\"'@]+@[^\s<>\"']+")
 HARD_BOUNCE_CODES = frozenset({"5.1.1", "5.1.2", "5.2.1"})
 
 
@@ -54,8 +53,7 @@ def classify_reply(code: int, text: bytes | str) -> DeliveryError:
     enhanced = match.group(0).decode() if match else None
     # Relays often echo the address ("<ada@example.com>: no such user"): mask it, since the
     # reason is stored and shown.
-    message = _ADDRESS.sub(lambda m: mask_email(m.group(0)), raw.decode("utf-8", "replace"))
-    message = message.strip()[:300]
+    message = mask_addresses(raw.decode("utf-8", "replace")).strip()[:300]
     return DeliveryError(
         reason=f"smtp {code} {message}".strip(),
         permanent=500 <= code <= 599,

@@ -11,6 +11,7 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError
 
 from notify.outbox import IdempotencyConflictError, InvalidFieldError
 from notify.privacy_log import redact_path
@@ -51,6 +52,12 @@ def install_error_handlers(app: FastAPI) -> None:
             for item in error.errors()
         ]
         return JSONResponse(status_code=422, content={"detail": problems})
+
+    @app.exception_handler(DataError)
+    async def _unstorable(_: Request, __: DataError) -> JSONResponse:
+        # The database refused a value (a NUL character, or longer than its column).
+        detail = "a value cannot be stored: too long, or it holds a NUL character"
+        return JSONResponse(status_code=422, content={"detail": detail})
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, error: Exception) -> JSONResponse:

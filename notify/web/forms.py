@@ -19,6 +19,9 @@ MAX_BODY_BYTES = 16_384
 async def lenient_form(request: Request) -> dict[str, list[str]]:
     """Field name → values; ``{}`` for an empty, oversized or unparsable body."""
     content_type = request.headers.get("content-type", "").lower()
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        return {}  # never read a large body from an unauthenticated client
     try:
         if content_type.startswith("multipart/form-data"):
             form = await request.form(max_files=0, max_fields=50)

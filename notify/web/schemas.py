@@ -5,12 +5,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
+from fastapi import Path
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from notify.validation import known_timezone, locale_tag, normalised_email
 
 Email = Annotated[str, Field(max_length=320), AfterValidator(normalised_email)]
-UserId = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\s/]+$")]
+UserId = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\s/\x00]+$")]
+CampaignId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 IdempotencyKey = Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[\x21-\x7e]+$")]
 
 

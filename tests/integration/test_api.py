@@ -47,6 +47,12 @@ def body(**overrides: Any) -> dict[str, Any]:
         (body(data={**sample_data("security_alert"), "blob": "x" * 20_000}), 422, ["body", "data"]),
         (body(data="not an object"), 422, ["body", "data"]),
         (body(user_id=""), 422, ["body", "user_id"]),
+        (body(user_id="a\u0000b"), 422, ["body", "user_id"]),
+        (
+            body(data={**sample_data("security_alert"), "event": "x" * 1500}),
+            422,
+            ["body", "data", "event"],
+        ),
         (body(email=None, user_id=f"u-unknown-{uuid.uuid4().hex}"), 422, ["body", "email"]),
         (
             body(
@@ -66,6 +72,8 @@ def body(**overrides: Any) -> dict[str, Any]:
         "oversized-data",
         "data-not-object",
         "empty-user-id",
+        "nul-in-user-id",
+        "huge-subject-word",
         "unknown-user-without-email",
         "non-https-url",
     ],

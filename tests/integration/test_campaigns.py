@@ -522,8 +522,12 @@ def test_preview_renders_for_a_named_user_with_headers_and_sends_nothing(
     )
     assert preview.status_code == 200, preview.text
     shown = preview.json()
-    assert shown["headers"]["To"] == addresses[0]
-    assert shown["headers"]["List-Unsubscribe"].startswith("<https://notify.example.com/u/")
+    assert shown["headers"]["To"] == f"{addresses[0][0]}***@example.com"  # never the address
+    link = shown["headers"]["List-Unsubscribe"]
+    assert link.startswith("<https://notify.example.com/u/")
+    assert (
+        client.post(link.strip("<>").removeprefix("https://notify.example.com")).status_code == 404
+    )
     assert shown["subject"] == sample_data("product_update")["headline"]
     assert "Unsubscribe" in shown["text"]
     sample = client.post(f"/v1/campaigns/{campaign_id}/preview", headers=auth)

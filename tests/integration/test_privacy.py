@@ -473,3 +473,34 @@ def test_broker_messages_and_logs_hold_no_address_token_or_body(
     assert (
         f"{address[0]}***@example.com" in stack.worker.log_text()
     )  # masked form is what is logged
+
+
+def test_an_import_that_changes_an_address_takes_the_suppression_along_and_details_are_masked(
+    stack: Stack, client: TestClient, auth: dict[str, str]
+) -> None:
+    user_id, address = person(client, auth)
+    report = {"email": address, "type": "complaint", "detail": f"ARF report about <{address}>"}
+    client.post("/v1/suppressions/reports", json=report, headers=auth)
+    new_address = f"moved-{uuid.uuid4().hex[:8]}@example.com"
+    csv = f"user_id,email\n{user_id},{new_address}\n".encode()
+    client.post("/v1/users/import", content=csv, headers={**auth, "Content-Type": "text/csv"})
+    row = wait_for_status(stack, send(client, auth, user_id, "product_update"), "suppressed")
+    assert row.reason == "complained"
+    assert address not in every_text_in_the_database(stack)
+    assert f"{address[0]}***@example.com" in every_text_in_the_database(stack)
+
+
+def test_nul_characters_and_huge_ids_get_a_4xx_not_a_500(
+    stack: Stack, client: TestClient, auth: dict[str, str]
+) -> None:
+    assert client.get("/v1/notifications/a%00b", headers=auth).status_code in (404, 422)
+    assert (
+        client.put("/v1/users/a%00b", json={"email": "x@example.com"}, headers=auth).status_code
+        == 422
+    )
+    assert client.get("/v1/campaigns/99999999999999999999", headers=auth).status_code == 422
+    bad = {"name": "n\u0000", "template": "product_update", "data": sample_data("product_update")}
+    assert client.post("/v1/campaigns", json=bad, headers=auth).status_code == 422
+    far = {**bad, "name": "n", "send_at": "0001-01-01T00:00:00+14:00"}
+    assert client.post("/v1/campaigns", json=far, headers=auth).status_code == 422
+    assert client.get("/v1/stats?from=9999-12-01&to=9999-12-31", headers=auth).status_code == 422

@@ -456,7 +456,7 @@ def test_asking_for_a_preferences_link_answers_the_same_and_mails_only_known_add
     page = client.get(link.group(1))
     assert page.status_code == 200
     assert "always on" in page.text
-    saved = client.post(link.group(1), data={})  # every optional box unticked
+    saved = client.post(link.group(1), data={"choices": "1"})  # every optional box unticked
     assert saved.status_code == 200 and "Saved" in saved.text
     assert not subscribed(client, auth, user_id)
     events = client.get(f"/v1/users/{user_id}/consent", headers=auth).json()

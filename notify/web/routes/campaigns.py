@@ -9,7 +9,7 @@ from email.message import EmailMessage
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request
-from pydantic import BaseModel, Field, field_validator
+from pydantic import AfterValidator, BaseModel, Field, field_validator
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -19,9 +19,11 @@ from notify.campaigns import CampaignDraft, CampaignStateError
 from notify.composing import preview_message
 from notify.enqueue import enqueue_by_name
 from notify.models import Campaign
+from notify.privacy_log import mask_email
 from notify.queues import TaskName
+from notify.validation import locale_tag
 from notify.web.auth import require_scope
-from notify.web.schemas import Strict, UserId
+from notify.web.schemas import CampaignId, Strict, UserId
 from notify.web.state import WebState, web_state
 
 router = APIRouter(prefix="/v1/campaigns", tags=["campaigns"])
@@ -30,14 +32,15 @@ Writer = Annotated[Caller, Depends(require_scope("campaigns:write"))]
 
 
 class AudienceIn(Strict):
-    locales: list[Annotated[str, Field(max_length=35)]] = Field(
+    locales: list[Annotated[str, Field(max_length=35), AfterValidator(locale_tag)]] = Field(
         default_factory=list, max_length=100
     )
-    user_ids: list[UserId] = Field(default_factory=list, max_length=100_000)
+    # Each id is one bound parameter; PostgreSQL takes at most 65,535 in one statement.
+    user_ids: list[UserId] = Field(default_factory=list, max_length=30_000)
 
 
 class CampaignIn(Strict):
-    name: str = Field(min_length=1, max_length=200)
+    name: str = Field(min_length=1, max_length=200, pattern=r"^[^\x00]*$")
     template: str = Field(max_length=100)
     data: dict[str, Any] = Field(default_factory=dict)
     send_at: datetime | None = None
@@ -50,14 +53,20 @@ class CampaignIn(Strict):
     def _aware(cls, value: datetime | None) -> datetime | None:
         if value is not None and value.tzinfo is None:
             raise ValueError("needs a time zone offset, e.g. 2026-12-01T10:00:00Z")
-        return value
+        return _plausible(value)
 
     @field_validator("send_at_local")
     @classmethod
     def _naive(cls, value: datetime | None) -> datetime | None:
         if value is not None and value.tzinfo is not None:
             raise ValueError("is a wall-clock time without offset, e.g. 2026-12-01T10:00")
-        return value
+        return _plausible(value)
+
+
+def _plausible(value: datetime | None) -> datetime | None:
+    if value is not None and not 2000 <= value.year <= 2100:
+        raise ValueError("must be between the years 2000 and 2100")
+    return value
 
 
 class CampaignOut(BaseModel):
@@ -139,7 +148,7 @@ def list_campaigns(request: Request, _: Reader, limit: int = 100) -> list[Campai
 
 
 @router.get("/{campaign_id}", response_model=CampaignOut)
-def get_campaign(campaign_id: int, request: Request, _: Reader) -> CampaignOut:
+def get_campaign(campaign_id: CampaignId, request: Request, _: Reader) -> CampaignOut:
     with web_state(request).sessions() as session:
         return _out(session, _get(session, campaign_id))
 
@@ -173,32 +182,33 @@ def _change(state: WebState, campaign_id: int, action: str) -> CampaignOut:
 
 
 @router.post("/{campaign_id}/schedule", response_model=CampaignOut)
-def schedule_campaign(campaign_id: int, request: Request, _: Writer) -> CampaignOut:
+def schedule_campaign(campaign_id: CampaignId, request: Request, _: Writer) -> CampaignOut:
     """Schedule a draft (or confirm one held as stale); it starts at its send time."""
     return _change(web_state(request), campaign_id, "schedule")
 
 
 @router.post("/{campaign_id}/pause", response_model=CampaignOut)
-def pause_campaign(campaign_id: int, request: Request, _: Writer) -> CampaignOut:
+def pause_campaign(campaign_id: CampaignId, request: Request, _: Writer) -> CampaignOut:
     return _change(web_state(request), campaign_id, "pause")
 
 
 @router.post("/{campaign_id}/resume", response_model=CampaignOut)
-def resume_campaign(campaign_id: int, request: Request, _: Writer) -> CampaignOut:
+def resume_campaign(campaign_id: CampaignId, request: Request, _: Writer) -> CampaignOut:
     return _change(web_state(request), campaign_id, "resume")
 
 
 @router.post("/{campaign_id}/cancel", response_model=CampaignOut)
-def cancel_campaign(campaign_id: int, request: Request, _: Writer) -> CampaignOut:
+def cancel_campaign(campaign_id: CampaignId, request: Request, _: Writer) -> CampaignOut:
     return _change(web_state(request), campaign_id, "cancel")
 
 
 @router.post("/{campaign_id}/preview", response_model=PreviewOut)
 def preview_campaign(
-    campaign_id: int, request: Request, _: Writer, body: PreviewIn | None = None
+    campaign_id: CampaignId, request: Request, _: Writer, body: PreviewIn | None = None
 ) -> PreviewOut:
     """The message one named user would get (or a sample recipient), headers included;
-    nothing is sent and nothing is stored."""
+    nothing is sent or stored. The address is masked and the links are placeholders: a
+    ``campaigns:write`` key must not learn an address or get a working unsubscribe link."""
     state = web_state(request)
     with state.sessions() as session:
         campaign = _get(session, campaign_id)
@@ -207,12 +217,13 @@ def preview_campaign(
             person = recipients.get_by_user_id(session, body.user_id)
             if person is None or person.erased_at is not None:
                 raise HTTPException(404, "no such user")
+        # Never a real address or a working token: a campaigns key may not read people.
         message = preview_message(
             state.settings,
             template=campaign.template,
             data=campaign.data,
-            email=person.email if person and person.email else "recipient@example.com",
-            recipient_public_id=person.public_id if person else "preview",
+            email=mask_email(person.email) if person and person.email else "recipient@example.com",
+            recipient_public_id="preview",
             locale=person.locale if person else None,
         )
     parsed: EmailMessage = email.message_from_bytes(message.as_bytes(), policy=policy.default)

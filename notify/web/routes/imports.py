@@ -58,6 +58,9 @@ async def import_users_endpoint(
     fmt = FORMATS.get(media)
     if fmt is None:
         raise HTTPException(415, f"send text/csv or application/x-ndjson, not {media or 'nothing'}")
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_IMPORT_BYTES:
+        raise HTTPException(413, f"at most {MAX_IMPORT_BYTES // (1024 * 1024)} MiB per import")
     body = await request.body()
     if len(body) > MAX_IMPORT_BYTES:
         raise HTTPException(413, f"at most {MAX_IMPORT_BYTES // (1024 * 1024)} MiB per import")

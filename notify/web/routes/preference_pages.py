@@ -110,7 +110,10 @@ async def save_preferences(token: str, request: Request) -> Response:
         return _request_page(request, expired=True)
     if person is None:
         return invalid_link(request)
-    chosen = set((await lenient_form(request)).get("category", []))
+    form = await lenient_form(request)
+    if "choices" not in form:  # not our form (empty, oversized, garbled): change nothing
+        return await run_in_threadpool(_show, request, token, person, False)
+    chosen = set(form.get("category", []))
 
     def save() -> None:
         defaults = state.settings.default_subscriptions

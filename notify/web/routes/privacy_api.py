@@ -58,6 +58,11 @@ def get_stats(
     unsubscribes by route. No addresses, no user ids. Defaults to the last 30 days."""
     end = end or utcnow().date()
     start = start or end - timedelta(days=29)
+    if not (
+        date(2000, 1, 1) <= start <= date(2100, 1, 1)
+        and date(2000, 1, 1) <= end <= date(2100, 1, 1)
+    ):
+        raise HTTPException(422, "from and to must be between 2000 and 2100")
     if start > end:
         raise HTTPException(422, "from must not be after to")
     if (end - start).days > 400:

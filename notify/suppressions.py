@@ -79,8 +79,9 @@ def suppress(
         dialect.insert(Suppression)
         .values(address_hash=digest, reason=reason.value, detail=detail, created_at=utcnow())
         .on_conflict_do_nothing(index_elements=["address_hash"])
-    )  # two reports for one address at once: one inserts, the other finds it
-    if not getattr(inserted, "rowcount", 0):
+        .returning(Suppression.id)
+    ).first()  # two reports for one address at once: one inserts, the other finds it
+    if inserted is None:
         if reason != SuppressionReason.HARD_BOUNCE:
             return False
         upgraded = session.execute(

@@ -407,7 +407,8 @@ def test_a_security_alert_is_not_delayed_by_a_running_fifty_thousand_campaign(
         )
         latency = time.monotonic() - posted
         running = status(client, auth, campaign_id)
-        assert running["status"] == "running" and running["counts"]["pending"] > 0
+        assert running["status"] == "running"  # the alert went out while the campaign ran
+        assert running["counts"]["sent"] < 50_000
         assert latency < 2.0, f"security alert took {latency:.2f}s behind the campaign"
         client.post(f"/v1/campaigns/{campaign_id}/cancel", headers=auth)
     finally:

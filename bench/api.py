@@ -23,6 +23,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,7 +36,10 @@ from bench.support import (
     child_env,
     find_or_install,
     flush_redis,
+    profile_summary,
     say,
+    start_py_spy,
+    stop_py_spy,
     venv_tool,
     wait_for,
 )
@@ -151,6 +155,7 @@ class WrkResult:
     statuses: dict[str, int]
     cpu: CpuMeter
     raw: str
+    pg: dict[str, int] | None = None
 
 
 _UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0, "h": 3_600_000.0}
@@ -221,7 +226,9 @@ def run_wrk(
         runner.stop(timeout=5)
         raise RuntimeError(f"wrk did not finish within {duration + 60:.0f}s") from None
     reaped = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu.reaped["wrk"] = (reaped.ru_utime + reaped.ru_stime) - (children.ru_utime + children.ru_stime)
+    cpu.reaped["wrk"] = (reaped.ru_utime + reaped.ru_stime) - (
+        children.ru_utime + children.ru_stime
+    )
     cpu.stop()
     output = log.read_text(errors="replace")
     if runner.process.returncode != 0:
@@ -248,6 +255,25 @@ def count_rows(database_url: str) -> int:
     return int(row[0]) if row else 0
 
 
+# Only ``sessions`` (connections opened): a backend that stays connected may report its other
+# counters up to 10 s late, so they would be undercounted for a pooled connection.
+PG_COUNTERS = ("sessions",)
+
+
+def pg_counters(database_url: str) -> dict[str, int]:
+    """This database's counters from ``pg_stat_database`` (sessions opened, transactions...)."""
+    import psycopg
+
+    with psycopg.connect(database_url, autocommit=True) as connection:
+        connection.execute("SELECT pg_stat_force_next_flush()")
+        row = connection.execute(
+            f"SELECT {', '.join(PG_COUNTERS)} FROM pg_stat_database "
+            "WHERE datname = current_database()"
+        ).fetchone()
+    assert row is not None
+    return dict(zip(PG_COUNTERS, (int(value) for value in row), strict=True))
+
+
 def queued_tasks(url: str = BENCH_REDIS_URL) -> int:
     import redis
 
@@ -272,6 +298,48 @@ def print_results(results: list[WrkResult], cpu_groups: list[str]) -> None:
         say(f"  CPU during {result.label} ({result.cpu.wall:.1f}s wall, 2 cores):")
         for line in result.cpu.table(result.requests, "request", cpu_groups):
             say(line)
+        if result.pg:
+            opened = result.pg["sessions"]
+            say(
+                f"    new PostgreSQL connections (pg_stat_database.sessions): {opened}, "
+                f"{opened / max(result.requests, 1):.3f} per request (each forks a backend)"
+            )
+
+
+def profile_post(
+    measure: Callable[..., WrkResult], web: Child, workdir: Path, seconds: float
+) -> None:
+    raw = workdir / "post-profile.txt"
+    spy = start_py_spy(web.pid, seconds + 30, raw, subprocesses=True, mode="--gil", rate=RATE)
+    if spy is None:
+        return
+    time.sleep(1.0)  # py-spy attaches to every worker first
+    result = measure("POST", "/v1/notifications", "profiled POST", False)
+    stop_py_spy(spy)
+    say()
+    say(f"  py-spy --gil of the uvicorn workers during one more POST run ({result.rps:.0f}/s")
+    say("  under the profiler): where the GIL-holding (Python CPU) time per request goes")
+    if not raw.exists():
+        say(f"    py-spy wrote nothing: {spy.log_tail()}")
+        return
+    lines = profile_summary(
+        raw, inclusive_filter=_interesting, top=30, rate=RATE, units=result.requests,
+        unit="request",
+    )  # fmt: skip
+    for line in lines:
+        say(line)
+    kept = Path(tempfile.gettempdir()) / "notify-bench-api-post-profile.txt"
+    shutil.copyfile(raw, kept)
+    say(f"    collapsed stacks kept in {kept} (includes the ~1 s before and after the run)")
+
+
+RATE = 200
+
+
+def _interesting(frame: str) -> bool:
+    return frame.rpartition(" (")[2].startswith(("notify/", "sqlalchemy/", "psycopg/", "kombu/",
+        "celery/", "fastapi/", "pydantic", "starlette/", "anyio/", "email_validator", "redis/",
+        "uvicorn/"))  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -281,6 +349,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
     parser.add_argument("--threads", type=int, default=2, choices=(1, 2), help="wrk threads")
     parser.add_argument("--warmup", type=float, default=2, help="unmeasured seconds first")
+    parser.add_argument(
+        "--profile", action="store_true",
+        help="afterwards, one more POST run with py-spy on the web workers (figures not used)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     threads = min(args.threads, args.connections)
 
@@ -347,24 +419,29 @@ def main(argv: list[str] | None = None) -> int:
                 threads=threads, web=web, workdir=workdir,
             )  # fmt: skip
 
+        def measure_with_pg(method: str, path: str, label: str) -> WrkResult:
+            before = pg_counters(database_url)
+            result = measure(method, path, label, False)
+            time.sleep(1.0)  # requests in flight when wrk stopped finish now
+            after = pg_counters(database_url)
+            result.pg = {name: after[name] - before[name] for name in PG_COUNTERS}
+            return result
+
         results: list[WrkResult] = []
         if args.warmup > 0:
             measure("GET", "/healthz", "warm-up healthz", True)
-        results.append(measure("GET", "/healthz", "GET /healthz", False))
+        results.append(measure_with_pg("GET", "/healthz", "GET /healthz"))
         if args.warmup > 0:
             measure("POST", "/v1/notifications", "warm-up POST", True)
             time.sleep(1.0)  # let the warm-up's last requests land before counting rows
         rows_before = count_rows(database_url)
         tasks_before = queued_tasks()
-        results.append(measure("POST", "/v1/notifications", "POST /v1/notifications", False))
-        time.sleep(1.0)  # requests in flight when wrk stopped finish now
+        results.append(measure_with_pg("POST", "/v1/notifications", "POST /v1/notifications"))
         rows = count_rows(database_url) - rows_before
         tasks = queued_tasks() - tasks_before
 
         health, post = results
-        print_results(
-            results, ["notify web (all workers)", "postgres", "redis-server", "wrk"]
-        )
+        print_results(results, ["notify web (all workers)", "postgres", "redis-server", "wrk"])
         say()
         say(f"  POST/healthz: {post.rps / health.rps:.2f} of the requests/s "
             f"({post.rps:.0f} vs {health.rps:.0f}); p99 {post.p99_ms:.1f} ms vs "
@@ -377,6 +454,8 @@ def main(argv: list[str] | None = None) -> int:
             f"were in flight when wrk stopped): {'OK' if 0 <= rows - accepted <= args.connections else 'MISMATCH'}"  # noqa: E501
         )
         say(f"  send tasks added to Redis db 12 queue 'essential': {tasks} (rows: {rows})")
+        if args.profile:
+            profile_post(measure, web, workdir, args.duration)
         met = post.rps >= GOAL_RPS and post.p99_ms < GOAL_P99_MS and post.non_2xx == 0
         say(
             f"  goal (>= {GOAL_RPS} accepted/s with p99 < {GOAL_P99_MS:.0f} ms): "

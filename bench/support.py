@@ -5,15 +5,19 @@ The PostgreSQL database, free ports and polling come from ``tests/support/servic
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH_REDIS_URL = "redis://127.0.0.1:6379/12"  # the tests use 11
@@ -138,18 +142,12 @@ class Child:
         if self.process is None:
             return
         pgid = self.process.pid
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(pgid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             self.process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            pass
-        try:  # pool children may outlive the leader for a moment
+        with contextlib.suppress(ProcessLookupError):  # pool children may outlive the leader
             os.killpg(pgid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         try:
             self.process.wait(timeout=10)
         except subprocess.TimeoutExpired:
@@ -213,11 +211,15 @@ class CpuMeter:
 
     ``groups`` maps a label to the process groups we started (by pgid); processes not in one
     are grouped by command name (``postgres``, ``redis-server``, ...). A process that ended in
-    between is not counted (pooled connections and our children live throughout).
+    between counts up to its last sample (every 0.25 s); children we reaped can be added to
+    ``reaped`` from ``getrusage``.
     """
 
     groups: dict[str, int] = field(default_factory=dict)
     _before: dict[tuple[int, int], _Proc] = field(default_factory=dict)
+    _seen: dict[tuple[int, int], _Proc] = field(default_factory=dict)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _sampler: threading.Thread | None = None
     _machine_before: dict[str, float] = field(default_factory=dict)
     kinds: dict[str, float] = field(default_factory=dict)
     _wall_before: float = 0.0
@@ -227,11 +229,25 @@ class CpuMeter:
 
     def start(self) -> None:
         self._before = _processes()
+        self._seen = dict(self._before)
         self._machine_before = _machine()
         self._wall_before = time.monotonic()
+        self._stop = threading.Event()
+        self._sampler = threading.Thread(target=self._sample, name="cpu-meter", daemon=True)
+        self._sampler.start()
+
+    def _sample(self) -> None:
+        # Short-lived processes (a PostgreSQL backend for a new connection) would be missed by
+        # two snapshots: keep the last value seen of every process, four times a second.
+        while not self._stop.wait(0.25):
+            self._seen.update(_processes())
 
     def stop(self) -> dict[str, float]:
-        after = _processes()
+        self._stop.set()
+        if self._sampler is not None:
+            self._sampler.join()
+        self._seen.update(_processes())
+        after = self._seen
         machine = _machine()
         self.kinds = {name: machine[name] - self._machine_before[name] for name in machine}
         busy = _busy(self.kinds)
@@ -284,3 +300,318 @@ class CpuMeter:
         )
         lines.append(f"    (machine CPU s by kind: {kinds})")
         return lines
+
+
+# --- profiling with py-spy -----------------------------------------------------------------
+
+
+def py_spy() -> str | None:
+    """py-spy from this virtualenv (``.venv/bin/pip install py-spy``), or None."""
+    tool = Path(venv_tool("py-spy"))
+    return str(tool) if tool.exists() else shutil.which("py-spy")
+
+
+def start_py_spy(
+    pid: int, seconds: float, out: Path, *, subprocesses: bool, mode: str = "--gil", rate: int = 200
+) -> Child | None:
+    """``py-spy record`` of ``pid`` (and its children) as collapsed stacks.
+
+    ``mode`` ``--gil`` samples only the thread holding the GIL (CPU spent in Python), ``--idle``
+    samples every thread whatever it does (wall time). Stops after ``seconds`` or on SIGINT.
+    """
+    tool = py_spy()
+    if tool is None:
+        say("py-spy is not installed (.venv/bin/pip install py-spy); no profile taken")
+        return None
+    command = [
+        tool, "record", "--pid", str(pid), "--duration", str(max(1, round(seconds))),
+        "--rate", str(rate), "--format", "raw", "--nonblocking", mode, "-o", str(out),
+    ]  # fmt: skip
+    if subprocesses:
+        command.append("--subprocesses")
+    return Child("py-spy", command, None, out.with_suffix(".log")).start()
+
+
+def stop_py_spy(spy: Child, timeout: float = 60) -> None:
+    """Ask py-spy to write what it has (SIGINT) and wait for it."""
+    assert spy.process is not None
+    if spy.process.poll() is None:
+        spy.process.send_signal(signal.SIGINT)
+    try:
+        spy.process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        spy.stop(timeout=5)
+    spy.process = None
+
+
+_FRAME = re.compile(r"^(?P<function>.*) \((?P<file>[^()]*?)(?::\d+)?\)$")
+
+
+def _frame_name(frame: str) -> str:
+    match = _FRAME.match(frame.strip())
+    if match is None:
+        return frame.strip()
+    path = match.group("file")
+    for marker in ("site-packages/", "/lib/python3"):
+        if marker in path:
+            path = path.split(marker, 1)[1]
+            break
+    else:
+        if path.startswith(str(ROOT)):
+            path = path[len(str(ROOT)) + 1 :]
+    return f"{match.group('function')} ({path})"
+
+
+def profile_summary(
+    raw: Path,
+    *,
+    inclusive_filter: Callable[[str], bool],
+    top: int,
+    rate: int,
+    units: int,
+    unit: str,
+    within: str | None = None,
+) -> list[str]:
+    """Text summary of py-spy collapsed stacks: top inclusive frames and top self frames.
+
+    Each sample stands for ``1/rate`` s, so a frame's samples over ``units`` (requests or
+    messages) give milliseconds per unit. With ``within``, only stacks through that frame count.
+    """
+    total = 0
+    self_counts: dict[str, int] = {}
+    inclusive: dict[str, int] = {}
+    for line in raw.read_text(errors="replace").splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack or not count_text.isdigit():
+            continue
+        count = int(count_text)
+        frames = [_frame_name(frame) for frame in stack.split(";")]
+        frames = [frame for frame in frames if not frame.startswith(("process ", "thread "))]
+        if not frames or (within is not None and within not in frames):
+            continue
+        total += count
+        self_counts[frames[-1]] = self_counts.get(frames[-1], 0) + count
+        for frame in set(frames):
+            inclusive[frame] = inclusive.get(frame, 0) + count
+    if not total:
+        return ["    (no samples)"]
+    per = 1000 / rate / max(units, 1)
+    lines = [
+        f"    {total} samples at {rate}/s{f' under {within}' if within else ''}; "
+        f"share of those, and ms per {unit} ({units} {unit}s):"
+    ]
+    chosen = sorted(
+        ((count, frame) for frame, count in inclusive.items() if inclusive_filter(frame)),
+        reverse=True,
+    )
+    lines += [
+        f"      {100 * count / total:5.1f}%  {count * per:7.3f} ms  {frame}"
+        for count, frame in chosen[:top]
+    ]
+    lines.append("    self (innermost frame):")
+    hottest = sorted(((count, frame) for frame, count in self_counts.items()), reverse=True)
+    lines += [
+        f"      {100 * count / total:5.1f}%  {count * per:7.3f} ms  {frame}"
+        for count, frame in hottest[:top]
+    ]
+    return lines
+
+
+# --- campaign and unsubscribe benchmarks: users, the sink's counter, worker memory ----------
+
+
+def user_lines(count: int, prefix: str = "bench-user") -> Iterable[str]:
+    """CSV lines ``user_id,email,locale,timezone`` for ``count`` distinct users (no header)."""
+    for index in range(count):
+        yield f"{prefix}-{index},{prefix}-{index}@example.com,en,UTC\n"
+
+
+def bench_engine(settings: Any) -> Any:
+    """An engine as a notify process opens it: ``notify.db.open_database`` when the package has
+    it (it installs the data keys that encrypt personal columns first), else ``make_engine``."""
+    from notify import db
+
+    open_database = getattr(db, "open_database", None)
+    if open_database is not None:
+        return open_database(settings)
+    return db.make_engine(settings.database_url)
+
+
+def settings_for(env: Mapping[str, str]) -> Any:
+    """``notify.config.Settings`` from the ``NOTIFY_*`` entries of ``env`` (not os.environ)."""
+    from notify.config import Settings
+
+    return Settings(
+        **{
+            key.removeprefix("NOTIFY_").lower(): value
+            for key, value in env.items()
+            if key.startswith("NOTIFY_")
+        }
+    )
+
+
+def import_bench_users(settings: Any, count: int, *, chunk_size: int = 5000) -> tuple[float, int]:
+    """``notify.importing.import_users`` of ``count`` generated users; (seconds, imported).
+
+    ``chunk_size`` rows go in one INSERT ... ON CONFLICT statement and transaction (8 bind
+    parameters a row, so at most about 8,000 under PostgreSQL's 65,535-parameter limit).
+    """
+    from notify.db import make_session_factory
+    from notify.importing import import_users
+
+    engine = bench_engine(settings)
+    try:
+        sessions = make_session_factory(engine)
+        started = time.monotonic()
+        result = import_users(
+            sessions, user_lines(count), "csv", hash_key=settings.hash_key, chunk_size=chunk_size
+        )
+        seconds = time.monotonic() - started
+    finally:
+        engine.dispose()
+    if result.rejected:
+        raise RuntimeError(f"import rejected {result.rejected} rows: {result.errors[:3]}")
+    return seconds, result.imported
+
+
+_MESG = re.compile(rb"mesg=(\d+)")
+
+
+def sink_count(log_path: Path) -> int:
+    """Messages accepted so far by ``smtp-sink -c`` (or ``bench.aiosmtpd_sink``).
+
+    Both write ``... mesg=N`` followed by ``\\r`` after every message; only the end of the log
+    is read, so polling stays cheap however many messages went through.
+    """
+    try:
+        with log_path.open("rb") as log:
+            log.seek(0, os.SEEK_END)
+            size = log.tell()
+            log.seek(max(size - 512, 0))
+            tail = log.read()
+    except OSError:
+        return 0
+    found = _MESG.findall(tail)
+    return int(found[-1]) if found else 0
+
+
+def _status_kb(pid: int, field_name: str) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(field_name + ":"):
+                return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
+def _pss_kb(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
+def group_pids(pgid: int) -> list[int]:
+    """Live processes whose process group is ``pgid`` (a :class:`Child` and all it forked)."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            raw = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        fields = raw[raw.rindex(")") + 2 :].split()
+        if int(fields[2]) == pgid:
+            pids.append(int(entry))
+    return pids
+
+
+@dataclass
+class RssSampler:
+    """Peak memory of a process group (the Celery parent, its pool children, embedded beat).
+
+    Every ``interval`` seconds: the sum of ``VmRSS`` over the group (what ``ps`` shows; pages
+    shared after ``fork()`` count once per process), the sum of ``Pss`` (shared pages split
+    between their sharers, so the group's real footprint) and the largest single ``VmRSS``.
+    """
+
+    pgid: int
+    interval: float = 0.5
+    peak_rss_kb: int = 0
+    peak_pss_kb: int = 0
+    peak_single_kb: int = 0
+    peak_processes: int = 0
+    samples: int = 0
+    history: list[tuple[float, int, int]] = field(default_factory=list)  # (time, rss, pss) kB
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def start(self) -> RssSampler:
+        self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
+        self._thread.start()
+        return self
+
+    def sample(self) -> None:
+        pids = group_pids(self.pgid)
+        rss = [_status_kb(pid, "VmRSS") for pid in pids]
+        pss = sum(_pss_kb(pid) for pid in pids)
+        self.peak_rss_kb = max(self.peak_rss_kb, sum(rss))
+        self.peak_pss_kb = max(self.peak_pss_kb, pss)
+        self.peak_single_kb = max(self.peak_single_kb, max(rss, default=0))
+        self.peak_processes = max(self.peak_processes, len(pids))
+        self.samples += 1
+        self.history.append((time.monotonic(), sum(rss), pss))
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.sample()
+            self._stop.wait(self.interval)
+
+    def stop(self) -> RssSampler:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        return self
+
+    def trend(self, points: int = 5) -> str:
+        """Sum of VmRSS (and Pss) at evenly spaced samples over the sampler's life."""
+        if not self.history:
+            return "(no samples)"
+        start = self.history[0][0]
+        picks = sorted({round(i * (len(self.history) - 1) / (points - 1)) for i in range(points)})
+        return ", ".join(
+            f"{self.history[i][0] - start:.0f}s {self.history[i][1] / 1024:.0f}/"
+            f"{self.history[i][2] / 1024:.0f} MB"
+            for i in picks
+        )
+
+    def summary(self, *, peak: bool = True) -> str:
+        mb, word = 1024, "peak " if peak else ""
+        samples = f", {self.samples} samples every {self.interval:g} s" if peak else ""
+        return (
+            f"{word}sum of VmRSS {self.peak_rss_kb / mb:.0f} MB, {word}sum of Pss "
+            f"{self.peak_pss_kb / mb:.0f} MB, largest single process "
+            f"{self.peak_single_kb / mb:.0f} MB ({self.peak_processes} processes{samples})"
+        )
+
+
+def code_fingerprint() -> str:
+    """A short hash of the service's code (``notify/``, ``worker.py``, ``beat_schedule.py``,
+    templates), printed with each result: the package changes while benchmarks are run."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    files = sorted(
+        [*ROOT.glob("notify/**/*.py"), *ROOT.glob("templates/**/*"), ROOT / "worker.py",
+         ROOT / "beat_schedule.py"]
+    )  # fmt: skip
+    for path in files:
+        if path.is_file():
+            digest.update(str(path.relative_to(ROOT)).encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]

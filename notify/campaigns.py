@@ -198,6 +198,26 @@ def cancel(session: Session, campaign_id: int) -> Campaign:
     return _require(session, campaign_id)
 
 
+def change(
+    session: Session,
+    campaign_id: int,
+    action: str,
+    *,
+    defaults: frozenset[str],
+    default_timezone: str,
+) -> Campaign:
+    """``schedule``, ``pause``, ``resume`` or ``cancel``; raises :class:`CampaignStateError`.
+
+    After a ``resume`` the caller publishes :func:`notify.enqueue.after_resume` (post-commit).
+    """
+    if action == "schedule":
+        return schedule(session, campaign_id, defaults=defaults, default_timezone=default_timezone)
+    transitions = {"pause": pause, "resume": resume, "cancel": cancel}
+    if action not in transitions:
+        raise CampaignStateError(f"unknown action {action!r}")
+    return transitions[action](session, campaign_id)
+
+
 # --- what beat does -------------------------------------------------------------------------
 
 

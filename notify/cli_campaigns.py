@@ -107,30 +107,20 @@ def _change(campaign_id: int, action: str) -> None:
         with sessions_for(config).begin() as session:
             if session.get(Campaign, campaign_id) is None:
                 fail(f"no campaign {campaign_id}")
-            if action == "schedule":
-                campaign = campaigns.schedule(
-                    session,
-                    campaign_id,
-                    defaults=config.default_subscriptions,
-                    default_timezone=config.default_timezone,
-                )
-            elif action == "pause":
-                campaign = campaigns.pause(session, campaign_id)
-            elif action == "resume":
-                campaign = campaigns.resume(session, campaign_id)
-            else:
-                campaign = campaigns.cancel(session, campaign_id)
-            status = campaign.status
+            status = campaigns.change(
+                session,
+                campaign_id,
+                action,
+                defaults=config.default_subscriptions,
+                default_timezone=config.default_timezone,
+            ).status
     except CampaignStateError as error:
         fail(str(error))
     if action == "resume":
         from notify.celery_app import create_celery
-        from notify.enqueue import enqueue_by_name
-        from notify.queues import TaskName
+        from notify.enqueue import after_resume
 
-        celery = create_celery(config)
-        enqueue_by_name(celery, TaskName.PLAN_CAMPAIGN, campaign_id)
-        enqueue_by_name(celery, TaskName.DISPATCH_DUE_CAMPAIGNS)
+        after_resume(create_celery(config), campaign_id)
     typer.echo(f"campaign {campaign_id} is {status}")
 
 

@@ -43,3 +43,9 @@ def enqueue_by_name(celery: Celery, task: TaskName, *args: object) -> bool:
         )
         return False
     return True
+
+
+def after_resume(celery: Celery, campaign_id: int) -> None:
+    """Planning restarts now; batches pending since the pause go out on the next dispatch."""
+    enqueue_by_name(celery, TaskName.PLAN_CAMPAIGN, campaign_id)
+    enqueue_by_name(celery, TaskName.DISPATCH_DUE_CAMPAIGNS)

@@ -17,10 +17,9 @@ from notify import campaigns, recipients
 from notify.api_keys import Caller
 from notify.campaigns import CampaignDraft, CampaignStateError
 from notify.composing import preview_message
-from notify.enqueue import enqueue_by_name
+from notify.enqueue import after_resume
 from notify.models import Campaign
 from notify.privacy_log import mask_email
-from notify.queues import TaskName
 from notify.validation import locale_tag
 from notify.web.auth import require_scope
 from notify.web.schemas import CampaignId, Strict, UserId
@@ -158,26 +157,18 @@ def _change(state: WebState, campaign_id: int, action: str) -> CampaignOut:
     with state.sessions.begin() as session:
         _get(session, campaign_id)
         try:
-            if action == "schedule":
-                campaign = campaigns.schedule(
-                    session,
-                    campaign_id,
-                    defaults=settings.default_subscriptions,
-                    default_timezone=settings.default_timezone,
-                )
-            elif action == "pause":
-                campaign = campaigns.pause(session, campaign_id)
-            elif action == "resume":
-                campaign = campaigns.resume(session, campaign_id)
-            else:
-                campaign = campaigns.cancel(session, campaign_id)
+            campaign = campaigns.change(
+                session,
+                campaign_id,
+                action,
+                defaults=settings.default_subscriptions,
+                default_timezone=settings.default_timezone,
+            )
         except CampaignStateError as error:
             raise HTTPException(409, str(error)) from None
         out = _out(session, campaign)
     if action == "resume":
-        # Batches pending since the pause go out on the next dispatch; planning resumes now.
-        enqueue_by_name(state.celery, TaskName.PLAN_CAMPAIGN, campaign_id)
-        enqueue_by_name(state.celery, TaskName.DISPATCH_DUE_CAMPAIGNS)
+        after_resume(state.celery, campaign_id)
     return out
 
 

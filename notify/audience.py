@@ -135,8 +135,9 @@ def plan_next_page(
 ) -> PlannedBatch | None:
     """Plan the next page of a running campaign into a batch; None when there is nothing left.
 
-    Locks the campaign row (``FOR UPDATE`` on PostgreSQL; SQLite has one writer) so two planners
-    never plan the same page; the cursor moves in the same transaction as the rows it covers.
+    Locks the campaign row (``FOR UPDATE`` on PostgreSQL) so two planners never plan the same
+    page; on SQLite a second planner fails on the unique batch number instead and its task
+    gives up. The cursor moves in the same transaction as the rows it covers.
     A batch due now is marked ``enqueued``: the caller publishes it after commit.
     """
     campaign = session.get(Campaign, campaign_id, with_for_update=True)

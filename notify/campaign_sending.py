@@ -8,8 +8,9 @@ Guarantees:
   that lands mid-campaign is honoured;
 * each message is claimed (``sending``) and then recorded ``sent`` in the next message's
   transaction, so a crash re-sends at most the one message that was in flight;
-* a batch never runs longer than ``NOTIFY_CAMPAIGN_BATCH_SECONDS``: what is left is picked up
-  by the dispatcher, so a rate-limited campaign never outlives a task time limit.
+* a batch starts no new message after ``NOTIFY_CAMPAIGN_BATCH_SECONDS`` (the one in flight may
+  take up to an SMTP timeout more, which the lease allows for): what is left is picked up by
+  the dispatcher, so a rate-limited campaign never outlives a task time limit.
 """
 
 from __future__ import annotations

@@ -96,8 +96,21 @@ class Database:
     imported: int = 0
 
 
-def new_database(count: int, env: dict[str, str]) -> Database:
-    """A fresh, migrated database with ``count`` imported users; the import is timed."""
+def _autovacuum() -> str:
+    import psycopg
+
+    from tests.support.services import POSTGRES_ADMIN_URL
+
+    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True, connect_timeout=5) as admin:
+        row = admin.execute("SHOW autovacuum").fetchone()
+    return str(row[0]) if row else "?"
+
+
+def new_database(count: int, env: dict[str, str], *, analyze: bool = False) -> Database:
+    """A fresh, migrated database with ``count`` imported users; the import is timed.
+
+    With ``analyze``, ``ANALYZE`` runs after the import (what autovacuum would do on its own
+    within a minute or so; the service itself never analyzes)."""
     from notify.migrate import upgrade
     from tests.support.services import create_postgres_database
 
@@ -116,6 +129,13 @@ def new_database(count: int, env: dict[str, str]) -> Database:
         f"  imported {imported:,} users in {seconds:.1f} s ({imported / seconds:,.0f} rows/s, "
         f"import_users with 5,000-row chunks) into {url.rsplit('/', 1)[1]}"
     )
+    if analyze:
+        import psycopg
+
+        with psycopg.connect(url, autocommit=True) as connection:
+            started = time.monotonic()
+            connection.execute("ANALYZE")
+        say(f"  ANALYZE after the import: {time.monotonic() - started:.1f} s (--analyze)")
     return database
 
 
@@ -218,6 +238,61 @@ def _watchdog(worker: Child, every: float = 2.0, limit: int = 20) -> Callable[[]
     return check
 
 
+def diagnose(env: dict[str, str], worker: Child) -> None:
+    """What the campaign, its batches, PostgreSQL, the queues and the worker were doing when a
+    run of ours stopped making progress (printed before everything is torn down)."""
+    import psycopg
+    import redis
+
+    from notify.celery_app import create_celery
+
+    say("  diagnostics at the failure:")
+    try:
+        url = env["NOTIFY_DATABASE_URL"]
+        with psycopg.connect(url, autocommit=True, connect_timeout=5) as db:
+            for title, sql in (
+                ("campaigns", "SELECT id, status, planning_done, planned_through, "
+                 "batches_planned, started_at, updated_at FROM campaigns"),
+                ("batches by status", "SELECT status, count(*), min(updated_at), "
+                 "max(updated_at), max(attempts) FROM campaign_batches GROUP BY status"),
+                ("notifications by status",
+                 "SELECT status, count(*) FROM notifications GROUP BY status"),
+                ("sessions on this database", "SELECT pid, state, wait_event_type, "
+                 "wait_event, now() - xact_start, left(query, 120) FROM pg_stat_activity "
+                 "WHERE datname = current_database() AND pid <> pg_backend_pid()"),
+            ):  # fmt: skip
+                say(f"    {title}:")
+                for row in db.execute(sql).fetchall():
+                    say(f"      {row}")
+    except Exception as error:  # diagnostics must not hide the failure itself
+        say(f"    database: {type(error).__name__}: {error}")
+    try:
+        client = redis.Redis.from_url(BENCH_REDIS_URL, socket_connect_timeout=3)
+        lengths = {name: client.llen(name) for name in ("essential", "bulk", "periodic")}
+        say(f"    Redis db 12: queue lengths {lengths}, unacked {client.hlen('unacked')}")
+        client.close()
+    except Exception as error:
+        say(f"    redis: {type(error).__name__}: {error}")
+    try:
+        app = create_celery(settings_for(env))
+        inspect = app.control.inspect(timeout=2)
+        for kind, found in (("active", inspect.active()), ("reserved", inspect.reserved())):
+            for name, tasks in (found or {}).items():
+                brief = [(task.get("name"), task.get("args")) for task in tasks]
+                say(f"    {kind} on {name}: {brief}")
+        app.close()
+    except Exception as error:
+        say(f"    celery inspect: {type(error).__name__}: {error}")
+    boring = ("[SQL", "[parameters", "(Background", " ", "-", "*")
+    lines = [
+        line for line in worker.log_path.read_text(errors="replace").splitlines()
+        if line and not line.startswith(boring)
+    ]  # fmt: skip
+    say("    worker log, last lines:")
+    for line in lines[-15:]:
+        say(f"      {line[:300]}")
+
+
 def _schedule_campaign(env: dict[str, str]) -> int:
     from notify import campaigns
     from notify.db import make_session_factory
@@ -310,10 +385,16 @@ def run_ours(
         cpu = CpuMeter(groups={"celery worker (ours)": worker.pid, "smtp sink": sink.child.pid})
         scheduled_at = time.monotonic()
         campaign_id = _schedule_campaign(env)
-        rate, seconds, first_at = watch_sink(
-            "ours", sink, count, cpu, _watchdog(worker),
-            on_first=start_profile if profile else None,
-        )  # fmt: skip
+        try:
+            rate, seconds, first_at = watch_sink(
+                "ours", sink, count, cpu, _watchdog(worker),
+                on_first=start_profile if profile else None,
+            )  # fmt: skip
+        except Exception:
+            say(f"  ours failed; worker memory so far: {rss.summary()}")
+            say(f"  sum of VmRSS/Pss over the worker's life: {rss.trend(7)}")
+            diagnose(env, worker)
+            raise
         done_at = time.monotonic()
         for spy in spies:
             stop_py_spy(spy)
@@ -686,7 +767,9 @@ def print_profile(raw: Path, rate: float) -> None:
 def ours_in_fresh_database(
     count: int, workdir: Path, args: argparse.Namespace, *, profile: bool = False
 ) -> tuple[Run, RssSampler, Database]:
-    database = new_database(count, child_env({"NOTIFY_SECRET_KEYS": SECRET_KEYS}))
+    database = new_database(
+        count, child_env({"NOTIFY_SECRET_KEYS": SECRET_KEYS}), analyze=args.analyze
+    )
     try:
         run, rss = run_ours(database, count, workdir, batch_size=args.batch_size, profile=profile)
     except BaseException:
@@ -710,6 +793,11 @@ def main(argv: list[str] | None = None) -> int:
         help="NOTIFY_CAMPAIGN_BATCH_SIZE (default: the service's, 500)",
     )
     parser.add_argument("--no-baselines", action="store_true", help="ours only")
+    parser.add_argument(
+        "--analyze",
+        action="store_true",
+        help="ANALYZE the fresh database after the import (autovacuum may be off)",
+    )
     parser.add_argument(
         "--scaling",
         action="store_true",
@@ -738,6 +826,12 @@ def main(argv: list[str] | None = None) -> int:
         probe = start_sink(workdir)  # installs smtp-sink if needed; says if it falls back
         sink_name = probe.name
         probe.child.stop(timeout=5)
+        autovacuum = _autovacuum()
+        say(f"PostgreSQL autovacuum: {autovacuum}; ANALYZE after each import: "
+            f"{'yes' if args.analyze else 'no (--analyze to add it)'}")  # fmt: skip
+        if autovacuum != "on" and not args.analyze:
+            say("  warning: with autovacuum off the fresh tables never get statistics, so the "
+                "planner guesses (see bench/README.md)")  # fmt: skip
         say(f"SMTP sink: {sink_name} (a fresh one per run); worker: prefork, concurrency "
             f"{CONCURRENCY}, beat embedded (-B), dispatch every 1 s; Redis db 12")  # fmt: skip
         if args.scaling:

@@ -140,7 +140,9 @@ def plan_next_page(
     gives up. The cursor moves in the same transaction as the rows it covers.
     A batch due now is marked ``enqueued``: the caller publishes it after commit.
     """
-    campaign = session.get(Campaign, campaign_id, with_for_update=True)
+    # populate_existing: a campaign already loaded in this session must be re-read under the
+    # lock, or the cursor below would be the stale one and two planners would collide.
+    campaign = session.get(Campaign, campaign_id, with_for_update=True, populate_existing=True)
     if campaign is None or campaign.status != "running" or campaign.planning_done:
         return None
     narrow = AudienceFilter.from_json(campaign.audience)

@@ -349,18 +349,27 @@ def _campaign_state(env: dict[str, str], campaign_id: int) -> tuple[str, dict[st
 
 
 def run_ours(
-    database: Database, count: int, workdir: Path, *, batch_size: int | None, profile: bool
+    database: Database,
+    count: int,
+    workdir: Path,
+    *,
+    batch_size: int | None,
+    profile: bool,
+    extra_env: dict[str, str] | None = None,
+    loglevel: str = "WARNING",
 ) -> tuple[Run, RssSampler]:
+    extra_env = extra_env or {}
     flush_redis()
     sink = start_sink(workdir)
     env = base_env(database.url, sink)
     if batch_size:
         env["NOTIFY_CAMPAIGN_BATCH_SIZE"] = str(batch_size)
+    env.update(extra_env)
     tag = uuid.uuid4().hex[:6]
     command = [
         sys.executable, "-m", "celery", "-A", "worker", "worker", "-B",
         "-s", str(workdir / f"beat-schedule-{tag}"), "-Q", "essential,bulk,periodic",
-        "--pool", "prefork", "--concurrency", str(CONCURRENCY), "--loglevel", "WARNING",
+        "--pool", "prefork", "--concurrency", str(CONCURRENCY), "--loglevel", loglevel,
         "-n", f"bench-campaign-{tag}@%h",
     ]  # fmt: skip
     worker = Child("celery worker -B (ours)", command, env, workdir / f"worker-{tag}.log")
@@ -420,6 +429,8 @@ def run_ours(
         exact=(sent - 1) / span if span > 0 else float("nan"),
         exact_from="(sent-1) / (max - min sent_at), recorded by the worker",
     )  # fmt: skip
+    if extra_env or loglevel != "WARNING":
+        run.notes.append(f"worker settings added: {extra_env}, log level {loglevel}")
     run.notes.append(f"worker memory before the campaign: {idle.summary(peak=False)}")
     run.notes.append(
         f"campaign {campaign_id}: {status}; outcomes {counts}; scheduled -> first message "
@@ -771,7 +782,11 @@ def ours_in_fresh_database(
         count, child_env({"NOTIFY_SECRET_KEYS": SECRET_KEYS}), analyze=args.analyze
     )
     try:
-        run, rss = run_ours(database, count, workdir, batch_size=args.batch_size, profile=profile)
+        extra = dict(item.split("=", 1) for item in args.worker_env)
+        run, rss = run_ours(
+            database, count, workdir, batch_size=args.batch_size, profile=profile,
+            extra_env=extra, loglevel=args.worker_loglevel,
+        )  # fmt: skip
     except BaseException:
         database.drop()
         raise
@@ -793,6 +808,14 @@ def main(argv: list[str] | None = None) -> int:
         help="NOTIFY_CAMPAIGN_BATCH_SIZE (default: the service's, 500)",
     )
     parser.add_argument("--no-baselines", action="store_true", help="ours only")
+    parser.add_argument(
+        "--worker-env",
+        action="append",
+        default=[],
+        metavar="NOTIFY_X=VALUE",
+        help="one more setting for the worker of ours (repeatable)",
+    )
+    parser.add_argument("--worker-loglevel", default="WARNING", help="the worker of ours")
     parser.add_argument(
         "--analyze",
         action="store_true",

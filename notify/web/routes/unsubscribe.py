@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from notify import preferences
 from notify.categories import CATEGORIES, Category, non_essential
@@ -33,7 +34,7 @@ class Target:
     category: Category
 
 
-def _resolve(state: WebState, token: str) -> Target | None:
+def _resolve(session: Session, state: WebState, token: str) -> Target | None:
     parsed = read_unsubscribe_token(state.settings.secret_key_list, token)
     if parsed is None:
         return None
@@ -41,18 +42,40 @@ def _resolve(state: WebState, token: str) -> Target | None:
     category = CATEGORIES.get(key)
     if category is None or category.essential:
         return None
-    with state.sessions() as session:
-        recipient = session.scalars(
-            select(Recipient).where(Recipient.public_id == public_id)
-        ).one_or_none()
-        if recipient is None or recipient.erased_at is not None:
-            return None
-        return Target(recipient.id, mask_email(recipient.email or ""), category)
+    recipient = session.scalars(
+        select(Recipient).where(Recipient.public_id == public_id)
+    ).one_or_none()
+    if recipient is None or recipient.erased_at is not None:
+        return None
+    return Target(recipient.id, mask_email(recipient.email or ""), category)
 
 
-def _set(state: WebState, target: Target, keys: list[str], subscribed: bool, source: str) -> None:
+def _keys_for(target: Target, form: dict[str, list[str]], subscribed: bool) -> list[str]:
+    """What a POST changes: the link's category, all optional ones (``scope=all``), or on undo
+    the categories the unsubscribe named."""
+    optional = [category.key for category in non_essential()]
+    if not subscribed:
+        return optional if "all" in form.get("scope", []) else [target.category.key]
+    named = [key for key in dict.fromkeys(form.get("category", [])) if key in optional]
+    return named or [target.category.key]
+
+
+def _apply(
+    state: WebState, token: str, form: dict[str, list[str]], subscribed: bool
+) -> tuple[Target, list[str]] | None:
+    """Resolve the token and record the choice in one session and one transaction; committed
+    before the answer is sent. None for any kind of bad token (nothing changes)."""
     defaults = state.settings.default_subscriptions
     with state.sessions.begin() as session:
+        target = _resolve(session, state, token)
+        if target is None:
+            return None
+        keys = _keys_for(target, form, subscribed)
+        if subscribed:
+            source = ConsentSource.UNDO
+        else:
+            everything = "all" in form.get("scope", [])
+            source = ConsentSource.PAGE if everything else ConsentSource.ONE_CLICK
         for key in keys:
             preferences.choose(
                 session,
@@ -63,11 +86,14 @@ def _set(state: WebState, target: Target, keys: list[str], subscribed: bool, sou
                 defaults=defaults,
                 hash_key=state.settings.hash_key,
             )
+        return target, keys
 
 
 @router.api_route("/u/{token}", methods=["GET", "HEAD"])
 def confirm_page(token: str, request: Request) -> Response:
-    target = _resolve(web_state(request), token)
+    state = web_state(request)
+    with state.sessions() as session:
+        target = _resolve(session, state, token)
     if target is None:
         return invalid_link(request)
     context = {
@@ -80,15 +106,11 @@ def confirm_page(token: str, request: Request) -> Response:
 
 @router.post("/u/{token}")
 async def unsubscribe(token: str, request: Request) -> Response:
-    state = web_state(request)
-    target = await run_in_threadpool(_resolve, state, token)
-    if target is None:
-        return invalid_link(request)
     form = await lenient_form(request)
-    everything = "all" in form.get("scope", [])
-    keys = [c.key for c in non_essential()] if everything else [target.category.key]
-    source = ConsentSource.PAGE if everything else ConsentSource.ONE_CLICK
-    await run_in_threadpool(_set, state, target, keys, False, source)
+    done = await run_in_threadpool(_apply, web_state(request), token, form, False)
+    if done is None:
+        return invalid_link(request)
+    target, keys = done
     context = {
         "labels": [CATEGORIES[key].label for key in keys],
         "categories": keys,
@@ -101,15 +123,11 @@ async def unsubscribe(token: str, request: Request) -> Response:
 @router.post("/u/{token}/undo")
 async def undo(token: str, request: Request) -> Response:
     """Re-subscribe what the unsubscribe just changed; a consent event records it."""
-    state = web_state(request)
-    target = await run_in_threadpool(_resolve, state, token)
-    if target is None:
-        return invalid_link(request)
     form = await lenient_form(request)
-    allowed = {category.key for category in non_essential()}
-    keys = [key for key in dict.fromkeys(form.get("category", [])) if key in allowed]
-    keys = keys or [target.category.key]
-    await run_in_threadpool(_set, state, target, keys, True, ConsentSource.UNDO)
+    done = await run_in_threadpool(_apply, web_state(request), token, form, True)
+    if done is None:
+        return invalid_link(request)
+    target, keys = done
     context = {
         "labels": [CATEGORIES[key].label for key in keys],
         "masked_email": target.masked_email,

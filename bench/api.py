@@ -119,7 +119,7 @@ PLACEHOLDER = "@@UNIQUE@@"
 
 
 def lua_script(method: str, path: str, run: str, api_key: str) -> str:
-    from notify.templates import get_template
+    from notify.message.templates import get_template
 
     body = json.dumps(
         {
@@ -371,9 +371,9 @@ def main(argv: list[str] | None = None) -> int:
     finished = False
     try:
         flush_redis()
-        from notify.api_keys import create_key
         from notify.db import make_engine, make_session_factory
         from notify.migrate import upgrade
+        from notify.producers.api_keys import create_key
 
         upgrade(database_url)
         engine = make_engine(database_url)

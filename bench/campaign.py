@@ -1,6 +1,6 @@
 """Campaign benchmark: a product update to N imported users, into a local SMTP sink.
 
-*Ours*: a fresh PostgreSQL database gets N users (``notify.importing.import_users``, timed),
+*Ours*: a fresh PostgreSQL database gets N users (``notify.people.importing.import_users``, timed),
 then one campaign of the ``product_update`` template with its sample data is created and
 scheduled. ``celery -A worker worker -B -Q essential,bulk,periodic --pool prefork
 --concurrency 2`` (beat embedded, ``NOTIFY_CAMPAIGN_DISPATCH_INTERVAL_SECONDS=1``) starts it,
@@ -10,7 +10,7 @@ last (the sink's own counter, polled every 0.1 s).
 
 Baselines, same sink, same recipients, same run:
 
-* *(a) ceiling*: one message per recipient pre-rendered by ``notify.composing.compose`` (so
+* *(a) ceiling*: one message per recipient pre-rendered by ``notify.message.composing.compose`` (so
   each carries its own unsubscribe URL) and flattened to bytes before the clock starts, then
   pushed with ``smtplib`` over one reused connection per process, as many processes as the
   worker's pool (2);
@@ -294,9 +294,9 @@ def diagnose(env: dict[str, str], worker: Child) -> None:
 
 
 def _schedule_campaign(env: dict[str, str]) -> int:
-    from notify import campaigns
+    from notify.campaigns import lifecycle as campaigns
     from notify.db import make_session_factory
-    from notify.templates import get_template
+    from notify.message.templates import get_template
 
     settings = settings_for(env)
     engine = bench_engine(settings)
@@ -328,7 +328,7 @@ def _campaign_state(env: dict[str, str], campaign_id: int) -> tuple[str, dict[st
     ``sent_at``)."""
     from sqlalchemy import func, select
 
-    from notify import campaigns
+    from notify.campaigns import lifecycle as campaigns
     from notify.db import make_session_factory
     from notify.models import Campaign, Notification
 
@@ -486,10 +486,10 @@ def _pusher(
     results: Any,
 ) -> None:
     """Render this share with notify's compose (not timed), then push it over one connection."""
-    from notify.composing import compose
-    from notify.jobs import Claimed
-    from notify.mime import new_message_id
-    from notify.templates import get_template
+    from notify.message.composing import compose
+    from notify.message.jobs import Claimed
+    from notify.message.mime import new_message_id
+    from notify.message.templates import get_template
 
     settings = settings_for(env)
     sample = dict(get_template("product_update").sample)
@@ -587,7 +587,7 @@ def run_naive(database: Database, count: int, workdir: Path) -> Run:
     from celery import Celery
 
     from bench import naive_worker
-    from notify.templates import get_template
+    from notify.message.templates import get_template
 
     flush_redis()
     sink = start_sink(workdir)
@@ -684,19 +684,20 @@ def _file(*file_parts: str) -> Callable[[str, str], bool]:
 
 
 STEPS: list[tuple[str, Callable[[str, str], bool]]] = [
-    ("send_batch (all of it)", _frame("send_batch", "notify/campaign_sending.py")),
+    ("send_batch (all of it)", _frame("send_batch", "notify/campaigns/batches.py")),
     ("  database: any SQLAlchemy or psycopg frame", _file("sqlalchemy/", "psycopg/")),
     ("    of which waiting for PostgreSQL (psycopg wait)", _frame("wait", "psycopg/connection.py")),
     ("    of which COMMIT", _frame("commit", "psycopg/connection.py")),
     ("    of which pool checkout / pre-ping", _frame(("_checkout", "do_ping"), "")),
-    ("  building the message (notify/composing, mime, rendering)",
-     _file("notify/composing.py", "notify/mime.py", "notify/rendering.py")),
-    ("    of which signing links (notify/links.py)", _file("notify/links.py")),
-    ("    of which Jinja2 render (notify/rendering.py render)",
-     _frame("render", "notify/rendering.py")),
+    ("  building the message (notify/message: composing, mime, rendering)",
+     _file("notify/message/composing.py", "notify/message/mime.py", "notify/message/rendering.py")),
+    ("    of which signing links (notify/message/links.py)", _file("notify/message/links.py")),
+    ("    of which Jinja2 render (notify/message/rendering.py render)",
+     _frame("render", "notify/message/rendering.py")),
     ("    of which build_message (MIME headers and parts)",
-     _frame("build_message", "notify/mime.py")),
-    ("  SMTP: transport.send (notify/transport.py)", _file("notify/transport.py")),
+     _frame("build_message", "notify/message/mime.py")),
+    ("  SMTP: transport.send (notify/delivery/transport.py)",
+     _file("notify/delivery/transport.py")),
     ("    of which flattening the message (email/generator.py)", _file("email/generator.py")),
     ("    of which waiting for the sink's replies (smtplib getreply)",
      _frame("getreply", "smtplib.py")),
@@ -765,7 +766,7 @@ def print_profile(raw: Path, rate: float) -> None:
     say("  top frames under send_batch:")
     for line in profile_summary(raw, inclusive_filter=_interesting, top=40, rate=PROFILE_RATE,
                                 units=messages, unit="message",
-                                within="send_batch (notify/campaign_sending.py)"):  # fmt: skip
+                                within="send_batch (notify/campaigns/batches.py)"):  # fmt: skip
         say(line)
     kept = Path(tempfile.gettempdir()) / "notify-bench-campaign-profile.txt"
     shutil.copyfile(raw, kept)

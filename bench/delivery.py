@@ -190,9 +190,9 @@ def settings_from(env: dict[str, str]) -> Settings:
 
 def store_queued(settings: Settings, admin: psycopg.Connection[Any], count: int) -> list[str]:
     """Empty the outbox, then store ``count`` queued security alerts for distinct users."""
-    from notify import outbox
     from notify.db import make_session_factory, open_database
-    from notify.templates import get_template
+    from notify.delivery import outbox
+    from notify.message.templates import get_template
 
     admin.execute("TRUNCATE notifications, recipients RESTART IDENTITY CASCADE")
     engine = open_database(settings)  # installs the data keys: addresses are encrypted at rest
@@ -229,7 +229,7 @@ def run_ours(services: Services, count: int, profile: bool) -> RunResult:
     import psycopg
 
     from notify.celery_app import create_celery
-    from notify.enqueue import enqueue_send
+    from notify.delivery.enqueue import enqueue_send
 
     flush_redis()
     settings = settings_from(services.env)

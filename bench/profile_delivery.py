@@ -1,11 +1,12 @@
 """Where the time of one delivery goes, without Celery: both task bodies run in this process.
 
 Same services as ``bench.delivery`` (fresh PostgreSQL database, the SMTP sink, Redis db 12).
-For ours, ``notify.sending.deliver`` is called for each queued row with a ``WorkerContext`` as
-a pool process has (pooled engine, one reused SMTP connection); for the baseline the body of
-``bench.naive_send`` is called directly. Each gets an unprofiled pass (wall and CPU per message,
-SQL statements and commits per message) and a cProfile pass (cumulative time per message of
-the steps that matter). Comparing with ``bench.delivery`` shows what Celery itself costs.
+For ours, ``notify.delivery.sending.deliver`` is called for each queued row with a
+``WorkerContext`` as a pool process has (pooled engine, one reused SMTP connection); for the
+baseline the body of ``bench.naive_send`` is called directly. Each gets an unprofiled pass
+(wall and CPU per message, SQL statements and commits per message) and a cProfile pass
+(cumulative time per message of the steps that matter). Comparing with ``bench.delivery``
+shows what Celery itself costs.
 
     python -m bench.profile_delivery [--count 2000]
 """
@@ -32,19 +33,19 @@ WARM_UP = 50
 
 # (label, file suffix, function name): cumulative time per message is printed for each.
 OURS_STEPS = [
-    ("deliver (whole task body)", "notify/sending.py", "deliver"),
-    ("  claim: UPDATE..RETURNING + recipient", "notify/outbox.py", "claim"),
-    ("  suppression_reason (send-time checks)", "notify/sending.py", "suppression_reason"),
-    ("    suppressions.lookup", "notify/suppressions.py", "lookup"),
-    ("    preferences.subscribed_to", "notify/preferences.py", "subscribed_to"),
-    ("  compose", "notify/composing.py", "compose"),
-    ("    render (Jinja2)", "notify/rendering.py", "render"),
-    ("    build_message (EmailMessage)", "notify/mime.py", "build_message"),
+    ("deliver (whole task body)", "notify/delivery/sending.py", "deliver"),
+    ("  claim: UPDATE..RETURNING + recipient", "notify/delivery/outbox.py", "claim"),
+    ("  suppression_reason (send-time checks)", "notify/delivery/sending.py", "suppression_reason"),
+    ("    suppressions.lookup", "notify/people/suppressions.py", "lookup"),
+    ("    preferences.subscribed_to", "notify/people/preferences.py", "subscribed_to"),
+    ("  compose", "notify/message/composing.py", "compose"),
+    ("    render (Jinja2)", "notify/message/rendering.py", "render"),
+    ("    build_message (EmailMessage)", "notify/message/mime.py", "build_message"),
     ("      headers (EmailMessage.__setitem__)", "email/message.py", "__setitem__"),
-    ("  transport.send", "notify/transport.py", "send"),
+    ("  transport.send", "notify/delivery/transport.py", "send"),
     ("    message flatten (as_bytes)", "email/generator.py", "flatten"),
     ("    SMTP round trips (sendmail)", "smtplib.py", "sendmail"),
-    ("  mark_sent (UPDATE)", "notify/outbox.py", "mark_sent"),
+    ("  mark_sent (UPDATE)", "notify/delivery/outbox.py", "mark_sent"),
     ("  transaction commits", "sqlalchemy/orm/session.py", "commit"),
     ("  waiting for PostgreSQL (psycopg wait)", "psycopg/connection.py", "wait"),
     ("  SQLAlchemy Session.execute", "sqlalchemy/orm/session.py", "execute"),
@@ -117,7 +118,9 @@ def step_lines(stats: pstats.Stats, steps: Iterable[tuple[str, str, str]], messa
     table: dict[tuple[str, int, str], Any] = stats.stats  # type: ignore[attr-defined]
     total = 0.0
     for (filename, _line, function), row in table.items():
-        if filename.endswith(("bench/naive_worker.py", "notify/sending.py")) and function in (
+        if filename.endswith(
+            ("bench/naive_worker.py", "notify/delivery/sending.py")
+        ) and function in (
             "deliver",
             "naive_send",
         ):
@@ -189,8 +192,8 @@ def main(argv: list[str] | None = None) -> int:
     database_url, drop_database = create_postgres_database()
     try:
         from notify.celery_app import WorkerContext
+        from notify.delivery.sending import Result, deliver
         from notify.migrate import upgrade
-        from notify.sending import Result, deliver
 
         upgrade(database_url)
         flush_redis()
@@ -223,7 +226,10 @@ def main(argv: list[str] | None = None) -> int:
             naive_worker.naive_send(f"user{index}@example.com", "Ada", "New sign-in")
 
         say()
-        say("ours: notify.sending.deliver in this process (what one pool process does per task)")
+        say(
+            "ours: notify.delivery.sending.deliver in this process"
+            " (what one pool process does per task)"
+        )
         for notification_id in ids[:WARM_UP]:
             ours(notification_id)
         report("unprofiled", timed("ours", ids[WARM_UP : WARM_UP + args.count], ours, True))

@@ -451,13 +451,13 @@ def settings_for(env: Mapping[str, str]) -> Any:
 
 
 def import_bench_users(settings: Any, count: int, *, chunk_size: int = 5000) -> tuple[float, int]:
-    """``notify.importing.import_users`` of ``count`` generated users; (seconds, imported).
+    """``notify.people.importing.import_users`` of ``count`` generated users; (seconds, imported).
 
     ``chunk_size`` rows go in one INSERT ... ON CONFLICT statement and transaction (8 bind
     parameters a row, so at most about 8,000 under PostgreSQL's 65,535-parameter limit).
     """
     from notify.db import make_session_factory
-    from notify.importing import import_users
+    from notify.people.importing import import_users
 
     engine = bench_engine(settings)
     try:

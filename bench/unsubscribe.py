@@ -1,7 +1,7 @@
 """One-click unsubscribe benchmark: ``POST /u/<token>`` next to ``GET /healthz``, same server.
 
-A fresh PostgreSQL database gets N users (``notify.importing.import_users``); each one's
-unsubscribe path comes from ``notify.links.unsubscribe_url(settings, public_id,
+A fresh PostgreSQL database gets N users (``notify.people.importing.import_users``); each one's
+unsubscribe path comes from ``notify.message.links.unsubscribe_url(settings, public_id,
 "product_updates")``. The paths go to files, one file per wrk run, so every POST of the whole
 benchmark goes to a different recipient. ``notify web --workers 2`` serves (Redis db 12 as
 broker, no worker). ``wrk --latency`` drives ``GET /healthz`` first (the baseline), then the
@@ -134,7 +134,7 @@ def unsubscribe_paths(settings: Any, count: int) -> list[str]:
     from sqlalchemy import select
 
     from notify.db import make_session_factory
-    from notify.links import unsubscribe_url
+    from notify.message.links import unsubscribe_url
     from notify.models import Recipient
 
     engine = bench_engine(settings)

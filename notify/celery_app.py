@@ -15,11 +15,11 @@ from celery.signals import worker_process_init
 from celery.utils.time import get_exponential_backoff_interval
 from sqlalchemy import Engine
 
+from notify.campaigns.rate_limit import RateLimiter
 from notify.config import Settings
 from notify.db import SessionFactory, make_session_factory, open_database
+from notify.delivery.transport import Transport, make_transport
 from notify.queues import TASK_ROUTES, Queue
-from notify.rate_limit import RateLimiter
-from notify.transport import Transport, make_transport
 
 
 class WorkerContext:

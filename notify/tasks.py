@@ -11,15 +11,18 @@ from celery import Task, shared_task
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
-from notify import audience, campaigns, outbox, privacy
-from notify.audience import PlannedBatch
-from notify.campaign_sending import send_batch
+from notify.campaigns import audience
+from notify.campaigns import lifecycle as campaigns
+from notify.campaigns.audience import PlannedBatch
+from notify.campaigns.batches import send_batch
 from notify.celery_app import NotifyCelery
-from notify.enqueue import enqueue_by_name, enqueue_send
+from notify.delivery import outbox
+from notify.delivery.enqueue import enqueue_by_name, enqueue_send
+from notify.delivery.sending import Result, deliver
 from notify.models import Campaign
 from notify.models.base import utcnow
+from notify.privacy import rights as privacy
 from notify.queues import TaskName
-from notify.sending import Result, deliver
 
 log = logging.getLogger(__name__)
 

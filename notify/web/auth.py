@@ -9,7 +9,7 @@ from fastapi import Depends, HTTPException
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
-from notify.api_keys import Caller, authenticate
+from notify.producers.api_keys import Caller, authenticate
 from notify.web.state import db_session
 
 _bearer = HTTPBearer(auto_error=False)

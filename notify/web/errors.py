@@ -13,9 +13,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError
 
-from notify.outbox import IdempotencyConflictError, InvalidFieldError
-from notify.privacy_log import redact_path
-from notify.templates import TemplateNotFoundError
+from notify.delivery.outbox import IdempotencyConflictError, InvalidFieldError
+from notify.masking import redact_path
+from notify.message.templates import TemplateNotFoundError
 
 log = logging.getLogger(__name__)
 

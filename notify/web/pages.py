@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import Request, Response
 from fastapi.templating import Jinja2Templates
 
-from notify.templates import TEMPLATES_ROOT
+from notify.message.templates import TEMPLATES_ROOT
 from notify.web.state import web_state
 
 templates = Jinja2Templates(directory=str(TEMPLATES_ROOT / "pages"))

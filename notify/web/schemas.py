@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import Path
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from notify.validation import known_timezone, locale_tag, normalised_email
+from notify.message.validation import known_timezone, locale_tag, normalised_email
 
 Email = Annotated[str, Field(max_length=320), AfterValidator(normalised_email)]
 UserId = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\s/\x00]+$")]

@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from playwright.sync_api import Browser, Page, sync_playwright
 from sqlalchemy import select
 
-from notify.links import preferences_url, unsubscribe_url
+from notify.message.links import preferences_url, unsubscribe_url
 from notify.models import Recipient
 from tests.support.services import WebProcess
 from tests.support.stack import Stack

@@ -19,7 +19,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
-from notify import audience, campaigns
+from notify.campaigns import audience
+from notify.campaigns import lifecycle as campaigns
 from notify.models import Campaign, Notification
 from tests.support.services import ROOT, WorkerProcess, wait_until
 from tests.support.stack import Stack, sample_data
@@ -300,9 +301,9 @@ def test_send_at_local_sends_at_ten_in_each_recipients_own_time_zone(
     stack: Stack, client: TestClient, auth: dict[str, str]
 ) -> None:
     """With a frozen clock: the planner and the batch sender are driven directly."""
-    from notify.campaign_sending import send_batch
-    from notify.rate_limit import RateLimiter
-    from notify.transport import SmtpTransport
+    from notify.campaigns.batches import send_batch
+    from notify.campaigns.rate_limit import RateLimiter
+    from notify.delivery.transport import SmtpTransport
 
     locale = tag()
     zones = {"Pacific/Auckland": [], "Europe/London": [], "America/New_York": []}

@@ -16,11 +16,12 @@ import redis
 from fastapi.testclient import TestClient
 from sqlalchemy import inspect, select, text, update
 
-from notify import crypto, privacy
+from notify import crypto
 from notify.db import make_session_factory, open_database
+from notify.message.tokens import unsubscribe_token
 from notify.migrate import upgrade
 from notify.models import Notification, Recipient
-from notify.tokens import unsubscribe_token
+from notify.privacy import rights as privacy
 from tests.support.services import REDIS_TEST_URL, wait_until
 from tests.support.stack import Stack, make_key, sample_data, wait_for_status
 
@@ -84,7 +85,7 @@ def test_export_holds_the_persons_profile_preferences_consent_suppression_and_lo
 
 
 def test_export_works_on_sqlite_too(tmp_path: Path, stack: Stack) -> None:
-    from notify import recipients
+    from notify.people import recipients
 
     url = f"sqlite:///{tmp_path / 'export.sqlite'}"
     upgrade(url)
@@ -389,8 +390,8 @@ def test_the_access_matrix_holds_for_a_key_with_each_single_scope(
 
 
 def test_a_revoked_key_is_refused_at_once(stack: Stack, client: TestClient) -> None:
-    from notify.api_keys import authenticate, hash_secret, revoke
     from notify.models import ApiKey
+    from notify.producers.api_keys import authenticate, hash_secret, revoke
 
     secret = make_key(stack.sessions, "users:read")
     headers = {"Authorization": f"Bearer {secret}"}

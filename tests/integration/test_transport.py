@@ -11,9 +11,9 @@ from email import policy
 import pytest
 
 from notify.config import SmtpTarget
-from notify.mime import build_message, new_message_id
-from notify.rendering import RenderedEmail
-from notify.transport import DeliveryError, SmtpTransport
+from notify.delivery.transport import DeliveryError, SmtpTransport
+from notify.message.mime import build_message, new_message_id
+from notify.message.rendering import RenderedEmail
 from tests.support.services import SmtpServer
 
 pytestmark = pytest.mark.integration

@@ -17,8 +17,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from notify.config import Settings
+from notify.message.tokens import unsubscribe_token
 from notify.models import ConsentEvent, Recipient
-from notify.tokens import unsubscribe_token
 from notify.web.app import create_app
 from tests.support.services import WebProcess, wait_until
 from tests.support.stack import Stack, sample_data, wait_for_status
@@ -313,7 +313,7 @@ def test_every_kind_of_bad_token_gets_the_same_page_and_changes_nothing(
 def _essential_token(keys: list[str], public_id: str) -> str:
     from itsdangerous import URLSafeSerializer
 
-    from notify.tokens import UNSUBSCRIBE_SALT
+    from notify.message.tokens import UNSUBSCRIBE_SALT
 
     return str(URLSafeSerializer(keys, salt=UNSUBSCRIBE_SALT).dumps([public_id, "security"]))
 
@@ -468,7 +468,7 @@ def test_an_expired_preferences_link_offers_a_fresh_one(
 ) -> None:
     from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 
-    from notify.tokens import PREFERENCES_SALT
+    from notify.message.tokens import PREFERENCES_SALT
 
     class LongAgo(TimestampSigner):
         def get_timestamp(self) -> int:

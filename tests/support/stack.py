@@ -12,11 +12,11 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
-from notify.api_keys import SCOPES, create_key
 from notify.config import Settings
 from notify.db import SessionFactory, make_session_factory, open_database
 from notify.migrate import upgrade
 from notify.models import Notification
+from notify.producers.api_keys import SCOPES, create_key
 from notify.web.app import create_app
 from tests.support.services import (
     REDIS_TEST_URL,
@@ -166,6 +166,6 @@ def _worker_left_running(request: pytest.FixtureRequest) -> Iterator[None]:
 
 
 def sample_data(template: str) -> dict[str, Any]:
-    from notify.templates import get_template
+    from notify.message.templates import get_template
 
     return dict(get_template(template).sample)

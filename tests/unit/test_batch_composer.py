@@ -10,10 +10,10 @@ from email import policy
 import pytest
 
 from notify import crypto
-from notify.composing import BatchComposer, compose
 from notify.config import Settings
-from notify.jobs import Claimed
-from notify.templates import get_template
+from notify.message.composing import BatchComposer, compose
+from notify.message.jobs import Claimed
+from notify.message.templates import get_template
 
 PREFERENCE_LINK = re.compile(r"/preferences/[A-Za-z0-9_.\-]+")
 

@@ -1,4 +1,4 @@
-"""Unit tests for notify.mime: the message as it goes on the wire, parsed back."""
+"""Unit tests for notify.message.mime: the message as it goes on the wire, parsed back."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from notify.mime import (
+from notify.message.mime import (
     HeaderInjectionError,
     ascii_address,
     build_message,
@@ -20,7 +20,7 @@ from notify.mime import (
     needs_smtputf8,
     new_message_id,
 )
-from notify.rendering import RenderedEmail, one_line
+from notify.message.rendering import RenderedEmail, one_line
 
 SENDER = "Security <security@notify.example>"
 RECIPIENT = "ada@example.com"

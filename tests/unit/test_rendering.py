@@ -1,4 +1,4 @@
-"""Unit tests for notify.rendering and notify.templates (pure: files on disk only)."""
+"""Unit tests for notify.message.rendering and notify.message.templates (pure: files only)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 from jinja2 import meta
 
 from notify.categories import CATEGORIES
-from notify.rendering import LayoutContext, RenderedEmail, one_line, render
-from notify.templates import (
+from notify.message.rendering import LayoutContext, RenderedEmail, one_line, render
+from notify.message.templates import (
     EMAIL_TEMPLATES,
     SYSTEM_VARIABLE,
     TEMPLATE_FILES,

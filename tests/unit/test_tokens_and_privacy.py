@@ -1,4 +1,4 @@
-"""Unit tests for notify.tokens, notify.links and notify.privacy_log (pure)."""
+"""Unit tests for notify.message.tokens, notify.message.links and notify.masking (pure)."""
 
 from __future__ import annotations
 
@@ -12,18 +12,18 @@ from hypothesis import given
 from hypothesis import strategies as st
 from itsdangerous import BadData, URLSafeSerializer, URLSafeTimedSerializer
 
-from notify import links
 from notify.categories import UnknownCategoryError
 from notify.config import Settings
-from notify.models.recipients import new_public_id
-from notify.privacy_log import mask_email
-from notify.tokens import (
+from notify.masking import mask_email
+from notify.message import links
+from notify.message.tokens import (
     PREFERENCES_SALT,
     UNSUBSCRIBE_SALT,
     EssentialCategoryError,
     preferences_token,
     unsubscribe_token,
 )
+from notify.models.recipients import new_public_id
 
 KEYS = ["k1-0f9e8d7c6b5a49382716f5e4d3c2b1a0"]
 ROTATED_KEYS = [*KEYS, "k2-a0b1c2d3e4f5061728394a5b6c7d8e9f"]

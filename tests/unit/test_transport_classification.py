@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from notify.mime import build_message
-from notify.rendering import RenderedEmail
-from notify.transport import DeliveryError, MailboxTransport, classify_reply
+from notify.delivery.transport import DeliveryError, MailboxTransport, classify_reply
+from notify.message.mime import build_message
+from notify.message.rendering import RenderedEmail
 
 # --- classify_reply --------------------------------------------------------------------------
 

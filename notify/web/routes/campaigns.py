@@ -13,14 +13,15 @@ from pydantic import AfterValidator, BaseModel, Field, field_validator
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from notify import campaigns, recipients
-from notify.api_keys import Caller
-from notify.campaigns import CampaignDraft, CampaignStateError
-from notify.composing import preview_message
-from notify.enqueue import after_resume
+from notify.campaigns import lifecycle as campaigns
+from notify.campaigns.lifecycle import CampaignDraft, CampaignStateError
+from notify.delivery.enqueue import after_resume
+from notify.masking import mask_email
+from notify.message.composing import preview_message
+from notify.message.validation import locale_tag
 from notify.models import Campaign
-from notify.privacy_log import mask_email
-from notify.validation import locale_tag
+from notify.people import recipients
+from notify.producers.api_keys import Caller
 from notify.web.auth import require_scope
 from notify.web.schemas import CampaignId, Strict, UserId
 from notify.web.state import WebState, web_state

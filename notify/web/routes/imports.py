@@ -8,8 +8,8 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel
 
-from notify.api_keys import Caller
-from notify.importing import Format, import_users
+from notify.people.importing import Format, import_users
+from notify.producers.api_keys import Caller
 from notify.web.auth import require_any_scope
 from notify.web.state import web_state
 

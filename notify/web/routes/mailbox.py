@@ -14,7 +14,7 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from notify.templates import TEMPLATES_ROOT
+from notify.message.templates import TEMPLATES_ROOT
 from notify.web.state import web_state
 
 router = APIRouter(prefix="/dev/mailbox", include_in_schema=False)

@@ -7,10 +7,10 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header, HTTPException, Request
 from sqlalchemy.orm import Session
 
-from notify import outbox
-from notify.api_keys import Caller
-from notify.enqueue import enqueue_send
-from notify.outbox import InvalidFieldError, NotificationRequest
+from notify.delivery import outbox
+from notify.delivery.enqueue import enqueue_send
+from notify.delivery.outbox import InvalidFieldError, NotificationRequest
+from notify.producers.api_keys import Caller
 from notify.web.auth import require_scope
 from notify.web.schemas import IdempotencyKey, NotificationAccepted, NotificationIn, NotificationOut
 from notify.web.state import db_session, web_state

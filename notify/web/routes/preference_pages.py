@@ -14,17 +14,18 @@ from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import func, select
 
-from notify import outbox, preferences
 from notify.categories import non_essential
-from notify.consent import Origin
-from notify.enqueue import enqueue_send
+from notify.delivery import outbox
+from notify.delivery.enqueue import enqueue_send
+from notify.delivery.outbox import NotificationRequest
+from notify.masking import mask_email
+from notify.message.tokens import TokenExpiredError, read_preferences_token
+from notify.message.validation import normalised_email
 from notify.models import ConsentSource, Notification, Recipient
 from notify.models.base import utcnow
-from notify.outbox import NotificationRequest
-from notify.privacy_log import mask_email
-from notify.suppressions import address_hash
-from notify.tokens import TokenExpiredError, read_preferences_token
-from notify.validation import normalised_email
+from notify.people import preferences
+from notify.people.consent import Origin
+from notify.people.suppressions import address_hash
 from notify.web.forms import lenient_form
 from notify.web.pages import invalid_link, page
 from notify.web.state import WebState, web_state

@@ -9,12 +9,12 @@ from fastapi import APIRouter, Body, Depends, HTTPException, Request
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
-from notify import consent, preferences, recipients
-from notify.api_keys import Caller
 from notify.categories import CATEGORIES
-from notify.consent import Origin
+from notify.delivery.outbox import InvalidFieldError
 from notify.models import ConsentSource, Recipient
-from notify.outbox import InvalidFieldError
+from notify.people import consent, preferences, recipients
+from notify.people.consent import Origin
+from notify.producers.api_keys import Caller
 from notify.web.auth import require_scope
 from notify.web.schemas import UserId
 from notify.web.state import web_state

@@ -8,9 +8,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from sqlalchemy.orm import Session
 
-from notify import privacy, recipients, stats
-from notify.api_keys import Caller
 from notify.models.base import utcnow
+from notify.people import recipients
+from notify.privacy import rights as privacy
+from notify.privacy import stats
+from notify.producers.api_keys import Caller
 from notify.web.auth import require_scope
 from notify.web.schemas import UserId
 from notify.web.state import db_session, web_state
@@ -37,7 +39,7 @@ def export_user(
 
 @router.delete("/v1/users/{user_id}", status_code=204)
 def erase_user(user_id: UserId, request: Request, caller: Privacy, session: DbSession) -> Response:
-    """Erase this person (see ``notify.privacy.erase``). Repeating it is harmless: 204."""
+    """Erase this person (see ``notify.privacy.rights.erase``). Repeating it is harmless: 204."""
     recipient = recipients.get_by_user_id(session, user_id)
     if recipient is not None:
         privacy.erase(

@@ -7,12 +7,12 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from pydantic import Field
 
-from notify import suppressions
-from notify.api_keys import Caller
-from notify.consent import Origin
+from notify.delivery.transport import HARD_BOUNCE_CODES
+from notify.message.validation import normalised_email
 from notify.models import ConsentSource, SuppressionReason
-from notify.transport import HARD_BOUNCE_CODES
-from notify.validation import normalised_email
+from notify.people import suppressions
+from notify.people.consent import Origin
+from notify.producers.api_keys import Caller
 from notify.web.auth import require_scope
 from notify.web.schemas import Email, Strict
 from notify.web.state import web_state

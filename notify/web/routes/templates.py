@@ -6,8 +6,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends
 
-from notify.api_keys import Caller
-from notify.templates import catalogue
+from notify.message.templates import catalogue
+from notify.producers.api_keys import Caller
 from notify.web.auth import current_caller
 from notify.web.schemas import TemplateOut
 

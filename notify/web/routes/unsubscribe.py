@@ -14,12 +14,12 @@ from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from notify import preferences
 from notify.categories import CATEGORIES, Category, non_essential
-from notify.consent import Origin
+from notify.masking import mask_email
+from notify.message.tokens import read_unsubscribe_token
 from notify.models import ConsentSource, Recipient
-from notify.privacy_log import mask_email
-from notify.tokens import read_unsubscribe_token
+from notify.people import preferences
+from notify.people.consent import Origin
 from notify.web.forms import lenient_form
 from notify.web.pages import invalid_link, page
 from notify.web.state import WebState, web_state

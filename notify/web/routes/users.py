@@ -7,9 +7,9 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from sqlalchemy.exc import IntegrityError
 
-from notify import recipients
-from notify.api_keys import Caller
 from notify.models import Recipient
+from notify.people import recipients
+from notify.producers.api_keys import Caller
 from notify.web.auth import require_scope
 from notify.web.schemas import UserId, UserIn, UserOut
 from notify.web.state import web_state

@@ -15,7 +15,7 @@ from jinja2 import Environment, meta
 
 from notify.categories import Category, get_category
 
-TEMPLATES_ROOT = Path(__file__).resolve().parent.parent / "templates"
+TEMPLATES_ROOT = Path(__file__).resolve().parents[2] / "templates"
 EMAIL_TEMPLATES = TEMPLATES_ROOT / "emails"
 TEMPLATE_FILES = ("subject.txt", "body.txt", "body.html")
 SYSTEM_VARIABLE = "notify"  # what the layout adds; producers cannot set it

@@ -8,9 +8,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from notify import privacy, recipients
-from notify.api_keys import list_keys, revoke
-from notify.cli_support import fail, sessions_for, settings
+from notify.cli.support import fail, sessions_for, settings
+from notify.people import recipients
+from notify.privacy import rights as privacy
+from notify.producers.api_keys import list_keys, revoke
 
 privacy_app = typer.Typer(
     help="Access, erasure and encryption of personal data.", no_args_is_help=True

@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Protocol
 
 from notify.config import SmtpTarget
-from notify.mime import ascii_address
-from notify.privacy_log import mask_addresses
+from notify.masking import mask_addresses
+from notify.message.mime import ascii_address
 
 log = logging.getLogger(__name__)
 

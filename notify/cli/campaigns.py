@@ -13,12 +13,12 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 from sqlalchemy import select
 
-from notify import campaigns
-from notify.campaigns import CampaignDraft, CampaignStateError
-from notify.cli_support import fail, json_object, sessions_for, settings
+from notify.campaigns import lifecycle as campaigns
+from notify.campaigns.lifecycle import CampaignDraft, CampaignStateError
+from notify.cli.support import fail, json_object, sessions_for, settings
+from notify.delivery.outbox import InvalidFieldError
+from notify.message.templates import TemplateNotFoundError
 from notify.models import Campaign
-from notify.outbox import InvalidFieldError
-from notify.templates import TemplateNotFoundError
 
 users_app = typer.Typer(help="Users.", no_args_is_help=True)
 campaigns_app = typer.Typer(help="Product-update campaigns.", no_args_is_help=True)
@@ -30,7 +30,7 @@ def users_import(
     file: Annotated[Path, typer.Argument(help="CSV (user_id,email,locale,timezone) or .jsonl")],
 ) -> None:
     """Upsert users from a file; bad rows are listed with their line number and skipped."""
-    from notify.importing import Format, import_users
+    from notify.people.importing import Format, import_users
 
     if not file.is_file():
         fail(f"no such file: {file}")
@@ -118,7 +118,7 @@ def _change(campaign_id: int, action: str) -> None:
         fail(str(error))
     if action == "resume":
         from notify.celery_app import create_celery
-        from notify.enqueue import after_resume
+        from notify.delivery.enqueue import after_resume
 
         after_resume(create_celery(config), campaign_id)
     typer.echo(f"campaign {campaign_id} is {status}")
@@ -205,8 +205,8 @@ def preview(
     user_id: Annotated[str | None, typer.Option("--user-id", help="Render for this user.")] = None,
 ) -> None:
     """Print the message a user (or a sample recipient) would get; nothing is sent."""
-    from notify import recipients
-    from notify.composing import preview_message
+    from notify.message.composing import preview_message
+    from notify.people import recipients
 
     config = settings()
     with sessions_for(config)() as session:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from notify.config import load_settings_or_exit
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 ALL_SCOPES = ("notifications:send", "users:read", "users:write")
 
 
@@ -60,9 +60,9 @@ def _interrupt(*_: object) -> None:
 
 def run_dev(port: int) -> int:
     """Migrate, make a key, start the children, print where to look; returns an exit code."""
-    from notify.api_keys import create_key
     from notify.db import make_session_factory, open_database
     from notify.migrate import upgrade
+    from notify.producers.api_keys import create_key
 
     os.environ.setdefault("NOTIFY_PUBLIC_URL", f"http://127.0.0.1:{port}")
     settings = load_settings_or_exit()

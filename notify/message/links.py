@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from notify.config import Settings
-from notify.tokens import preferences_token, unsubscribe_token
+from notify.message.tokens import preferences_token, unsubscribe_token
 
 
 def unsubscribe_url(settings: Settings, recipient_public_id: str, category: str) -> str:

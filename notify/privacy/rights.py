@@ -14,8 +14,7 @@ from typing import Any
 from sqlalchemy import case, delete, func, select, text, update
 from sqlalchemy.orm import Session
 
-from notify import consent, crypto, preferences, suppressions
-from notify.consent import Origin
+from notify import crypto
 from notify.db import SessionFactory
 from notify.models import (
     ConsentEvent,
@@ -28,6 +27,8 @@ from notify.models import (
     SuppressionReason,
 )
 from notify.models.base import utcnow
+from notify.people import consent, preferences, suppressions
+from notify.people.consent import Origin
 
 log = logging.getLogger(__name__)
 

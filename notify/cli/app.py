@@ -10,11 +10,11 @@ import typer
 from jinja2 import TemplateError
 from sqlalchemy.exc import SQLAlchemyError
 
-from notify.cli_campaigns import campaigns_app, users_app
-from notify.cli_privacy import keys_list, keys_revoke, privacy_app
-from notify.cli_support import fail
-from notify.cli_support import json_object as _json_object
-from notify.cli_support import settings as _settings
+from notify.cli.campaigns import campaigns_app, users_app
+from notify.cli.privacy import keys_list, keys_revoke, privacy_app
+from notify.cli.support import fail
+from notify.cli.support import json_object as _json_object
+from notify.cli.support import settings as _settings
 
 app = typer.Typer(
     help="notify: essential notices always, product updates only by choice.",
@@ -73,8 +73,8 @@ def keys_create(
     scope: Annotated[list[str], typer.Option(help="A scope; repeat for more.")],
 ) -> None:
     """Make an API key. The key is printed once, alone on the last line; only its hash is kept."""
-    from notify.api_keys import UnknownScopeError, create_key
     from notify.db import make_session_factory, open_database
+    from notify.producers.api_keys import UnknownScopeError, create_key
 
     sessions = make_session_factory(open_database(_settings()))
     try:
@@ -98,10 +98,10 @@ def send(
     """Queue one notification, as POST /v1/notifications would, and print its id."""
     from notify.celery_app import create_celery
     from notify.db import make_session_factory, open_database
-    from notify.enqueue import enqueue_send
-    from notify.outbox import InvalidFieldError, NotificationRequest, accept
-    from notify.templates import TemplateNotFoundError
-    from notify.validation import normalised_email
+    from notify.delivery.enqueue import enqueue_send
+    from notify.delivery.outbox import InvalidFieldError, NotificationRequest, accept
+    from notify.message.templates import TemplateNotFoundError
+    from notify.message.validation import normalised_email
 
     settings = _settings()
     payload = _json_object(data, "--data")
@@ -136,7 +136,7 @@ def templates_list() -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from notify.templates import catalogue
+    from notify.message.templates import catalogue
 
     table = Table("template", "category", "essential", "variables")
     for template in catalogue().values():
@@ -156,9 +156,9 @@ def templates_preview(
     html: Annotated[bool, typer.Option(help="Print the HTML part too.")] = False,
 ) -> None:
     """Render a template with sample data and print the subject and the text part."""
-    from notify.composing import layout_context
-    from notify.rendering import render
-    from notify.templates import TemplateNotFoundError, get_template
+    from notify.message.composing import layout_context
+    from notify.message.rendering import render
+    from notify.message.templates import TemplateNotFoundError, get_template
 
     settings = _settings()
     payload = _json_object(data, "--data")
@@ -186,7 +186,7 @@ def dev(
     port: Annotated[int, typer.Option(help="Web port.", min=1, max=65535)] = 8000,
 ) -> None:
     """Start web, worker and beat on the embedded default; Ctrl-C stops them all."""
-    from notify.devserver import run_dev
+    from notify.cli.dev import run_dev
 
     raise typer.Exit(run_dev(port))
 

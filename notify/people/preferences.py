@@ -14,11 +14,11 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from notify import consent, suppressions
 from notify.categories import CATEGORIES, Category, get_category
-from notify.consent import Origin
 from notify.models import Preference, Recipient
 from notify.models.base import utcnow
+from notify.people import consent, suppressions
+from notify.people.consent import Origin
 
 
 class EssentialCategoryError(ValueError):

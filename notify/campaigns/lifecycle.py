@@ -15,7 +15,9 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from notify import audience
+from notify.campaigns import audience
+from notify.delivery.outbox import InvalidFieldError, check_data
+from notify.message.templates import get_template
 from notify.models import (
     BatchStatus,
     Campaign,
@@ -25,8 +27,6 @@ from notify.models import (
     NotificationStatus,
 )
 from notify.models.base import utcnow
-from notify.outbox import InvalidFieldError, check_data
-from notify.templates import get_template
 
 Status = CampaignStatus
 
@@ -208,7 +208,8 @@ def change(
 ) -> Campaign:
     """``schedule``, ``pause``, ``resume`` or ``cancel``; raises :class:`CampaignStateError`.
 
-    After a ``resume`` the caller publishes :func:`notify.enqueue.after_resume` (post-commit).
+    After a ``resume`` the caller publishes :func:`notify.delivery.enqueue.after_resume`
+    (post-commit).
     """
     if action == "schedule":
         return schedule(session, campaign_id, defaults=defaults, default_timezone=default_timezone)

@@ -18,14 +18,14 @@ from sqlalchemy import and_, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from notify import recipients
 from notify.db import SessionFactory
-from notify.jobs import Claimed
-from notify.mime import has_header_break, new_message_id
+from notify.message.jobs import Claimed
+from notify.message.mime import has_header_break, new_message_id
+from notify.message.templates import EmailTemplate, get_template
 from notify.models import Notification, NotificationStatus, Preference, Recipient, Suppression
 from notify.models.base import utcnow
 from notify.models.notifications import new_notification_id
-from notify.templates import EmailTemplate, get_template
+from notify.people import recipients
 
 Status = NotificationStatus
 MAX_SUBJECT_VARIABLE = 300

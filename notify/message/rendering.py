@@ -23,7 +23,7 @@ from jinja2 import (
     TemplateNotFound,
 )
 
-from notify.templates import EMAIL_TEMPLATES, SYSTEM_VARIABLE
+from notify.message.templates import EMAIL_TEMPLATES, SYSTEM_VARIABLE
 
 STYLESHEET = "_layout/email.css"
 _WHITESPACE = re.compile(r"\s+")

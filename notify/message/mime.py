@@ -23,7 +23,7 @@ from typing import Any
 
 import idna
 
-from notify.rendering import RenderedEmail
+from notify.message.rendering import RenderedEmail
 
 # CR, LF, NUL, vertical tab, form feed, NEL, LINE SEPARATOR, PARAGRAPH SEPARATOR.
 HEADER_BREAKS = re.compile("[\r\n\x00\x0b\x0c\x85\u2028\u2029]")

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 from notify.models import Recipient
 from notify.models.base import utcnow
 from notify.models.recipients import new_public_id
-from notify.suppressions import address_hash, follow_person
+from notify.people.suppressions import address_hash, follow_person
 
 
 def get_by_user_id(session: Session, user_id: str) -> Recipient | None:

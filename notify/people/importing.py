@@ -18,11 +18,11 @@ from sqlalchemy import func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 
 from notify.db import SessionFactory
+from notify.message.validation import known_timezone, locale_tag, normalised_email
 from notify.models import Recipient
 from notify.models.base import utcnow
 from notify.models.recipients import new_public_id
-from notify.suppressions import address_hash, follow_person
-from notify.validation import known_timezone, locale_tag, normalised_email
+from notify.people.suppressions import address_hash, follow_person
 
 Format = Literal["csv", "jsonl"]
 COLUMNS = ("user_id", "email", "locale", "timezone")

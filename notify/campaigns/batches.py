@@ -27,13 +27,13 @@ from jinja2 import TemplateError
 from sqlalchemy import Row, and_, func, or_, select, text, update
 from sqlalchemy.orm import Session
 
-from notify import suppressions
-from notify.composing import BatchComposer
+from notify.campaigns.rate_limit import RateLimiter
 from notify.config import Settings
-from notify.consent import Origin
 from notify.db import SessionFactory
-from notify.jobs import Claimed
-from notify.mime import HeaderInjectionError, new_message_id
+from notify.delivery.transport import DeliveryError, Transport
+from notify.message.composing import BatchComposer
+from notify.message.jobs import Claimed
+from notify.message.mime import HeaderInjectionError, new_message_id
 from notify.models import (
     BatchStatus,
     Campaign,
@@ -48,8 +48,8 @@ from notify.models import (
     SuppressionReason,
 )
 from notify.models.base import utcnow
-from notify.rate_limit import RateLimiter
-from notify.transport import DeliveryError, Transport
+from notify.people import suppressions
+from notify.people.consent import Origin
 
 log = logging.getLogger(__name__)
 IN_FLIGHT = (NotificationStatus.QUEUED.value, NotificationStatus.SENDING.value)

@@ -15,18 +15,19 @@ from enum import StrEnum
 
 from jinja2 import TemplateError
 
-from notify import outbox, suppressions
 from notify.categories import get_category
-from notify.composing import compose
 from notify.config import Settings
-from notify.consent import Origin
 from notify.db import SessionFactory
-from notify.jobs import Claimed
-from notify.mime import HeaderInjectionError
+from notify.delivery import outbox
+from notify.delivery.transport import DeliveryError, Transport
+from notify.masking import mask_email
+from notify.message.composing import compose
+from notify.message.jobs import Claimed
+from notify.message.mime import HeaderInjectionError
 from notify.models import ConsentSource, SuppressionReason
 from notify.models.base import utcnow
-from notify.privacy_log import mask_email
-from notify.transport import DeliveryError, Transport
+from notify.people import suppressions
+from notify.people.consent import Origin
 
 log = logging.getLogger(__name__)
 

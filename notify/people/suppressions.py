@@ -14,12 +14,12 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from notify import consent
-from notify.consent import Origin
-from notify.mime import ascii_address
+from notify.masking import mask_addresses
+from notify.message.mime import ascii_address
 from notify.models import Recipient, Suppression, SuppressionReason
 from notify.models.base import utcnow
-from notify.privacy_log import mask_addresses
+from notify.people import consent
+from notify.people.consent import Origin
 
 ALL_CATEGORIES = "*"
 SEND_TIME_REASON = {

@@ -6,13 +6,13 @@ from datetime import UTC, datetime
 from email.message import Message
 from typing import Any
 
-from notify import links
 from notify.categories import Category, get_category
 from notify.config import Settings
-from notify.jobs import Claimed
-from notify.mime import build_message, new_message_id
-from notify.rendering import LayoutContext, RenderedEmail, render
-from notify.templates import get_template
+from notify.message import links
+from notify.message.jobs import Claimed
+from notify.message.mime import build_message, new_message_id
+from notify.message.rendering import LayoutContext, RenderedEmail, render
+from notify.message.templates import get_template
 
 
 def layout_context(

@@ -21,7 +21,7 @@ from notify.delivery.enqueue import enqueue_by_name, enqueue_send
 from notify.delivery.sending import Result, deliver
 from notify.models import Campaign
 from notify.models.base import utcnow
-from notify.privacy import rights as privacy
+from notify.privacy import retention
 from notify.queues import TaskName
 
 log = logging.getLogger(__name__)
@@ -195,7 +195,7 @@ def send_campaign_batch(self: Task, batch_id: int) -> dict[str, int]:
 def apply_retention(self: Task) -> dict[str, int]:
     """Beat, hourly: empty old notifications' content, delete very old rows (counts kept)."""
     context = _app(self).context
-    report = privacy.apply_retention(
+    report = retention.apply_retention(
         context.sessions,
         content_days=context.settings.retention_content_days,
         log_days=context.settings.retention_log_days,

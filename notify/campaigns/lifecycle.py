@@ -16,7 +16,7 @@ from sqlalchemy import ColumnElement, and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from notify.campaigns import audience
-from notify.delivery.outbox import InvalidFieldError, check_data
+from notify.message.template_data import InvalidFieldError, check_data
 from notify.message.templates import get_template
 from notify.models import (
     BatchStatus,

@@ -10,11 +10,13 @@ import typer
 from jinja2 import TemplateError
 from sqlalchemy.exc import SQLAlchemyError
 
-from notify.cli.campaigns import campaigns_app, users_app
-from notify.cli.privacy import keys_list, keys_revoke, privacy_app
+from notify.cli.campaigns import campaigns_app
+from notify.cli.keys import keys_app
+from notify.cli.privacy import privacy_app
 from notify.cli.support import fail
 from notify.cli.support import json_object as _json_object
 from notify.cli.support import settings as _settings
+from notify.cli.users import users_app
 
 app = typer.Typer(
     help="notify: essential notices always, product updates only by choice.",
@@ -22,7 +24,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 db_app = typer.Typer(help="The database.", no_args_is_help=True)
-keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
 templates_app = typer.Typer(help="Email templates.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(keys_app, name="keys")
@@ -30,8 +31,6 @@ app.add_typer(templates_app, name="templates")
 app.add_typer(users_app, name="users")
 app.add_typer(campaigns_app, name="campaigns")
 app.add_typer(privacy_app, name="privacy")
-keys_app.command("list")(keys_list)
-keys_app.command("revoke")(keys_revoke)
 
 
 @db_app.command("upgrade")
@@ -67,27 +66,6 @@ def web(
     )
 
 
-@keys_app.command("create")
-def keys_create(
-    name: Annotated[str, typer.Option(help="Who the key is for.")],
-    scope: Annotated[list[str], typer.Option(help="A scope; repeat for more.")],
-) -> None:
-    """Make an API key. The key is printed once, alone on the last line; only its hash is kept."""
-    from notify.db import make_session_factory, open_database
-    from notify.producers.api_keys import UnknownScopeError, create_key
-
-    sessions = make_session_factory(open_database(_settings()))
-    try:
-        with sessions.begin() as session:
-            key, secret = create_key(session, name, scope)
-    except UnknownScopeError as error:
-        fail(str(error))
-    except SQLAlchemyError as error:
-        fail(f"cannot store the key (did you run `notify db upgrade`?): {type(error).__name__}")
-    typer.echo(f"key {key.id} '{name}' with scopes {key.scopes}", err=True)
-    typer.echo(secret)
-
-
 @app.command()
 def send(
     template: Annotated[str, typer.Option(help="Template name, see `notify templates list`.")],
@@ -99,7 +77,8 @@ def send(
     from notify.celery_app import create_celery
     from notify.db import make_session_factory, open_database
     from notify.delivery.enqueue import enqueue_send
-    from notify.delivery.outbox import InvalidFieldError, NotificationRequest, accept
+    from notify.delivery.outbox import NotificationRequest, accept
+    from notify.message.template_data import InvalidFieldError
     from notify.message.templates import TemplateNotFoundError
     from notify.message.validation import normalised_email
 

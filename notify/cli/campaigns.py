@@ -1,10 +1,9 @@
-"""``notify users import`` and ``notify campaigns …``: the marketing commands."""
+"""``notify campaigns …``: product-update campaigns from the command line."""
 
 from __future__ import annotations
 
 import time
 from datetime import datetime
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -16,33 +15,12 @@ from sqlalchemy import select
 from notify.campaigns import lifecycle as campaigns
 from notify.campaigns.lifecycle import CampaignDraft, CampaignStateError
 from notify.cli.support import fail, json_object, sessions_for, settings
-from notify.delivery.outbox import InvalidFieldError
+from notify.message.template_data import InvalidFieldError
 from notify.message.templates import TemplateNotFoundError
 from notify.models import Campaign
 
-users_app = typer.Typer(help="Users.", no_args_is_help=True)
 campaigns_app = typer.Typer(help="Product-update campaigns.", no_args_is_help=True)
 FINISHED = {"completed", "cancelled"}
-
-
-@users_app.command("import")
-def users_import(
-    file: Annotated[Path, typer.Argument(help="CSV (user_id,email,locale,timezone) or .jsonl")],
-) -> None:
-    """Upsert users from a file; bad rows are listed with their line number and skipped."""
-    from notify.people.importing import Format, import_users
-
-    if not file.is_file():
-        fail(f"no such file: {file}")
-    fmt: Format = "jsonl" if file.suffix.lower() in (".jsonl", ".ndjson") else "csv"
-    config = settings()
-    with file.open(encoding="utf-8-sig", newline="") as lines:
-        result = import_users(sessions_for(config), lines, fmt, hash_key=config.hash_key)
-    for error in result.errors:
-        typer.echo(f"line {error.line}: {error.error}", err=True)
-    typer.echo(f"imported {result.imported}, rejected {result.rejected}")
-    if result.rejected:
-        raise typer.Exit(1)
 
 
 def _parse_time(value: str | None, option: str) -> datetime | None:

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from notify.models import ConsentEvent, DailyCount, Notification
-from notify.privacy.rights import day_of, suppression_reason_column
+from notify.privacy.daily_counts import day_of, suppression_reason_column
 
 OUTCOMES = ("sent", "failed", "cancelled", "pending")
 

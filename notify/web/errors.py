@@ -13,8 +13,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError
 
-from notify.delivery.outbox import IdempotencyConflictError, InvalidFieldError
+from notify.delivery.outbox import IdempotencyConflictError
 from notify.masking import redact_path
+from notify.message.template_data import InvalidFieldError
 from notify.message.templates import TemplateNotFoundError
 
 log = logging.getLogger(__name__)

@@ -21,7 +21,7 @@ from notify.db import make_session_factory, open_database
 from notify.message.tokens import unsubscribe_token
 from notify.migrate import upgrade
 from notify.models import Notification, Recipient
-from notify.privacy import rights as privacy
+from notify.privacy import key_rotation, retention, rights
 from tests.support.services import REDIS_TEST_URL, wait_until
 from tests.support.stack import Stack, make_key, sample_data, wait_for_status
 
@@ -105,7 +105,7 @@ def test_export_works_on_sqlite_too(tmp_path: Path, stack: Stack) -> None:
     with sessions() as session:
         recipient = recipients.get_by_user_id(session, "u-lite")
         assert recipient is not None
-        document = privacy.export(session, recipient, hash_key="k", defaults=frozenset())
+        document = rights.export(session, recipient, hash_key="k", defaults=frozenset())
     assert document["profile"]["email"] == "lite@example.com"
     assert document["notifications"][0]["data"] == {"first_name": "Lite"}
 
@@ -251,7 +251,7 @@ def test_retention_removes_old_content_and_rows_and_keeps_the_daily_counts(
 
     before = sent_on(day_old)
     assert before >= 1
-    report = privacy.apply_retention(stack.sessions, content_days=30, log_days=395, now=now)
+    report = retention.apply_retention(stack.sessions, content_days=30, log_days=395, now=now)
     assert report.rows_deleted >= 1 and report.contents_removed >= 1
     with stack.sessions() as session:
         assert session.get(Notification, ids[0]) is None
@@ -294,7 +294,7 @@ def test_data_keys_rotate_without_losing_anything(
     old_keys = stack.settings.data_key_list
     try:
         crypto.install([*old_keys, "a-new-data-key-for-the-rotation-test"])
-        assert privacy.reencrypt(stack.sessions) >= 1
+        assert key_rotation.reencrypt(stack.sessions) >= 1
         crypto.install(["a-new-data-key-for-the-rotation-test"])  # the old key is gone now
         with stack.sessions() as session:
             assert (
@@ -311,7 +311,7 @@ def test_data_keys_rotate_without_losing_anything(
             session.scalar(select(Recipient.email).where(Recipient.user_id == user_id))
     finally:
         crypto.install(["a-new-data-key-for-the-rotation-test", *old_keys])
-        privacy.reencrypt(stack.sessions)  # back under the test stack's key for later tests
+        key_rotation.reencrypt(stack.sessions)  # back under the test stack's key for later tests
         crypto.install(old_keys)
 
 

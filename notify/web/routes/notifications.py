@@ -9,7 +9,8 @@ from sqlalchemy.orm import Session
 
 from notify.delivery import outbox
 from notify.delivery.enqueue import enqueue_send
-from notify.delivery.outbox import InvalidFieldError, NotificationRequest
+from notify.delivery.outbox import NotificationRequest
+from notify.message.template_data import InvalidFieldError
 from notify.producers.api_keys import Caller
 from notify.web.auth import require_scope
 from notify.web.schemas import IdempotencyKey, NotificationAccepted, NotificationIn, NotificationOut

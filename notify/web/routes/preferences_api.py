@@ -10,7 +10,7 @@ from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
 from notify.categories import CATEGORIES
-from notify.delivery.outbox import InvalidFieldError
+from notify.message.template_data import InvalidFieldError
 from notify.models import ConsentSource, Recipient
 from notify.people import consent, preferences, recipients
 from notify.people.consent import Origin

@@ -10,8 +10,7 @@ from sqlalchemy.orm import Session
 
 from notify.models.base import utcnow
 from notify.people import recipients
-from notify.privacy import rights as privacy
-from notify.privacy import stats
+from notify.privacy import rights, stats
 from notify.producers.api_keys import Caller
 from notify.web.auth import require_scope
 from notify.web.schemas import UserId
@@ -32,7 +31,7 @@ def export_user(
     if recipient is None or recipient.erased_at is not None:
         raise HTTPException(404, "no such user")
     settings = web_state(request).settings
-    return privacy.export(
+    return rights.export(
         session, recipient, hash_key=settings.hash_key, defaults=settings.default_subscriptions
     )
 
@@ -42,7 +41,7 @@ def erase_user(user_id: UserId, request: Request, caller: Privacy, session: DbSe
     """Erase this person (see ``notify.privacy.rights.erase``). Repeating it is harmless: 204."""
     recipient = recipients.get_by_user_id(session, user_id)
     if recipient is not None:
-        privacy.erase(
+        rights.erase(
             session, recipient, hash_key=web_state(request).settings.hash_key, actor=caller.name
         )
         session.commit()

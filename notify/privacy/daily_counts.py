@@ -1,0 +1,61 @@
+"""Daily counts: how notifications are bucketed by day and outcome, and the roll-up that keeps
+those counts when retention deletes the rows. Shared by retention and the stats endpoint."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import case, func, select
+from sqlalchemy.orm import Session
+
+from notify.models import DailyCount, Notification, NotificationStatus
+
+
+def day_of(session: Session, column: Any) -> Any:
+    """The UTC calendar day of a timestamp column, as text ``YYYY-MM-DD``, on either database."""
+    if session.get_bind().dialect.name == "postgresql":
+        return func.to_char(func.timezone("UTC", column), "YYYY-MM-DD")
+    return func.substr(column, 1, 10)
+
+
+def suppression_reason_column() -> Any:
+    """The reason of a suppressed row ("" for every other outcome: free text never groups)."""
+    return case(
+        (
+            Notification.status == NotificationStatus.SUPPRESSED,
+            func.coalesce(Notification.reason, ""),
+        ),
+        else_="",
+    )
+
+
+def roll_up(session: Session, ids: list[str]) -> None:
+    """Add the rows about to be deleted to the daily counts, so aggregates survive."""
+    grouped = session.execute(
+        select(
+            day_of(session, Notification.created_at).label("day"),
+            Notification.category,
+            Notification.template,
+            Notification.status,
+            suppression_reason_column().label("reason"),
+            func.count(),
+        )
+        .where(Notification.id.in_(ids))
+        .group_by(
+            "day", Notification.category, Notification.template, Notification.status, "reason"
+        )
+    ).all()
+    for day, category, template, status, reason_key, count in grouped:
+        key = {
+            "day": str(day),
+            "category": category,
+            "template": template,
+            "status": status,
+            "reason": reason_key,
+        }
+        row = session.scalars(select(DailyCount).filter_by(**key)).one_or_none()
+        if row is None:
+            session.add(DailyCount(**key, count=int(count)))
+        else:
+            row.count += int(count)
+    session.flush()

@@ -5,6 +5,7 @@ Workers consume :data:`ALL_QUEUES`; a test checks docker-compose.yml runs a work
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from enum import StrEnum
 
 
@@ -35,3 +36,9 @@ TASK_ROUTES: dict[str, dict[str, str]] = {
     TaskName.SEND_CAMPAIGN_BATCH: {"queue": Queue.BULK},
     TaskName.APPLY_RETENTION: {"queue": Queue.PERIODIC},
 }
+
+
+Publish = Callable[..., object]
+"""``publish(task_name, *id_arguments)``: publish a task on its routed queue, after the caller's
+commit, and never raise (a lost message is found again in the database). Domain code takes
+one of these instead of importing Celery; ``notify.tasks`` makes it."""

@@ -2,33 +2,30 @@
 
 from __future__ import annotations
 
-import logging
-import time
-from datetime import datetime, timedelta
-from typing import Any, cast
+from functools import partial
+from typing import cast
 
 from celery import Task, shared_task
-from sqlalchemy import text
-from sqlalchemy.exc import IntegrityError
 
-from notify.campaigns import audience
-from notify.campaigns import lifecycle as campaigns
-from notify.campaigns.audience import PlannedBatch
 from notify.campaigns.batches import send_batch
+from notify.campaigns.dispatch import dispatch_due
+from notify.campaigns.planning import plan_for_a_while
 from notify.celery_app import NotifyCelery
-from notify.delivery import outbox
+from notify.delivery.broker_table import purge_consumed
 from notify.delivery.enqueue import enqueue_by_name, enqueue_send
 from notify.delivery.sending import Result, deliver
-from notify.models import Campaign
-from notify.models.base import utcnow
+from notify.delivery.sweeper import republish_stuck
 from notify.privacy import retention
-from notify.queues import TaskName
-
-log = logging.getLogger(__name__)
+from notify.queues import Publish, TaskName
 
 
 def _app(task: Task) -> NotifyCelery:
     return cast(NotifyCelery, task.app)
+
+
+def _publisher(app: NotifyCelery) -> Publish:
+    """What domain code calls to publish a task: by name, on its routed queue, never raising."""
+    return partial(enqueue_by_name, app)
 
 
 @shared_task(
@@ -61,114 +58,29 @@ def send_notification(self: Task, notification_id: str) -> str:
 def sweep_stuck_notifications(self: Task) -> int:
     """Re-publish notifications the broker lost or a dead worker left in ``sending``."""
     app = _app(self)
-    settings = app.context.settings
-    with app.context.sessions.begin() as session:
-        stuck = outbox.sweep_stuck(
-            session,
-            queued_for=timedelta(seconds=settings.sweep_queued_after_seconds),
-            sending_for=timedelta(seconds=settings.sweep_sending_after_seconds),
-            max_attempts=settings.max_attempts,
-        )
-    for item in stuck:
-        enqueue_send(app, item.id, item.category)
-    if stuck:
-        log.info("sweeper re-published %d notifications", len(stuck))
-    return len(stuck)
+    return republish_stuck(app.context.sessions, app.context.settings, partial(enqueue_send, app))
 
 
 @shared_task(bind=True, name=TaskName.PURGE_BROKER_TABLE.value)
 def purge_consumed_broker_messages(self: Task) -> int:
     """Embedded SQL broker only: kombu never deletes consumed rows, so we do."""
-    app = _app(self)
-    url = app.context.settings.broker_url
-    if not url.startswith("sqla+"):
-        return 0
-    from notify.db import make_engine
-
-    engine = make_engine(url.removeprefix("sqla+"))
-    try:
-        with engine.begin() as connection:
-            result: Any = connection.execute(text("DELETE FROM kombu_message WHERE visible = 0"))
-            return int(result.rowcount or 0)
-    finally:
-        engine.dispose()
+    return purge_consumed(_app(self).context.settings.broker_url)
 
 
 @shared_task(bind=True, name=TaskName.DISPATCH_DUE_CAMPAIGNS.value)
 def dispatch_due_campaigns(self: Task) -> dict[str, int]:
-    """Beat, every few seconds: hold stale campaigns, start due ones, publish ready batches,
-    complete finished ones. Idempotent: every step is a compare-and-set in the database."""
+    """Beat, every few seconds: see :func:`notify.campaigns.dispatch.dispatch_due`."""
     app = _app(self)
-    settings = app.context.settings
-    now = utcnow()
-    with app.context.sessions.begin() as session:
-        held = campaigns.hold_stale(
-            session, now=now, stale_after=timedelta(seconds=settings.campaign_stale_after_seconds)
-        )
-        started = campaigns.start_due(session, now=now)
-        to_plan = campaigns.running_unplanned(session)
-        lost_after = timedelta(seconds=settings.campaign_batch_lease_seconds)
-        requeue_after = timedelta(seconds=settings.campaign_requeue_after_seconds)
-        ready = campaigns.claim_ready_batches(
-            session, now=now, lost_after=lost_after, requeue_after=requeue_after
-        )
-        completed = campaigns.complete_finished(session, now=now)
-    for campaign_id in to_plan:
-        enqueue_by_name(app, TaskName.PLAN_CAMPAIGN, campaign_id)
-    for batch_id in ready:
-        enqueue_by_name(app, TaskName.SEND_CAMPAIGN_BATCH, batch_id)
-    counts = {
-        "held": len(held),
-        "started": len(started),
-        "planning": len(to_plan),
-        "batches": len(ready),
-        "completed": len(completed),
-    }
-    if any(counts.values()):
-        log.info("campaign dispatch: %s", counts)
-    return counts
+    return dispatch_due(app.context.sessions, app.context.settings, _publisher(app))
 
 
 @shared_task(bind=True, name=TaskName.PLAN_CAMPAIGN.value)
 def plan_campaign(self: Task, campaign_id: int) -> int:
-    """Plan pages of a running campaign into batches, publishing each batch that is due.
-
-    Plans for at most a few seconds, then publishes itself again with the cursor saved on the
-    campaign row, so each task stays short; a lost or duplicated message is harmless.
-    """
+    """Plan pages of a running campaign: see :func:`notify.campaigns.planning.plan_for_a_while`."""
     app = _app(self)
-    deadline = time.monotonic() + 5.0
-    planned = 0
-    while time.monotonic() < deadline:
-        now = utcnow()
-        try:
-            batch = _plan_one_page(app, campaign_id, now)
-        except IntegrityError:
-            return planned  # another planner took this page (SQLite reads outside the lock)
-        if batch is None:
-            return planned
-        planned += 1
-        if batch.due_at <= now:
-            enqueue_by_name(app, TaskName.SEND_CAMPAIGN_BATCH, batch.id)
-    enqueue_by_name(app, TaskName.PLAN_CAMPAIGN, campaign_id)
-    return planned
-
-
-def _plan_one_page(app: NotifyCelery, campaign_id: int, now: datetime) -> PlannedBatch | None:
-    settings = app.context.settings
-    with app.context.sessions.begin() as session:
-        campaign = session.get(Campaign, campaign_id)
-        default_subscribed = (
-            campaign is not None and campaign.category in settings.default_subscriptions
-        )
-        return audience.plan_next_page(
-            session,
-            campaign_id,
-            page_size=settings.campaign_batch_size,
-            default_subscribed=default_subscribed,
-            default_timezone=settings.default_timezone,
-            now=now,
-        )
+    return plan_for_a_while(
+        app.context.sessions, app.context.settings, campaign_id, _publisher(app)
+    )
 
 
 @shared_task(

@@ -14,21 +14,15 @@ from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, Select, and_, func, or_, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from notify.models import (
-    BatchStatus,
     Campaign,
-    CampaignBatch,
-    Notification,
-    NotificationStatus,
     Preference,
     Recipient,
     Suppression,
 )
 from notify.models.base import utcnow
-from notify.models.notifications import new_notification_id
 
 
 @dataclass(frozen=True)
@@ -115,82 +109,3 @@ def audience_timezones(
         Recipient.timezone
     )
     return session.scalars(query.distinct()).all()
-
-
-@dataclass(frozen=True)
-class PlannedBatch:
-    id: int
-    due_at: datetime
-    size: int
-
-
-def plan_next_page(
-    session: Session,
-    campaign_id: int,
-    *,
-    page_size: int,
-    default_subscribed: bool,
-    default_timezone: str,
-    now: datetime,
-) -> PlannedBatch | None:
-    """Plan the next page of a running campaign into a batch; None when there is nothing left.
-
-    Locks the campaign row (``FOR UPDATE`` on PostgreSQL) so two planners never plan the same
-    page; on SQLite a second planner fails on the unique batch number instead and its task
-    gives up. The cursor moves in the same transaction as the rows it covers.
-    A batch due now is marked ``enqueued``: the caller publishes it after commit.
-    """
-    # populate_existing: a campaign already loaded in this session must be re-read under the
-    # lock, or the cursor below would be the stale one and two planners would collide.
-    campaign = session.get(Campaign, campaign_id, with_for_update=True, populate_existing=True)
-    if campaign is None or campaign.status != "running" or campaign.planning_done:
-        return None
-    narrow = AudienceFilter.from_json(campaign.audience)
-    page = session.execute(
-        subscribed_audience(campaign.category, default_subscribed, narrow)
-        .where(Recipient.id > campaign.planned_through)
-        .order_by(Recipient.id)
-        .limit(page_size)
-    ).all()
-    if not page:
-        campaign.planning_done = True
-        return None
-    dues = [due_time(campaign, row[1], default_timezone) for row in page]
-    first_due = min(dues)
-    batch = CampaignBatch(
-        campaign_id=campaign.id,
-        batch_no=campaign.batches_planned + 1,
-        due_at=first_due,
-        status=BatchStatus.ENQUEUED if first_due <= now else BatchStatus.PENDING,
-    )
-    session.add(batch)
-    session.flush()
-    rows = [
-        {
-            "id": new_notification_id(),
-            "recipient_id": row[0],
-            "template": campaign.template,
-            "category": campaign.category,
-            "data": {},  # the campaign row holds the data once, not per recipient
-            "campaign_id": campaign.id,
-            "batch_id": batch.id,
-            "status": NotificationStatus.QUEUED.value,
-            "attempts": 0,
-            "next_attempt_at": due,
-            "created_at": now,
-            "updated_at": now,
-        }
-        for row, due in zip(page, dues, strict=True)
-    ]
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    session.execute(
-        dialect.insert(Notification).on_conflict_do_nothing(
-            index_elements=["campaign_id", "recipient_id"]
-        ),
-        rows,
-    )
-    campaign.planned_through = page[-1][0]
-    campaign.batches_planned += 1
-    if len(page) < page_size:
-        campaign.planning_done = True
-    return PlannedBatch(batch.id, first_due, len(page))

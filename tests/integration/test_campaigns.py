@@ -19,8 +19,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
-from notify.campaigns import audience
 from notify.campaigns import lifecycle as campaigns
+from notify.campaigns import planning
 from notify.models import Campaign, Notification
 from tests.support.services import ROOT, WorkerProcess, wait_until
 from tests.support.stack import Stack, sample_data
@@ -326,7 +326,7 @@ def test_send_at_local_sends_at_ten_in_each_recipients_own_time_zone(
         assert campaigns.start_due(session, now=frozen) == []
         assert campaign_id in campaigns.start_due(session, now=campaign.start_at)
     with stack.sessions.begin() as session:
-        batch = audience.plan_next_page(
+        batch = planning.plan_next_page(
             session,
             campaign_id,
             page_size=100,

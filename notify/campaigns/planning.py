@@ -1,0 +1,161 @@
+"""Planning a running campaign: its audience, a page at a time, becomes batches of rows.
+
+Each page becomes one batch: one notification row per person, unique per (campaign, recipient),
+inserted with ON CONFLICT DO NOTHING so planning the same page twice adds nothing. The cursor
+(the last recipient id planned) moves in the same transaction as the rows it covers.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from notify.campaigns.audience import AudienceFilter, due_time, subscribed_audience
+from notify.config import Settings
+from notify.db import SessionFactory
+from notify.models import (
+    BatchStatus,
+    Campaign,
+    CampaignBatch,
+    Notification,
+    NotificationStatus,
+    Recipient,
+)
+from notify.models.base import utcnow
+from notify.models.notifications import new_notification_id
+from notify.queues import Publish, TaskName
+
+PLAN_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class PlannedBatch:
+    id: int
+    due_at: datetime
+    size: int
+
+
+def plan_next_page(
+    session: Session,
+    campaign_id: int,
+    *,
+    page_size: int,
+    default_subscribed: bool,
+    default_timezone: str,
+    now: datetime,
+) -> PlannedBatch | None:
+    """Plan the next page of a running campaign into a batch; None when there is nothing left.
+
+    Locks the campaign row (``FOR UPDATE`` on PostgreSQL) so two planners never plan the same
+    page; on SQLite a second planner fails on the unique batch number instead and its task
+    gives up. The cursor moves in the same transaction as the rows it covers.
+    A batch due now is marked ``enqueued``: the caller publishes it after commit.
+    """
+    # populate_existing: a campaign already loaded in this session must be re-read under the
+    # lock, or the cursor below would be the stale one and two planners would collide.
+    campaign = session.get(Campaign, campaign_id, with_for_update=True, populate_existing=True)
+    if campaign is None or campaign.status != "running" or campaign.planning_done:
+        return None
+    narrow = AudienceFilter.from_json(campaign.audience)
+    page = session.execute(
+        subscribed_audience(campaign.category, default_subscribed, narrow)
+        .where(Recipient.id > campaign.planned_through)
+        .order_by(Recipient.id)
+        .limit(page_size)
+    ).all()
+    if not page:
+        campaign.planning_done = True
+        return None
+    dues = [due_time(campaign, row[1], default_timezone) for row in page]
+    first_due = min(dues)
+    batch = CampaignBatch(
+        campaign_id=campaign.id,
+        batch_no=campaign.batches_planned + 1,
+        due_at=first_due,
+        status=BatchStatus.ENQUEUED if first_due <= now else BatchStatus.PENDING,
+    )
+    session.add(batch)
+    session.flush()
+    rows = [
+        {
+            "id": new_notification_id(),
+            "recipient_id": row[0],
+            "template": campaign.template,
+            "category": campaign.category,
+            "data": {},  # the campaign row holds the data once, not per recipient
+            "campaign_id": campaign.id,
+            "batch_id": batch.id,
+            "status": NotificationStatus.QUEUED.value,
+            "attempts": 0,
+            "next_attempt_at": due,
+            "created_at": now,
+            "updated_at": now,
+        }
+        for row, due in zip(page, dues, strict=True)
+    ]
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    session.execute(
+        dialect.insert(Notification).on_conflict_do_nothing(
+            index_elements=["campaign_id", "recipient_id"]
+        ),
+        rows,
+    )
+    campaign.planned_through = page[-1][0]
+    campaign.batches_planned += 1
+    if len(page) < page_size:
+        campaign.planning_done = True
+    return PlannedBatch(batch.id, first_due, len(page))
+
+
+def plan_for_a_while(
+    sessions: SessionFactory,
+    settings: Settings,
+    campaign_id: int,
+    publish: Publish,
+    *,
+    seconds: float = PLAN_SECONDS,
+) -> int:
+    """Plan pages of a running campaign into batches, publishing each batch that is due;
+    returns how many were planned.
+
+    Plans for at most ``seconds``, then publishes the planning task again (the cursor is on
+    the campaign row), so each task stays short; a lost or duplicated message is harmless.
+    """
+    deadline = time.monotonic() + seconds
+    planned = 0
+    while time.monotonic() < deadline:
+        now = utcnow()
+        try:
+            batch = _plan_one_page(sessions, settings, campaign_id, now)
+        except IntegrityError:
+            return planned  # another planner took this page (SQLite reads outside the lock)
+        if batch is None:
+            return planned
+        planned += 1
+        if batch.due_at <= now:
+            publish(TaskName.SEND_CAMPAIGN_BATCH, batch.id)
+    publish(TaskName.PLAN_CAMPAIGN, campaign_id)
+    return planned
+
+
+def _plan_one_page(
+    sessions: SessionFactory, settings: Settings, campaign_id: int, now: datetime
+) -> PlannedBatch | None:
+    with sessions.begin() as session:
+        campaign = session.get(Campaign, campaign_id)
+        default_subscribed = (
+            campaign is not None and campaign.category in settings.default_subscriptions
+        )
+        return plan_next_page(
+            session,
+            campaign_id,
+            page_size=settings.campaign_batch_size,
+            default_subscribed=default_subscribed,
+            default_timezone=settings.default_timezone,
+            now=now,
+        )

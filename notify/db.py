@@ -1,7 +1,8 @@
 """Engines and sessions. Callers own transactions: ``with sessions.begin() as session: ...``.
 
 SQLite gets WAL, a busy timeout and foreign keys on every connection; PostgreSQL URLs are
-pointed at the psycopg 3 driver.
+pointed at the psycopg 3 driver. The two engines differ in a few statements; :func:`on_postgresql`
+and :func:`upsert` are the only places the rest of the code asks which engine it is on.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -64,3 +66,20 @@ def open_database(settings: Settings, **options: Any) -> Engine:
     """The engine for this process, after installing its data keys (``notify.crypto``)."""
     crypto.install(settings.data_key_list)
     return make_engine(settings.database_url, **options)
+
+
+def on_postgresql(session_or_factory: Session | SessionFactory) -> bool:
+    """Whether the session (or the sessions a factory makes) talks to PostgreSQL; else SQLite."""
+    if isinstance(session_or_factory, Session):
+        bind: Any = session_or_factory.get_bind()
+    else:
+        bind = session_or_factory.kw.get("bind")
+    return bind is not None and bind.dialect.name == "postgresql"
+
+
+def insert_on_conflict(session: Session, model: Any) -> postgresql.Insert | sqlite.Insert:
+    """``INSERT`` for ``model`` with ``ON CONFLICT`` support, in the session's dialect (both
+    PostgreSQL and SQLite spell it the same way; SQLAlchemy keeps a class for each)."""
+    dialect: Any = postgresql if on_postgresql(session) else sqlite
+    statement: postgresql.Insert | sqlite.Insert = dialect.insert(model)
+    return statement

@@ -11,13 +11,12 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from notify.campaigns.audience import AudienceFilter, due_time, subscribed_audience
 from notify.config import Settings
-from notify.db import SessionFactory
+from notify.db import SessionFactory, insert_on_conflict
 from notify.models import (
     BatchStatus,
     Campaign,
@@ -98,9 +97,8 @@ def plan_next_page(
         }
         for row, due in zip(page, dues, strict=True)
     ]
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
     session.execute(
-        dialect.insert(Notification).on_conflict_do_nothing(
+        insert_on_conflict(session, Notification).on_conflict_do_nothing(
             index_elements=["campaign_id", "recipient_id"]
         ),
         rows,

@@ -18,7 +18,7 @@ from sqlalchemy import and_, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from notify.db import SessionFactory
+from notify.db import SessionFactory, on_postgresql
 from notify.message.jobs import Claimed
 from notify.message.mime import new_message_id
 from notify.message.template_data import InvalidFieldError, check_data
@@ -232,7 +232,7 @@ def claim(session: Session, notification_id: str, *, sending_domain: str) -> Cla
         Notification.recipient_id,
     )
     row: Any
-    if session.get_bind().dialect.name == "postgresql":
+    if on_postgresql(session):
         # One round trip: UPDATE … FROM recipients … RETURNING the person's fields too.
         statement = claimed.where(Notification.recipient_id == Recipient.id).returning(
             *mine, *person

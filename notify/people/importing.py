@@ -15,9 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from sqlalchemy import func, select, text
-from sqlalchemy.dialects import postgresql, sqlite
 
-from notify.db import SessionFactory
+from notify.db import SessionFactory, insert_on_conflict, on_postgresql
 from notify.message.validation import known_timezone, locale_tag, normalised_email
 from notify.models import Recipient
 from notify.models.base import utcnow
@@ -148,7 +147,7 @@ def _refresh_statistics(sessions: SessionFactory) -> None:
     """After a large import, fresh planner statistics keep campaign paging on its index
     (measured: 77-292 ms a page at 1,000,000 users without them, 5-9 ms with)."""
     with sessions.begin() as session:
-        if session.get_bind().dialect.name == "postgresql":
+        if on_postgresql(session):
             session.execute(text("ANALYZE recipients"))
 
 
@@ -173,8 +172,7 @@ def _upsert(sessions: SessionFactory, rows: list[dict[str, Any]], hash_key: str)
                 )
             ).all()
         )
-        dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-        insert = dialect.insert(Recipient).values(values)
+        insert = insert_on_conflict(session, Recipient).values(values)
         excluded = insert.excluded
         session.execute(
             insert.on_conflict_do_update(

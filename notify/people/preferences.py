@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from notify.categories import CATEGORIES, Category, get_category
+from notify.db import insert_on_conflict
 from notify.models import Preference, Recipient
 from notify.models.base import utcnow
 from notify.people import consent, suppressions
@@ -100,8 +100,7 @@ def set_subscription(
         "source": origin.source,
         "updated_at": utcnow(),
     }
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    insert = dialect.insert(Preference).values(values)
+    insert = insert_on_conflict(session, Preference).values(values)
     if before == subscribed:
         session.execute(insert.on_conflict_do_nothing(index_elements=["recipient_id", "category"]))
         return False

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from notify.db import insert_on_conflict
 from notify.models import Recipient
 from notify.models.base import utcnow
 from notify.models.recipients import new_public_id
@@ -70,8 +70,7 @@ def upsert_for_send(
     now = utcnow()
     new_hash = address_hash(hash_key, email)
     old_hash = session.scalar(select(Recipient.email_hash).where(Recipient.user_id == user_id))
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    statement = dialect.insert(Recipient).values(
+    statement = insert_on_conflict(session, Recipient).values(
         user_id=user_id,
         email=email,
         email_hash=new_hash,
@@ -79,7 +78,7 @@ def upsert_for_send(
         created_at=now,
         updated_at=now,
     )
-    statement = statement.on_conflict_do_update(
+    upserted = statement.on_conflict_do_update(
         index_elements=["user_id"],
         set_={
             "email": statement.excluded.email,
@@ -87,7 +86,7 @@ def upsert_for_send(
             "updated_at": statement.excluded.updated_at,
         },
     ).returning(Recipient.id)
-    recipient_id = int(session.execute(statement).scalar_one())
+    recipient_id = int(session.execute(upserted).scalar_one())
     if old_hash is not None and old_hash != new_hash:
         follow_person(session, old_hash, new_hash)
     return recipient_id

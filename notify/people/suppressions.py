@@ -11,9 +11,9 @@ import hashlib
 import hmac
 
 from sqlalchemy import delete, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from notify.db import insert_on_conflict
 from notify.masking import mask_addresses
 from notify.message.mime import ascii_address
 from notify.models import Recipient, Suppression, SuppressionReason
@@ -74,9 +74,8 @@ def suppress(
     """Add the address (a hard bounce upgrades an existing entry); True if anything changed."""
     detail = mask_addresses(detail) if detail else None
     digest = address_hash(hash_key, address)
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
     inserted = session.execute(
-        dialect.insert(Suppression)
+        insert_on_conflict(session, Suppression)
         .values(address_hash=digest, reason=reason.value, detail=detail, created_at=utcnow())
         .on_conflict_do_nothing(index_elements=["address_hash"])
         .returning(Suppression.id)

@@ -8,12 +8,13 @@ from typing import Any
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
+from notify.db import on_postgresql
 from notify.models import DailyCount, Notification, NotificationStatus
 
 
 def day_of(session: Session, column: Any) -> Any:
     """The UTC calendar day of a timestamp column, as text ``YYYY-MM-DD``, on either database."""
-    if session.get_bind().dialect.name == "postgresql":
+    if on_postgresql(session):
         return func.to_char(func.timezone("UTC", column), "YYYY-MM-DD")
     return func.substr(column, 1, 10)
 

@@ -107,7 +107,9 @@ def run_dev(port: int) -> int:
         subprocess.Popen(command, cwd=ROOT, start_new_session=True)  # noqa: S603 (our own argv)
         for command in (web, worker)
     ]
-    previous = signal.signal(signal.SIGTERM, _interrupt)
+    # SIGINT too: a shell that starts us in the background hands SIGINT down as ignored.
+    stop_signals = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    previous = {number: signal.signal(number, _interrupt) for number in stop_signals}
     try:
         base = f"http://127.0.0.1:{port}"
         if not _wait_for_health(f"{base}/healthz", processes, timeout=60):
@@ -139,5 +141,6 @@ def run_dev(port: int) -> int:
     except KeyboardInterrupt:
         return 0
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for number, handler in previous.items():
+            signal.signal(number, handler)
         _stop(processes)

@@ -361,13 +361,14 @@ def progress(
         .where(Notification.campaign_id == campaign_id)
         .group_by(Notification.status)
     ).all()
-    by_status = {status: int(count) for status, count in rows}
+    by_status = {NotificationStatus(status): int(count) for status, count in rows}
     counts = {
-        "pending": by_status.get("queued", 0) + by_status.get("sending", 0),
-        "sent": by_status.get("sent", 0),
-        "suppressed": by_status.get("suppressed", 0),
-        "failed": by_status.get("failed", 0),
-        "cancelled": by_status.get("cancelled", 0),
+        "pending": sum(by_status.get(status, 0) for status in NotificationStatus.in_flight()),
+        **{
+            status.value: by_status.get(status, 0)
+            for status in NotificationStatus
+            if status not in NotificationStatus.in_flight()
+        },
     }
     recent = session.scalar(
         select(func.count()).where(

@@ -21,6 +21,7 @@ from notify.models import (
     BatchStatus,
     Campaign,
     CampaignBatch,
+    CampaignStatus,
     Notification,
     NotificationStatus,
     Recipient,
@@ -58,7 +59,7 @@ def plan_next_page(
     # populate_existing: a campaign already loaded in this session must be re-read under the
     # lock, or the cursor below would be the stale one and two planners would collide.
     campaign = session.get(Campaign, campaign_id, with_for_update=True, populate_existing=True)
-    if campaign is None or campaign.status != "running" or campaign.planning_done:
+    if campaign is None or campaign.status != CampaignStatus.RUNNING or campaign.planning_done:
         return None
     narrow = AudienceFilter.from_json(campaign.audience)
     page = session.execute(

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from notify.models.base import Base, utcnow
+from notify.models.base import Base, enum_column_type, utcnow
 
 
 class CampaignStatus(StrEnum):
@@ -43,7 +43,9 @@ class Campaign(Base):
     send_at: Mapped[datetime | None]
     send_at_local: Mapped[str | None] = mapped_column(String(32))
     rate_limit: Mapped[float | None] = mapped_column(Float)
-    status: Mapped[str] = mapped_column(String(20), default=CampaignStatus.DRAFT)
+    status: Mapped[CampaignStatus] = mapped_column(
+        enum_column_type(CampaignStatus, "campaign_status"), default=CampaignStatus.DRAFT
+    )
     status_reason: Mapped[str | None] = mapped_column(Text)
     start_at: Mapped[datetime | None]  # earliest moment any of its messages is due
     planned_through: Mapped[int] = mapped_column(Integer, default=0)  # recipient id cursor
@@ -66,7 +68,9 @@ class CampaignBatch(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
     batch_no: Mapped[int]
-    status: Mapped[str] = mapped_column(String(20), default=BatchStatus.PENDING)
+    status: Mapped[BatchStatus] = mapped_column(
+        enum_column_type(BatchStatus, "batch_status"), default=BatchStatus.PENDING
+    )
     due_at: Mapped[datetime]
     lease_until: Mapped[datetime | None]
     attempts: Mapped[int] = mapped_column(Integer, default=0)

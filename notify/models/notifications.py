@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from notify.models.base import Base, EncryptedJSON, utcnow
+from notify.models.base import Base, EncryptedJSON, enum_column_type, utcnow
 from notify.models.recipients import Recipient
 
 
@@ -21,6 +21,11 @@ class NotificationStatus(StrEnum):
     SUPPRESSED = "suppressed"
     FAILED = "failed"
     CANCELLED = "cancelled"  # a campaign's message that was never sent because it was cancelled
+
+    @classmethod
+    def in_flight(cls) -> tuple[NotificationStatus, ...]:
+        """Not finished yet: waiting for a worker, or handed to one."""
+        return (cls.QUEUED, cls.SENDING)
 
 
 def new_notification_id() -> str:
@@ -49,7 +54,10 @@ class Notification(Base):
     batch_id: Mapped[int | None] = mapped_column(
         ForeignKey("campaign_batches.id", ondelete="SET NULL")
     )
-    status: Mapped[str] = mapped_column(String(20), default=NotificationStatus.QUEUED)
+    status: Mapped[NotificationStatus] = mapped_column(
+        enum_column_type(NotificationStatus, "notification_status"),
+        default=NotificationStatus.QUEUED,
+    )
     reason: Mapped[str | None] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)

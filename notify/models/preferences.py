@@ -9,7 +9,7 @@ from enum import StrEnum
 from sqlalchemy import ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from notify.models.base import Base, utcnow
+from notify.models.base import Base, enum_column_type, utcnow
 
 
 class ConsentSource(StrEnum):
@@ -66,6 +66,8 @@ class Suppression(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     address_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    reason: Mapped[str] = mapped_column(String(20))
+    reason: Mapped[SuppressionReason] = mapped_column(
+        enum_column_type(SuppressionReason, "suppression_reason")
+    )
     detail: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

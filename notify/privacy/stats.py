@@ -10,10 +10,11 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from notify.models import ConsentEvent, DailyCount, Notification
+from notify.models import ConsentEvent, DailyCount, Notification, NotificationStatus
 from notify.privacy.daily_counts import day_of, suppression_reason_column
 
-OUTCOMES = ("sent", "failed", "cancelled", "pending")
+FINISHED = (NotificationStatus.SENT, NotificationStatus.FAILED, NotificationStatus.CANCELLED)
+OUTCOMES = (*(status.value for status in FINISHED), "pending")
 
 
 def _bounds(start: date, end: date) -> tuple[datetime, datetime]:
@@ -55,12 +56,13 @@ def daily(session: Session, start: date, end: date) -> dict[str, Any]:
     )
     for row_day, category, template, status, reason, count in [*live, *kept]:
         entry = table[(str(row_day), category, template)]
-        if status == "suppressed":
+        outcome = NotificationStatus(status)
+        if outcome is NotificationStatus.SUPPRESSED:
             entry["suppressed"][reason or "unknown"] += int(count)
-        elif status in ("queued", "sending"):
+        elif outcome in NotificationStatus.in_flight():
             entry["pending"] += int(count)
-        elif status in entry:
-            entry[status] += int(count)
+        else:
+            entry[outcome.value] += int(count)
     event_day = day_of(session, ConsentEvent.created_at).label("day")
     unsubscribes = session.execute(
         select(event_day, ConsentEvent.category, ConsentEvent.source, func.count())

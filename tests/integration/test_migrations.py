@@ -43,3 +43,39 @@ def test_upgrade_on_an_empty_database_matches_the_models_exactly(empty_database:
         engine.dispose()
     assert differences == []
     assert set(Base.metadata.tables) <= tables
+
+
+def test_status_columns_refuse_values_outside_their_enum(empty_database: str) -> None:
+    """The CHECK constraints of migration 0006: a status no enum member has is refused."""
+    from sqlalchemy import text
+    from sqlalchemy.exc import IntegrityError
+
+    upgrade(empty_database)
+    engine = make_engine(empty_database)
+    try:
+        with engine.begin() as connection:
+            connection.execute(
+                text(
+                    "INSERT INTO suppressions (address_hash, reason, created_at) "
+                    "VALUES ('a', 'complaint', CURRENT_TIMESTAMP)"
+                )
+            )
+        with pytest.raises(IntegrityError), engine.begin() as connection:
+            connection.execute(
+                text(
+                    "INSERT INTO suppressions (address_hash, reason, created_at) "
+                    "VALUES ('b', 'whatever', CURRENT_TIMESTAMP)"
+                )
+            )
+        campaign = (
+            "INSERT INTO campaigns (name, template, category, data, audience, status, "
+            "planned_through, planning_done, batches_planned, created_at, updated_at) "
+            "VALUES ('x', 't', 'c', '{}', '{}', :status, 0, false, 0, "
+            "CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+        )
+        with engine.begin() as connection:
+            connection.execute(text(campaign), {"status": "draft"})
+        with pytest.raises(IntegrityError), engine.begin() as connection:
+            connection.execute(text(campaign), {"status": "sent"})  # a notification's status
+    finally:
+        engine.dispose()

@@ -17,10 +17,10 @@ from notify.campaigns.lifecycle import CampaignDraft, CampaignStateError
 from notify.cli.support import fail, json_object, sessions_for, settings
 from notify.message.template_data import InvalidFieldError
 from notify.message.templates import TemplateNotFoundError
-from notify.models import Campaign
+from notify.models import Campaign, CampaignStatus
 
 campaigns_app = typer.Typer(help="Product-update campaigns.", no_args_is_help=True)
-FINISHED = {"completed", "cancelled"}
+FINISHED = {CampaignStatus.COMPLETED, CampaignStatus.CANCELLED}
 
 
 def _parse_time(value: str | None, option: str) -> datetime | None:
@@ -191,9 +191,12 @@ def preview(
         campaign = session.get(Campaign, campaign_id)
         if campaign is None:
             fail(f"no campaign {campaign_id}")
-        person = recipients.get_by_user_id(session, user_id) if user_id else None
-        if user_id and (person is None or person.erased_at is not None):
-            fail(f"no user {user_id!r}")
+        person = None
+        if user_id:
+            try:
+                person = recipients.require_live(session, user_id)
+            except recipients.UnknownRecipientError:
+                fail(f"no user {user_id!r}")
         message = preview_message(
             config,
             template=campaign.template,

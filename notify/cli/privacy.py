@@ -20,8 +20,9 @@ def export(user_id: str) -> None:
     """Print everything held about one person as JSON."""
     config = settings()
     with sessions_for(config)() as session:
-        recipient = recipients.get_by_user_id(session, user_id)
-        if recipient is None or recipient.erased_at is not None:
+        try:
+            recipient = recipients.require_live(session, user_id)
+        except recipients.UnknownRecipientError:
             fail(f"no user {user_id!r}")
         document = rights.export(
             session, recipient, hash_key=config.hash_key, defaults=config.default_subscriptions

@@ -1,7 +1,10 @@
 """Bulk import of users from CSV or JSON lines: ``user_id,email,locale,timezone``.
 
-Bad rows are reported with their line number and skipped; good rows are upserted a chunk at a
-time. An import never changes preferences and never lifts a suppression (a new address takes
+Each row is checked by :class:`notify.people.user_row.UserRow`, so every row written can be
+stored; a row that is not valid (a NUL character, an over-long value, a bad address, locale or
+time zone, an unknown field) is reported with its line number and skipped, never aborting the
+import. Good rows are upserted a chunk at a time. An empty locale or time zone keeps the stored
+one. An import never changes preferences and never lifts a suppression (a new address takes
 the person's suppression along), so it cannot re-subscribe anyone who opted out.
 """
 
@@ -9,23 +12,22 @@ from __future__ import annotations
 
 import csv
 import json
-import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from pydantic import ValidationError
 from sqlalchemy import func, select, text
 
 from notify.db import SessionFactory, insert_on_conflict, on_postgresql
-from notify.message.validation import known_timezone, locale_tag, normalised_email
 from notify.models import Recipient
 from notify.models.base import utcnow
 from notify.models.recipients import new_public_id
 from notify.people.suppressions import address_hash, follow_person
+from notify.people.user_row import UserRow, problem_line
 
 Format = Literal["csv", "jsonl"]
 COLUMNS = ("user_id", "email", "locale", "timezone")
-_USER_ID = re.compile(r"^[^\s/]{1,200}$")
 MAX_REPORTED_ERRORS = 1000
 ANALYZE_AFTER_ROWS = 10_000
 
@@ -84,30 +86,6 @@ def _records(lines: Iterable[str], fmt: Format) -> Iterator[tuple[int, dict[str,
         yield number, dict(zip(COLUMNS, (cell.strip() for cell in row), strict=False))
 
 
-def _validated(fields: dict[str, Any]) -> dict[str, str | None]:
-    unknown = set(fields) - set(COLUMNS)
-    if unknown:
-        raise ValueError(f"unknown field {sorted(unknown)[0]!r}")
-    user_id = str(fields.get("user_id") or "")
-    if not _USER_ID.match(user_id):
-        raise ValueError("user_id: required, at most 200 characters, no spaces or slashes")
-    try:
-        email = normalised_email(str(fields.get("email") or ""))
-    except ValueError as error:
-        raise ValueError(f"email: {error}") from None
-    locale = str(fields["locale"]) if fields.get("locale") else None
-    timezone = str(fields["timezone"]) if fields.get("timezone") else None
-    try:
-        locale = locale_tag(locale) if locale else None
-    except ValueError as error:
-        raise ValueError(f"locale: {error}") from None
-    try:
-        timezone = known_timezone(timezone) if timezone else None
-    except ValueError as error:
-        raise ValueError(f"timezone: {error}") from None
-    return {"user_id": user_id, "email": email, "locale": locale, "timezone": timezone}
-
-
 def import_users(
     sessions: SessionFactory,
     lines: Iterable[str],
@@ -128,11 +106,11 @@ def import_users(
             result.reject(number, record)
             continue
         try:
-            row = _validated(record)
-        except ValueError as error:
-            result.reject(number, str(error))
+            row = UserRow.model_validate(record).model_dump()
+        except ValidationError as error:
+            result.reject(number, problem_line(error))
             continue
-        chunk[str(row["user_id"])] = row
+        chunk[row["user_id"]] = row
         if len(chunk) >= chunk_size:
             result.imported += _upsert(sessions, list(chunk.values()), hash_key)
             chunk = {}

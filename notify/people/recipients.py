@@ -12,8 +12,29 @@ from notify.models.recipients import new_public_id
 from notify.people.suppressions import address_hash, follow_person
 
 
+class UnknownRecipientError(LookupError):
+    """No live recipient has this ``user_id``: there never was one, or the person was erased.
+
+    The web app answers it with 404 ``{"detail": "no such user"}`` (``notify.web.errors``).
+    """
+
+    def __init__(self, user_id: str) -> None:
+        super().__init__(user_id)
+        self.user_id = user_id
+
+
 def get_by_user_id(session: Session, user_id: str) -> Recipient | None:
+    """The recipient with this ``user_id``, erased or not; None if there is none."""
     return session.scalars(select(Recipient).where(Recipient.user_id == user_id)).one_or_none()
+
+
+def require_live(session: Session, user_id: str) -> Recipient:
+    """The recipient with this ``user_id``; raises :class:`UnknownRecipientError` if there is
+    none or the person has been erased, so an erased person is never read or changed."""
+    recipient = get_by_user_id(session, user_id)
+    if recipient is None or recipient.erased_at is not None:
+        raise UnknownRecipientError(user_id)
+    return recipient
 
 
 def upsert(

@@ -17,6 +17,7 @@ from notify.delivery.outbox import IdempotencyConflictError
 from notify.masking import redact_path
 from notify.message.template_data import InvalidFieldError
 from notify.message.templates import TemplateNotFoundError
+from notify.people.recipients import UnknownRecipientError
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,11 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(
             status_code=404, content={"detail": f"unknown template {error.args[0]!r}"}
         )
+
+    @app.exception_handler(UnknownRecipientError)
+    async def _unknown_recipient(_: Request, __: UnknownRecipientError) -> JSONResponse:
+        # Unknown and erased people look the same; the id is not echoed back.
+        return JSONResponse(status_code=404, content={"detail": "no such user"})
 
     @app.exception_handler(IdempotencyConflictError)
     async def _conflict(_: Request, __: IdempotencyConflictError) -> JSONResponse:

@@ -6,12 +6,13 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import Path
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
-from notify.message.validation import known_timezone, locale_tag, normalised_email
+from notify.people.user_row import Email as Email
+from notify.people.user_row import Locale as Locale
+from notify.people.user_row import UserFields
+from notify.people.user_row import UserId as UserId
 
-Email = Annotated[str, Field(max_length=320), AfterValidator(normalised_email)]
-UserId = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\s/\x00]+$")]
 CampaignId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 IdempotencyKey = Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[\x21-\x7e]+$")]
 
@@ -45,10 +46,9 @@ class NotificationOut(BaseModel):
     message_id: str | None
 
 
-class UserIn(Strict):
-    email: Email
-    locale: Annotated[str, Field(max_length=35), AfterValidator(locale_tag)] | None = None
-    timezone: Annotated[str, Field(max_length=64), AfterValidator(known_timezone)] | None = None
+# The shared user model under the name the OpenAPI document has always published.
+class UserIn(UserFields):
+    pass
 
 
 class UserOut(BaseModel):

@@ -9,7 +9,7 @@ from email.message import EmailMessage
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request
-from pydantic import AfterValidator, BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -18,12 +18,11 @@ from notify.campaigns.lifecycle import CampaignDraft, CampaignStateError
 from notify.delivery.enqueue import after_resume
 from notify.masking import mask_email
 from notify.message.composing import preview_message
-from notify.message.validation import locale_tag
 from notify.models import Campaign
 from notify.people import recipients
 from notify.producers.api_keys import Caller
 from notify.web.auth import require_scope
-from notify.web.schemas import CampaignId, Strict, UserId
+from notify.web.schemas import CampaignId, Locale, Strict, UserId
 from notify.web.state import WebState, web_state
 
 router = APIRouter(prefix="/v1/campaigns", tags=["campaigns"])
@@ -32,9 +31,7 @@ Writer = Annotated[Caller, Depends(require_scope("campaigns:write"))]
 
 
 class AudienceIn(Strict):
-    locales: list[Annotated[str, Field(max_length=35), AfterValidator(locale_tag)]] = Field(
-        default_factory=list, max_length=100
-    )
+    locales: list[Locale] = Field(default_factory=list, max_length=100)
     # Each id is one bound parameter; PostgreSQL takes at most 65,535 in one statement.
     user_ids: list[UserId] = Field(default_factory=list, max_length=30_000)
 
@@ -206,9 +203,7 @@ def preview_campaign(
         campaign = _get(session, campaign_id)
         person = None
         if body is not None and body.user_id:
-            person = recipients.get_by_user_id(session, body.user_id)
-            if person is None or person.erased_at is not None:
-                raise HTTPException(404, "no such user")
+            person = recipients.require_live(session, body.user_id)
         # Never a real address or a working token: a campaigns key may not read people.
         message = preview_message(
             state.settings,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, HTTPException, Request
+from fastapi import APIRouter, Body, Depends, Request
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
@@ -47,13 +47,6 @@ class ConsentEventOut(BaseModel):
     created_at: datetime
 
 
-def _recipient(session: Session, user_id: str) -> Recipient:
-    recipient = recipients.get_by_user_id(session, user_id)
-    if recipient is None or recipient.erased_at is not None:
-        raise HTTPException(404, "no such user")
-    return recipient
-
-
 def _out(session: Session, recipient: Recipient, defaults: frozenset[str]) -> PreferencesOut:
     states = preferences.current(session, recipient.id, defaults)
     categories = {
@@ -89,7 +82,8 @@ def _checked_changes(body: dict[str, Any]) -> dict[str, bool]:
 def get_preferences(user_id: UserId, request: Request, _: Reader) -> PreferencesOut:
     state = web_state(request)
     with state.sessions() as session:
-        return _out(session, _recipient(session, user_id), state.settings.default_subscriptions)
+        recipient = recipients.require_live(session, user_id)
+        return _out(session, recipient, state.settings.default_subscriptions)
 
 
 @router.patch("/{user_id}/preferences", response_model=PreferencesOut)
@@ -105,7 +99,7 @@ def patch_preferences(
     defaults = state.settings.default_subscriptions
     origin = Origin(ConsentSource.API, actor=caller.name)
     with state.sessions.begin() as session:
-        recipient = _recipient(session, user_id)
+        recipient = recipients.require_live(session, user_id)
         for key, subscribed in changes.items():
             preferences.choose(
                 session,
@@ -123,5 +117,5 @@ def patch_preferences(
 def get_consent(user_id: UserId, request: Request, _: Reader) -> list[ConsentEventOut]:
     """Every recorded change for this person, newest first."""
     with web_state(request).sessions() as session:
-        events = consent.history(session, _recipient(session, user_id).id)
+        events = consent.history(session, recipients.require_live(session, user_id).id)
         return [ConsentEventOut.model_validate(event, from_attributes=True) for event in events]

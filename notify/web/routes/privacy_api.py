@@ -27,9 +27,7 @@ def export_user(
 ) -> dict[str, Any]:
     """Everything held about this person: profile, preferences, consent history, suppression
     status and the log of notifications. 404 for an unknown or erased user."""
-    recipient = recipients.get_by_user_id(session, user_id)
-    if recipient is None or recipient.erased_at is not None:
-        raise HTTPException(404, "no such user")
+    recipient = recipients.require_live(session, user_id)
     settings = web_state(request).settings
     return rights.export(
         session, recipient, hash_key=settings.hash_key, defaults=settings.default_subscriptions

@@ -56,7 +56,4 @@ def get_user(
     _: Annotated[Caller, Depends(require_scope("users:read"))],
 ) -> UserOut:
     with web_state(request).sessions() as session:
-        recipient = recipients.get_by_user_id(session, user_id)
-        if recipient is None or recipient.erased_at is not None:
-            raise HTTPException(404, "no such user")
-        return _out(recipient)
+        return _out(recipients.require_live(session, user_id))

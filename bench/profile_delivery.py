@@ -192,7 +192,8 @@ def main(argv: list[str] | None = None) -> int:
     database_url, drop_database = create_postgres_database()
     try:
         from notify.celery_app import WorkerContext
-        from notify.delivery.sending import Result, deliver
+        from notify.delivery.outcomes import Result
+        from notify.delivery.sending import deliver
         from notify.migrate import upgrade
 
         upgrade(database_url)

@@ -13,7 +13,8 @@ from notify.campaigns.planning import plan_for_a_while
 from notify.celery_app import NotifyCelery
 from notify.delivery.broker_table import purge_consumed
 from notify.delivery.enqueue import enqueue_by_name, enqueue_send
-from notify.delivery.sending import Result, deliver
+from notify.delivery.outcomes import Result
+from notify.delivery.sending import deliver
 from notify.delivery.sweeper import republish_stuck
 from notify.privacy import retention
 from notify.queues import Publish, TaskName

@@ -13,16 +13,15 @@ from datetime import datetime
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, Select, and_, func, or_, select
+from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session
 
 from notify.models import (
     Campaign,
-    Preference,
     Recipient,
-    Suppression,
 )
 from notify.models.base import utcnow
+from notify.people import eligibility
 
 
 @dataclass(frozen=True)
@@ -41,23 +40,12 @@ class AudienceFilter:
 
 
 def subscribed_audience(
-    category: str, default_subscribed: bool, narrow: AudienceFilter
+    category: str, defaults: frozenset[str], narrow: AudienceFilter
 ) -> Select[int, str | None]:
-    """Recipients with an address, not erased, not suppressed, subscribed to ``category``."""
-    preference = and_(Preference.recipient_id == Recipient.id, Preference.category == category)
-    wants: ColumnElement[bool] = Preference.subscribed.is_(True)
-    if default_subscribed:
-        wants = or_(Preference.id.is_(None), wants)
-    query = (
-        select(Recipient.id, Recipient.timezone)
-        .outerjoin(Preference, preference)
-        .outerjoin(Suppression, Suppression.address_hash == Recipient.email_hash)
-        .where(
-            Recipient.erased_at.is_(None),
-            Recipient.email.is_not(None),
-            Suppression.id.is_(None),
-            wants,
-        )
+    """Recipients who may get ``category`` now (:func:`notify.people.eligibility.may_receive`:
+    an address, not erased, not suppressed, subscribed), narrowed by ``narrow``."""
+    query = select(Recipient.id, Recipient.timezone).where(
+        eligibility.may_receive(category, defaults)
     )
     if narrow.locales:
         query = query.where(
@@ -102,10 +90,10 @@ def earliest_local_start(
 
 
 def audience_timezones(
-    session: Session, campaign: Campaign, default_subscribed: bool
+    session: Session, campaign: Campaign, defaults: frozenset[str]
 ) -> Sequence[str | None]:
     narrow = AudienceFilter.from_json(campaign.audience)
-    query = subscribed_audience(campaign.category, default_subscribed, narrow).with_only_columns(
+    query = subscribed_audience(campaign.category, defaults, narrow).with_only_columns(
         Recipient.timezone
     )
     return session.scalars(query.distinct()).all()

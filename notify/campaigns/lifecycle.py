@@ -116,8 +116,7 @@ def schedule(
     if campaign.status not in (Status.DRAFT, Status.NEEDS_CONFIRMATION):
         raise CampaignStateError(f"a {campaign.status} campaign cannot be scheduled")
     if campaign.send_at_local:
-        subscribed = campaign.category in defaults
-        zones = audience.audience_timezones(session, campaign, subscribed)
+        zones = audience.audience_timezones(session, campaign, defaults)
         start = audience.earliest_local_start(campaign.send_at_local, zones, default_timezone)
     else:
         start = campaign.send_at or now

@@ -45,7 +45,7 @@ def plan_next_page(
     campaign_id: int,
     *,
     page_size: int,
-    default_subscribed: bool,
+    defaults: frozenset[str],
     default_timezone: str,
     now: datetime,
 ) -> PlannedBatch | None:
@@ -63,7 +63,7 @@ def plan_next_page(
         return None
     narrow = AudienceFilter.from_json(campaign.audience)
     page = session.execute(
-        subscribed_audience(campaign.category, default_subscribed, narrow)
+        subscribed_audience(campaign.category, defaults, narrow)
         .where(Recipient.id > campaign.planned_through)
         .order_by(Recipient.id)
         .limit(page_size)
@@ -146,15 +146,11 @@ def _plan_one_page(
     sessions: SessionFactory, settings: Settings, campaign_id: int, now: datetime
 ) -> PlannedBatch | None:
     with sessions.begin() as session:
-        campaign = session.get(Campaign, campaign_id)
-        default_subscribed = (
-            campaign is not None and campaign.category in settings.default_subscriptions
-        )
         return plan_next_page(
             session,
             campaign_id,
             page_size=settings.campaign_batch_size,
-            default_subscribed=default_subscribed,
+            defaults=settings.default_subscriptions,
             default_timezone=settings.default_timezone,
             now=now,
         )

@@ -23,10 +23,10 @@ from notify.message.jobs import Claimed
 from notify.message.mime import new_message_id
 from notify.message.template_data import InvalidFieldError, check_data
 from notify.message.templates import get_template
-from notify.models import Notification, NotificationStatus, Preference, Recipient, Suppression
+from notify.models import Notification, NotificationStatus, Recipient
 from notify.models.base import utcnow
 from notify.models.notifications import new_notification_id
-from notify.people import recipients
+from notify.people import eligibility, recipients
 
 Status = NotificationStatus
 
@@ -193,12 +193,8 @@ def claim(session: Session, notification_id: str, *, sending_domain: str) -> Cla
     a changed address or an unsubscribe committed while the message waited applies.
     """
     now = utcnow()
-    suppression = (
-        select(Suppression.reason)
-        .where(Suppression.address_hash == Recipient.email_hash)
-        .scalar_subquery()
-    )
-    subscribed = _subscribed_to(Notification.category)
+    suppression = eligibility.suppression_of_address()
+    subscribed = eligibility.stored_choice(Notification.category)
     person = (
         Recipient.email,
         Recipient.public_id,
@@ -242,10 +238,9 @@ def claim(session: Session, notification_id: str, *, sending_domain: str) -> Cla
         first = session.execute(claimed.returning(*mine)).one_or_none()
         if first is None:
             return None
+        choice = eligibility.stored_choice(first.category).label("subscribed")
         rest = session.execute(
-            select(*person[:-1], _subscribed_to(first.category).label("subscribed")).where(
-                Recipient.id == first.recipient_id
-            )
+            select(*person[:-1], choice).where(Recipient.id == first.recipient_id)
         ).one()
         row = _Merged(first, rest)
     if row is None:
@@ -264,15 +259,6 @@ def claim(session: Session, notification_id: str, *, sending_domain: str) -> Cla
         erased=row.erased_at is not None,
         suppression=row.suppression,
         subscribed=row.subscribed,
-    )
-
-
-def _subscribed_to(category: Any) -> Any:
-    """The person's stored choice for ``category`` (NULL when they never chose)."""
-    return (
-        select(Preference.subscribed)
-        .where(Preference.recipient_id == Recipient.id, Preference.category == category)
-        .scalar_subquery()
     )
 
 
@@ -316,6 +302,21 @@ def mark_failed(session: Session, notification_id: str, reason: str) -> bool:
 
 def mark_suppressed(session: Session, notification_id: str, reason: str) -> bool:
     return _finish(session, notification_id, Status.SUPPRESSED, reason)
+
+
+def suppress_unsent(session: Session, notification_id: str, reason: str) -> bool:
+    """A row nobody is sending (``queued``, or ``sending`` left by a holder that lost its lease)
+    that may not go out: ``suppressed`` with ``reason``; False if it had ended already."""
+    result = session.execute(
+        update(Notification)
+        .where(
+            Notification.id == notification_id,
+            Notification.status.in_(Status.in_flight()),
+        )
+        .values(status=Status.SUPPRESSED, reason=reason, updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    return bool(getattr(result, "rowcount", 0))
 
 
 def schedule_retry(session: Session, notification_id: str, reason: str, delay: float) -> bool:

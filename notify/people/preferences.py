@@ -17,7 +17,7 @@ from notify.categories import CATEGORIES, Category, get_category
 from notify.db import insert_on_conflict
 from notify.models import Preference, Recipient
 from notify.models.base import utcnow
-from notify.people import consent, suppressions
+from notify.people import consent, eligibility, suppressions
 from notify.people.consent import Origin
 
 
@@ -34,9 +34,10 @@ class PreferenceState:
 
 
 def is_subscribed(category: Category, row: Preference | None, defaults: frozenset[str]) -> bool:
-    if category.essential:
-        return True
-    return row.subscribed if row is not None else category.key in defaults
+    """The person's state for ``category`` as the preference API shows it
+    (:func:`notify.people.eligibility.wants`)."""
+    stored = None if row is None else row.subscribed
+    return eligibility.wants(category.essential, category.key in defaults, stored)
 
 
 def current(

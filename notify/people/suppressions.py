@@ -22,12 +22,6 @@ from notify.people import consent
 from notify.people.consent import Origin
 
 ALL_CATEGORIES = "*"
-SEND_TIME_REASON = {
-    SuppressionReason.HARD_BOUNCE: "bounced",
-    SuppressionReason.COMPLAINT: "complained",
-    SuppressionReason.OPERATOR: "suppressed",
-    SuppressionReason.ERASED: "suppressed",
-}
 
 
 def normalise(address: str) -> str:
@@ -38,11 +32,6 @@ def normalise(address: str) -> str:
 def address_hash(hash_key: str, address: str) -> str:
     digest = hmac.new(hash_key.encode(), normalise(address).encode(), hashlib.sha256)
     return digest.hexdigest()
-
-
-def blocks(reason: str, essential: bool) -> bool:
-    """Whether a suppression for ``reason`` stops a message of an (essential or not) category."""
-    return reason == SuppressionReason.HARD_BOUNCE or not essential
 
 
 def lookup(session: Session, hash_key: str, address: str) -> Suppression | None:

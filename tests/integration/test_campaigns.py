@@ -330,7 +330,7 @@ def test_send_at_local_sends_at_ten_in_each_recipients_own_time_zone(
             session,
             campaign_id,
             page_size=100,
-            default_subscribed=True,
+            defaults=frozenset({"product_updates"}),
             default_timezone="UTC",
             now=frozen,
         )

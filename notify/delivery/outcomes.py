@@ -1,0 +1,92 @@
+"""How one claimed message ends when it does not simply go out: written once for the
+transactional and the campaign path.
+
+* A template that cannot be rendered fails the message at once (retrying cannot help).
+* A permanent relay error (5xx) fails it at once; a hard bounce (5.1.1, 5.1.2, 5.2.1) also puts
+  the address on the suppression list, so no later message tries it.
+* A transient relay error (4xx, a refused or dropped connection) puts the row back in
+  ``queued`` with a due time from the backoff policy, until ``NOTIFY_MAX_ATTEMPTS`` attempts
+  are used; then it fails.
+
+Data functions take the session first and never commit; the row must be ``sending`` (claimed by
+the caller), or nothing is written.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+
+from jinja2 import TemplateError
+from sqlalchemy.orm import Session
+
+from notify.config import Settings
+from notify.delivery import outbox
+from notify.delivery.transport import DeliveryError
+from notify.message.jobs import Claimed
+from notify.message.mime import HeaderInjectionError
+from notify.models import ConsentSource, SuppressionReason
+from notify.people import suppressions
+from notify.people.consent import Origin
+
+log = logging.getLogger(__name__)
+
+# What rendering a template and building its MIME can raise for bad content or data.
+COMPOSE_ERRORS = (TemplateError, HeaderInjectionError, KeyError, ValueError)
+
+
+class Result(StrEnum):
+    SKIPPED = "skipped"  # not ours to send: another delivery of the task already has it
+    SENT = "sent"
+    SUPPRESSED = "suppressed"
+    FAILED = "failed"
+    RETRY = "retry"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    result: Result
+    reason: str | None = None
+    retry_in: float = 0.0  # seconds, for RETRY
+
+
+def record_compose_error(session: Session, job: Claimed, error: Exception) -> Outcome:
+    """The template could not be rendered for this message: failed, with the error as reason."""
+    problem = f"template error: {type(error).__name__}: {error}"[:500]
+    outbox.mark_failed(session, job.id, problem)
+    log.error("notification %s failed to compose: %s", job.id, problem)
+    return Outcome(Result.FAILED, problem)
+
+
+def record_delivery_error(
+    session: Session,
+    settings: Settings,
+    job: Claimed,
+    error: DeliveryError,
+    retry_delay: Callable[[int], float],
+) -> Outcome:
+    """The relay refused the message or could not be reached: fail it, or schedule a retry."""
+    if error.permanent:
+        outbox.mark_failed(session, job.id, error.reason)
+        if error.hard_bounce and job.email:
+            suppressions.suppress(
+                session,
+                settings.hash_key,
+                job.email,
+                SuppressionReason.HARD_BOUNCE,
+                Origin(ConsentSource.BOUNCE, notification_id=job.id),
+                detail=error.reason,
+            )
+        log.warning("notification %s failed permanently: %s", job.id, error.reason)
+        return Outcome(Result.FAILED, error.reason)
+    if job.attempts >= settings.max_attempts:
+        reason = f"gave up after {job.attempts} attempts: {error.reason}"
+        outbox.mark_failed(session, job.id, reason)
+        log.error("notification %s %s", job.id, reason)
+        return Outcome(Result.FAILED, reason)
+    delay = retry_delay(job.attempts)
+    outbox.schedule_retry(session, job.id, error.reason, delay)
+    log.info("notification %s will retry in %.1fs: %s", job.id, delay, error.reason)
+    return Outcome(Result.RETRY, error.reason, delay)

@@ -1,0 +1,168 @@
+"""May this person get a message of this category now? The one place that decides.
+
+The rule, in order (the first that applies is the answer):
+
+1. an erased person gets nothing (``erased``);
+2. a person without an address gets nothing (``no_address``);
+3. a hard bounce stops all mail to the address (``bounced``);
+4. essential mail (security, admin) goes out;
+5. any other suppression stops optional mail (``complained``, ``suppressed``);
+6. optional mail goes out if the person's stored choice, or the category's default where they
+   never chose, is "subscribed"; otherwise not (``unsubscribed``).
+
+It is written twice, once for each place it runs, and nowhere else: :func:`why_not` decides
+on facts already read (a claimed row), :func:`blocked_reason` is the same rule as a SQL
+expression for statements that select, claim or plan on the database (PostgreSQL and SQLite).
+``tests/domain/test_eligibility.py`` runs every combination through both and requires them
+to agree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import ColumnElement, case, false, func, literal, null, select, true
+from sqlalchemy.orm import QueryableAttribute
+
+from notify.categories import CATEGORIES, get_category
+from notify.models import Preference, Recipient, Suppression, SuppressionReason
+
+CategoryKey = str | ColumnElement[str] | QueryableAttribute[str]
+"""A category key: a Python string, or a SQL expression (a column) that holds one."""
+
+
+class Blocked(StrEnum):
+    """Why a message did not go out; stored as the notification's ``reason``."""
+
+    ERASED = "erased"
+    NO_ADDRESS = "no_address"
+    BOUNCED = "bounced"
+    COMPLAINED = "complained"
+    SUPPRESSED = "suppressed"
+    UNSUBSCRIBED = "unsubscribed"
+
+
+# What each suppression-list entry means for a send that it stops.
+BLOCKED_BY_SUPPRESSION: dict[SuppressionReason, Blocked] = {
+    SuppressionReason.HARD_BOUNCE: Blocked.BOUNCED,
+    SuppressionReason.COMPLAINT: Blocked.COMPLAINED,
+    SuppressionReason.OPERATOR: Blocked.SUPPRESSED,
+    SuppressionReason.ERASED: Blocked.SUPPRESSED,
+}
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What the rule needs to know about one person and one category."""
+
+    essential: bool
+    default_subscribed: bool
+    erased: bool
+    has_address: bool
+    suppression: SuppressionReason | None
+    stored_choice: bool | None  # None: the person never chose
+
+
+def facts_for(
+    category_key: str,
+    defaults: frozenset[str],
+    *,
+    erased: bool,
+    has_address: bool,
+    suppression: str | None,
+    stored_choice: bool | None,
+) -> Facts:
+    """:class:`Facts` for a category by key, with its default from ``defaults``."""
+    category = get_category(category_key)
+    return Facts(
+        essential=category.essential,
+        default_subscribed=category_key in defaults,
+        erased=erased,
+        has_address=has_address,
+        suppression=None if suppression is None else SuppressionReason(suppression),
+        stored_choice=stored_choice,
+    )
+
+
+def why_not(facts: Facts) -> Blocked | None:
+    """Why the message must not go out now, or None if it may."""
+    if facts.erased:
+        return Blocked.ERASED
+    if not facts.has_address:
+        return Blocked.NO_ADDRESS
+    if facts.suppression is SuppressionReason.HARD_BOUNCE:
+        return Blocked.BOUNCED
+    if facts.essential:
+        return None
+    if facts.suppression is not None:
+        return BLOCKED_BY_SUPPRESSION[facts.suppression]
+    if wants(facts.essential, facts.default_subscribed, facts.stored_choice):
+        return None
+    return Blocked.UNSUBSCRIBED
+
+
+def wants(essential: bool, default_subscribed: bool, stored_choice: bool | None) -> bool:
+    """Whether the person wants the category: essential ones always; otherwise their stored
+    choice, or the category's default where they never chose. (The preference API shows
+    this; :func:`why_not` adds the address, erasure and the suppression list.)"""
+    if essential:
+        return True
+    return default_subscribed if stored_choice is None else stored_choice
+
+
+def stored_choice(category: CategoryKey) -> Any:
+    """The person's stored choice for ``category`` (NULL when they never chose), correlated
+    to :class:`Recipient` in the enclosing statement."""
+    return (
+        select(Preference.subscribed)
+        .where(Preference.recipient_id == Recipient.id, Preference.category == category)
+        .scalar_subquery()
+    )
+
+
+def suppression_of_address() -> Any:
+    """The suppression-list reason for the recipient's current address, or NULL."""
+    return (
+        select(Suppression.reason)
+        .where(Suppression.address_hash == Recipient.email_hash)
+        .scalar_subquery()
+    )
+
+
+def _membership(category: CategoryKey, keys: frozenset[str]) -> ColumnElement[bool]:
+    if isinstance(category, str):
+        return true() if category in keys else false()
+    return category.in_(sorted(keys)) if keys else false()
+
+
+def blocked_reason(category: CategoryKey, defaults: frozenset[str]) -> ColumnElement[str | None]:
+    """:func:`why_not` as a SQL expression over :class:`Recipient` (a ``CASE`` that is NULL when
+    the message may go). ``category`` is a key, or a column holding one."""
+    essential_keys = frozenset(key for key, c in CATEGORIES.items() if c.essential)
+    suppression = suppression_of_address()
+    by_suppression = [
+        (suppression == reason.value, literal(blocked.value))
+        for reason, blocked in BLOCKED_BY_SUPPRESSION.items()
+        if reason is not SuppressionReason.HARD_BOUNCE
+    ]
+    wanted = _coalesce_choice(category, defaults)
+    return case(
+        (Recipient.erased_at.is_not(None), literal(Blocked.ERASED.value)),
+        (Recipient.email.is_(None), literal(Blocked.NO_ADDRESS.value)),
+        (suppression == SuppressionReason.HARD_BOUNCE.value, literal(Blocked.BOUNCED.value)),
+        (_membership(category, essential_keys), null()),
+        *by_suppression,
+        (wanted, null()),
+        else_=literal(Blocked.UNSUBSCRIBED.value),
+    )
+
+
+def _coalesce_choice(category: CategoryKey, defaults: frozenset[str]) -> ColumnElement[bool]:
+    return func.coalesce(stored_choice(category), _membership(category, defaults))
+
+
+def may_receive(category: CategoryKey, defaults: frozenset[str]) -> ColumnElement[bool]:
+    """The rule as a WHERE clause: true for people who may get ``category`` now."""
+    return blocked_reason(category, defaults).is_(None)

@@ -1,0 +1,46 @@
+"""The middle tier: domain functions against real PostgreSQL and SQLite, without a worker.
+
+Every test gets a session on one connection whose outer transaction is rolled back afterwards,
+so tests are isolated and leave nothing behind; data functions never commit, which is what
+makes this work. Tests that take ``session`` run once per engine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+
+from notify.config import Settings
+from notify.db import open_database
+from notify.migrate import upgrade
+
+ENGINES = ("postgresql", "sqlite")
+
+
+@pytest.fixture(scope="session")
+def domain_engines(
+    postgres_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, Engine]]:
+    sqlite_url = f"sqlite:///{tmp_path_factory.mktemp('domain') / 'domain.sqlite'}"
+    upgrade(sqlite_url)
+    engines = {
+        "postgresql": open_database(Settings(database_url=postgres_url)),
+        "sqlite": open_database(Settings(database_url=sqlite_url)),
+    }
+    yield engines
+    for engine in engines.values():
+        engine.dispose()
+
+
+@pytest.fixture(params=ENGINES)
+def session(request: pytest.FixtureRequest, domain_engines: dict[str, Engine]) -> Iterator[Session]:
+    """A session inside a transaction that is rolled back after the test."""
+    connection = domain_engines[request.param].connect()
+    outer = connection.begin()
+    with Session(bind=connection, expire_on_commit=False) as in_test:
+        yield in_test
+    outer.rollback()
+    connection.close()

@@ -12,6 +12,8 @@ import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -22,10 +24,41 @@ from sqlalchemy import select, update
 from notify.campaigns import lifecycle as campaigns
 from notify.campaigns import planning
 from notify.models import Campaign, Notification
+from notify.web.app import create_app
 from tests.support.services import ROOT, WorkerProcess, wait_until
-from tests.support.stack import Stack, sample_data
+from tests.support.stack import Stack, ensure_worker, make_key, sample_data
 
 pytestmark = pytest.mark.integration
+
+
+@dataclass(frozen=True)
+class On:
+    """One database engine's stack, with an in-process API client and a key for it."""
+
+    stack: Stack
+    client: TestClient
+    auth: dict[str, str]
+
+
+@pytest.fixture(scope="module")
+def sqlite_client(sqlite_stack: Stack) -> Iterator[TestClient]:
+    app = create_app(sqlite_stack.settings)
+    with TestClient(app, raise_server_exceptions=False) as test_client:
+        yield test_client
+
+
+@pytest.fixture(params=["postgresql", "sqlite"])
+def on(request: pytest.FixtureRequest) -> On:
+    """The campaign life cycle runs on PostgreSQL and on the embedded default (SQLite and the
+    SQL broker), which is what `make run` gives a marketer trying their first campaign."""
+    if request.param == "postgresql":
+        names = ("stack", "client", "auth")
+        stack, client, auth = (request.getfixturevalue(name) for name in names)
+        return On(stack, client, auth)
+    stack = request.getfixturevalue("sqlite_stack")
+    ensure_worker(stack)
+    key = make_key(stack.sessions)
+    return On(stack, request.getfixturevalue("sqlite_client"), {"Authorization": f"Bearer {key}"})
 
 
 def tag() -> str:
@@ -89,9 +122,8 @@ def received_per_address(stack: Stack, addresses: list[str]) -> Counter[str]:
         return Counter(a for m in stack.smtp.handler.received for a in m.rcpt_tos if a in wanted)
 
 
-def test_a_campaign_reaches_each_subscribed_user_exactly_once_and_nobody_else(
-    stack: Stack, client: TestClient, auth: dict[str, str]
-) -> None:
+def test_a_campaign_reaches_each_subscribed_user_exactly_once_and_nobody_else(on: On) -> None:
+    stack, client, auth = on.stack, on.client, on.auth
     locale = tag()
     addresses = import_users(client, auth, locale, 2000)
     unsubscribed = addresses[0:2000:10]  # 200 people
@@ -122,9 +154,8 @@ def test_a_campaign_reaches_each_subscribed_user_exactly_once_and_nobody_else(
     assert b"List-Unsubscribe: <https://notify.example.com/u/" in one.content
 
 
-def test_an_unsubscribe_during_the_campaign_stops_the_rest_of_it_for_that_person(
-    stack: Stack, client: TestClient, auth: dict[str, str]
-) -> None:
+def test_an_unsubscribe_during_the_campaign_stops_the_rest_of_it_for_that_person(on: On) -> None:
+    stack, client, auth = on.stack, on.client, on.auth
     locale = tag()
     addresses = import_users(client, auth, locale, 60)  # one batch, sent in order, 10 a second
     campaign_id = create(client, auth, locale, rate_limit=10)
@@ -136,9 +167,8 @@ def test_an_unsubscribe_during_the_campaign_stops_the_rest_of_it_for_that_person
     assert addresses[-1] not in received_per_address(stack, addresses)
 
 
-def test_pause_stops_sending_and_resume_finishes_with_no_duplicate_and_no_skip(
-    stack: Stack, client: TestClient, auth: dict[str, str]
-) -> None:
+def test_pause_stops_sending_and_resume_finishes_with_no_duplicate_and_no_skip(on: On) -> None:
+    stack, client, auth = on.stack, on.client, on.auth
     locale = tag()
     addresses = import_users(client, auth, locale, 150)
     campaign_id = create(client, auth, locale, rate_limit=30)
@@ -164,9 +194,8 @@ def test_pause_stops_sending_and_resume_finishes_with_no_duplicate_and_no_skip(
     assert max(got.values()) == 1
 
 
-def test_cancel_marks_what_is_left_cancelled_and_sends_nothing_more(
-    stack: Stack, client: TestClient, auth: dict[str, str]
-) -> None:
+def test_cancel_marks_what_is_left_cancelled_and_sends_nothing_more(on: On) -> None:
+    stack, client, auth = on.stack, on.client, on.auth
     locale = tag()
     addresses = import_users(client, auth, locale, 150)
     campaign_id = create(client, auth, locale, rate_limit=30)

@@ -107,6 +107,30 @@ def stack(
 
 
 @pytest.fixture(scope="session")
+def sqlite_stack(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """The embedded default, as `make run` has it: SQLite and kombu's SQL broker on SQLite
+    files, with a worker of its own (same SMTP server and timings as :func:`stack`)."""
+    folder = tmp_path_factory.mktemp("embedded")
+    overrides = {
+        "NOTIFY_DATABASE_URL": f"sqlite:///{folder / 'notify.sqlite'}",
+        "NOTIFY_BROKER_URL": f"sqla+sqlite:///{folder / 'broker.sqlite'}",
+    }
+    env = {**stack.env, **overrides}
+    settings = stack.settings.model_copy(
+        update={key.removeprefix("NOTIFY_").lower(): value for key, value in overrides.items()}
+    )
+    upgrade(settings.database_url)
+    engine = open_database(settings)
+    worker = WorkerProcess(env, folder / "worker.log")
+    worker.start()
+    try:
+        yield Stack(env, settings, engine, make_session_factory(engine), stack.smtp, worker)
+    finally:
+        worker.stop()
+        engine.dispose()
+
+
+@pytest.fixture(scope="session")
 def web_server(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebProcess]:
     server = WebProcess(stack.env, tmp_path_factory.mktemp("web") / "web.log")
     server.start()

@@ -18,6 +18,7 @@ from sqlalchemy import Engine
 from notify.campaigns.rate_limit import RateLimiter
 from notify.config import Settings
 from notify.db import SessionFactory, make_session_factory, open_database
+from notify.delivery import broker_redis
 from notify.delivery.transport import Transport, make_transport
 from notify.queues import TASK_ROUTES, Queue
 
@@ -110,7 +111,10 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_time_limit": settings.task_time_limit_seconds,
         "task_soft_time_limit": max(settings.task_time_limit_seconds - 30, 10),
         "worker_prefetch_multiplier": 1,
-        "worker_cancel_long_running_tasks_on_connection_loss": True,
+        # Never cancel a running task because the broker connection dropped: a send that has
+        # reached the relay must finish and record its outcome. Its message comes back after
+        # the loss (late ack), and the claim makes that second delivery a no-op.
+        "worker_cancel_long_running_tasks_on_connection_loss": False,
         "worker_hijack_root_logger": True,
         "task_routes": TASK_ROUTES,
         "task_default_queue": Queue.ESSENTIAL.value,
@@ -127,6 +131,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
 
 
 def create_celery(settings: Settings) -> NotifyCelery:
+    if settings.broker_is_redis:
+        broker_redis.install()
     app = NotifyCelery("notify", set_as_current=True)
     app.conf.update(celery_config(settings))
     app.context = WorkerContext(settings)

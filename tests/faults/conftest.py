@@ -1,0 +1,89 @@
+"""Fault experiments: services of the test's own are killed and restarted under load, with a
+real worker and an SMTP server on loopback. Each experiment is bounded in time."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from notify.config import Settings
+from notify.db import SessionFactory, make_session_factory, open_database
+from notify.migrate import upgrade
+from notify.web.app import create_app
+from tests.support.private_services import PrivatePostgres, PrivateRedis
+from tests.support.services import SmtpServer, WorkerProcess, create_postgres_database
+from tests.support.stack import SENDING_DOMAIN, TEST_TIMINGS, make_key
+
+pytestmark = pytest.mark.integration
+
+
+@dataclass
+class FaultStack:
+    """A worker, its SMTP server and an API client, wired to services the test may kill."""
+
+    env: dict[str, str]
+    settings: Settings
+    sessions: SessionFactory
+    smtp: SmtpServer
+    worker: WorkerProcess
+    client: TestClient
+    auth: dict[str, str]
+    redis: PrivateRedis | None
+    postgres: PrivatePostgres | None
+
+
+def _environment(database_url: str, broker_url: str, smtp: SmtpServer) -> dict[str, str]:
+    values = {
+        **TEST_TIMINGS,
+        "NOTIFY_DATABASE_URL": database_url,
+        "NOTIFY_BROKER_URL": broker_url,
+        "NOTIFY_SMTP_URL": smtp.url,
+        "NOTIFY_PUBLIC_URL": "https://notify.example.com",
+        "NOTIFY_SENDING_DOMAIN": SENDING_DOMAIN,
+        "NOTIFY_SECRET_KEYS": "fault-test-key",
+    }
+    env = {key: value for key, value in os.environ.items() if not key.startswith("NOTIFY_")}
+    env.update(values)
+    return env
+
+
+def _settings(env: dict[str, str]) -> Settings:
+    return Settings(
+        **{
+            key.removeprefix("NOTIFY_").lower(): value
+            for key, value in env.items()
+            if key.startswith("NOTIFY_")
+        }
+    )
+
+
+@pytest.fixture
+def broker_fault_stack(tmp_path: Path) -> Iterator[FaultStack]:
+    """Shared PostgreSQL (a database of this test's own), a private Redis as the broker."""
+    redis = PrivateRedis(tmp_path)
+    redis.start()
+    smtp = SmtpServer()
+    smtp.start()
+    database_url, drop = create_postgres_database()
+    upgrade(database_url)
+    env = _environment(database_url, redis.url, smtp)
+    settings = _settings(env)
+    engine = open_database(settings)
+    sessions = make_session_factory(engine)
+    worker = WorkerProcess(env, tmp_path / "worker.log")
+    worker.start()
+    try:
+        with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+            auth = {"Authorization": f"Bearer {make_key(sessions)}"}
+            yield FaultStack(env, settings, sessions, smtp, worker, client, auth, redis, None)
+    finally:
+        worker.stop()
+        engine.dispose()
+        drop()
+        smtp.stop()
+        redis.stop()

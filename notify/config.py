@@ -84,18 +84,43 @@ class Settings(BaseSettings):
     postal_address: str = "1 Example Street, Example Town, EX1 1EX"
 
     max_data_bytes: int = Field(default=16_384, gt=0)
+    max_body_bytes: int = Field(default=32_768, gt=0)
+    """The largest request body of the JSON API and the public pages, in bytes. Counted while
+    the body streams in, with or without Content-Length: a larger one is answered 413 and no
+    more of it is read. Must be above ``max_data_bytes``."""
+    max_import_bytes: int = Field(default=64 * 1024 * 1024, gt=0)
+    """The largest body of the bulk routes, ``POST /v1/users/import`` and ``POST /v1/campaigns``
+    (whose audience may list 30,000 user ids), enforced the same way."""
+    max_header_bytes: int = Field(default=16_384, ge=4096)
+    """The longest request line plus headers ``notify web`` and ``notify dev`` accept (uvicorn's
+    h11 ``max_incomplete_event_size``); a longer one is refused with 400 and the connection
+    closed."""
+    database_connect_timeout_seconds: int = Field(default=5, ge=2, le=60)
+    """How long the web process waits for a new PostgreSQL connection; then it answers 503."""
+
     max_attempts: int = Field(default=8, ge=1)
     retry_base_seconds: float = Field(default=30.0, gt=0)
     retry_max_seconds: int = Field(default=600, gt=0)
     visibility_timeout_seconds: int = Field(default=3600, gt=0)
     task_time_limit_seconds: int = Field(default=300, gt=0)
+    send_attempt_seconds: int = Field(default=90, gt=0)
+    """The longest one transactional send may live from its claim: the SMTP exchange, then
+    recording the relay's answer, retried through a database outage. The send task's hard
+    time limit; the sweeper never takes back a ``sending`` row younger than this."""
     sweep_queued_after_seconds: int = Field(default=120, gt=0)
-    sweep_sending_after_seconds: int = Field(default=900, gt=0)
-    sweep_interval_seconds: float = Field(default=60.0, gt=0)
+    sweep_sending_after_seconds: int = Field(default=120, gt=0)
+    """A ``sending`` row older than this was left by a dead worker and is sent again. Must be
+    above ``send_attempt_seconds``, so a live attempt is never doubled."""
+    sweep_interval_seconds: float = Field(default=15.0, gt=0)
+    sweep_max_per_run: int = Field(default=5000, gt=0)
+    """Rows one sweeper run publishes again, at most (in pages of 500): a backlog of 100,000
+    after a broker outage drains in about five minutes without flooding the broker."""
 
     campaign_batch_size: int = Field(default=500, ge=1, le=5000)
     campaign_batch_seconds: float = Field(default=60.0, gt=0)
-    campaign_batch_lease_seconds: int = Field(default=180, gt=0)
+    campaign_batch_lease_seconds: int = Field(default=15, ge=3)
+    """A batch's lease, renewed by its holder every third of it: a dead worker's batch is
+    picked up by another within this plus the dispatch interval."""
     campaign_stale_after_seconds: int = Field(default=3600, gt=0)
     campaign_requeue_after_seconds: int = Field(default=900, gt=0)
     campaign_dispatch_interval_seconds: float = Field(default=10.0, gt=0, le=30)
@@ -166,18 +191,32 @@ class Settings(BaseSettings):
             raise ValueError(
                 "NOTIFY_CAMPAIGN_BATCH_SECONDS must be at most half NOTIFY_TASK_TIME_LIMIT_SECONDS"
             )
-        if self.campaign_batch_lease_seconds <= (
-            self.campaign_batch_seconds + self.smtp_timeout_seconds
-        ):
+        if self.send_attempt_seconds >= limit:
             raise ValueError(
-                "NOTIFY_CAMPAIGN_BATCH_LEASE_SECONDS must exceed NOTIFY_CAMPAIGN_BATCH_SECONDS "
-                "plus NOTIFY_SMTP_TIMEOUT_SECONDS, or a slow batch would lose its lease"
+                "NOTIFY_SEND_ATTEMPT_SECONDS must be below NOTIFY_VISIBILITY_TIMEOUT_SECONDS"
+            )
+        if self.smtp_timeout_seconds >= self.send_attempt_seconds:
+            raise ValueError(
+                "NOTIFY_SMTP_TIMEOUT_SECONDS must be below NOTIFY_SEND_ATTEMPT_SECONDS"
+            )
+        if self.sweep_sending_after_seconds <= self.send_attempt_seconds:
+            raise ValueError(
+                "NOTIFY_SWEEP_SENDING_AFTER_SECONDS must exceed NOTIFY_SEND_ATTEMPT_SECONDS, "
+                "or the sweeper could send again a message whose first attempt is still alive"
             )
         if self.campaign_batch_lease_seconds >= limit:
             raise ValueError(
                 "NOTIFY_CAMPAIGN_BATCH_LEASE_SECONDS must be below "
                 "NOTIFY_VISIBILITY_TIMEOUT_SECONDS"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _body_limits_hold_the_data(self) -> Settings:
+        if self.max_body_bytes <= self.max_data_bytes:
+            raise ValueError("NOTIFY_MAX_BODY_BYTES must be above NOTIFY_MAX_DATA_BYTES")
+        if self.max_import_bytes < self.max_body_bytes:
+            raise ValueError("NOTIFY_MAX_IMPORT_BYTES must be at least NOTIFY_MAX_BODY_BYTES")
         return self
 
     @model_validator(mode="after")
@@ -242,19 +281,24 @@ class Settings(BaseSettings):
 
 
 def load_settings() -> Settings:
-    """Read the environment; raise :class:`ConfigurationError` with one line naming the variable."""
+    """Read the environment; raise :class:`ConfigurationError` with one line naming the variable.
+
+    The message carries no prefix of its own: ``NOTIFY_X: why`` for one variable, or the rule
+    itself (which names its variables) for a rule across several. The caller adds its prefix.
+    """
     try:
         return Settings()
     except ValidationError as error:
         first = error.errors()[0]
         field = str(first["loc"][0]) if first["loc"] else ""
-        name = f"NOTIFY_{field.upper()}" if field else "configuration"
-        message = str(first["msg"]).removeprefix("Value error, ")
-        raise ConfigurationError(f"{name}: {message}") from None
+        message = " ".join(str(first["msg"]).removeprefix("Value error, ").split())
+        line = f"NOTIFY_{field.upper()}: {message}" if field else message
+        raise ConfigurationError(line) from None
 
 
 def load_settings_or_exit() -> Settings:
-    """For entry points: print the one-line reason and exit 2 instead of a traceback."""
+    """For entry points: print ``notify: bad configuration: <reason>`` (one line, the prefix
+    once) on stderr and exit 2 instead of a traceback."""
     try:
         return load_settings()
     except ConfigurationError as error:

@@ -24,6 +24,11 @@ class UndecryptableError(ValueError):
     """A stored value that none of the configured keys can decrypt."""
 
 
+class UnencryptableError(ValueError):
+    """A value that is not valid Unicode text (a lone surrogate), so it has no UTF-8 form to
+    encrypt. Input checks refuse such values first; this is the last line of defence."""
+
+
 def _fernet(key: str) -> Fernet:
     """A Fernet for ``key``: a Fernet key as it is, any other secret through SHA-256."""
     try:
@@ -50,7 +55,13 @@ def _ring() -> MultiFernet:
 
 
 def encrypt(plain: str) -> str:
-    return _ring().encrypt(plain.encode("utf-8")).decode("ascii")
+    """``plain`` encrypted under the newest key; :class:`UnencryptableError` (never a
+    ``UnicodeEncodeError``) if it holds a lone surrogate."""
+    try:
+        data = plain.encode("utf-8")
+    except UnicodeEncodeError:
+        raise UnencryptableError("the value is not valid Unicode text (a lone surrogate)") from None
+    return _ring().encrypt(data).decode("ascii")
 
 
 def decrypt(token: str) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
 from jinja2 import TemplateError
@@ -17,7 +17,9 @@ from notify.cli.support import fail
 from notify.cli.support import json_object as _json_object
 from notify.cli.support import settings as _settings
 from notify.cli.users import users_app
+from notify.config import Settings
 
+log = logging.getLogger("notify.cli")
 app = typer.Typer(
     help="notify: essential notices always, product updates only by choice.",
     no_args_is_help=True,
@@ -52,10 +54,19 @@ def web(
     port: Annotated[int, typer.Option(help="Port to listen on.", min=1, max=65535)] = 8000,
     workers: Annotated[int, typer.Option(help="Worker processes.", min=1)] = 1,
 ) -> None:
-    """Serve the HTTP API and pages with uvicorn."""
+    """Serve the HTTP API and pages with uvicorn (h11, request head at most
+    NOTIFY_MAX_HEADER_BYTES, no access log)."""
     import uvicorn
 
-    _settings()  # refuse bad configuration before uvicorn starts
+    from notify.web.routes.mailbox import is_loopback, pages_on
+
+    settings = _settings()  # refuse bad configuration before uvicorn starts
+    if pages_on(settings) and not is_loopback(host):
+        log.warning(
+            "the development mailbox pages are on and notify web binds %s: /dev/mailbox "
+            "answers loopback clients only (set NOTIFY_SMTP_URL to a relay to turn it off)",
+            host,
+        )
     uvicorn.run(
         "notify.web.app:app_from_environment",
         factory=True,
@@ -63,7 +74,18 @@ def web(
         port=port,
         workers=workers,
         access_log=False,
+        **uvicorn_limits(settings),
     )
+
+
+def uvicorn_limits(settings: Settings) -> dict[str, Any]:
+    """uvicorn options that bound what a client can make the server hold before the app runs.
+
+    uvicorn's default HTTP parser (httptools, when installed) has no limit on the size of a
+    request's head; h11 refuses a head larger than ``max_incomplete_event_size`` with 400 and
+    closes the connection. ``notify dev`` passes the same options on uvicorn's command line.
+    """
+    return {"http": "h11", "h11_max_incomplete_event_size": settings.max_header_bytes}
 
 
 @app.command()

@@ -10,7 +10,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from notify.config import load_settings_or_exit
+from notify.config import Settings, load_settings_or_exit
 
 ROOT = Path(__file__).resolve().parents[2]
 ALL_SCOPES = ("notifications:send", "users:read", "users:write")
@@ -58,6 +58,27 @@ def _interrupt(*_: object) -> None:
     raise KeyboardInterrupt
 
 
+def web_command(python: str, port: int, settings: Settings) -> list[str]:
+    """uvicorn on loopback, as ``notify web`` runs it: h11 with the request head bounded by
+    ``NOTIFY_MAX_HEADER_BYTES`` (see ``notify.cli.app.uvicorn_limits``), no access log."""
+    return [
+        python,
+        "-m",
+        "uvicorn",
+        "--factory",
+        "notify.web.app:app_from_environment",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--no-access-log",
+        "--http",
+        "h11",
+        "--h11-max-incomplete-event-size",
+        str(settings.max_header_bytes),
+    ]
+
+
 def run_dev(port: int) -> int:
     """Migrate, make a key, start the children, print where to look; returns an exit code."""
     from notify.db import make_session_factory, open_database
@@ -91,18 +112,7 @@ def run_dev(port: int) -> int:
         "--schedule",
         str(ROOT / "var" / "celerybeat-schedule"),
     ]
-    web = [
-        python,
-        "-m",
-        "uvicorn",
-        "--factory",
-        "notify.web.app:app_from_environment",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--no-access-log",
-    ]
+    web = web_command(python, port, settings)
     processes = [
         subprocess.Popen(command, cwd=ROOT, start_new_session=True)  # noqa: S603 (our own argv)
         for command in (web, worker)

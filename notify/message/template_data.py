@@ -1,11 +1,13 @@
 """Checks of the data a producer or a campaign sends for a template, before anything is stored.
 
-Pure: raises :class:`InvalidFieldError` with the JSON path of the first bad field.
+Pure: raises :class:`InvalidFieldError` with the JSON path of the first bad field. Used by the
+API, campaigns and the command line alike (through ``outbox.submit`` and ``lifecycle.create``).
 """
 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,18 +15,83 @@ from notify.message.mime import has_header_break
 from notify.message.templates import EmailTemplate
 
 MAX_SUBJECT_VARIABLE = 300
+MAX_DEPTH = 32  # nested objects and arrays; template data is shallow
+_MAX_SHOWN_KEY = 40
 
 
 @dataclass(eq=False)
 class InvalidFieldError(Exception):  # not frozen: raising sets __traceback__
-    """Bad input, found before anything is stored. ``loc`` is the JSON path of the field."""
+    """Bad input, found before anything is stored. ``loc`` is the JSON path of the field; every
+    part is printable text (a key that is not valid Unicode is shown escaped)."""
 
     loc: tuple[str, ...]
     msg: str
 
 
+def shown(text: str, limit: int = _MAX_SHOWN_KEY) -> str:
+    """``text`` made safe to echo in an answer or a message: lone surrogates and NUL escaped
+    (``\\ud800``, ``\\x00``), at most ``limit`` characters. Always encodable as UTF-8."""
+    safe = text.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")
+    return safe if len(safe) <= limit else f"{safe[:limit]}…"
+
+
+def _text_problem(text: str) -> str | None:
+    if "\x00" in text:
+        return "must not hold a NUL character"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "is not valid Unicode text (it holds a lone surrogate such as \\ud800)"
+    return None
+
+
+def unstorable_value(data: Any, root: tuple[str, ...] = ("data",)) -> InvalidFieldError | None:
+    """The first key or value in ``data`` (nested objects and arrays included, in document
+    order) that cannot be encrypted, stored and rendered, or None.
+
+    Refused: a key or string holding NUL or a lone surrogate, a number that is not finite
+    (``NaN``, ``Infinity``, ``-Infinity``: Python's JSON reader accepts them, JSON does not),
+    and nesting deeper than :data:`MAX_DEPTH`. Array items are located by their index as text.
+    Walks iteratively, so no input can exhaust the stack here.
+    """
+    pending: list[tuple[tuple[str, ...], Any]] = [(root, data)]
+    while pending:
+        loc, value = pending.pop()
+        if isinstance(value, dict | list | tuple) and len(loc) - len(root) >= MAX_DEPTH:
+            return InvalidFieldError(loc, f"is nested more than {MAX_DEPTH} levels deep")
+        if isinstance(value, dict):
+            children: list[tuple[tuple[str, ...], Any]] = []
+            for key, item in value.items():
+                name = str(key)
+                problem = _text_problem(name)
+                if problem is not None:
+                    return InvalidFieldError((*loc, shown(name)), f"field name {problem}")
+                children.append(((*loc, name), item))
+            pending.extend(reversed(children))
+        elif isinstance(value, list | tuple):
+            items = [((*loc, str(index)), item) for index, item in enumerate(value)]
+            pending.extend(reversed(items))
+        elif isinstance(value, str):
+            problem = _text_problem(value)
+            if problem is not None:
+                return InvalidFieldError(loc, problem)
+        elif isinstance(value, float) and not math.isfinite(value):
+            return InvalidFieldError(loc, "must be a finite number (NaN and Infinity are not JSON)")
+    return None
+
+
 def check_data(template: EmailTemplate, data: dict[str, Any], max_bytes: int) -> None:
-    """Raise :class:`InvalidFieldError` for the first thing wrong with ``data`` for ``template``."""
+    """Raise :class:`InvalidFieldError` for the first thing wrong with ``data`` for ``template``.
+
+    Data that passes holds only valid Unicode text without NUL and only finite numbers, at most
+    :data:`MAX_DEPTH` levels deep (see :func:`unstorable_value`), and is at most ``max_bytes``
+    of compact JSON, so it can be encrypted and stored. It has every variable the template
+    needs, subject variables without line breaks and at most :data:`MAX_SUBJECT_VARIABLE`
+    characters, and https URLs.
+    """
+    unstorable = unstorable_value(data)  # first: it also bounds the depth json.dumps recurses
+    if unstorable is not None:
+        raise unstorable
     size = len(json.dumps(data, separators=(",", ":"), default=str).encode("utf-8"))
     if size > max_bytes:
         raise InvalidFieldError(("data",), f"is {size} bytes; at most {max_bytes} are allowed")

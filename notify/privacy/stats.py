@@ -15,6 +15,43 @@ from notify.privacy.daily_counts import day_of, suppression_reason_column
 
 FINISHED = (NotificationStatus.SENT, NotificationStatus.FAILED, NotificationStatus.CANCELLED)
 OUTCOMES = (*(status.value for status in FINISHED), "pending")
+EARLIEST = date(2000, 1, 1)
+LATEST = date(2100, 1, 1)
+DEFAULT_DAYS = 30
+MAX_DAYS = 401  # inclusive: from and to at most 400 days apart
+
+
+class RangeError(ValueError):
+    """A date range the stats cannot be computed for. ``field`` names the bad end, ``from`` or
+    ``to``, as the API spells it; ``msg`` says why in one line."""
+
+    def __init__(self, field: str, msg: str) -> None:
+        super().__init__(f"{field}: {msg}")
+        self.field = field
+        self.msg = msg
+
+
+def stats_range(start: date | None, end: date | None, today: date) -> tuple[date, date]:
+    """The UTC days to count, from the optional ends a caller gave.
+
+    ``to`` defaults to ``today`` and ``from`` to the 30 days ending at ``to`` (never before
+    :data:`EARLIEST`). Raises :class:`RangeError` unless both ends lie between :data:`EARLIEST`
+    and :data:`LATEST`, ``from`` is not after ``to``, and the range spans at most
+    ``MAX_DAYS - 1`` days; so every range returned can be counted without any date arithmetic
+    overflowing.
+    """
+    for field, value in (("from", start), ("to", end)):
+        if value is not None and not EARLIEST <= value <= LATEST:
+            raise RangeError(field, f"must be between {EARLIEST} and {LATEST}")
+    end = end or today
+    if not EARLIEST <= end <= LATEST:
+        raise RangeError("to", f"must be between {EARLIEST} and {LATEST}")
+    start = start or max(EARLIEST, end - timedelta(days=DEFAULT_DAYS - 1))
+    if start > end:
+        raise RangeError("from", "must not be after to")
+    if (end - start).days >= MAX_DAYS:
+        raise RangeError("from", f"at most {MAX_DAYS - 1} days before to")
+    return start, end
 
 
 def _bounds(start: date, end: date) -> tuple[datetime, datetime]:
@@ -25,7 +62,9 @@ def _bounds(start: date, end: date) -> tuple[datetime, datetime]:
 
 
 def daily(session: Session, start: date, end: date) -> dict[str, Any]:
-    """Counts for the UTC days ``start`` to ``end`` inclusive."""
+    """Counts for the UTC days ``start`` to ``end`` inclusive. Raises :class:`RangeError`
+    (before any query) for a range :func:`stats_range` would refuse."""
+    start, end = stats_range(start, end, end)
     since, until = _bounds(start, end)
     day = day_of(session, Notification.created_at).label("day")
     reason = suppression_reason_column().label("reason")

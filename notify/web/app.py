@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import anyio.to_thread
 from fastapi import FastAPI
@@ -11,6 +12,8 @@ from fastapi import FastAPI
 from notify.celery_app import create_celery
 from notify.config import Settings
 from notify.db import make_session_factory, open_database
+from notify.web.auth import AuthenticateFirst
+from notify.web.body_limit import BodyLimit
 from notify.web.errors import install_error_handlers
 from notify.web.routes import (
     campaigns,
@@ -38,6 +41,14 @@ async def _lifespan(_: FastAPI) -> AsyncIterator[None]:
 
 
 def create_app(settings: Settings) -> FastAPI:
+    """The app for ``settings``. Opens no connection: the database and broker are reached on
+    the first request that needs them (a PostgreSQL connect attempt gives up after
+    ``NOTIFY_DATABASE_CONNECT_TIMEOUT_SECONDS``, and the request is answered 503).
+
+    Middleware, outermost first: the error boundary (503/500, one log line without personal
+    data), the body limit (413 while the body streams in), API-key authentication of ``/v1``
+    (401 before any body byte is read); then FastAPI's routes.
+    """
     app = FastAPI(
         lifespan=_lifespan,
         title="notify",
@@ -46,14 +57,17 @@ def create_app(settings: Settings) -> FastAPI:
             "Sends essential notices always, and product updates only to people who want them."
         ),
     )
-    engine = open_database(settings)
-    app.state.notify = WebState(
+    options: dict[str, Any] = {}
+    if settings.database_url.startswith("postgres"):
+        options["connect_args"] = {"connect_timeout": settings.database_connect_timeout_seconds}
+    engine = open_database(settings, **options)
+    state = WebState(
         settings=settings,
         sessions=make_session_factory(engine),
         celery=create_celery(settings),
     )
-    install_error_handlers(app)
-    routers = (
+    app.state.notify = state
+    routers = [
         health.router,
         notifications.router,
         imports.router,
@@ -65,11 +79,18 @@ def create_app(settings: Settings) -> FastAPI:
         campaigns.router,
         unsubscribe.router,
         preference_pages.router,
-    )
+    ]
+    if mailbox.pages_on(settings):
+        routers.append(mailbox.router)
     for router in routers:
         app.include_router(router)
-    if settings.smtp.is_mailbox and settings.env == "development":
-        app.include_router(mailbox.router)
+    # add_middleware puts each new one outside the previous ones.
+    app.add_middleware(AuthenticateFirst, sessions=state.sessions)
+    app.add_middleware(
+        BodyLimit, api_bytes=settings.max_body_bytes, bulk_bytes=settings.max_import_bytes
+    )
+    # the error boundary: last, so outermost
+    install_error_handlers(app, [route for router in routers for route in router.routes])
     return app
 
 

@@ -2,41 +2,191 @@
 
 Field problems look like FastAPI's own validation errors (``loc``, ``msg``, ``type``), so a
 client handles ours and the framework's the same way. Nothing here ever shows a traceback.
+
+Errors no route handles end in :class:`ErrorBoundary`, the one place that answers and logs them:
+
+- the database (or the broker) not answering, a 503 with ``Retry-After``: JSON for the API, an
+  HTML page for the public pages (``/u/...``, ``/preferences...``);
+- anything else, a 500.
+
+Its log line names the route's template (``/v1/suppressions/{email}``), never the values in the
+path; a path no route matches is logged with tokens hidden and addresses masked. Queries and
+bodies are never logged.
 """
 
 from __future__ import annotations
 
 import logging
+import traceback
+from collections.abc import Sequence
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DataError
+from kombu.exceptions import OperationalError as BrokerOperationalError
+from sqlalchemy.exc import (
+    DataError,
+    DBAPIError,
+    InterfaceError,
+    OperationalError,
+    StatementError,
+)
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Match
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from notify.crypto import UnencryptableError
 from notify.delivery.outbox import IdempotencyConflictError
-from notify.masking import redact_path
-from notify.message.template_data import InvalidFieldError
+from notify.masking import mask_addresses, redact_path
+from notify.message.template_data import InvalidFieldError, shown
 from notify.message.templates import TemplateNotFoundError
 from notify.people.recipients import UnknownRecipientError
+from notify.privacy.stats import RangeError
+from notify.web.pages import page
 
 log = logging.getLogger(__name__)
 
+RETRY_AFTER_SECONDS = 15
+_PUBLIC_PAGES = ("/u/", "/preferences")
+_MAX_LOGGED_PATH = 200
+_MAX_SEGMENT = 40
 
-def field_error(loc: tuple[str, ...], msg: str, kind: str = "value_error") -> JSONResponse:
-    body = {"detail": [{"loc": ["body", *loc], "msg": msg, "type": kind}]}
+
+def field_error(
+    loc: Sequence[str], msg: str, kind: str = "value_error", where: str = "body"
+) -> JSONResponse:
+    """A 422 naming one field: ``{"detail": [{"loc": [where, *loc], "msg": ..., "type": ...}]}``;
+    every part of ``loc`` is made safe to encode (see ``shown``)."""
+    parts = [where, *(shown(part, 200) for part in loc)]
+    body = {"detail": [{"loc": parts, "msg": msg, "type": kind}]}
     return JSONResponse(status_code=422, content=body)
 
 
-def install_error_handlers(app: FastAPI) -> None:
+def loggable_path(scope: Scope, routes: Sequence[BaseRoute] = ()) -> str:
+    """The request's path fit for a log line. The template of the route that took the request,
+    or else of the first of ``routes`` that matches it (``/v1/suppressions/{email}``: no value
+    from the path at all). A path no route matches is logged segment by segment: tokens after
+    ``/u/`` and ``/preferences/`` hidden, addresses masked, any segment longer than
+    :data:`_MAX_SEGMENT` (a token or key, perhaps) replaced by ``[long]``."""
+    template = getattr(scope.get("route"), "path", None)
+    if not isinstance(template, str):
+        for route in routes:
+            if route.matches(scope)[0] is not Match.NONE:
+                template = getattr(route, "path", None)
+                break
+    if isinstance(template, str):
+        return template
+    segments = redact_path(str(scope.get("path", ""))).split("/")
+    masked = [
+        "[long]" if len(segment) > _MAX_SEGMENT else mask_addresses(segment) for segment in segments
+    ]
+    return shown("/".join(masked), _MAX_LOGGED_PATH)
+
+
+def outage_of(error: BaseException) -> str | None:
+    """``"database"`` or ``"broker"`` when ``error`` means that service is not answering (a
+    refused or dropped connection, a connect or pool timeout), else None."""
+    if isinstance(error, BaseExceptionGroup) and len(error.exceptions) == 1:
+        return outage_of(error.exceptions[0])
+    if isinstance(error, OperationalError | InterfaceError | PoolTimeoutError):
+        return "database"
+    if isinstance(error, DBAPIError) and error.connection_invalidated:
+        return "database"
+    if isinstance(error, BrokerOperationalError):
+        return "broker"
+    return None
+
+
+def is_public_page(path: str) -> bool:
+    """Whether ``path`` is one of the HTML pages people reach from an email."""
+    return path.startswith(_PUBLIC_PAGES)
+
+
+def unavailable(scope: Scope, part: str) -> Response:
+    """503 with ``Retry-After``: an HTML page on the public pages, ``{"detail": ...}`` elsewhere."""
+    headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
+    if is_public_page(str(scope.get("path", ""))):
+        response = page(Request(scope), "unavailable.html", {}, status_code=503)
+        response.headers.update(headers)
+        return response
+    detail = f"the {part} is not answering; try again in {RETRY_AFTER_SECONDS} seconds"
+    return JSONResponse(status_code=503, content={"detail": detail}, headers=headers)
+
+
+def _answer(scope: Scope, error: Exception, routes: Sequence[BaseRoute]) -> Response:
+    """The response for an error no handler took, after logging it without personal data."""
+    where = f"{scope.get('method', '')} {loggable_path(scope, routes)}"
+    part = outage_of(error)
+    if part is not None:
+        log.warning("%s unavailable (%s) on %s", part, type(error).__name__, where)
+        return unavailable(scope, part)
+    if isinstance(error, StatementError) and isinstance(error.orig, UnencryptableError):
+        return field_error((), "a value is not valid Unicode text (a lone surrogate)")
+    # Frames only (file, line, function, source): an exception's message may quote input.
+    frames = "".join(traceback.format_tb(error.__traceback__)[-12:])
+    log.error("unhandled %s on %s\n%s", type(error).__name__, where, frames.rstrip())
+    return JSONResponse(status_code=500, content={"detail": "internal error; it has been logged"})
+
+
+class ErrorBoundary:
+    """Pure ASGI middleware, outermost of ours: every exception from the middleware and routes
+    inside it ends here, is logged once by :func:`_answer` and answered (if no response has
+    started), and is not re-raised, so the server never logs a traceback with values in it."""
+
+    def __init__(self, app: ASGIApp, *, routes: Sequence[BaseRoute] = ()) -> None:
+        self.app = app
+        self.routes = routes  # to name the route in the log when it fails before routing
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracked(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracked)
+        except Exception as error:
+            response = _answer(scope, error, self.routes)
+            if not started:
+                await response(scope, receive, send)
+
+
+def _validation_problems(error: RequestValidationError) -> list[dict[str, Any]]:
+    return [
+        {
+            "loc": [shown(part, 200) if isinstance(part, str) else part for part in item["loc"]],
+            "msg": shown(str(item.get("msg", "")), 1000),
+            "type": item.get("type", ""),
+        }
+        for item in error.errors()
+    ]
+
+
+def install_error_handlers(app: FastAPI, routes: Sequence[BaseRoute] = ()) -> None:
+    """Register the handlers and add :class:`ErrorBoundary`, which names ``routes`` (the app's
+    routes) in its log lines. Call it after every other ``add_middleware``, so the boundary is
+    the outermost of the app's middleware."""
+
     @app.exception_handler(InvalidFieldError)
     async def _field_problem(_: Request, error: InvalidFieldError) -> JSONResponse:
         return field_error(error.loc, error.msg)
 
+    @app.exception_handler(RangeError)
+    async def _bad_range(_: Request, error: RangeError) -> JSONResponse:
+        return field_error((error.field,), error.msg, where="query")
+
     @app.exception_handler(TemplateNotFoundError)
     async def _unknown_template(_: Request, error: TemplateNotFoundError) -> JSONResponse:
-        return JSONResponse(
-            status_code=404, content={"detail": f"unknown template {error.args[0]!r}"}
-        )
+        name = shown(str(error.args[0]), 100)
+        return JSONResponse(status_code=404, content={"detail": f"unknown template {name!r}"})
 
     @app.exception_handler(UnknownRecipientError)
     async def _unknown_recipient(_: Request, __: UnknownRecipientError) -> JSONResponse:
@@ -50,15 +200,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, error: RequestValidationError) -> JSONResponse:
-        problems = [
-            {
-                "loc": list(item.get("loc", ())),
-                "msg": item.get("msg", ""),
-                "type": item.get("type", ""),
-            }
-            for item in error.errors()
-        ]
-        return JSONResponse(status_code=422, content={"detail": problems})
+        return JSONResponse(status_code=422, content={"detail": _validation_problems(error)})
 
     @app.exception_handler(DataError)
     async def _unstorable(_: Request, __: DataError) -> JSONResponse:
@@ -66,14 +208,4 @@ def install_error_handlers(app: FastAPI) -> None:
         detail = "a value cannot be stored: too long, or it holds a NUL character"
         return JSONResponse(status_code=422, content={"detail": detail})
 
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, error: Exception) -> JSONResponse:
-        log.error(
-            "unhandled %s on %s %s",
-            type(error).__name__,
-            request.method,
-            redact_path(request.url.path),
-        )
-        return JSONResponse(
-            status_code=500, content={"detail": "internal error; it has been logged"}
-        )
+    app.add_middleware(ErrorBoundary, routes=routes)

@@ -11,13 +11,15 @@ import logging
 from urllib.parse import parse_qs
 
 from fastapi import Request
+from starlette.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 16_384
 
 
 async def lenient_form(request: Request) -> dict[str, list[str]]:
-    """Field name → values; ``{}`` for an empty, oversized or unparsable body."""
+    """Field name → values; ``{}`` for an empty, oversized or unparsable body. A body past
+    the app's limit (``notify.web.body_limit``) is not swallowed: its 413 propagates."""
     content_type = request.headers.get("content-type", "").lower()
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
@@ -31,6 +33,8 @@ async def lenient_form(request: Request) -> dict[str, list[str]]:
                     fields.setdefault(key, []).append(value)
             return fields
         body = await request.body()
+    except HTTPException:
+        raise  # the body limit (413): the request stops here and nothing is changed
     except Exception as error:  # a broken body must not stop an unsubscribe
         log.info("unparsable form body ignored: %s", type(error).__name__)
         return {}

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
+from notify.web.errors import RETRY_AFTER_SECONDS
 from notify.web.state import WebState, web_state
 
 router = APIRouter(tags=["health"])
@@ -38,8 +39,19 @@ def _broker_ok(state: WebState) -> bool:
 
 @router.get("/healthz")
 def healthz(request: Request) -> JSONResponse:
+    """200 ``{"status": "ok", "checks": {"database": true, "broker": true}}`` when both answer;
+    otherwise 503 with ``Retry-After``, ``"down"`` listing what does not answer and ``"detail"``
+    saying it in words."""
     state = web_state(request)
     checks = {"database": _database_ok(state), "broker": _broker_ok(state)}
-    healthy = all(checks.values())
-    body = {"status": "ok" if healthy else "unavailable", "checks": checks}
-    return JSONResponse(status_code=200 if healthy else 503, content=body)
+    down = [part for part, ok in checks.items() if not ok]
+    if not down:
+        return JSONResponse(status_code=200, content={"status": "ok", "checks": checks})
+    body = {
+        "status": "unavailable",
+        "checks": checks,
+        "down": down,
+        "detail": f"not answering: {' and '.join(f'the {part}' for part in down)}",
+    }
+    headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
+    return JSONResponse(status_code=503, content=body, headers=headers)

@@ -1,8 +1,14 @@
-"""``/dev/mailbox``: lists and renders the local mailbox's ``.eml`` files (development only)."""
+"""``/dev/mailbox``: lists and renders the local mailbox's ``.eml`` files (development only).
+
+Mounted only in development with a ``file://`` mailbox (:func:`pages_on`), and answered only to
+loopback clients (127.0.0.0/8, ::1): any other client gets 404, as if the pages did not exist,
+even when ``notify web`` binds a public address.
+"""
 
 from __future__ import annotations
 
 import email
+import ipaddress
 import re
 from datetime import UTC, datetime
 from email import policy
@@ -10,14 +16,42 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse, Response
 from fastapi.templating import Jinja2Templates
 
+from notify.config import Settings
 from notify.message.templates import TEMPLATES_ROOT
 from notify.web.state import web_state
 
-router = APIRouter(prefix="/dev/mailbox", include_in_schema=False)
+
+def pages_on(settings: Settings) -> bool:
+    """Whether the app serves the mailbox pages: development, with a ``file://`` mailbox."""
+    return settings.smtp.is_mailbox and settings.env == "development"
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (an address, or ``localhost``) is this machine: 127.0.0.0/8 or ::1."""
+    if host.strip("[]").lower() == "localhost":
+        return True
+    try:
+        address = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped.is_loopback
+    return address.is_loopback
+
+
+def _loopback_client(request: Request) -> None:
+    client = request.client
+    if client is None or not is_loopback(client.host):
+        raise HTTPException(404, "Not Found")
+
+
+router = APIRouter(
+    prefix="/dev/mailbox", include_in_schema=False, dependencies=[Depends(_loopback_client)]
+)
 pages = Jinja2Templates(directory=str(TEMPLATES_ROOT / "pages"))
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9._@-]+\.eml$")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
+from fastapi.exceptions import RequestValidationError
 from pydantic import Field
 
 from notify.delivery.transport import HARD_BOUNCE_CODES
@@ -63,7 +64,8 @@ def lift_suppression(email: str, request: Request, caller: Writer) -> Response:
     try:
         address = normalised_email(email)
     except ValueError as error:
-        raise HTTPException(422, f"email: {error}") from None
+        problem = {"loc": ("path", "email"), "msg": str(error), "type": "value_error"}
+        raise RequestValidationError([problem]) from None
     state = web_state(request)
     origin = Origin(ConsentSource.OPERATOR, actor=caller.name)
     with state.sessions.begin() as session:

@@ -20,7 +20,7 @@ from notify.config import Settings
 from notify.db import SessionFactory, make_session_factory, open_database
 from notify.delivery import broker_redis
 from notify.delivery.transport import Transport, make_transport
-from notify.queues import TASK_ROUTES, Queue
+from notify.queues import TASK_ROUTES, Queue, TaskName
 
 
 class WorkerContext:
@@ -117,6 +117,14 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "worker_cancel_long_running_tasks_on_connection_loss": False,
         "worker_hijack_root_logger": True,
         "task_routes": TASK_ROUTES,
+        # A transactional send lives at most NOTIFY_SEND_ATTEMPT_SECONDS (the sweeper waits
+        # longer before it takes a "sending" row back).
+        "task_annotations": {
+            TaskName.SEND_NOTIFICATION.value: {
+                "time_limit": settings.send_attempt_seconds,
+                "soft_time_limit": max(settings.send_attempt_seconds - 1, 1),
+            }
+        },
         "task_default_queue": Queue.ESSENTIAL.value,
         "timezone": "UTC",
         "enable_utc": True,

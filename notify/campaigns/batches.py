@@ -1,18 +1,19 @@
 """Sends one campaign batch over the worker's SMTP connection.
 
 Guarantees:
-* a lease on the batch row means one worker at a time sends it; a worker that dies loses the
-  lease when it expires and the batch is picked up again. The lease is fenced by the batch's
-  attempt number, so a holder whose lease was taken over stops at its next message;
+* a lease on the batch row means one worker at a time sends it. A live holder renews it from
+  a heartbeat thread every third of ``NOTIFY_CAMPAIGN_BATCH_LEASE_SECONDS``, so a worker that
+  dies loses it within that many seconds and the dispatcher hands the batch to another. The
+  lease is fenced by the batch's attempt number, so a holder whose lease was taken over stops
+  at its next message;
 * right before each message, the claim re-checks the campaign status, the lease and the
   eligibility rule (:mod:`notify.people.eligibility`: preference, suppression, erasure) in the
   same statement: a pause stops the batch before its next message, an unsubscribe that lands
   mid-campaign is honoured;
 * each message is claimed (``sending``) and then recorded ``sent`` in the next message's
   transaction, so a crash re-sends at most the one message that was in flight;
-* a batch starts no new message after ``NOTIFY_CAMPAIGN_BATCH_SECONDS`` (the one in flight may
-  take up to an SMTP timeout more, which the lease allows for): what is left is picked up by
-  the dispatcher, so a rate-limited campaign never outlives a task time limit.
+* a batch starts no new message after ``NOTIFY_CAMPAIGN_BATCH_SECONDS``: what is left is picked
+  up by the dispatcher, so a rate-limited campaign never outlives a task time limit.
 
 Every statement here is SQLAlchemy Core that runs unchanged on PostgreSQL and SQLite.
 """
@@ -20,6 +21,7 @@ Every statement here is SQLAlchemy Core that runs unchanged on PostgreSQL and SQ
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,6 +30,7 @@ from email.utils import parseaddr
 from typing import Any
 
 from sqlalchemy import ColumnElement, Row, and_, exists, func, or_, select, update
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from notify.campaigns.rate_limit import RateLimiter
@@ -37,6 +40,7 @@ from notify.delivery import outbox
 from notify.delivery.outcomes import (
     COMPOSE_ERRORS,
     Result,
+    commit_until,
     record_compose_error,
     record_delivery_error,
 )
@@ -58,7 +62,6 @@ from notify.people import eligibility
 
 log = logging.getLogger(__name__)
 IN_FLIGHT = NotificationStatus.in_flight()
-LEASE_RENEW_EVERY = 50  # messages
 
 
 @dataclass
@@ -235,12 +238,68 @@ def why_unclaimed(session: Session, scope: BatchScope, notification_id: str) -> 
     return Refusal(None, blocked)
 
 
-def _renew_lease(session: Session, scope: BatchScope, until: datetime) -> None:
-    session.execute(
+def renew_lease(session: Session, scope: BatchScope, until: datetime) -> bool:
+    """Extend the lease to ``until`` if it is still this holder's; False if it was lost."""
+    result = session.execute(
         update(CampaignBatch)
-        .where(CampaignBatch.id == scope.batch_id, CampaignBatch.attempts == scope.fence)
+        .where(
+            CampaignBatch.id == scope.batch_id,
+            CampaignBatch.attempts == scope.fence,
+            CampaignBatch.status == BatchStatus.RUNNING,
+        )
         .values(lease_until=until)
+        .execution_options(synchronize_session=False)
     )
+    return bool(getattr(result, "rowcount", 0))
+
+
+class LeaseHeartbeat:
+    """Renews a batch's lease from a thread of its own while the batch is being sent.
+
+    Every ``lease / 3`` seconds it commits a new expiry ``lease`` from now, in its own session,
+    so a slow message or a long rate-limit wait never lets a live holder's lease run out,
+    while a dead holder's runs out within ``lease``. If a renewal finds the lease taken over,
+    :attr:`lost` is set and the heartbeat stops; the sender stops at its next claim anyway
+    (the claim checks the fence). A database error skips one beat.
+    """
+
+    def __init__(
+        self,
+        sessions: SessionFactory,
+        scope: BatchScope,
+        lease: timedelta,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self._sessions = sessions
+        self._scope = scope
+        self._lease = lease
+        self._clock = clock
+        self._stop = threading.Event()
+        self.lost = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, name=f"lease-{scope.batch_id}", daemon=True
+        )
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop renewing (and wait for a renewal under way to finish)."""
+        self._stop.set()
+        self._thread.join(timeout=self._lease.total_seconds())
+
+    def _run(self) -> None:
+        interval = self._lease.total_seconds() / 3
+        while not self._stop.wait(interval):
+            try:
+                with self._sessions.begin() as session:
+                    held = renew_lease(session, self._scope, self._clock() + self._lease)
+            except SQLAlchemyError as error:
+                log.warning("batch %s: lease renewal failed: %s", self._scope.batch_id, error)
+                continue
+            if not held:
+                self.lost.set()
+                return
 
 
 def _finish_batch(session: Session, batch_id: int, now: datetime, fence: int) -> None:
@@ -308,14 +367,19 @@ def send_batch(
     composer = BatchComposer(settings, template, category, data)
     sent_pending: str | None = None  # sent over SMTP, recorded in the next transaction
     session = sessions()  # one session for the loop, one short transaction a message
+    heartbeat = LeaseHeartbeat(sessions, scope, lease, clock)
+    heartbeat.start()
     try:
-        for index, row in enumerate(rows):
+        for row in rows:
             # Wait for the rate limit first, so the checks below are fresh when it leaves.
             if rate and not limiter.wait(f"campaign:{campaign_id}", rate, until=deadline):
                 report.stopped = "time"
                 break
             if time.monotonic() > deadline:
                 report.stopped = "time"
+                break
+            if heartbeat.lost.is_set():
+                report.stopped = "lease lost"
                 break
             now = clock()
             if sent_pending is not None:
@@ -332,8 +396,6 @@ def send_batch(
                     report.stopped = refusal.stop
                     break
                 continue
-            if index % LEASE_RENEW_EVERY == LEASE_RENEW_EVERY - 1:
-                _renew_lease(session, scope, now + lease)
             session.commit()
             attempts, message_id = claimed
             job = Claimed(
@@ -361,15 +423,28 @@ def send_batch(
             sent_pending = row.id
             report.sent += 1
     finally:
-        # Whatever ended the loop (done, paused, a database error, a time limit): record the
-        # message already handed to the relay and give the batch back.
+        # Whatever ended the loop (done, paused, a database outage, a time limit): record the
+        # message already handed to the relay and give the batch back. Through an outage this
+        # is retried for one lease while the heartbeat keeps the lease, so nobody else takes
+        # the batch and sends that message again meanwhile.
         session.rollback()
         session.close()
-        with sessions.begin() as closing:
-            now = clock()
-            if sent_pending is not None:
-                outbox.mark_sent(closing, sent_pending)
-            _finish_batch(closing, batch_id, now, fence)
+        last_sent = sent_pending
+
+        def close_batch(closing: Session) -> None:
+            if last_sent is not None:
+                outbox.mark_sent(closing, last_sent)
+            _finish_batch(closing, batch_id, clock(), fence)
+
+        try:
+            commit_until(
+                sessions,
+                close_batch,
+                deadline=time.monotonic() + lease.total_seconds(),
+                what=f"the end of campaign batch {batch_id}",
+            )
+        finally:
+            heartbeat.stop()
     log.info(
         "campaign batch %s: %d sent, %d suppressed, %d failed, %d retrying%s",
         batch_id,

@@ -15,14 +15,18 @@ the caller), or nothing is written.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TypeVar
 
 from jinja2 import TemplateError
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
 from notify.config import Settings
+from notify.db import SessionFactory
 from notify.delivery import outbox
 from notify.delivery.transport import DeliveryError
 from notify.message.jobs import Claimed
@@ -35,6 +39,11 @@ log = logging.getLogger(__name__)
 
 # What rendering a template and building its MIME can raise for bad content or data.
 COMPOSE_ERRORS = (TemplateError, HeaderInjectionError, KeyError, ValueError)
+# What a database that is down, restarting or unreachable raises.
+DATABASE_UNAVAILABLE = (OperationalError, InterfaceError)
+FIRST_RETRY_SECONDS = 0.2
+LONGEST_RETRY_SECONDS = 5.0
+T = TypeVar("T")
 
 
 class Result(StrEnum):
@@ -90,3 +99,36 @@ def record_delivery_error(
     outbox.schedule_retry(session, job.id, error.reason, delay)
     log.info("notification %s will retry in %.1fs: %s", job.id, delay, error.reason)
     return Outcome(Result.RETRY, error.reason, delay)
+
+
+def commit_until(
+    sessions: SessionFactory,
+    write: Callable[[Session], T],
+    *,
+    deadline: float,
+    what: str,
+    sleep: Callable[[float], None] = time.sleep,
+) -> T:
+    """Run ``write`` in a transaction of its own and commit it, retrying while the database is
+    unavailable (0.2 s, doubling, at most 5 s apart) until ``deadline`` (``time.monotonic()``).
+
+    For outcomes that must not be forgotten, such as "the relay accepted this message": a
+    database outage shorter than the time left keeps the outcome. Raises the last database
+    error once the deadline has passed.
+    """
+    delay = FIRST_RETRY_SECONDS
+    while True:
+        try:
+            with sessions.begin() as session:
+                return write(session)
+        except DATABASE_UNAVAILABLE as error:
+            if time.monotonic() + delay > deadline:
+                raise
+            log.warning(
+                "database unavailable while recording %s; retrying in %.1fs: %s",
+                what,
+                delay,
+                type(error).__name__,
+            )
+            sleep(delay)
+            delay = min(delay * 2, LONGEST_RETRY_SECONDS)

@@ -10,6 +10,7 @@ task acts on it.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from email.utils import parseaddr
 
@@ -20,6 +21,7 @@ from notify.delivery.outcomes import (
     COMPOSE_ERRORS,
     Outcome,
     Result,
+    commit_until,
     record_compose_error,
     record_delivery_error,
 )
@@ -31,6 +33,8 @@ from notify.models.base import utcnow
 from notify.people import eligibility
 
 log = logging.getLogger(__name__)
+# Stop retrying a write this long before the attempt's time is up (the hard time limit).
+RECORDING_MARGIN_SECONDS = 3.0
 
 
 def suppression_reason(settings: Settings, job: Claimed) -> str | None:
@@ -64,7 +68,12 @@ def deliver(
     Transient relay errors put the row back in ``queued`` with a due time from
     ``retry_delay(attempts)`` until ``settings.max_attempts`` is used; permanent ones (5xx,
     template errors) fail it at once (:mod:`notify.delivery.outcomes`).
+
+    Once the relay has answered, its answer is recorded even across a database outage: the
+    write is retried until ``NOTIFY_SEND_ATTEMPT_SECONDS`` after the claim, the longest an
+    attempt may live (the sweeper leaves a ``sending`` row alone for longer than that).
     """
+    deadline = time.monotonic() + settings.send_attempt_seconds - RECORDING_MARGIN_SECONDS
     with sessions.begin() as session:
         job = outbox.claim(session, notification_id, sending_domain=settings.sending_domain)
         if job is None:
@@ -83,10 +92,19 @@ def deliver(
             message, envelope_from=_envelope_sender(settings, job), envelope_to=job.email or ""
         )
     except DeliveryError as error:
-        with sessions.begin() as session:
-            return record_delivery_error(session, settings, job, error, retry_delay)
-    with sessions.begin() as session:
-        outbox.mark_sent(session, job.id)
+        refusal = error
+        return commit_until(
+            sessions,
+            lambda session: record_delivery_error(session, settings, job, refusal, retry_delay),
+            deadline=deadline,
+            what=f"the relay's refusal of {job.id}",
+        )
+    commit_until(
+        sessions,
+        lambda session: outbox.mark_sent(session, job.id),
+        deadline=deadline,
+        what=f"the relay's acceptance of {job.id}",
+    )
     log.info("notification %s sent to %s", job.id, mask_email(job.email or ""))
     return Outcome(Result.SENT)
 

@@ -189,3 +189,11 @@ def test_finishing_a_batch_with_rows_left_makes_it_pending_again(session: Sessio
     batches._finish_batch(session, scope.batch_id, NOW, scope2.fence)
     status = session.scalar(select(CampaignBatch.status).where(CampaignBatch.id == scope.batch_id))
     assert status is BatchStatus.DONE
+
+
+def test_renewing_a_lease_needs_the_fence(session: Session) -> None:
+    scope, _ = _leased(session)
+    assert batches.renew_lease(session, scope, NOW + timedelta(seconds=120))
+    later = NOW + timedelta(seconds=121)
+    batches.claim_batch(session, scope.batch_id, now=later, lease=timedelta(seconds=60))
+    assert not batches.renew_lease(session, scope, later + timedelta(seconds=60))

@@ -87,3 +87,40 @@ def broker_fault_stack(tmp_path: Path) -> Iterator[FaultStack]:
         drop()
         smtp.stop()
         redis.stop()
+
+
+@pytest.fixture
+def database_fault_stack(tmp_path: Path) -> Iterator[FaultStack]:
+    """A private PostgreSQL cluster as the database and a private Redis as the broker."""
+    postgres = PrivatePostgres()
+    postgres.create()
+    redis = PrivateRedis(tmp_path)
+    redis.start()
+    smtp = SmtpServer()
+    smtp.start()
+    upgrade(postgres.url)
+    env = _environment(postgres.url, redis.url, smtp)
+    env.update(
+        {
+            # Long enough to ride out the 15 s outage below; the sweeper waits longer still.
+            "NOTIFY_SEND_ATTEMPT_SECONDS": "40",
+            "NOTIFY_SWEEP_SENDING_AFTER_SECONDS": "45",
+            "NOTIFY_TASK_TIME_LIMIT_SECONDS": "60",
+            "NOTIFY_VISIBILITY_TIMEOUT_SECONDS": "120",
+        }
+    )
+    settings = _settings(env)
+    engine = open_database(settings)
+    sessions = make_session_factory(engine)
+    worker = WorkerProcess(env, tmp_path / "worker.log")
+    worker.start()
+    try:
+        with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+            auth = {"Authorization": f"Bearer {make_key(sessions)}"}
+            yield FaultStack(env, settings, sessions, smtp, worker, client, auth, redis, postgres)
+    finally:
+        worker.stop()
+        engine.dispose()
+        smtp.stop()
+        redis.stop()
+        postgres.destroy()

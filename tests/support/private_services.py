@@ -11,6 +11,7 @@ import os
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -72,11 +73,14 @@ class PrivateRedis:
 
 
 class PrivatePostgres:
-    """A PostgreSQL cluster of its own (``initdb`` as the postgres user, trust auth)."""
+    """A PostgreSQL cluster of its own (``initdb`` as the postgres user, trust auth), in a
+    folder of its own under the system temporary folder (pytest's folders are private to
+    root, and the server runs as postgres)."""
 
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        self.data = folder / "pgdata"
+    def __init__(self) -> None:
+        self.folder = Path(tempfile.mkdtemp(prefix="notify-postgres-"))
+        self.folder.chmod(0o755)
+        self.data = self.folder / "pgdata"
         self.port = free_port()
         self.started = False
 
@@ -91,7 +95,6 @@ class PrivatePostgres:
         return subprocess.run(command, capture_output=True, text=True, check=False, timeout=120)
 
     def create(self) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True)
         if os.geteuid() == 0:
             shutil.chown(self.folder, "postgres", "postgres")
         done = self._as_postgres(

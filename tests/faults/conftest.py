@@ -62,9 +62,7 @@ def _settings(env: dict[str, str]) -> Settings:
     )
 
 
-@pytest.fixture
-def broker_fault_stack(tmp_path: Path) -> Iterator[FaultStack]:
-    """Shared PostgreSQL (a database of this test's own), a private Redis as the broker."""
+def _broker_fault_stack(tmp_path: Path, overrides: dict[str, str]) -> Iterator[FaultStack]:
     redis = PrivateRedis(tmp_path)
     redis.start()
     smtp = SmtpServer()
@@ -72,6 +70,7 @@ def broker_fault_stack(tmp_path: Path) -> Iterator[FaultStack]:
     database_url, drop = create_postgres_database()
     upgrade(database_url)
     env = _environment(database_url, redis.url, smtp)
+    env.update(overrides)
     settings = _settings(env)
     engine = open_database(settings)
     sessions = make_session_factory(engine)
@@ -87,6 +86,34 @@ def broker_fault_stack(tmp_path: Path) -> Iterator[FaultStack]:
         drop()
         smtp.stop()
         redis.stop()
+
+
+@pytest.fixture
+def broker_fault_stack(tmp_path: Path) -> Iterator[FaultStack]:
+    """Shared PostgreSQL (a database of this test's own), a private Redis as the broker.
+    Retries spread over more than a minute, so a relay outage that long is ridden out."""
+    yield from _broker_fault_stack(
+        tmp_path,
+        {
+            "NOTIFY_RETRY_BASE_SECONDS": "2",
+            "NOTIFY_RETRY_MAX_SECONDS": "8",
+            "NOTIFY_MAX_ATTEMPTS": "40",
+        },
+    )
+
+
+@pytest.fixture
+def campaign_fault_stack(tmp_path: Path) -> Iterator[FaultStack]:
+    """As :func:`broker_fault_stack`, with the campaign lease and dispatch interval at their
+    defaults, so the time to resume after a crash is the one users get."""
+    yield from _broker_fault_stack(
+        tmp_path,
+        {
+            "NOTIFY_CAMPAIGN_BATCH_LEASE_SECONDS": "15",
+            "NOTIFY_CAMPAIGN_DISPATCH_INTERVAL_SECONDS": "10",
+            "NOTIFY_VISIBILITY_TIMEOUT_SECONDS": "60",
+        },
+    )
 
 
 @pytest.fixture

@@ -158,6 +158,7 @@ class SmtpServer:
     """aiosmtpd on 127.0.0.1; ``idle_timeout`` makes it drop connections idle that long."""
 
     def __init__(self, idle_timeout: float = 300) -> None:
+        self.idle_timeout = idle_timeout
         self.handler = ScriptedHandler()
         self.port = free_port()
         self._controller = Controller(
@@ -181,6 +182,17 @@ class SmtpServer:
 
     def stop(self) -> None:
         self._controller.stop()
+
+    def restart(self) -> None:
+        """Listen again on the same port, with the same handler (after :meth:`stop`)."""
+        self._controller = Controller(
+            self.handler,
+            hostname="127.0.0.1",
+            port=self.port,
+            ready_timeout=10,
+            timeout=self.idle_timeout,
+        )
+        self.start()
 
 
 # --- Celery worker ------------------------------------------------------------------------

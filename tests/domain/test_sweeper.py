@@ -1,0 +1,84 @@
+"""The sweeper drains a backlog in bounded runs and never takes back a live attempt."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+from sqlalchemy import insert, select
+
+from notify.config import Settings
+from notify.db import make_session_factory, open_database
+from notify.delivery.sweeper import republish_stuck
+from notify.migrate import upgrade
+from notify.models import Notification, NotificationStatus, Recipient
+from notify.models.base import utcnow
+
+
+def _settings(tmp_path: Path, **overrides: object) -> Settings:
+    url = f"sqlite:///{tmp_path / 'sweep.sqlite'}"
+    upgrade(url)
+    return Settings(database_url=url, **overrides)  # type: ignore[arg-type]
+
+
+def _rows(settings: Settings, count: int, status: NotificationStatus, age: timedelta) -> None:
+    engine = open_database(settings)
+    then = utcnow() - age
+    with make_session_factory(engine).begin() as session:
+        recipient_id = session.execute(
+            insert(Recipient)
+            .values(public_id="p", user_id="u", email="u@example.com", created_at=then,
+                    updated_at=then)
+            .returning(Recipient.id)
+        ).scalar_one()  # fmt: skip
+        session.execute(
+            insert(Notification),
+            [
+                {
+                    "id": f"{status.value}-{number}",
+                    "recipient_id": recipient_id,
+                    "template": "security_alert",
+                    "category": "security",
+                    "data": {},
+                    "status": status,
+                    "attempts": 1 if status is NotificationStatus.SENDING else 0,
+                    "next_attempt_at": then,
+                    "claimed_at": then if status is NotificationStatus.SENDING else None,
+                    "created_at": then,
+                    "updated_at": then,
+                }
+                for number in range(count)
+            ],
+        )
+    engine.dispose()
+
+
+def test_a_backlog_drains_in_runs_of_at_most_the_configured_size(tmp_path: Path) -> None:
+    settings = _settings(tmp_path, sweep_max_per_run=700)
+    _rows(settings, 1600, NotificationStatus.QUEUED, timedelta(minutes=10))
+    sessions = make_session_factory(open_database(settings))
+    published: list[str] = []
+    runs = [
+        republish_stuck(sessions, settings, lambda i, _c: published.append(i)) for _ in range(4)
+    ]
+    assert runs == [700, 700, 200, 0]
+    assert len(set(published)) == 1600
+
+
+def test_a_sending_row_is_taken_back_only_after_the_attempt_cannot_be_alive(
+    tmp_path: Path,
+) -> None:
+    settings = _settings(tmp_path)
+    assert settings.sweep_sending_after_seconds > settings.send_attempt_seconds
+    young = timedelta(seconds=settings.send_attempt_seconds)  # may still be running
+    _rows(settings, 3, NotificationStatus.SENDING, young)
+    sessions = make_session_factory(open_database(settings))
+    assert republish_stuck(sessions, settings, lambda i, _c: None) == 0
+    with sessions.begin() as session:
+        for row in session.scalars(select(Notification)):
+            row.claimed_at = utcnow() - timedelta(seconds=settings.sweep_sending_after_seconds + 1)
+    published: list[str] = []
+    assert republish_stuck(sessions, settings, lambda i, _c: published.append(i)) == 3
+    with sessions() as session:
+        statuses = set(session.scalars(select(Notification.status)))
+    assert statuses == {NotificationStatus.QUEUED}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,29 +64,30 @@ def _settings(env: dict[str, str]) -> Settings:
 
 
 def _broker_fault_stack(tmp_path: Path, overrides: dict[str, str]) -> Iterator[FaultStack]:
-    redis = PrivateRedis(tmp_path)
-    redis.start()
-    smtp = SmtpServer()
-    smtp.start()
-    database_url, drop = create_postgres_database()
-    upgrade(database_url)
-    env = _environment(database_url, redis.url, smtp)
-    env.update(overrides)
-    settings = _settings(env)
-    engine = open_database(settings)
-    sessions = make_session_factory(engine)
-    worker = WorkerProcess(env, tmp_path / "worker.log")
-    worker.start()
-    try:
-        with TestClient(create_app(settings), raise_server_exceptions=False) as client:
-            auth = {"Authorization": f"Bearer {make_key(sessions)}"}
-            yield FaultStack(env, settings, sessions, smtp, worker, client, auth, redis, None)
-    finally:
-        worker.stop()
-        engine.dispose()
-        drop()
-        smtp.stop()
-        redis.stop()
+    with ExitStack() as cleanup:  # each service is stopped even if another's stop fails
+        redis = PrivateRedis(tmp_path)
+        cleanup.callback(redis.stop)
+        redis.start()
+        smtp = SmtpServer()
+        smtp.start()
+        cleanup.callback(smtp.stop)
+        database_url, drop = create_postgres_database()
+        cleanup.callback(drop)
+        upgrade(database_url)
+        env = _environment(database_url, redis.url, smtp)
+        env.update(overrides)
+        settings = _settings(env)
+        engine = open_database(settings)
+        cleanup.callback(engine.dispose)
+        sessions = make_session_factory(engine)
+        worker = WorkerProcess(env, tmp_path / "worker.log")
+        cleanup.callback(worker.stop)
+        worker.start()
+        client = cleanup.enter_context(
+            TestClient(create_app(settings), raise_server_exceptions=False)
+        )
+        auth = {"Authorization": f"Bearer {make_key(sessions)}"}
+        yield FaultStack(env, settings, sessions, smtp, worker, client, auth, redis, None)
 
 
 @pytest.fixture
@@ -119,35 +121,36 @@ def campaign_fault_stack(tmp_path: Path) -> Iterator[FaultStack]:
 @pytest.fixture
 def database_fault_stack(tmp_path: Path) -> Iterator[FaultStack]:
     """A private PostgreSQL cluster as the database and a private Redis as the broker."""
-    postgres = PrivatePostgres()
-    postgres.create()
-    redis = PrivateRedis(tmp_path)
-    redis.start()
-    smtp = SmtpServer()
-    smtp.start()
-    upgrade(postgres.url)
-    env = _environment(postgres.url, redis.url, smtp)
-    env.update(
-        {
-            # Long enough to ride out the 15 s outage below; the sweeper waits longer still.
-            "NOTIFY_SEND_ATTEMPT_SECONDS": "40",
-            "NOTIFY_SWEEP_SENDING_AFTER_SECONDS": "45",
-            "NOTIFY_TASK_TIME_LIMIT_SECONDS": "60",
-            "NOTIFY_VISIBILITY_TIMEOUT_SECONDS": "120",
-        }
-    )
-    settings = _settings(env)
-    engine = open_database(settings)
-    sessions = make_session_factory(engine)
-    worker = WorkerProcess(env, tmp_path / "worker.log")
-    worker.start()
-    try:
-        with TestClient(create_app(settings), raise_server_exceptions=False) as client:
-            auth = {"Authorization": f"Bearer {make_key(sessions)}"}
-            yield FaultStack(env, settings, sessions, smtp, worker, client, auth, redis, postgres)
-    finally:
-        worker.stop()
-        engine.dispose()
-        smtp.stop()
-        redis.stop()
-        postgres.destroy()
+    with ExitStack() as cleanup:  # each service is stopped even if another's stop fails
+        postgres = PrivatePostgres()
+        cleanup.callback(postgres.destroy)
+        postgres.create()
+        redis = PrivateRedis(tmp_path)
+        cleanup.callback(redis.stop)
+        redis.start()
+        smtp = SmtpServer()
+        smtp.start()
+        cleanup.callback(smtp.stop)
+        upgrade(postgres.url)
+        env = _environment(postgres.url, redis.url, smtp)
+        env.update(
+            {
+                # Long enough to ride out the 15 s outage below; the sweeper waits longer still.
+                "NOTIFY_SEND_ATTEMPT_SECONDS": "40",
+                "NOTIFY_SWEEP_SENDING_AFTER_SECONDS": "45",
+                "NOTIFY_TASK_TIME_LIMIT_SECONDS": "60",
+                "NOTIFY_VISIBILITY_TIMEOUT_SECONDS": "120",
+            }
+        )
+        settings = _settings(env)
+        engine = open_database(settings)
+        cleanup.callback(engine.dispose)
+        sessions = make_session_factory(engine)
+        worker = WorkerProcess(env, tmp_path / "worker.log")
+        cleanup.callback(worker.stop)
+        worker.start()
+        client = cleanup.enter_context(
+            TestClient(create_app(settings), raise_server_exceptions=False)
+        )
+        auth = {"Authorization": f"Bearer {make_key(sessions)}"}
+        yield FaultStack(env, settings, sessions, smtp, worker, client, auth, redis, postgres)

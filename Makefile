@@ -32,8 +32,15 @@ lint: $(STAMP)  ## ruff and mypy
 	$(BIN)/ruff format --check notify tests bench worker.py beat_schedule.py
 	$(BIN)/mypy
 
+# The fault tier (tests/faults) uses services of its own and mostly waits on outages, so it runs
+# beside the rest; its output follows the main run's. Either failing fails the target.
 test: $(STAMP) $(CHROMIUM) lint  ## install what the tests need, lint, run every test (needs PostgreSQL and Redis)
-	$(BIN)/pytest
+	@mkdir -p var
+	$(BIN)/pytest tests/faults -p no:cacheprovider > var/test-faults.log 2>&1 & faults=$$!; \
+	$(BIN)/pytest --ignore=tests/faults; main=$$?; \
+	wait $$faults; faults_status=$$?; \
+	echo "---- tests/faults ----"; cat var/test-faults.log; \
+	test $$main -eq 0 && test $$faults_status -eq 0
 
 bench: $(STAMP)  ## benchmarks against real services (see bench/README.md)
 	$(BIN)/python -m bench.api

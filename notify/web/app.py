@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from notify.celery_app import create_celery
 from notify.config import Settings
 from notify.db import make_session_factory, open_database
+from notify.web import openapi
 from notify.web.auth import AuthenticateFirst
 from notify.web.body_limit import BodyLimit
 from notify.web.errors import install_error_handlers
@@ -47,7 +48,8 @@ def create_app(settings: Settings) -> FastAPI:
 
     Middleware, outermost first: the error boundary (503/500, one log line without personal
     data), the body limit (413 while the body streams in), API-key authentication of ``/v1``
-    (401 before any body byte is read); then FastAPI's routes.
+    (401 before any body byte is read); then FastAPI's routes. ``/openapi.json`` documents
+    every status each operation answers (``notify.web.responses``) and this app's body limits.
     """
     app = FastAPI(
         lifespan=_lifespan,
@@ -91,6 +93,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
     # the error boundary: last, so outermost
     install_error_handlers(app, [route for router in routers for route in router.routes])
+    openapi.install(app, settings)
     return app
 
 

@@ -33,8 +33,9 @@ from sqlalchemy.exc import (
     StatementError,
 )
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Match
+from starlette.routing import BaseRoute, Match, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from notify.crypto import UnencryptableError
@@ -52,6 +53,7 @@ RETRY_AFTER_SECONDS = 15
 _PUBLIC_PAGES = ("/u/", "/preferences")
 _MAX_LOGGED_PATH = 200
 _MAX_SEGMENT = 40
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 
 def field_error(
@@ -159,6 +161,26 @@ class ErrorBoundary:
                 await response(scope, receive, send)
 
 
+def allowed_methods(scope: Scope, routes: Sequence[BaseRoute]) -> list[str]:
+    """The methods ``Allow`` names for the request's path: those of the routes that match the
+    path with the fewest path parameters, as the OpenAPI document reads paths
+    (``/v1/suppressions/reports`` is the report operation's, not ``/v1/suppressions/{email}``'s).
+    Starlette itself names only the first route that matches, one method of several."""
+    matching = [
+        route
+        for route in routes
+        if isinstance(route, Route) and route.methods and route.matches(scope)[0] is not Match.NONE
+    ]
+    if not matching:
+        return []
+    fewest = min(len(route.param_convertors) for route in matching)
+    methods: set[str] = set()
+    for route in matching:
+        if len(route.param_convertors) == fewest:
+            methods |= route.methods or set()
+    return sorted(methods)
+
+
 def _validation_problems(error: RequestValidationError) -> list[dict[str, Any]]:
     return [
         {
@@ -172,7 +194,8 @@ def _validation_problems(error: RequestValidationError) -> list[dict[str, Any]]:
 
 def install_error_handlers(app: FastAPI, routes: Sequence[BaseRoute] = ()) -> None:
     """Register the handlers and add :class:`ErrorBoundary`, which names ``routes`` (the app's
-    routes) in its log lines. Call it after every other ``add_middleware``, so the boundary is
+    routes) in its log lines; a 405 lists the methods of ``routes`` in ``Allow`` (see
+    :func:`allowed_methods`). Call it after every other ``add_middleware``, so the boundary is
     the outermost of the app's middleware."""
 
     @app.exception_handler(InvalidFieldError)
@@ -202,10 +225,18 @@ def install_error_handlers(app: FastAPI, routes: Sequence[BaseRoute] = ()) -> No
     async def _invalid(_: Request, error: RequestValidationError) -> JSONResponse:
         return JSONResponse(status_code=422, content={"detail": _validation_problems(error)})
 
+    @app.exception_handler(405)
+    async def _wrong_method(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        allow = ", ".join(allowed_methods(request.scope, routes))
+        headers = {**(error.headers or {}), "Allow": allow}
+        return JSONResponse(status_code=405, content={"detail": error.detail}, headers=headers)
+
     @app.exception_handler(DataError)
-    async def _unstorable(_: Request, __: DataError) -> JSONResponse:
-        # The database refused a value (a NUL character, or longer than its column).
-        detail = "a value cannot be stored: too long, or it holds a NUL character"
-        return JSONResponse(status_code=422, content={"detail": detail})
+    async def _unstorable(request: Request, __: DataError) -> JSONResponse:
+        # The database refused a value (a NUL character, or longer than its column); which
+        # one is not known here, so the problem names the part of the request it came in.
+        where = "body" if request.method in _BODY_METHODS else "path"
+        msg = "a value cannot be stored: too long, or it holds a NUL character"
+        return field_error((), msg, where=where)
 
     app.add_middleware(ErrorBoundary, routes=routes)

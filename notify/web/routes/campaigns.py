@@ -9,7 +9,7 @@ from email.message import EmailMessage
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -22,10 +22,11 @@ from notify.models import Campaign
 from notify.people import recipients
 from notify.producers.api_keys import Caller
 from notify.web.auth import require_scope
-from notify.web.schemas import CampaignId, Locale, Strict, UserId
+from notify.web.responses import API_ERRORS, also
+from notify.web.schemas import AwareTime, CampaignId, Locale, LocalTime, Strict, UserId
 from notify.web.state import WebState, web_state
 
-router = APIRouter(prefix="/v1/campaigns", tags=["campaigns"])
+router = APIRouter(prefix="/v1/campaigns", tags=["campaigns"], responses=API_ERRORS)
 Reader = Annotated[Caller, Depends(require_scope("campaigns:read"))]
 Writer = Annotated[Caller, Depends(require_scope("campaigns:write"))]
 
@@ -40,30 +41,10 @@ class CampaignIn(Strict):
     name: str = Field(min_length=1, max_length=200, pattern=r"^[^\x00]*$")
     template: str = Field(max_length=100)
     data: dict[str, Any] = Field(default_factory=dict)
-    send_at: datetime | None = None
-    send_at_local: datetime | None = None
+    send_at: AwareTime | None = None
+    send_at_local: LocalTime | None = None
     audience: AudienceIn = Field(default_factory=AudienceIn)
     rate_limit: float | None = Field(default=None, gt=0, le=100_000, description="messages/second")
-
-    @field_validator("send_at")
-    @classmethod
-    def _aware(cls, value: datetime | None) -> datetime | None:
-        if value is not None and value.tzinfo is None:
-            raise ValueError("needs a time zone offset, e.g. 2026-12-01T10:00:00Z")
-        return _plausible(value)
-
-    @field_validator("send_at_local")
-    @classmethod
-    def _naive(cls, value: datetime | None) -> datetime | None:
-        if value is not None and value.tzinfo is not None:
-            raise ValueError("is a wall-clock time without offset, e.g. 2026-12-01T10:00")
-        return _plausible(value)
-
-
-def _plausible(value: datetime | None) -> datetime | None:
-    if value is not None and not 2000 <= value.year <= 2100:
-        raise ValueError("must be between the years 2000 and 2100")
-    return value
 
 
 class CampaignOut(BaseModel):
@@ -114,7 +95,7 @@ def _out(session: Session, campaign: Campaign, *, with_progress: bool = True) ->
     return out
 
 
-@router.post("", status_code=201, response_model=CampaignOut)
+@router.post("", status_code=201, response_model=CampaignOut, responses=also(400, 404))
 def create_campaign(body: CampaignIn, request: Request, caller: Writer) -> CampaignOut:
     """A draft. The template must be of a non-essential category (422 otherwise)."""
     state = web_state(request)
@@ -144,7 +125,7 @@ def list_campaigns(request: Request, _: Reader, limit: int = 100) -> list[Campai
         return [_out(session, campaign, with_progress=False) for campaign in rows]
 
 
-@router.get("/{campaign_id}", response_model=CampaignOut)
+@router.get("/{campaign_id}", response_model=CampaignOut, responses=also(404))
 def get_campaign(campaign_id: CampaignId, request: Request, _: Reader) -> CampaignOut:
     with web_state(request).sessions() as session:
         return _out(session, _get(session, campaign_id))
@@ -170,28 +151,28 @@ def _change(state: WebState, campaign_id: int, action: str) -> CampaignOut:
     return out
 
 
-@router.post("/{campaign_id}/schedule", response_model=CampaignOut)
+@router.post("/{campaign_id}/schedule", response_model=CampaignOut, responses=also(404, 409))
 def schedule_campaign(campaign_id: CampaignId, request: Request, _: Writer) -> CampaignOut:
     """Schedule a draft (or confirm one held as stale); it starts at its send time."""
     return _change(web_state(request), campaign_id, "schedule")
 
 
-@router.post("/{campaign_id}/pause", response_model=CampaignOut)
+@router.post("/{campaign_id}/pause", response_model=CampaignOut, responses=also(404, 409))
 def pause_campaign(campaign_id: CampaignId, request: Request, _: Writer) -> CampaignOut:
     return _change(web_state(request), campaign_id, "pause")
 
 
-@router.post("/{campaign_id}/resume", response_model=CampaignOut)
+@router.post("/{campaign_id}/resume", response_model=CampaignOut, responses=also(404, 409))
 def resume_campaign(campaign_id: CampaignId, request: Request, _: Writer) -> CampaignOut:
     return _change(web_state(request), campaign_id, "resume")
 
 
-@router.post("/{campaign_id}/cancel", response_model=CampaignOut)
+@router.post("/{campaign_id}/cancel", response_model=CampaignOut, responses=also(404, 409))
 def cancel_campaign(campaign_id: CampaignId, request: Request, _: Writer) -> CampaignOut:
     return _change(web_state(request), campaign_id, "cancel")
 
 
-@router.post("/{campaign_id}/preview", response_model=PreviewOut)
+@router.post("/{campaign_id}/preview", response_model=PreviewOut, responses=also(400, 404))
 def preview_campaign(
     campaign_id: CampaignId, request: Request, _: Writer, body: PreviewIn | None = None
 ) -> PreviewOut:

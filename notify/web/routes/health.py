@@ -3,16 +3,37 @@
 from __future__ import annotations
 
 import logging
+from typing import Literal
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from sqlalchemy import text
 
 from notify.web.errors import RETRY_AFTER_SECONDS
+from notify.web.responses import ERRORS
 from notify.web.state import WebState, web_state
 
 router = APIRouter(tags=["health"])
 log = logging.getLogger(__name__)
+Part = Literal["database", "broker"]
+
+
+class ChecksOut(BaseModel):
+    database: bool
+    broker: bool
+
+
+class HealthyOut(BaseModel):
+    status: Literal["ok"]
+    checks: ChecksOut
+
+
+class UnhealthyOut(BaseModel):
+    status: Literal["unavailable"]
+    checks: ChecksOut
+    down: list[Part]
+    detail: str
 
 
 def _database_ok(state: WebState) -> bool:
@@ -37,7 +58,18 @@ def _broker_ok(state: WebState) -> bool:
     return True
 
 
-@router.get("/healthz")
+@router.get(
+    "/healthz",
+    response_model=HealthyOut,
+    responses={
+        413: ERRORS[413],
+        503: {
+            "model": UnhealthyOut,
+            "description": "The database or the broker does not answer.",
+            "headers": ERRORS[503]["headers"],
+        },
+    },
+)
 def healthz(request: Request) -> JSONResponse:
     """200 ``{"status": "ok", "checks": {"database": true, "broker": true}}`` when both answer;
     otherwise 503 with ``Retry-After``, ``"down"`` listing what does not answer and ``"detail"``

@@ -12,9 +12,10 @@ from pydantic import BaseModel
 from notify.people.importing import Format, import_users
 from notify.producers.api_keys import Caller
 from notify.web.auth import require_any_scope
+from notify.web.responses import API_ERRORS, also
 from notify.web.state import web_state
 
-router = APIRouter(prefix="/v1/users", tags=["users"])
+router = APIRouter(prefix="/v1/users", tags=["users"], responses=API_ERRORS)
 FORMATS: dict[str, Format] = {
     "text/csv": "csv",
     "application/x-ndjson": "jsonl",
@@ -38,12 +39,11 @@ class ImportOut(BaseModel):
 @router.post(
     "/import",
     response_model=ImportOut,
+    responses=also(415),
     openapi_extra={
         "requestBody": {
-            "content": {
-                "text/csv": {"schema": {"type": "string"}},
-                "application/x-ndjson": {"schema": {"type": "string"}},
-            },
+            # The size is added per app (``notify.web.openapi``): it is a setting.
+            "content": {media: {"schema": {"type": "string"}} for media in FORMATS},
             "required": True,
         }
     },

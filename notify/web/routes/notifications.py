@@ -13,14 +13,17 @@ from notify.delivery.outbox import NotificationRequest
 from notify.message.template_data import InvalidFieldError
 from notify.producers.api_keys import Caller
 from notify.web.auth import require_scope
+from notify.web.responses import API_ERRORS, also
 from notify.web.schemas import IdempotencyKey, NotificationAccepted, NotificationIn, NotificationOut
 from notify.web.state import db_session, web_state
 
-router = APIRouter(prefix="/v1/notifications", tags=["notifications"])
+router = APIRouter(prefix="/v1/notifications", tags=["notifications"], responses=API_ERRORS)
 Sender = Annotated[Caller, Depends(require_scope("notifications:send"))]
 
 
-@router.post("", status_code=202, response_model=NotificationAccepted)
+@router.post(
+    "", status_code=202, response_model=NotificationAccepted, responses=also(400, 404, 409)
+)
 def send_notification(
     body: NotificationIn,
     caller: Sender,
@@ -51,7 +54,7 @@ def send_notification(
     return NotificationAccepted(id=accepted.id, status=accepted.status)
 
 
-@router.get("/{notification_id}", response_model=NotificationOut)
+@router.get("/{notification_id}", response_model=NotificationOut, responses=also(404))
 def get_notification(
     notification_id: str, caller: Sender, session: Annotated[Session, Depends(db_session)]
 ) -> NotificationOut:

@@ -16,10 +16,11 @@ from notify.people import consent, preferences, recipients
 from notify.people.consent import Origin
 from notify.producers.api_keys import Caller
 from notify.web.auth import require_scope
+from notify.web.responses import API_ERRORS, also
 from notify.web.schemas import UserId
 from notify.web.state import web_state
 
-router = APIRouter(prefix="/v1/users", tags=["preferences"])
+router = APIRouter(prefix="/v1/users", tags=["preferences"], responses=API_ERRORS)
 Reader = Annotated[Caller, Depends(require_scope("preferences:read"))]
 Writer = Annotated[Caller, Depends(require_scope("preferences:write"))]
 
@@ -61,6 +62,18 @@ def _out(session: Session, recipient: Recipient, defaults: frozenset[str]) -> Pr
     return PreferencesOut(user_id=recipient.user_id, categories=categories)
 
 
+def _changes_schema() -> dict[str, Any]:
+    """The body :func:`_checked_changes` accepts, as JSON Schema: at least one known category,
+    each ``true`` or ``false``, and an essential one only ``true`` (it cannot be turned off)."""
+    properties: dict[str, Any] = {
+        key: {"type": "boolean", "const": True, "description": f"{category.label}: always on"}
+        if category.essential
+        else {"type": "boolean", "description": category.label}
+        for key, category in CATEGORIES.items()
+    }
+    return {"properties": properties, "additionalProperties": False, "minProperties": 1}
+
+
 def _checked_changes(body: dict[str, Any]) -> dict[str, bool]:
     """Refuse the whole request (422) if any key is unknown, not a boolean, or essential-off."""
     if not body:
@@ -78,7 +91,7 @@ def _checked_changes(body: dict[str, Any]) -> dict[str, bool]:
     return {key: value for key, value in body.items() if not CATEGORIES[key].essential}
 
 
-@router.get("/{user_id}/preferences", response_model=PreferencesOut)
+@router.get("/{user_id}/preferences", response_model=PreferencesOut, responses=also(404))
 def get_preferences(user_id: UserId, request: Request, _: Reader) -> PreferencesOut:
     state = web_state(request)
     with state.sessions() as session:
@@ -86,12 +99,15 @@ def get_preferences(user_id: UserId, request: Request, _: Reader) -> Preferences
         return _out(session, recipient, state.settings.default_subscriptions)
 
 
-@router.patch("/{user_id}/preferences", response_model=PreferencesOut)
+@router.patch("/{user_id}/preferences", response_model=PreferencesOut, responses=also(400, 404))
 def patch_preferences(
     user_id: UserId,
     request: Request,
     caller: Writer,
-    body: Annotated[dict[str, Any], Body(examples=[{"product_updates": False}])],
+    body: Annotated[
+        dict[str, Any],
+        Body(examples=[{"product_updates": False}], json_schema_extra=_changes_schema()),
+    ],
 ) -> PreferencesOut:
     """Change categories; all or nothing. Each change is logged with the calling key's name."""
     changes = _checked_changes(body)
@@ -113,7 +129,7 @@ def patch_preferences(
         return _out(session, recipient, defaults)
 
 
-@router.get("/{user_id}/consent", response_model=list[ConsentEventOut])
+@router.get("/{user_id}/consent", response_model=list[ConsentEventOut], responses=also(404))
 def get_consent(user_id: UserId, request: Request, _: Reader) -> list[ConsentEventOut]:
     """Every recorded change for this person, newest first."""
     with web_state(request).sessions() as session:

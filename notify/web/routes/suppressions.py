@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from fastapi.exceptions import RequestValidationError
-from pydantic import Field
+from pydantic import BaseModel, Field
 
 from notify.delivery.transport import HARD_BOUNCE_CODES
 from notify.message.validation import normalised_email
@@ -15,24 +15,30 @@ from notify.people import suppressions
 from notify.people.consent import Origin
 from notify.producers.api_keys import Caller
 from notify.web.auth import require_scope
-from notify.web.schemas import Email, Strict
+from notify.web.responses import API_ERRORS, also
+from notify.web.schemas import Email, EmailInPath, Strict
 from notify.web.state import web_state
 
-router = APIRouter(prefix="/v1/suppressions", tags=["suppressions"])
+router = APIRouter(prefix="/v1/suppressions", tags=["suppressions"], responses=API_ERRORS)
 Writer = Annotated[Caller, Depends(require_scope("preferences:write"))]
+REPORTS = "reports"
+
+
+# Free text kept with the suppression: no NUL character, which PostgreSQL cannot store.
+Detail = Annotated[str, Field(max_length=500, pattern=r"^[^\x00]*$")]
 
 
 class SuppressionIn(Strict):
     email: Email
     reason: Literal["operator", "complaint", "hard_bounce"] = "operator"
-    detail: str | None = Field(default=None, max_length=500)
+    detail: Detail | None = None
 
 
 class ReportIn(Strict):
     email: Email
     type: Literal["bounce", "complaint"]
     status: str | None = Field(default=None, pattern=r"^[245]\.\d{1,3}\.\d{1,3}$")
-    detail: str | None = Field(default=None, max_length=500)
+    detail: Detail | None = None
 
 
 class ReportOut(Strict):
@@ -40,10 +46,21 @@ class ReportOut(Strict):
     reason: str | None
 
 
-@router.post("", status_code=201)
+class SuppressedOut(BaseModel):
+    status: Literal["suppressed"]
+    reason: Literal["operator", "complaint", "hard_bounce"]
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=SuppressedOut,
+    responses={200: {"model": SuppressedOut, "description": "Already suppressed"}, **also(400)},
+)
 def add_suppression(
     body: SuppressionIn, request: Request, response: Response, caller: Writer
-) -> dict[str, str]:
+) -> SuppressedOut:
+    """Suppress the address: 201, or 200 when it already was (nothing changes)."""
     state = web_state(request)
     origin = Origin(ConsentSource.OPERATOR, actor=caller.name)
     with state.sessions.begin() as session:
@@ -56,11 +73,16 @@ def add_suppression(
             body.detail,
         )
     response.status_code = 201 if changed else 200
-    return {"status": "suppressed", "reason": body.reason}
+    return SuppressedOut(status="suppressed", reason=body.reason)
 
 
-@router.delete("/{email}", status_code=204)
-def lift_suppression(email: str, request: Request, caller: Writer) -> Response:
+@router.delete("/{email}", status_code=204, responses=also(404))
+def lift_suppression(email: EmailInPath, request: Request, caller: Writer) -> Response:
+    """Lift the suppression of this address: 204, or 404 when it is not suppressed."""
+    if email == REPORTS:
+        # The path of the report operation, which OpenAPI (a fixed path before a template)
+        # and ``notify.web.errors.allowed_methods`` give only POST: 405, Allow: POST.
+        raise HTTPException(405, "Method Not Allowed")
     try:
         address = normalised_email(email)
     except ValueError as error:
@@ -75,7 +97,7 @@ def lift_suppression(email: str, request: Request, caller: Writer) -> Response:
     return Response(status_code=204)
 
 
-@router.post("/reports", response_model=ReportOut)
+@router.post(f"/{REPORTS}", response_model=ReportOut, responses=also(400))
 def report(body: ReportIn, request: Request, caller: Writer) -> ReportOut:
     """A bounce or complaint from a provider: hard bounces (5.1.1, 5.1.2, 5.2.1) and complaints
     suppress the address; soft bounces and policy rejections (4.x.x, 5.7.x) do not."""

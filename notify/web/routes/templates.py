@@ -9,9 +9,10 @@ from fastapi import APIRouter, Depends
 from notify.message.templates import catalogue
 from notify.producers.api_keys import Caller
 from notify.web.auth import current_caller
+from notify.web.responses import API_ERRORS
 from notify.web.schemas import TemplateOut
 
-router = APIRouter(prefix="/v1/templates", tags=["templates"])
+router = APIRouter(prefix="/v1/templates", tags=["templates"], responses=API_ERRORS)
 
 
 @router.get("", response_model=list[TemplateOut])

@@ -11,17 +11,22 @@ from notify.models import Recipient
 from notify.people import recipients
 from notify.producers.api_keys import Caller
 from notify.web.auth import require_scope
+from notify.web.responses import API_ERRORS, also
 from notify.web.schemas import UserId, UserIn, UserOut
 from notify.web.state import web_state
 
-router = APIRouter(prefix="/v1/users", tags=["users"])
+router = APIRouter(prefix="/v1/users", tags=["users"], responses=API_ERRORS)
 
 
 def _out(recipient: Recipient) -> UserOut:
     return UserOut.model_validate(recipient, from_attributes=True)
 
 
-@router.put("/{user_id}", response_model=UserOut)
+@router.put(
+    "/{user_id}",
+    response_model=UserOut,
+    responses={201: {"model": UserOut, "description": "Created"}, **also(400, 409)},
+)
 def put_user(
     user_id: UserId,
     body: UserIn,
@@ -49,7 +54,7 @@ def put_user(
     raise HTTPException(409, "the user was being created concurrently; try again")
 
 
-@router.get("/{user_id}", response_model=UserOut)
+@router.get("/{user_id}", response_model=UserOut, responses=also(404))
 def get_user(
     user_id: UserId,
     request: Request,

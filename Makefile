@@ -24,8 +24,12 @@ $(CHROMIUM):
 
 install: $(STAMP)  ## create the virtual environment and install notify with its test tools
 
+# make run PORT=8001 when 8000 is taken; HOST=0.0.0.0 to be reachable from other machines.
+# HOST is only taken from make's command line: some shells export the machine's name as HOST.
+PORT ?= 8000
+HOST := 127.0.0.1
 run: $(STAMP)  ## start web, worker and beat on the embedded default (SQLite, SQL broker, mailbox folder)
-	$(BIN)/notify dev
+	$(BIN)/notify dev --host $(HOST) --port $(PORT)
 
 lint: $(STAMP)  ## ruff and mypy
 	$(BIN)/ruff check notify tests bench worker.py beat_schedule.py

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import re
+from collections.abc import Mapping
 from functools import partial
 from typing import cast
 
@@ -18,6 +21,47 @@ from notify.delivery.sending import deliver
 from notify.delivery.sweeper import republish_stuck
 from notify.privacy import retention
 from notify.queues import Publish, TaskName
+
+PERIODIC_TASKS = frozenset(
+    {
+        TaskName.SWEEP_STUCK_NOTIFICATIONS.value,
+        TaskName.PURGE_BROKER_TABLE.value,
+        TaskName.DISPATCH_DUE_CAMPAIGNS.value,
+        TaskName.APPLY_RETENTION.value,
+    }
+)
+
+
+class QuietIdlePeriodicTasks(logging.Filter):
+    """Celery's INFO lines about the periodic tasks, at DEBUG when there is nothing to report:
+    beat's "Sending due task", the worker's "Task … received", and "Task … succeeded" when every
+    count the task returned is 0. A periodic run that did something keeps its "succeeded" line
+    at INFO; failures and retries are untouched. A demoted line is dropped unless its logger
+    is enabled for DEBUG (``--loglevel DEBUG``)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno != logging.INFO or not self._idle(record):
+            return True
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+
+    @staticmethod
+    def _idle(record: logging.LogRecord) -> bool:
+        if record.name == "celery.beat":
+            args = record.args if isinstance(record.args, tuple) else ()
+            return str(record.msg).startswith("Scheduler: Sending due task") and bool(
+                set(map(str, args)) & PERIODIC_TASKS
+            )
+        context = record.args
+        if not isinstance(context, Mapping) or context.get("name") not in PERIODIC_TASKS:
+            return False
+        if "return_value" not in context:
+            return "received" in str(record.msg)
+        return all(count == "0" for count in re.findall(r"\d+", str(context["return_value"])))
+
+
+for _name in ("celery.beat", "celery.worker.strategy", "celery.app.trace"):
+    logging.getLogger(_name).addFilter(QuietIdlePeriodicTasks())
 
 
 def _app(task: Task) -> NotifyCelery:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
@@ -13,20 +14,16 @@ from sqlalchemy.exc import SQLAlchemyError
 from notify.cli.campaigns import campaigns_app
 from notify.cli.keys import keys_app
 from notify.cli.privacy import privacy_app
-from notify.cli.support import fail
+from notify.cli.support import CommandGroup, fail
 from notify.cli.support import json_object as _json_object
 from notify.cli.support import settings as _settings
 from notify.cli.users import users_app
 from notify.config import Settings
 
 log = logging.getLogger("notify.cli")
-app = typer.Typer(
-    help="notify: essential notices always, product updates only by choice.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-)
-db_app = typer.Typer(help="The database.", no_args_is_help=True)
-templates_app = typer.Typer(help="Email templates.", no_args_is_help=True)
+app = CommandGroup(help="notify: essential notices always, product updates only by choice.")
+db_app = CommandGroup(help="The database.")
+templates_app = CommandGroup(help="Email templates.")
 app.add_typer(db_app, name="db")
 app.add_typer(keys_app, name="keys")
 app.add_typer(templates_app, name="templates")
@@ -50,12 +47,17 @@ def db_upgrade() -> None:
 
 @app.command()
 def web(
-    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.", min=1, max=65535)] = 8000,
+    host: Annotated[str, typer.Option(metavar="ADDRESS", help="Address to listen on.")] = (
+        "127.0.0.1"
+    ),
+    port: Annotated[
+        int, typer.Option(metavar="PORT", help="Port to listen on.", min=1, max=65535)
+    ] = 8000,
     workers: Annotated[int, typer.Option(help="Worker processes.", min=1)] = 1,
 ) -> None:
-    """Serve the HTTP API and pages with uvicorn (h11, request head at most
-    NOTIFY_MAX_HEADER_BYTES, no access log)."""
+    """Serve the HTTP API and pages with uvicorn.
+
+    h11, the request head at most NOTIFY_MAX_HEADER_BYTES, no access log."""
     import uvicorn
 
     from notify.web.routes.mailbox import is_loopback, pages_on
@@ -90,10 +92,18 @@ def uvicorn_limits(settings: Settings) -> dict[str, Any]:
 
 @app.command()
 def send(
-    template: Annotated[str, typer.Option(help="Template name, see `notify templates list`.")],
-    user_id: Annotated[str, typer.Option("--user-id", help="The producer's id for the user.")],
-    email: Annotated[str | None, typer.Option(help="Address (needed for a new user).")] = None,
-    data: Annotated[str, typer.Option(help="Template variables as a JSON object.")] = "{}",
+    template: Annotated[
+        str, typer.Option(metavar="NAME", help="Template name, see `notify templates list`.")
+    ],
+    user_id: Annotated[
+        str, typer.Option("--user-id", metavar="ID", help="The producer's id for the user.")
+    ],
+    email: Annotated[
+        str | None, typer.Option(metavar="ADDRESS", help="Address (needed for a new user).")
+    ] = None,
+    data: Annotated[
+        str, typer.Option(metavar="JSON", help="Template variables as a JSON object.")
+    ] = "{}",
 ) -> None:
     """Queue one notification, as POST /v1/notifications would, and print its id."""
     from notify.celery_app import create_celery
@@ -150,9 +160,10 @@ def templates_list() -> None:
 
 @templates_app.command("preview")
 def templates_preview(
-    name: Annotated[str, typer.Argument(help="Template name.")],
+    name: Annotated[str, typer.Argument(help="Template name, see `notify templates list`.")],
     data: Annotated[
-        str, typer.Option(help="Variables as JSON; the template's sample fills gaps.")
+        str,
+        typer.Option(metavar="JSON", help="Variables as JSON; the template's sample fills gaps."),
     ] = "{}",
     html: Annotated[bool, typer.Option(help="Print the HTML part too.")] = False,
 ) -> None:
@@ -184,12 +195,33 @@ def templates_preview(
 
 @app.command()
 def dev(
-    port: Annotated[int, typer.Option(help="Web port.", min=1, max=65535)] = 8000,
+    port: Annotated[
+        int,
+        typer.Option(metavar="PORT", help="Web port (make run PORT=…).", min=1, max=65535),
+    ] = 8000,
+    host: Annotated[
+        str,
+        typer.Option(
+            metavar="ADDRESS", help="Web address (make run HOST=…); 0.0.0.0 for every interface."
+        ),
+    ] = "127.0.0.1",
+    state_dir: Annotated[
+        Path | None,
+        typer.Option(
+            metavar="FOLDER",
+            help="Where the development key and beat's schedule are kept.",
+            show_default="var/ in the repository",
+            file_okay=False,
+        ),
+    ] = None,
 ) -> None:
-    """Start web, worker and beat on the embedded default; Ctrl-C stops them all."""
+    """Start web, worker and beat on the embedded default: what make run starts.
+
+    Prints a working API key (kept in var/dev-api-key and reused by the next run), a curl line
+    and the mailbox URL. Ctrl-C, SIGTERM or SIGHUP stops all of it."""
     from notify.cli.dev import run_dev
 
-    raise typer.Exit(run_dev(port))
+    raise typer.Exit(run_dev(port, host, state_dir))
 
 
 def main() -> None:

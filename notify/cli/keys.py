@@ -9,16 +9,17 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy.exc import SQLAlchemyError
 
-from notify.cli.support import fail, sessions_for, settings
-from notify.producers.api_keys import list_keys, revoke
+from notify.cli.support import CommandGroup, fail, sessions_for, settings
+from notify.producers.api_keys import SCOPES, list_keys, revoke
 
-keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
+keys_app = CommandGroup(help="API keys: one per producing service, each with its scopes.")
+SCOPE_HELP = f"A scope; repeat for more. The scopes: {', '.join(sorted(SCOPES))}."
 
 
 @keys_app.command("create")
 def keys_create(
-    name: Annotated[str, typer.Option(help="Who the key is for.")],
-    scope: Annotated[list[str], typer.Option(help="A scope; repeat for more.")],
+    name: Annotated[str, typer.Option(metavar="NAME", help="Who the key is for.")],
+    scope: Annotated[list[str], typer.Option(metavar="SCOPE", help=SCOPE_HELP)],
 ) -> None:
     """Make an API key. The key is printed once, alone on the last line; only its hash is kept."""
     from notify.db import make_session_factory, open_database
@@ -49,7 +50,9 @@ def keys_list() -> None:
 
 
 @keys_app.command("revoke")
-def keys_revoke(key_id: int) -> None:
+def keys_revoke(
+    key_id: Annotated[int, typer.Argument(help="The key's id, from `notify keys list`.")],
+) -> None:
     """Revoke a key by id; it is refused from the next request on."""
     with sessions_for(settings()).begin() as session:
         if not revoke(session, key_id):

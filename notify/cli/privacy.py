@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 import json
+from typing import Annotated
 
 import typer
 
-from notify.cli.support import fail, sessions_for, settings
+from notify.cli.support import CommandGroup, fail, sessions_for, settings
 from notify.people import recipients
 from notify.privacy import key_rotation, rights
 
-privacy_app = typer.Typer(
-    help="Access, erasure and encryption of personal data.", no_args_is_help=True
-)
+privacy_app = CommandGroup(help="Access, erasure and encryption of personal data.")
+UserId = Annotated[str, typer.Argument(help="The producer's id for the person.")]
 
 
 @privacy_app.command("export")
-def export(user_id: str) -> None:
+def export(user_id: UserId) -> None:
     """Print everything held about one person as JSON."""
     config = settings()
     with sessions_for(config)() as session:
@@ -31,7 +31,7 @@ def export(user_id: str) -> None:
 
 
 @privacy_app.command("erase")
-def erase(user_id: str) -> None:
+def erase(user_id: UserId) -> None:
     """Erase one person (safe to repeat)."""
     config = settings()
     with sessions_for(config).begin() as session:

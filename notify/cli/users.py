@@ -7,14 +7,16 @@ from typing import Annotated
 
 import typer
 
-from notify.cli.support import fail, sessions_for, settings
+from notify.cli.support import CommandGroup, fail, sessions_for, settings
 
-users_app = typer.Typer(help="Users.", no_args_is_help=True)
+users_app = CommandGroup(help="The people notify mails.")
 
 
 @users_app.command("import")
 def users_import(
-    file: Annotated[Path, typer.Argument(help="CSV (user_id,email,locale,timezone) or .jsonl")],
+    file: Annotated[
+        Path, typer.Argument(help="CSV (user_id,email,locale,timezone) or .jsonl lines.")
+    ],
 ) -> None:
     """Upsert users from a file; bad rows are listed with their line number and skipped."""
     from notify.people.importing import Format, import_users

@@ -29,7 +29,7 @@ SCOPES = frozenset(
 
 
 class UnknownScopeError(ValueError):
-    pass
+    """A scope that is not in SCOPES, or none at all; the message lists every valid scope."""
 
 
 @dataclass(frozen=True)
@@ -47,13 +47,17 @@ def hash_secret(secret: str) -> str:
 
 
 def create_key(session: Session, name: str, scopes: Iterable[str]) -> tuple[ApiKey, str]:
-    """Store a new key; returns the row and the secret, which is not stored anywhere."""
+    """Store a new key; returns the row and the secret, which is not stored anywhere.
+
+    Raises UnknownScopeError, whose message names the unknown scopes and lists the valid ones,
+    for a scope not in SCOPES or for no scope at all."""
     wanted = sorted(set(scopes))
     unknown = [scope for scope in wanted if scope not in SCOPES]
     if unknown or not wanted:
-        raise UnknownScopeError(
+        problem = (
             f"unknown scope {', '.join(unknown)}" if unknown else "at least one scope is needed"
         )
+        raise UnknownScopeError(f"{problem}; the scopes are {', '.join(sorted(SCOPES))}")
     secret = KEY_PREFIX + secrets.token_urlsafe(32)
     key = ApiKey(name=name, secret_hash=hash_secret(secret), scopes=" ".join(wanted))
     session.add(key)

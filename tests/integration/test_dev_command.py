@@ -7,6 +7,7 @@ import json
 import os
 import re
 import signal
+import stat
 import subprocess
 import sys
 import urllib.request
@@ -33,7 +34,17 @@ def test_notify_dev_accepts_a_notification_and_writes_it_to_the_mailbox_folder(
             "NOTIFY_SMTP_URL": f"file://{mailbox}",
         }
     )
-    command = [sys.executable, "-m", "notify.cli", "dev", "--port", str(port)]
+    state = tmp_path / "state"  # the key and beat's schedule; never the repository's var/
+    command = [
+        sys.executable,
+        "-m",
+        "notify.cli",
+        "dev",
+        "--port",
+        str(port),
+        "--state-dir",
+        str(state),
+    ]
     log_path = tmp_path / "dev.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
@@ -68,6 +79,16 @@ def test_notify_dev_accepts_a_notification_and_writes_it_to_the_mailbox_folder(
         )
         with urllib.request.urlopen(request, timeout=10) as response:
             assert response.status == 202
+        # The development key has every scope, preferences included.
+        preferences = urllib.request.Request(
+            f"http://127.0.0.1:{port}/v1/users/u-dev/preferences",
+            headers={"Authorization": f"Bearer {key}"},
+        )
+        with urllib.request.urlopen(preferences, timeout=10) as response:
+            assert response.status == 200
+        key_file = state / "dev-api-key"
+        assert key_file.read_text().strip() == key
+        assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
 
         files = wait_until(lambda: list(mailbox.glob("*.eml")), 30, "an .eml file in the mailbox")
         message = email.message_from_bytes(files[0].read_bytes(), policy=policy.default)
@@ -90,8 +111,12 @@ def test_notify_dev_accepts_a_notification_and_writes_it_to_the_mailbox_folder(
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             pytest.fail(f"notify dev did not stop on Ctrl-C; log:\n{log_path.read_text()[-3000:]}")
-    assert code == 0, log_path.read_text()[-3000:]
+    output = log_path.read_text()
+    assert code == 0, output[-3000:]
     assert [pid for pid in children if alive(pid)] == [], "children still running after Ctrl-C"
+    assert "ERROR" not in output and "Traceback" not in output, output[-3000:]
+    # Idle periodic tasks are not logged at INFO (beat ran its tasks more than once meanwhile).
+    assert "Sending due task" not in output and "sweep_stuck_notifications[" not in output
 
 
 def descendants(root: int) -> list[int]:

@@ -11,6 +11,17 @@ target_metadata = Base.metadata
 
 
 def _run(connection: Connection) -> None:
+    """Run the migrations on ``connection``.
+
+    On SQLite, batch mode rebuilds a table to change it (copy, drop, rename). With foreign
+    keys enforced, dropping ``campaigns`` would cascade-delete its batches and notifications,
+    so enforcement is off while the migrations run (SQLite only allows switching it outside a
+    transaction) and the foreign keys are checked before it is switched back on.
+    """
+    sqlite = connection.dialect.name == "sqlite"
+    if sqlite:
+        connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+        connection.commit()
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
@@ -19,6 +30,13 @@ def _run(connection: Connection) -> None:
     )
     with context.begin_transaction():
         context.run_migrations()
+    if sqlite:
+        broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+        connection.commit()
+        connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+        connection.commit()
+        if broken:
+            raise RuntimeError(f"migrations left {len(broken)} rows with broken foreign keys")
 
 
 def run_migrations_offline() -> None:

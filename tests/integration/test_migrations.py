@@ -79,3 +79,54 @@ def test_status_columns_refuse_values_outside_their_enum(empty_database: str) ->
             connection.execute(text(campaign), {"status": "sent"})  # a notification's status
     finally:
         engine.dispose()
+
+
+def test_upgrading_a_database_with_campaign_rows_keeps_every_row(empty_database: str) -> None:
+    """Migration 0006 rebuilds tables on SQLite; no cascade may take campaign rows with it."""
+    from sqlalchemy import text
+
+    upgrade(empty_database, "0005")
+    engine = make_engine(empty_database)
+    now = "2026-11-28 09:00:00"
+    rows = [
+        *(
+            "INSERT INTO recipients (id, public_id, user_id, email, email_hash, created_at, "
+            f"updated_at) VALUES ({n}, 'p{n}', 'u{n}', 'x', 'h{n}', '{now}', '{now}')"
+            for n in (1, 2)
+        ),
+        "INSERT INTO campaigns (id, name, template, category, data, audience, status, "
+        "planned_through, planning_done, batches_planned, created_at, updated_at) VALUES "
+        f"(1, 'c', 'product_update', 'product_updates', '{{}}', '{{}}', 'running', 1, true, 1, "
+        f"'{now}', '{now}')",
+        "INSERT INTO campaign_batches (id, campaign_id, batch_no, status, due_at, attempts, "
+        f"updated_at) VALUES (1, 1, 1, 'running', '{now}', 1, '{now}')",
+        *(
+            "INSERT INTO notifications (id, recipient_id, template, category, data, "
+            "campaign_id, batch_id, status, attempts, next_attempt_at, created_at, updated_at) "
+            f"VALUES ('n{number}', {number + 1}, 'product_update', 'product_updates', 'x', 1, 1, "
+            f"'{status}', 1, '{now}', '{now}', '{now}')"
+            for number, status in enumerate(("sent", "queued"))
+        ),
+        f"INSERT INTO suppressions (address_hash, reason, created_at) VALUES "
+        f"('h1', 'complaint', '{now}')",
+    ]
+    tables = ("recipients", "campaigns", "campaign_batches", "notifications", "suppressions")
+    try:
+        with engine.begin() as connection:
+            for statement in rows:
+                connection.execute(text(statement))
+        upgrade(empty_database)
+        with engine.connect() as connection:
+            counts = {
+                table: connection.execute(text(f"SELECT count(*) FROM {table}")).scalar()
+                for table in tables
+            }
+    finally:
+        engine.dispose()
+    assert counts == {
+        "recipients": 2,
+        "campaigns": 1,
+        "campaign_batches": 1,
+        "notifications": 2,
+        "suppressions": 1,
+    }

@@ -41,6 +41,7 @@ lint: $(STAMP)  ## ruff and mypy
 test: $(STAMP) $(CHROMIUM) lint  ## install what the tests need, lint, run every test (needs PostgreSQL and Redis)
 	@mkdir -p var
 	$(BIN)/pytest tests/faults -p no:cacheprovider > var/test-faults.log 2>&1 & faults=$$!; \
+	trap 'kill $$faults 2>/dev/null' INT TERM HUP; \
 	$(BIN)/pytest --ignore=tests/faults; main=$$?; \
 	wait $$faults; faults_status=$$?; \
 	echo "---- tests/faults ----"; cat var/test-faults.log; \

@@ -35,7 +35,7 @@ WARM_UP = 50
 OURS_STEPS = [
     ("deliver (whole task body)", "notify/delivery/sending.py", "deliver"),
     ("  claim: UPDATE..RETURNING + recipient", "notify/delivery/outbox.py", "claim"),
-    ("  suppression_reason (send-time checks)", "notify/delivery/sending.py", "suppression_reason"),
+    ("  why_blocked (send-time checks)", "notify/delivery/sending.py", "why_blocked"),
     ("    suppressions.lookup", "notify/people/suppressions.py", "lookup"),
     ("    preferences.subscribed_to", "notify/people/preferences.py", "subscribed_to"),
     ("  compose", "notify/message/composing.py", "compose"),

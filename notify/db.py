@@ -2,7 +2,8 @@
 
 SQLite gets WAL, a busy timeout and foreign keys on every connection; PostgreSQL URLs are
 pointed at the psycopg 3 driver. The two engines differ in a few statements; :func:`on_postgresql`
-and :func:`upsert` are the only places the rest of the code asks which engine it is on.
+and :func:`insert_on_conflict` are the only places the rest of the code asks which engine it is
+on.
 """
 
 from __future__ import annotations
@@ -52,7 +53,8 @@ def make_engine(url: str, **options: Any) -> Engine:
         return engine
     options.setdefault("pool_pre_ping", True)
     # As many as the web process's worker threads (WEB_THREADS), so connections are reused,
-    # never opened and closed per request; Celery pool processes use one each.
+    # never opened and closed per request; a Celery pool process uses one, and a second while
+    # it sends a campaign batch (the lease heartbeat).
     options.setdefault("pool_size", 20)
     options.setdefault("max_overflow", 5)
     return create_engine(url, **options)
@@ -63,8 +65,17 @@ def make_session_factory(engine: Engine) -> SessionFactory:
 
 
 def open_database(settings: Settings, **options: Any) -> Engine:
-    """The engine for this process, after installing its data keys (``notify.crypto``)."""
+    """The engine for this process, after installing its data keys (``notify.crypto``).
+
+    New PostgreSQL connections give up after ``NOTIFY_DATABASE_CONNECT_TIMEOUT_SECONDS``, in
+    the web process and the workers alike, so a database that does not answer is an error
+    within that time rather than a hang.
+    """
     crypto.install(settings.data_key_list)
+    if settings.database_url.startswith("postgres"):
+        options.setdefault(
+            "connect_args", {"connect_timeout": settings.database_connect_timeout_seconds}
+        )
     return make_engine(settings.database_url, **options)
 
 

@@ -295,7 +295,9 @@ class LeaseHeartbeat:
                 with self._sessions.begin() as session:
                     held = renew_lease(session, self._scope, self._clock() + self._lease)
             except SQLAlchemyError as error:
-                log.warning("batch %s: lease renewal failed: %s", self._scope.batch_id, error)
+                log.warning(
+                    "batch %s: lease renewal failed: %s", self._scope.batch_id, type(error).__name__
+                )
                 continue
             if not held:
                 self.lost.set()
@@ -384,19 +386,20 @@ def send_batch(
             now = clock()
             if sent_pending is not None:
                 outbox.mark_sent(session, sent_pending)
-                sent_pending = None
             claimed = claim_message(session, scope, row.id, settings.sending_domain, now)
             if claimed is None:
                 refusal = why_unclaimed(session, scope, row.id)
-                if refusal.blocked is not None:
-                    outbox.suppress_unsent(session, row.id, refusal.blocked)
-                    report.count_suppressed(refusal.blocked)
+                blocked = refusal.blocked
+                if blocked is not None and outbox.suppress_unsent(session, row.id, blocked):
+                    report.count_suppressed(blocked)
                 session.commit()
+                sent_pending = None  # recorded: only a commit makes it so
                 if refusal.stop is not None:
                     report.stopped = refusal.stop
                     break
                 continue
             session.commit()
+            sent_pending = None
             attempts, message_id = claimed
             job = Claimed(
                 id=row.id, template=template, category=category, data=data,
@@ -423,10 +426,10 @@ def send_batch(
             sent_pending = row.id
             report.sent += 1
     finally:
-        # Whatever ended the loop (done, paused, a database outage, a time limit): record the
-        # message already handed to the relay and give the batch back. Through an outage this
-        # is retried for one lease while the heartbeat keeps the lease, so nobody else takes
-        # the batch and sends that message again meanwhile.
+        # Whatever ended the loop (done, paused, a database error, a time limit): record the
+        # message already handed to the relay and give the batch back. Through a database
+        # outage this is retried for one lease; the lease cannot be renewed meanwhile, so an
+        # outage longer than the lease may let the next holder send that message again.
         session.rollback()
         session.close()
         last_sent = sent_pending

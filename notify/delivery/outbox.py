@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -331,6 +330,15 @@ class Stuck:
     category: str
 
 
+@dataclass(frozen=True)
+class SweptPage:
+    """One page of the sweep: the rows to publish again, and how many rows it looked at (some
+    may have been failed instead, having used their attempts)."""
+
+    requeue: list[Stuck]
+    examined: int
+
+
 def sweep_stuck(
     session: Session,
     *,
@@ -339,7 +347,7 @@ def sweep_stuck(
     max_attempts: int,
     limit: int = 500,
     now: datetime | None = None,
-) -> Sequence[Stuck]:
+) -> SweptPage:
     """Find work the broker lost; return what to enqueue again.
 
     * ``sending`` for longer than ``sending_for`` (a worker died mid-send): back to ``queued``,
@@ -369,11 +377,12 @@ def sweep_stuck(
         if row.status == Status.SENDING and row.attempts >= max_attempts:
             mark_failed(session, row.id, f"worker lost during attempt {row.attempts}; gave up")
             continue
-        session.execute(
+        taken = session.execute(
             update(Notification)
-            .where(Notification.id == row.id)
+            .where(Notification.id == row.id, Notification.status == row.status)  # as read
             .values(status=Status.QUEUED, next_attempt_at=now, updated_at=now)
             .execution_options(synchronize_session=False)
         )
-        requeue.append(Stuck(id=row.id, category=row.category))
-    return requeue
+        if getattr(taken, "rowcount", 0):
+            requeue.append(Stuck(id=row.id, category=row.category))
+    return SweptPage(requeue=requeue, examined=len(rows))

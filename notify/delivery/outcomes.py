@@ -29,6 +29,7 @@ from notify.config import Settings
 from notify.db import SessionFactory
 from notify.delivery import outbox
 from notify.delivery.transport import DeliveryError
+from notify.masking import mask_addresses
 from notify.message.jobs import Claimed
 from notify.message.mime import HeaderInjectionError
 from notify.models import ConsentSource, SuppressionReason
@@ -63,9 +64,9 @@ class Outcome:
 
 def record_compose_error(session: Session, job: Claimed, error: Exception) -> Outcome:
     """The template could not be rendered for this message: failed, with the error as reason."""
-    problem = f"template error: {type(error).__name__}: {error}"[:500]
+    problem = mask_addresses(f"template error: {type(error).__name__}: {error}")[:500]
     outbox.mark_failed(session, job.id, problem)
-    log.error("notification %s failed to compose: %s", job.id, problem)
+    log.error("notification %s failed to compose: %s", job.id, type(error).__name__)
     return Outcome(Result.FAILED, problem)
 
 
@@ -122,13 +123,15 @@ def commit_until(
             with sessions.begin() as session:
                 return write(session)
         except DATABASE_UNAVAILABLE as error:
-            if time.monotonic() + delay > deadline:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
                 raise
+            pause = min(delay, remaining)  # the last try lands on the deadline, not before it
             log.warning(
                 "database unavailable while recording %s; retrying in %.1fs: %s",
                 what,
-                delay,
+                pause,
                 type(error).__name__,
             )
-            sleep(delay)
+            sleep(pause)
             delay = min(delay * 2, LONGEST_RETRY_SECONDS)

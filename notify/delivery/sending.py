@@ -33,11 +33,11 @@ from notify.models.base import utcnow
 from notify.people import eligibility
 
 log = logging.getLogger(__name__)
-# Stop retrying a write this long before the attempt's time is up (the hard time limit).
-RECORDING_MARGIN_SECONDS = 3.0
+# Besides a connection attempt, what the last write before the hard time limit may take.
+RECORDING_MARGIN_SECONDS = 2.0
 
 
-def suppression_reason(settings: Settings, job: Claimed) -> str | None:
+def why_blocked(settings: Settings, job: Claimed) -> str | None:
     """Why this message must not go out now (:func:`notify.people.eligibility.why_not`), or None.
 
     Decided on what the claim read, in the same transaction, right before the relay is
@@ -47,7 +47,7 @@ def suppression_reason(settings: Settings, job: Claimed) -> str | None:
         job.category,
         settings.default_subscriptions,
         erased=job.erased,
-        has_address=bool(job.email),
+        has_address=job.email is not None,
         suppression=job.suppression,
         stored_choice=job.subscribed,
     )
@@ -73,12 +73,14 @@ def deliver(
     write is retried until ``NOTIFY_SEND_ATTEMPT_SECONDS`` after the claim, the longest an
     attempt may live (the sweeper leaves a ``sending`` row alone for longer than that).
     """
-    deadline = time.monotonic() + settings.send_attempt_seconds - RECORDING_MARGIN_SECONDS
+    # Leave room before the hard time limit for one more connection attempt and statement.
+    margin = settings.database_connect_timeout_seconds + RECORDING_MARGIN_SECONDS
+    deadline = time.monotonic() + settings.send_attempt_seconds - margin
     with sessions.begin() as session:
         job = outbox.claim(session, notification_id, sending_domain=settings.sending_domain)
         if job is None:
             return Outcome(Result.SKIPPED)
-        reason = suppression_reason(settings, job)
+        reason = why_blocked(settings, job)
         if reason is not None:
             outbox.mark_suppressed(session, job.id, reason)
             return Outcome(Result.SUPPRESSED, reason)

@@ -13,8 +13,9 @@ from notify.delivery import outbox
 log = logging.getLogger(__name__)
 
 PAGE_SIZE = 500
-PublishSend = Callable[[str, str], object]
-"""``publish_send(notification_id, category)``: publish the send task on the category's lane."""
+PublishSend = Callable[[str, str], bool]
+"""``publish_send(notification_id, category)``: publish the send task on the category's lane;
+False if the broker refused it."""
 
 
 def republish_stuck(sessions: SessionFactory, settings: Settings, publish_send: PublishSend) -> int:
@@ -23,23 +24,29 @@ def republish_stuck(sessions: SessionFactory, settings: Settings, publish_send: 
 
     Works in pages of ``PAGE_SIZE`` rows, each committed and then published, and stops after
     ``NOTIFY_SWEEP_MAX_PER_RUN`` rows, so a backlog after a broker outage drains over a few runs
-    without one run flooding the broker. A duplicate publish is harmless: the claim sends each
-    row once.
+    without one run flooding the broker. It stops at the first publish the broker refuses (the
+    rest stay ``queued`` for the next run, instead of each waiting for a broker that is down).
+    A duplicate publish is harmless: the claim sends each row once.
     """
     total = 0
-    while total < settings.sweep_max_per_run:
+    pages = -(-settings.sweep_max_per_run // PAGE_SIZE)  # bounds the run even if nothing moves
+    for _ in range(pages):
+        if total >= settings.sweep_max_per_run:
+            break
         with sessions.begin() as session:
-            stuck = outbox.sweep_stuck(
+            page = outbox.sweep_stuck(
                 session,
                 queued_for=timedelta(seconds=settings.sweep_queued_after_seconds),
                 sending_for=timedelta(seconds=settings.sweep_sending_after_seconds),
                 max_attempts=settings.max_attempts,
                 limit=min(PAGE_SIZE, settings.sweep_max_per_run - total),
             )
-        for item in stuck:
-            publish_send(item.id, item.category)
-        total += len(stuck)
-        if not stuck:
+        for item in page.requeue:
+            if not publish_send(item.id, item.category):
+                log.warning("sweeper stopped: the broker refused a publish")
+                return total
+            total += 1
+        if page.examined == 0:
             break
     if total:
         log.info("sweeper re-published %d notifications", total)

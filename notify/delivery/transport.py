@@ -174,6 +174,12 @@ class SmtpTransport:
             raise DeliveryError(
                 f"relay timed out or failed: {type(error).__name__}", False
             ) from None
+        except BaseException:
+            # Anything else (a task time limit, say) may have left the SMTP session in the middle
+            # of a transaction: never hand that connection to the next message.
+            self._connection = None
+            connection.close()
+            raise
         if refused:
             code, text = next(iter(refused.values()))
             raise classify_reply(code, text)

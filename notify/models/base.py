@@ -47,8 +47,9 @@ class UtcDateTime(TypeDecorator[datetime]):
 
 def enum_column_type(enum: type[StrEnum], name: str, length: int = 20) -> Enum:
     """A status-like column typed by ``enum``: stored as its values in a VARCHAR (no native
-    database enum, so adding a member needs no type migration), refused by a CHECK constraint
-    named after ``name`` for any other value, and read back as members of ``enum``."""
+    database enum), refused by a CHECK constraint named after ``name`` for any other value, and
+    read back as members of ``enum``. Adding a member needs a migration of that constraint (on
+    SQLite a table rebuild, which ``migrations/env.py`` makes safe)."""
     return Enum(
         enum,
         name=name,

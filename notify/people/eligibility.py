@@ -139,23 +139,33 @@ def _membership(category: CategoryKey, keys: frozenset[str]) -> ColumnElement[bo
 
 def blocked_reason(category: CategoryKey, defaults: frozenset[str]) -> ColumnElement[str | None]:
     """:func:`why_not` as a SQL expression over :class:`Recipient` (a ``CASE`` that is NULL when
-    the message may go). ``category`` is a key, or a column holding one."""
-    essential_keys = frozenset(key for key, c in CATEGORIES.items() if c.essential)
-    suppression = suppression_of_address()
-    by_suppression = [
-        (suppression == reason.value, literal(blocked.value))
+    the message may go). ``category`` is a key, or a column holding one.
+
+    The suppression-list lookup is the operand of a simple ``CASE``, so it is evaluated once a
+    row, and the person's stored choice only when no suppression decided.
+    """
+    essential = _membership(category, frozenset(k for k, c in CATEGORIES.items() if c.essential))
+
+    def unless_essential(blocked: Blocked) -> ColumnElement[str | None]:
+        return case((essential, null()), else_=literal(blocked.value))
+
+    by_suppression = {
+        reason.value: (
+            literal(blocked.value)
+            if reason is SuppressionReason.HARD_BOUNCE  # stops all mail
+            else unless_essential(blocked)
+        )
         for reason, blocked in BLOCKED_BY_SUPPRESSION.items()
-        if reason is not SuppressionReason.HARD_BOUNCE
-    ]
-    wanted = _coalesce_choice(category, defaults)
+    }
+    by_choice = case(
+        (essential, null()),
+        (_coalesce_choice(category, defaults), null()),
+        else_=literal(Blocked.UNSUBSCRIBED.value),
+    )
     return case(
         (Recipient.erased_at.is_not(None), literal(Blocked.ERASED.value)),
         (Recipient.email.is_(None), literal(Blocked.NO_ADDRESS.value)),
-        (suppression == SuppressionReason.HARD_BOUNCE.value, literal(Blocked.BOUNCED.value)),
-        (_membership(category, essential_keys), null()),
-        *by_suppression,
-        (wanted, null()),
-        else_=literal(Blocked.UNSUBSCRIBED.value),
+        else_=case(by_suppression, value=suppression_of_address(), else_=by_choice),
     )
 
 

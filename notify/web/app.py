@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 import anyio.to_thread
 from fastapi import FastAPI
@@ -59,10 +58,7 @@ def create_app(settings: Settings) -> FastAPI:
             "Sends essential notices always, and product updates only to people who want them."
         ),
     )
-    options: dict[str, Any] = {}
-    if settings.database_url.startswith("postgres"):
-        options["connect_args"] = {"connect_timeout": settings.database_connect_timeout_seconds}
-    engine = open_database(settings, **options)
+    engine = open_database(settings)
     state = WebState(
         settings=settings,
         sessions=make_session_factory(engine),

@@ -8,7 +8,7 @@ from sqlalchemy.orm import Session
 from notify.config import Settings
 from notify.delivery import outbox
 from notify.delivery.outbox import NotificationRequest
-from notify.delivery.sending import suppression_reason
+from notify.delivery.sending import why_blocked
 from notify.message.templates import get_template
 from notify.models import ConsentSource, SuppressionReason
 from notify.people import preferences, suppressions
@@ -37,14 +37,14 @@ def test_a_notification_is_claimed_once(session: Session) -> None:
     assert job.attempts == 1
     assert job.email == "outbox-once@example.com"
     assert outbox.claim(session, notification_id, sending_domain="example.test") is None
-    assert suppression_reason(SETTINGS, job) is None
+    assert why_blocked(SETTINGS, job) is None
 
 
 def test_an_unsubscribe_before_the_claim_suppresses_optional_mail(session: Session) -> None:
     notification_id = _accept(session, "product_update", "outbox-unsub")
     job = outbox.claim(session, notification_id, sending_domain="example.test")
     assert job is not None and job.subscribed is None
-    assert suppression_reason(SETTINGS, job) is None  # subscribed by default
+    assert why_blocked(SETTINGS, job) is None  # subscribed by default
     second = _accept(session, "product_update", "outbox-unsub")
     preferences.set_subscription(
         session,
@@ -56,7 +56,7 @@ def test_an_unsubscribe_before_the_claim_suppresses_optional_mail(session: Sessi
     )
     later = outbox.claim(session, second, sending_domain="example.test")
     assert later is not None and later.subscribed is False
-    assert suppression_reason(SETTINGS, later) == "unsubscribed"
+    assert why_blocked(SETTINGS, later) == "unsubscribed"
 
 
 @pytest.mark.parametrize(
@@ -79,4 +79,4 @@ def test_the_claim_reads_the_suppression_list(
     for notification_id, expected in ((alert, security), (update, product)):
         job = outbox.claim(session, notification_id, sending_domain="example.test")
         assert job is not None
-        assert suppression_reason(SETTINGS, job) == expected
+        assert why_blocked(SETTINGS, job) == expected

@@ -58,9 +58,12 @@ def test_a_backlog_drains_in_runs_of_at_most_the_configured_size(tmp_path: Path)
     _rows(settings, 1600, NotificationStatus.QUEUED, timedelta(minutes=10))
     sessions = make_session_factory(open_database(settings))
     published: list[str] = []
-    runs = [
-        republish_stuck(sessions, settings, lambda i, _c: published.append(i)) for _ in range(4)
-    ]
+
+    def publish(notification_id: str, _category: str) -> bool:
+        published.append(notification_id)
+        return True
+
+    runs = [republish_stuck(sessions, settings, publish) for _ in range(4)]
     assert runs == [700, 700, 200, 0]
     assert len(set(published)) == 1600
 
@@ -73,12 +76,25 @@ def test_a_sending_row_is_taken_back_only_after_the_attempt_cannot_be_alive(
     young = timedelta(seconds=settings.send_attempt_seconds)  # may still be running
     _rows(settings, 3, NotificationStatus.SENDING, young)
     sessions = make_session_factory(open_database(settings))
-    assert republish_stuck(sessions, settings, lambda i, _c: None) == 0
+    assert republish_stuck(sessions, settings, lambda _i, _c: True) == 0
     with sessions.begin() as session:
         for row in session.scalars(select(Notification)):
             row.claimed_at = utcnow() - timedelta(seconds=settings.sweep_sending_after_seconds + 1)
-    published: list[str] = []
-    assert republish_stuck(sessions, settings, lambda i, _c: published.append(i)) == 3
+    assert republish_stuck(sessions, settings, lambda _i, _c: True) == 3
     with sessions() as session:
         statuses = set(session.scalars(select(Notification.status)))
     assert statuses == {NotificationStatus.QUEUED}
+
+
+def test_a_run_stops_at_the_first_publish_the_broker_refuses(tmp_path: Path) -> None:
+    settings = _settings(tmp_path)
+    _rows(settings, 10, NotificationStatus.QUEUED, timedelta(minutes=10))
+    sessions = make_session_factory(open_database(settings))
+    attempts: list[str] = []
+
+    def broker_down(notification_id: str, _category: str) -> bool:
+        attempts.append(notification_id)
+        return False
+
+    assert republish_stuck(sessions, settings, broker_down) == 0
+    assert len(attempts) == 1  # not ten waits on a broker that is down

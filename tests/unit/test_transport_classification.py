@@ -230,3 +230,34 @@ def test_a_message_id_with_slashes_cannot_write_outside_the_mailbox_folder(tmp_p
     written = [path for path in tmp_path.rglob("*") if path.is_file()]
     assert len(written) == 1
     assert written[0].parent == folder
+
+
+class _Interrupted(BaseException):
+    """What a task's soft time limit raises inside smtplib."""
+
+
+class _HalfwayConnection:
+    """Stands in for an SMTP session that is interrupted in the middle of a transaction."""
+
+    closed = False
+
+    def send_message(self, *_: object, **__: object) -> dict[str, tuple[int, bytes]]:
+        raise _Interrupted
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_an_interrupted_send_never_leaves_its_connection_for_the_next_message() -> None:
+    from email.message import Message
+
+    from notify.config import SmtpTarget
+    from notify.delivery.transport import SmtpTransport
+
+    transport = SmtpTransport(SmtpTarget("smtp://127.0.0.1:1"), timeout=1)
+    halfway = _HalfwayConnection()
+    transport._connection = halfway  # type: ignore[assignment]
+    with pytest.raises(_Interrupted):
+        transport.send(Message(), envelope_from="a@example.com", envelope_to="b@example.com")
+    assert halfway.closed
+    assert transport._connection is None

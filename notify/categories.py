@@ -17,7 +17,11 @@ class Category:
     label: str
     essential: bool
     lane: Queue
+    description: str
+    """What mail of this category is about, in one sentence for the person who gets it (shown on
+    the preference page). Every category has one."""
     why_always_on: str = ""
+    """Why an essential category cannot be turned off (empty for the others)."""
 
 
 CATEGORIES: dict[str, Category] = {
@@ -28,6 +32,10 @@ CATEGORIES: dict[str, Category] = {
             label="Security alerts",
             essential=True,
             lane=Queue.ESSENTIAL,
+            description=(
+                "New sign-ins, password changes and other events that may mean someone else is "
+                "using your account."
+            ),
             why_always_on="Security alerts protect your account, so they cannot be turned off.",
         ),
         Category(
@@ -35,6 +43,7 @@ CATEGORIES: dict[str, Category] = {
             label="Administrative notices",
             essential=True,
             lane=Queue.ESSENTIAL,
+            description="Changes to your account, your plan or our terms of service.",
             why_always_on=(
                 "Administrative notices tell you about changes to your account or our terms, "
                 "so they cannot be turned off."
@@ -45,6 +54,9 @@ CATEGORIES: dict[str, Category] = {
             label="Product updates",
             essential=False,
             lane=Queue.BULK,
+            description=(
+                "News about the product: new features, improvements and invitations to try them."
+            ),
         ),
     )
 }

@@ -1,7 +1,9 @@
 """Checks of the data a producer or a campaign sends for a template, before anything is stored.
 
-Pure: raises :class:`InvalidFieldError` with the JSON path of the first bad field. Used by the
-API, campaigns and the command line alike (through ``outbox.submit`` and ``lifecycle.create``).
+Pure: raises :class:`InvalidFieldError` with the JSON path of the bad field, or
+:class:`InvalidFieldsError` naming every bad template variable at once (all the missing ones,
+say). Used by the API, campaigns and the command line alike (through ``outbox.submit`` and
+``lifecycle.create``).
 """
 
 from __future__ import annotations
@@ -26,6 +28,24 @@ class InvalidFieldError(Exception):  # not frozen: raising sets __traceback__
 
     loc: tuple[str, ...]
     msg: str
+
+    @property
+    def problems(self) -> tuple[InvalidFieldError, ...]:
+        """Each field problem this error stands for, one per field: here, itself."""
+        return (self,)
+
+
+@dataclass(eq=False)
+class InvalidFieldsError(InvalidFieldError):
+    """Several fields wrong at once. ``problems`` holds one :class:`InvalidFieldError` per
+    field, each with its own ``loc``, in the template's order; ``loc`` and ``msg`` sum them up
+    in one line (``data`` and ``lacks event, location (required by template …)``)."""
+
+    each: tuple[InvalidFieldError, ...] = ()
+
+    @property
+    def problems(self) -> tuple[InvalidFieldError, ...]:
+        return self.each
 
 
 def shown(text: str, limit: int = _MAX_SHOWN_KEY) -> str:
@@ -81,13 +101,15 @@ def unstorable_value(data: Any, root: tuple[str, ...] = ("data",)) -> InvalidFie
 
 
 def check_data(template: EmailTemplate, data: dict[str, Any], max_bytes: int) -> None:
-    """Raise :class:`InvalidFieldError` for the first thing wrong with ``data`` for ``template``.
+    """Raise :class:`InvalidFieldError` if ``data`` is not fit for ``template``.
 
     Data that passes holds only valid Unicode text without NUL and only finite numbers, at most
     :data:`MAX_DEPTH` levels deep (see :func:`unstorable_value`), and is at most ``max_bytes``
-    of compact JSON, so it can be encrypted and stored. It has every variable the template
-    needs, subject variables without line breaks and at most :data:`MAX_SUBJECT_VARIABLE`
-    characters, and https URLs.
+    of compact JSON, so it can be encrypted and stored; the first such problem is raised alone.
+    It has every variable the template needs, subject variables without line breaks and at
+    most :data:`MAX_SUBJECT_VARIABLE` characters, and https URLs: these are checked for every
+    variable, and all that fail are raised together, one problem per variable
+    (:class:`InvalidFieldsError` when there are several; every missing variable is named).
     """
     unstorable = unstorable_value(data)  # first: it also bounds the depth json.dumps recurses
     if unstorable is not None:
@@ -95,20 +117,43 @@ def check_data(template: EmailTemplate, data: dict[str, Any], max_bytes: int) ->
     size = len(json.dumps(data, separators=(",", ":"), default=str).encode("utf-8"))
     if size > max_bytes:
         raise InvalidFieldError(("data",), f"is {size} bytes; at most {max_bytes} are allowed")
-    for name in template.variables:
-        if name not in data:
-            raise InvalidFieldError(("data", name), f"is required by template {template.name}")
-    for name in template.subject_variables:
+    problems = variable_problems(template, data)
+    if len(problems) == 1:
+        raise problems[0]
+    if problems:
+        raise InvalidFieldsError(("data",), _summary(template, problems), problems)
+
+
+def variable_problems(
+    template: EmailTemplate, data: dict[str, Any]
+) -> tuple[InvalidFieldError, ...]:
+    """One problem per template variable that ``data`` lacks or gives a value the template
+    cannot use: the missing ones first, in the template's order (``meta.toml``), then subject
+    values by name, then URLs. Empty when ``data`` is fit for ``template``."""
+    missing = [name for name in template.variables if name not in data]
+    problems = [
+        InvalidFieldError(("data", name), f"is required by template {template.name}")
+        for name in missing
+    ]
+    for name in sorted(template.subject_variables):
         value = data.get(name)
         if isinstance(value, str) and has_header_break(value):
-            raise InvalidFieldError(
-                ("data", name), "goes into the subject and must not hold line breaks"
-            )
-        if isinstance(value, str) and len(value) > MAX_SUBJECT_VARIABLE:
-            raise InvalidFieldError(
-                ("data", name), f"goes into the subject: at most {MAX_SUBJECT_VARIABLE} characters"
-            )
+            msg = "goes into the subject and must not hold line breaks"
+            problems.append(InvalidFieldError(("data", name), msg))
+        elif isinstance(value, str) and len(value) > MAX_SUBJECT_VARIABLE:
+            msg = f"goes into the subject: at most {MAX_SUBJECT_VARIABLE} characters"
+            problems.append(InvalidFieldError(("data", name), msg))
     for name in template.url_variables:
         value = data.get(name)
-        if not isinstance(value, str) or not value.startswith("https://"):
-            raise InvalidFieldError(("data", name), "must be an absolute https:// URL")
+        if name not in missing and (not isinstance(value, str) or not value.startswith("https://")):
+            problems.append(InvalidFieldError(("data", name), "must be an absolute https:// URL"))
+    return tuple(problems)
+
+
+def _summary(template: EmailTemplate, problems: tuple[InvalidFieldError, ...]) -> str:
+    """Several problems in one line, for a message that has room for one."""
+    required = f"is required by template {template.name}"
+    missing = [problem.loc[-1] for problem in problems if problem.msg == required]
+    if len(missing) == len(problems):
+        return f"lacks {', '.join(missing)} (required by template {template.name})"
+    return "; ".join(f"{'.'.join(problem.loc[1:])} {problem.msg}" for problem in problems)

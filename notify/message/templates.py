@@ -22,7 +22,13 @@ SYSTEM_VARIABLE = "notify"  # what the layout adds; producers cannot set it
 
 
 class TemplateNotFoundError(LookupError):
-    pass
+    """No template has this name. ``args[0]`` is the name asked for; ``known`` lists every
+    template's name, sorted."""
+
+    def __init__(self, name: str, known: tuple[str, ...] = ()) -> None:
+        super().__init__(name)
+        self.name = name
+        self.known = known
 
 
 @dataclass(frozen=True)
@@ -71,7 +77,10 @@ def catalogue(root: Path = EMAIL_TEMPLATES) -> dict[str, EmailTemplate]:
 
 
 def get_template(name: str) -> EmailTemplate:
+    """The template called ``name``; raises :class:`TemplateNotFoundError` (which names the
+    known ones) for any other name."""
+    templates = catalogue()
     try:
-        return catalogue()[name]
+        return templates[name]
     except KeyError:
-        raise TemplateNotFoundError(name) from None
+        raise TemplateNotFoundError(name, tuple(sorted(templates))) from None

@@ -13,8 +13,8 @@ from notify.models.base import Base, enum_column_type, utcnow
 
 
 class ConsentSource(StrEnum):
-    ONE_CLICK = "one_click"  # RFC 8058 POST from a mail client, or the button on /u/<token>
-    PAGE = "page"  # the "stop all non-essential mail" choice on the unsubscribe page
+    ONE_CLICK = "one_click"  # RFC 8058 POST to /u/<token> from a mail client (not the page)
+    PAGE = "page"  # a button on the page /u/<token>: unsubscribe, stop all, or subscribe again
     UNDO = "undo"  # re-subscribe offered right after an unsubscribe
     PREFERENCE_CENTRE = "preference_centre"
     API = "api"

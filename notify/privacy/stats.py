@@ -1,5 +1,10 @@
 """Aggregate counts without personal data: per day, category and template, and unsubscribes by
-route. Rows deleted by retention are counted from ``daily_counts``, live rows directly."""
+route. Rows deleted by retention are counted from ``daily_counts``, live rows directly.
+
+An unsubscribe's route is the source its consent event records (``ConsentSource``): a mail
+client's RFC 8058 POST is ``one_click``, a press of the button on the unsubscribe page is
+``page``, the preference page ``preference_centre``, the API ``api``; each route is counted on
+its own."""
 
 from __future__ import annotations
 
@@ -63,7 +68,10 @@ def _bounds(start: date, end: date) -> tuple[datetime, datetime]:
 
 def daily(session: Session, start: date, end: date) -> dict[str, Any]:
     """Counts for the UTC days ``start`` to ``end`` inclusive. Raises :class:`RangeError`
-    (before any query) for a range :func:`stats_range` would refuse."""
+    (before any query) for a range :func:`stats_range` would refuse.
+
+    ``unsubscribes`` has one entry per day, category and route (see the module's docstring)
+    with at least one opt-out, ordered by day, category and route."""
     start, end = stats_range(start, end, end)
     since, until = _bounds(start, end)
     day = day_of(session, Notification.created_at).label("day")

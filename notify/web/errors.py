@@ -61,9 +61,48 @@ def field_error(
 ) -> JSONResponse:
     """A 422 naming one field: ``{"detail": [{"loc": [where, *loc], "msg": ..., "type": ...}]}``;
     every part of ``loc`` is made safe to encode (see ``shown``)."""
-    parts = [where, *(shown(part, 200) for part in loc)]
-    body = {"detail": [{"loc": parts, "msg": msg, "type": kind}]}
-    return JSONResponse(status_code=422, content=body)
+    return fields_error([(loc, msg)], kind, where)
+
+
+def fields_error(
+    problems: Sequence[tuple[Sequence[str], str]], kind: str = "value_error", where: str = "body"
+) -> JSONResponse:
+    """A 422 with one entry per ``(loc, msg)`` of ``problems``, in their order, shaped as
+    :func:`field_error`'s."""
+    detail = [
+        {"loc": [where, *(shown(part, 200) for part in loc)], "msg": msg, "type": kind}
+        for loc, msg in problems
+    ]
+    return JSONResponse(status_code=422, content={"detail": detail})
+
+
+# Pydantic starts the message of an error raised in a validator with its kind; the message
+# that follows is written for the client already.
+_PYDANTIC_PREFIXES = ("Value error, ", "Assertion failed, ")
+# The problem pydantic reports when the body is not an object: with a body sent as something
+# other than JSON, FastAPI hands the model the raw bytes.
+_NOT_AN_OBJECT = frozenset({"model_attributes_type", "dict_type", "model_type"})
+_JSON_HINT = (
+    "the body must be a JSON object sent with `Content-Type: application/json` ({said}; "
+    "with curl, add -H 'Content-Type: application/json')"
+)
+
+
+def problem_message(msg: str) -> str:
+    """A validation message as the API shows it: without pydantic's ``Value error, `` (or
+    ``Assertion failed, ``) prefix. The one place such prefixes are removed."""
+    for prefix in _PYDANTIC_PREFIXES:
+        if msg.startswith(prefix):
+            return msg[len(prefix) :]
+    return msg
+
+
+def is_json_media(content_type: str) -> bool:
+    """Whether a Content-Type header value names JSON (``application/json``, ``…+json``)."""
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or (
+        media.startswith("application/") and media.endswith("+json")
+    )
 
 
 def loggable_path(scope: Scope, routes: Sequence[BaseRoute] = ()) -> str:
@@ -181,15 +220,22 @@ def allowed_methods(scope: Scope, routes: Sequence[BaseRoute]) -> list[str]:
     return sorted(methods)
 
 
-def _validation_problems(error: RequestValidationError) -> list[dict[str, Any]]:
-    return [
-        {
-            "loc": [shown(part, 200) if isinstance(part, str) else part for part in item["loc"]],
-            "msg": shown(str(item.get("msg", "")), 1000),
-            "type": item.get("type", ""),
-        }
-        for item in error.errors()
-    ]
+def _validation_problems(error: RequestValidationError, content_type: str) -> list[dict[str, Any]]:
+    """FastAPI's problems as the API answers them: locations made safe to encode, messages
+    without pydantic's prefixes (:func:`problem_message`), and a body that is not an object
+    while the request did not say JSON told how to send it (``content_type``: the request's
+    header, empty when it had none)."""
+    problems = []
+    for item in error.errors():
+        loc = [shown(part, 200) if isinstance(part, str) else part for part in item["loc"]]
+        msg = problem_message(str(item.get("msg", "")))
+        kind = item.get("type", "")
+        if list(loc) == ["body"] and kind in _NOT_AN_OBJECT and not is_json_media(content_type):
+            media = content_type.split(";", 1)[0].strip()
+            said = f"this request said {media}" if media else "this request had no Content-Type"
+            msg = _JSON_HINT.format(said=said)
+        problems.append({"loc": loc, "msg": shown(msg, 1000), "type": kind})
+    return problems
 
 
 def install_error_handlers(app: FastAPI, routes: Sequence[BaseRoute] = ()) -> None:
@@ -200,7 +246,7 @@ def install_error_handlers(app: FastAPI, routes: Sequence[BaseRoute] = ()) -> No
 
     @app.exception_handler(InvalidFieldError)
     async def _field_problem(_: Request, error: InvalidFieldError) -> JSONResponse:
-        return field_error(error.loc, error.msg)
+        return fields_error([(problem.loc, problem.msg) for problem in error.problems])
 
     @app.exception_handler(RangeError)
     async def _bad_range(_: Request, error: RangeError) -> JSONResponse:
@@ -209,7 +255,9 @@ def install_error_handlers(app: FastAPI, routes: Sequence[BaseRoute] = ()) -> No
     @app.exception_handler(TemplateNotFoundError)
     async def _unknown_template(_: Request, error: TemplateNotFoundError) -> JSONResponse:
         name = shown(str(error.args[0]), 100)
-        return JSONResponse(status_code=404, content={"detail": f"unknown template {name!r}"})
+        known = ", ".join(error.known) or "none"
+        detail = f"unknown template {name!r}; the templates are {known} (GET /v1/templates)"
+        return JSONResponse(status_code=404, content={"detail": detail})
 
     @app.exception_handler(UnknownRecipientError)
     async def _unknown_recipient(_: Request, __: UnknownRecipientError) -> JSONResponse:
@@ -222,8 +270,9 @@ def install_error_handlers(app: FastAPI, routes: Sequence[BaseRoute] = ()) -> No
         return JSONResponse(status_code=409, content={"detail": detail})
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid(_: Request, error: RequestValidationError) -> JSONResponse:
-        return JSONResponse(status_code=422, content={"detail": _validation_problems(error)})
+    async def _invalid(request: Request, error: RequestValidationError) -> JSONResponse:
+        problems = _validation_problems(error, request.headers.get("content-type", ""))
+        return JSONResponse(status_code=422, content={"detail": problems})
 
     @app.exception_handler(405)
     async def _wrong_method(request: Request, error: StarletteHTTPException) -> JSONResponse:

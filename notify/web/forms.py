@@ -18,8 +18,9 @@ MAX_BODY_BYTES = 16_384
 
 
 async def lenient_form(request: Request) -> dict[str, list[str]]:
-    """Field name → values; ``{}`` for an empty, oversized or unparsable body. A body past
-    the app's limit (``notify.web.body_limit``) is not swallowed: its 413 propagates."""
+    """Field name → values; ``{}`` for an empty, oversized or unparsable body (a multipart body
+    with a file or more than 50 fields included). A body past the app's limit
+    (``notify.web.body_limit``) is not swallowed: its 413 propagates."""
     content_type = request.headers.get("content-type", "").lower()
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
@@ -33,8 +34,12 @@ async def lenient_form(request: Request) -> dict[str, list[str]]:
                     fields.setdefault(key, []).append(value)
             return fields
         body = await request.body()
-    except HTTPException:
-        raise  # the body limit (413): the request stops here and nothing is changed
+    except HTTPException as error:
+        if error.status_code == 413:
+            raise  # the body limit: the request stops here and nothing is changed
+        # Starlette's 400 for a multipart body past max_files or max_fields: unreadable here.
+        log.info("unreadable form body ignored: %s", error.status_code)
+        return {}
     except Exception as error:  # a broken body must not stop an unsubscribe
         log.info("unparsable form body ignored: %s", type(error).__name__)
         return {}

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -194,3 +195,54 @@ def sample_data(template: str) -> dict[str, Any]:
     from notify.message.templates import get_template
 
     return dict(get_template(template).sample)
+
+
+@dataclass
+class OwnStack:
+    """A notify of one test's own on the embedded default: a migrated SQLite database, kombu's
+    SQL broker and a mailbox folder, all under the test's temporary folder, and a key with every
+    scope. No worker, no Redis, no PostgreSQL: nothing shared with other test runs.
+
+    ``env`` is this process's environment without any ``NOTIFY_*`` variable, plus the settings
+    above, for a ``notify web`` subprocess listening on ``port`` (``NOTIFY_PUBLIC_URL`` points
+    there, so the links in composed emails reach it)."""
+
+    env: dict[str, str]
+    settings: Settings
+    sessions: SessionFactory
+    key: str
+    port: int
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.key}"}
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+@pytest.fixture
+def own_stack(tmp_path: Path) -> Iterator[OwnStack]:
+    from tests.support.services import free_port
+
+    port = free_port()
+    values = {
+        "NOTIFY_DATABASE_URL": f"sqlite:///{tmp_path / 'notify.sqlite'}",
+        "NOTIFY_BROKER_URL": f"sqla+sqlite:///{tmp_path / 'broker.sqlite'}",
+        "NOTIFY_SMTP_URL": f"file://{tmp_path / 'mailbox'}",
+        "NOTIFY_PUBLIC_URL": f"http://127.0.0.1:{port}",
+    }
+    env = {key: value for key, value in os.environ.items() if not key.startswith("NOTIFY_")}
+    env.update(values)
+    settings = Settings(
+        **{key.removeprefix("NOTIFY_").lower(): value for key, value in values.items()}
+    )
+    settings.smtp.mailbox.mkdir()
+    upgrade(settings.database_url)
+    engine = open_database(settings)
+    try:
+        sessions = make_session_factory(engine)
+        yield OwnStack(env, settings, sessions, make_key(sessions), port)
+    finally:
+        engine.dispose()

@@ -3,6 +3,11 @@
 Mounted only in development with a ``file://`` mailbox (:func:`pages_on`), and answered only to
 loopback clients (127.0.0.0/8, ::1): any other client gets 404, as if the pages did not exist,
 even when ``notify web`` binds a public address.
+
+A developer can walk a whole flow from here: every link of a captured email opens in a new tab,
+outside the frame, where the page it leads to works as in a mail client (the unsubscribe
+page's buttons included). The email's HTML stays sandboxed: no scripts, no forms, no access to
+this page (:data:`FRAME_SANDBOX`). URLs in the text part are links too (:func:`linked_text`).
 """
 
 from __future__ import annotations
@@ -12,13 +17,14 @@ import ipaddress
 import re
 from datetime import UTC, datetime
 from email import policy
-from email.message import EmailMessage
+from email.message import EmailMessage, MIMEPart
 from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse, Response
 from fastapi.templating import Jinja2Templates
+from markupsafe import Markup, escape
 
 from notify.config import Settings
 from notify.message.templates import TEMPLATES_ROOT
@@ -55,6 +61,43 @@ router = APIRouter(
 pages = Jinja2Templates(directory=str(TEMPLATES_ROOT / "pages"))
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9._@-]+\.eml$")
 
+# The frame may open links in a new tab that is not sandboxed; nothing else: no scripts, no
+# forms, no plugins, and an opaque origin (no access to this page or its cookies).
+FRAME_SANDBOX = "allow-popups allow-popups-to-escape-sandbox"
+# Put first in the framed document's head: every link opens in a new tab, scripts never run.
+FRAME_POLICY = "script-src 'none'; object-src 'none'"
+FRAME_HEAD = (
+    f'<base target="_blank"><meta http-equiv="Content-Security-Policy" content="{FRAME_POLICY}">'
+)
+_HEAD = re.compile(r"<head\b[^>]*>", re.IGNORECASE)
+_HTML = re.compile(r"<html\b[^>]*>", re.IGNORECASE)
+_URL = re.compile(r"https?://[^\s<>\"']+", re.IGNORECASE)
+_URL_TRAILER = ".,;:!?)]}"
+
+
+def framed_html(html: str) -> str:
+    """``html`` as the mailbox frame shows it: :data:`FRAME_HEAD` goes right after the opening
+    ``<head>`` tag (or ``<html>``, or at the very start), so it precedes every link and script of
+    the email. The email's own markup is otherwise unchanged."""
+    match = _HEAD.search(html) or _HTML.search(html)
+    at = match.end() if match else 0
+    return f"{html[:at]}{FRAME_HEAD}{html[at:]}"
+
+
+def linked_text(text: str) -> Markup:
+    """``text`` escaped for HTML, with each ``http://`` or ``https://`` URL made a link that opens
+    in a new tab. Punctuation that ends a sentence (``.``, ``,``, ``)``…) is left out of a URL."""
+    pieces: list[str] = []
+    position = 0
+    for match in _URL.finditer(text):
+        url = match.group().rstrip(_URL_TRAILER)
+        pieces.append(escape(text[position : match.start()]))
+        link = escape(url)
+        pieces.append(f'<a href="{link}" target="_blank" rel="noopener noreferrer">{link}</a>')
+        position = match.start() + len(url)
+    pieces.append(escape(text[position:]))
+    return Markup("".join(pieces))  # noqa: S704 (every piece of the input is escaped above)
+
 
 def _folder(request: Request) -> Path:
     return web_state(request).settings.smtp.mailbox
@@ -63,6 +106,17 @@ def _folder(request: Request) -> Path:
 def _read(path: Path) -> EmailMessage:
     message: EmailMessage = email.message_from_bytes(path.read_bytes(), policy=policy.default)
     return message
+
+
+def _part_text(part: MIMEPart | None) -> str:
+    """A part's text; an unknown or wrong charset is decoded as UTF-8 with replacements."""
+    if part is None:
+        return ""
+    try:
+        return str(part.get_content())
+    except (LookupError, UnicodeError):
+        payload = part.get_payload(decode=True)
+        return payload.decode("utf-8", "replace") if isinstance(payload, bytes) else ""
 
 
 def _message_path(request: Request, name: str) -> Path:
@@ -95,14 +149,14 @@ def list_messages(request: Request) -> Response:
 @router.get("/{name}", response_class=HTMLResponse)
 def show_message(request: Request, name: str) -> Response:
     parsed = _read(_message_path(request, name))
-    text_part = parsed.get_body(("plain",))
-    html_part = parsed.get_body(("html",))
+    html = _part_text(parsed.get_body(("html",)))
     context = {
         "name": name,
         "subject": parsed["Subject"],
         "headers": list(parsed.items()),
-        "text": text_part.get_content() if text_part else "",
-        "html": html_part.get_content() if html_part else "",
+        "text": linked_text(_part_text(parsed.get_body(("plain",)))),
+        "html": framed_html(html) if html else "",
+        "sandbox": FRAME_SANDBOX,
     }
     return pages.TemplateResponse(request, "mailbox_message.html", context)
 

@@ -72,6 +72,7 @@ def _show(request: Request, token: str, person: Person, saved: bool) -> Response
             "key": key,
             "label": item.category.label,
             "essential": item.category.essential,
+            "description": item.category.description,
             "why_always_on": item.category.why_always_on,
             "subscribed": item.subscribed,
         }

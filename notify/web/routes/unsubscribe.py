@@ -1,8 +1,15 @@
 """``/u/<token>``: the unsubscribe link in every non-essential email.
 
-GET and HEAD never change anything (link scanners fetch them, and run JavaScript). POST is the
-RFC 8058 one-click endpoint and the page's form target: no cookie, login or CSRF token, no
-redirect, any body; the opt-out is committed before the 200, and repeating it is harmless.
+GET and HEAD never change anything (link scanners fetch them, and run JavaScript): they show
+what one press would change or, for a person already unsubscribed from the link's category,
+say so and offer to subscribe again. POST is the RFC 8058 one-click endpoint and the page's
+form target: no cookie, login or CSRF token, no redirect, any body; the opt-out is committed
+before the 200, and repeating it is harmless.
+
+The consent log (and so the stats' unsubscribes by route) tells the two apart by the body: a
+press of the page's own button sends ``via=page`` and is recorded as ``page``; any other body,
+``List-Unsubscribe=One-Click`` as a mail client sends it, an empty or an unreadable one, is
+recorded as ``one_click``.
 """
 
 from __future__ import annotations
@@ -16,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from notify.categories import CATEGORIES, Category, non_essential
 from notify.masking import mask_email
-from notify.message.tokens import read_unsubscribe_token
+from notify.message.tokens import preferences_token, read_unsubscribe_token
 from notify.models import ConsentSource, Recipient
 from notify.people import preferences
 from notify.people.consent import Origin
@@ -25,11 +32,13 @@ from notify.web.pages import invalid_link, page
 from notify.web.state import WebState, web_state
 
 router = APIRouter(include_in_schema=False)
+PAGE_FIELD = "via"  # the page's forms send via=page; a mail client's one-click POST does not
 
 
 @dataclass(frozen=True)
 class Target:
     recipient_id: int
+    public_id: str
     masked_email: str
     category: Category
 
@@ -47,7 +56,20 @@ def _resolve(session: Session, state: WebState, token: str) -> Target | None:
     ).one_or_none()
     if recipient is None or recipient.erased_at is not None:
         return None
-    return Target(recipient.id, mask_email(recipient.email or ""), category)
+    return Target(recipient.id, public_id, mask_email(recipient.email or ""), category)
+
+
+def source_of(form: dict[str, list[str]], subscribed: bool) -> ConsentSource:
+    """How a POST is recorded in the consent log. An unsubscribe is ``page`` when the page's
+    button sent it (``via=page``, or the page-only ``scope=all``) and ``one_click`` for any other
+    body; a subscribe is ``page`` from the already-unsubscribed page's button (``via=page``) and
+    ``undo`` from the undo button shown right after an unsubscribe."""
+    from_page = "page" in form.get(PAGE_FIELD, [])
+    if subscribed:
+        return ConsentSource.PAGE if from_page else ConsentSource.UNDO
+    if from_page or "all" in form.get("scope", []):
+        return ConsentSource.PAGE
+    return ConsentSource.ONE_CLICK
 
 
 def _keys_for(target: Target, form: dict[str, list[str]], subscribed: bool) -> list[str]:
@@ -71,37 +93,56 @@ def _apply(
         if target is None:
             return None
         keys = _keys_for(target, form, subscribed)
-        if subscribed:
-            source = ConsentSource.UNDO
-        else:
-            everything = "all" in form.get("scope", [])
-            source = ConsentSource.PAGE if everything else ConsentSource.ONE_CLICK
+        origin = Origin(source_of(form, subscribed))
         for key in keys:
             preferences.choose(
                 session,
                 target.recipient_id,
                 key,
                 subscribed,
-                Origin(source),
+                origin,
                 defaults=defaults,
                 hash_key=state.settings.hash_key,
             )
         return target, keys
 
 
-@router.api_route("/u/{token}", methods=["GET", "HEAD"])
-def confirm_page(token: str, request: Request) -> Response:
-    state = web_state(request)
+def _look(state: WebState, token: str) -> tuple[Target, bool] | None:
+    """The link's target and whether the person gets its category now; changes nothing."""
     with state.sessions() as session:
         target = _resolve(session, state, token)
-    if target is None:
+        if target is None:
+            return None
+        subscribed = preferences.subscribed_to(
+            session,
+            target.recipient_id,
+            target.category.key,
+            state.settings.default_subscriptions,
+        )
+    return target, subscribed
+
+
+@router.api_route("/u/{token}", methods=["GET", "HEAD"])
+def confirm_page(token: str, request: Request) -> Response:
+    """The confirmation page, or the already-unsubscribed page with a button to subscribe
+    again; never changes anything."""
+    state = web_state(request)
+    looked = _look(state, token)
+    if looked is None:
         return invalid_link(request)
+    target, subscribed = looked
     context = {
         "category_label": target.category.label,
+        "category_key": target.category.key,
         "masked_email": target.masked_email,
         "action": f"/u/{token}",
     }
-    return page(request, "unsubscribe.html", context)
+    if subscribed:
+        return page(request, "unsubscribe.html", context)
+    keys = state.settings.secret_key_list
+    context["resubscribe_action"] = f"/u/{token}/undo"
+    context["preferences_action"] = f"/preferences/{preferences_token(keys, target.public_id)}"
+    return page(request, "already_unsubscribed.html", context)
 
 
 @router.post("/u/{token}")
@@ -122,7 +163,9 @@ async def unsubscribe(token: str, request: Request) -> Response:
 
 @router.post("/u/{token}/undo")
 async def undo(token: str, request: Request) -> Response:
-    """Re-subscribe what the unsubscribe just changed; a consent event records it."""
+    """Subscribe again to what the unsubscribe just changed (``undo``), or, from the
+    already-unsubscribed page (``via=page``), to the link's category (``page``); a consent event
+    records it."""
     form = await lenient_form(request)
     done = await run_in_threadpool(_apply, web_state(request), token, form, True)
     if done is None:

@@ -95,6 +95,10 @@ class Settings(BaseSettings):
     """The longest request line plus headers ``notify web`` and ``notify dev`` accept (uvicorn's
     h11 ``max_incomplete_event_size``); a longer one is refused with 400 and the connection
     closed."""
+    api_key_cache_seconds: float = Field(default=5.0, ge=0, le=60)
+    """How long the web process trusts a key it has checked, without asking the database
+    again: a revoked key is refused at most this long after the revocation. 0 checks every
+    request."""
     database_connect_timeout_seconds: int = Field(default=5, ge=2, le=60)
     """How long the web process waits for a new PostgreSQL connection; then it answers 503."""
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import Iterable
+import threading
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -14,6 +16,7 @@ from notify.models import ApiKey
 from notify.models.base import utcnow
 
 KEY_PREFIX = "nfy_"
+MAX_CACHED_KEYS = 10_000
 SCOPES = frozenset(
     {
         "notifications:send",
@@ -63,6 +66,43 @@ def create_key(session: Session, name: str, scopes: Iterable[str]) -> tuple[ApiK
     session.add(key)
     session.flush()
     return key, secret
+
+
+class CallerCache:
+    """Keys that authenticated in the last ``seconds``, by the hash of their secret, so most
+    requests skip the database lookup. Guarantee: a key revoked in any process is refused by
+    this one at most ``seconds`` later (``NOTIFY_API_KEY_CACHE_SECONDS``; 0 keeps nothing, so
+    a revocation is honoured at once). Unknown keys are never cached. Thread-safe.
+    """
+
+    def __init__(self, seconds: float, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self.seconds = seconds
+        self._clock = clock
+        self._found: dict[str, tuple[Caller, float]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, secret: str) -> Caller | None:
+        """The cached caller for ``secret``, if it authenticated less than ``seconds`` ago."""
+        if self.seconds <= 0:
+            return None
+        digest = hash_secret(secret)
+        with self._lock:
+            found = self._found.get(digest)
+            if found is None:
+                return None
+            caller, until = found
+            if self._clock() >= until:
+                del self._found[digest]
+                return None
+            return caller
+
+    def put(self, secret: str, caller: Caller) -> None:
+        if self.seconds <= 0:
+            return
+        with self._lock:
+            if len(self._found) >= MAX_CACHED_KEYS:
+                self._found.clear()  # a bounded memory, whatever is presented
+            self._found[hash_secret(secret)] = (caller, self._clock() + self.seconds)
 
 
 def authenticate(session: Session, secret: str) -> Caller | None:

@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from notify.celery_app import create_celery
 from notify.config import Settings
 from notify.db import make_session_factory, open_database
+from notify.producers.api_keys import CallerCache
 from notify.web import openapi
 from notify.web.auth import AuthenticateFirst
 from notify.web.body_limit import BodyLimit
@@ -83,7 +84,11 @@ def create_app(settings: Settings) -> FastAPI:
     for router in routers:
         app.include_router(router)
     # add_middleware puts each new one outside the previous ones.
-    app.add_middleware(AuthenticateFirst, sessions=state.sessions)
+    app.add_middleware(
+        AuthenticateFirst,
+        sessions=state.sessions,
+        cache=CallerCache(settings.api_key_cache_seconds),
+    )
     app.add_middleware(
         BodyLimit, api_bytes=settings.max_body_bytes, bulk_bytes=settings.max_import_bytes
     )

@@ -18,7 +18,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from notify.db import SessionFactory
-from notify.producers.api_keys import Caller, authenticate
+from notify.producers.api_keys import Caller, CallerCache, authenticate
 
 _bearer = HTTPBearer(auto_error=False)  # kept as a dependency: OpenAPI shows the scheme
 CALLER_KEY = "notify.caller"  # where the authenticated Caller waits in the ASGI scope
@@ -69,9 +69,12 @@ class AuthenticateFirst:
     server drops the unread body. A database that does not answer raises here, and
     ``notify.web.errors.ErrorBoundary`` answers 503."""
 
-    def __init__(self, app: ASGIApp, *, sessions: SessionFactory) -> None:
+    def __init__(
+        self, app: ASGIApp, *, sessions: SessionFactory, cache: CallerCache | None = None
+    ) -> None:
         self.app = app
         self.sessions = sessions
+        self.cache = cache or CallerCache(0)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not is_api_path(str(scope.get("path", ""))):
@@ -80,7 +83,11 @@ class AuthenticateFirst:
         secret = presented_secret(scope)
         caller = None
         if secret is not None:
-            caller = await anyio.to_thread.run_sync(_lookup, self.sessions, secret)
+            caller = self.cache.get(secret)
+            if caller is None:
+                caller = await anyio.to_thread.run_sync(_lookup, self.sessions, secret)
+                if caller is not None:
+                    self.cache.put(secret, caller)
         if caller is not None:
             scope[CALLER_KEY] = caller
             await self.app(scope, receive, send)

@@ -376,6 +376,15 @@ def progress(
             Notification.sent_at > now - timedelta(seconds=window),
         )
     )
-    rate = float(recent or 0) / window
+    first_sent = session.scalar(
+        select(func.min(Notification.sent_at)).where(
+            Notification.campaign_id == campaign_id,
+            Notification.sent_at > now - timedelta(seconds=window),
+        )
+    )
+    # Over the time sending has actually run within the window, not the whole window: in a
+    # campaign's first minute the rate would otherwise read low.
+    elapsed = window if first_sent is None else max((now - first_sent).total_seconds(), 1.0)
+    rate = float(recent or 0) / min(window, elapsed)
     left = counts["pending"] / rate if rate > 0 else None
     return Progress(counts=counts, rate_per_second=round(rate, 2), seconds_left=left)

@@ -74,5 +74,11 @@ def apply_retention(
             roll_up(session, ids)
             session.execute(delete(Notification).where(Notification.id.in_(ids)))
             deleted += len(ids)
-    log.info("retention: removed content of %d notifications, deleted %d", removed, deleted)
+    # A run that found nothing to do stays out of the INFO log (it runs every hour).
+    log.log(
+        logging.INFO if removed or deleted else logging.DEBUG,
+        "retention: removed content of %d notifications, deleted %d",
+        removed,
+        deleted,
+    )
     return RetentionReport(removed, deleted)

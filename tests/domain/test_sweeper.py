@@ -1,10 +1,13 @@
-"""The sweeper drains a backlog in bounded runs and never takes back a live attempt."""
+"""Housekeeping on a real database: the sweeper drains a backlog in bounded runs and never takes
+back a live attempt; retention keeps quiet when it had nothing to do."""
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from sqlalchemy import insert, select
 
 from notify.config import Settings
@@ -98,3 +101,20 @@ def test_a_run_stops_at_the_first_publish_the_broker_refuses(tmp_path: Path) -> 
 
     assert republish_stuck(sessions, settings, broker_down) == 0
     assert len(attempts) == 1  # not ten waits on a broker that is down
+
+
+def test_retention_that_found_nothing_stays_out_of_the_info_log(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from notify.privacy.retention import apply_retention
+
+    settings = _settings(tmp_path)
+    sessions = make_session_factory(open_database(settings))
+    with caplog.at_level(logging.INFO, logger="notify.privacy.retention"):
+        report = apply_retention(sessions, content_days=30, log_days=395)
+    assert (report.contents_removed, report.rows_deleted) == (0, 0)
+    assert [r for r in caplog.records if r.levelno >= logging.INFO] == []
+    _rows(settings, 2, NotificationStatus.QUEUED, timedelta(days=400))
+    with caplog.at_level(logging.INFO, logger="notify.privacy.retention"):
+        apply_retention(sessions, content_days=30, log_days=395)
+    assert any("deleted 2" in r.getMessage() for r in caplog.records)

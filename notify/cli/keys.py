@@ -53,8 +53,12 @@ def keys_list() -> None:
 def keys_revoke(
     key_id: Annotated[int, typer.Argument(help="The key's id, from `notify keys list`.")],
 ) -> None:
-    """Revoke a key by id; it is refused from the next request on."""
-    with sessions_for(settings()).begin() as session:
+    """Revoke a key by id; the web refuses it within NOTIFY_API_KEY_CACHE_SECONDS."""
+    config = settings()
+    with sessions_for(config).begin() as session:
         if not revoke(session, key_id):
             fail(f"no active key {key_id}")
-    typer.echo(f"key {key_id} revoked")
+    typer.echo(
+        f"key {key_id} revoked; refused within {config.api_key_cache_seconds:g} s "
+        "by every web process"
+    )

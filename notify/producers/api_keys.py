@@ -124,8 +124,9 @@ def list_keys(session: Session) -> list[ApiKey]:
 
 
 def revoke(session: Session, key_id: int) -> bool:
-    """Revoke a key; refused from the next request on (keys are checked on every request).
-    False if there is no such key or it was revoked already."""
+    """Revoke a key: refused at once by a new lookup, and by every web process within
+    ``NOTIFY_API_KEY_CACHE_SECONDS`` (see :class:`CallerCache`). False if there is no such key
+    or it was revoked already."""
     key = session.get(ApiKey, key_id)
     if key is None or key.revoked_at is not None:
         return False

@@ -7,6 +7,10 @@ the limit raises :class:`BodyTooLargeError` (an ``HTTPException``, answered 413 
 handler); every later read raises again without reading. So the app never holds more than the
 limit plus the one message the server had already received. Both 413s carry
 ``Connection: close``, so the server drops the rest of the body instead of draining it.
+
+The one-click endpoint (``POST /u/<token>``) is the exception: RFC 8058 says any body
+unsubscribes, so a large one is not answered 413 up front; its route reads a body only up to
+its own small limit and treats anything larger as empty (``notify.web.forms``).
 """
 
 from __future__ import annotations
@@ -44,6 +48,12 @@ def declared_length(scope: Scope) -> int | None:
     return None
 
 
+def is_one_click(scope: Scope) -> bool:
+    """Whether the request is an RFC 8058 one-click POST (``POST /u/<token>``)."""
+    path = str(scope.get("path", ""))
+    return scope.get("method") == "POST" and path.startswith("/u/") and path.count("/") == 2
+
+
 class BodyLimit:
     """Answers 413 for a body larger than ``api_bytes`` (``bulk_bytes`` on ``bulk_routes``, given
     as ``(method, path)``), counting as it streams; see the module docstring for guarantees."""
@@ -72,7 +82,7 @@ class BodyLimit:
             return
         limit = self.limit_for(scope)
         declared = declared_length(scope)
-        if declared is not None and declared > limit:
+        if declared is not None and declared > limit and not is_one_click(scope):
             response = JSONResponse(
                 status_code=413, content={"detail": _message(limit)}, headers=_CLOSE
             )

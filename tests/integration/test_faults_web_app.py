@@ -517,13 +517,29 @@ def test_the_import_has_its_own_larger_limit(embedded: Embedded) -> None:
     assert accepted.status == 200, accepted.body
 
 
-@pytest.mark.parametrize("target", ["unsubscribe", "undo", "preferences", "request-link"])
+def test_a_one_click_post_over_the_limit_still_unsubscribes_without_reading_it_all(
+    embedded: Embedded,
+) -> None:
+    """RFC 8058: any body unsubscribes. The body is read no further than the limit."""
+    keys = embedded.settings.secret_key_list
+    path = f"/u/{unsubscribe_token(keys, embedded.public_id, 'product_updates')}"
+    headers = {"Content-Type": "application/x-www-form-urlencoded"}
+    upload = call(embedded.app, "POST", path, Upload(HUGE), headers)
+    assert upload.status == 200
+    assert upload.consumed <= API_LIMIT + CHUNK
+    engine = open_database(embedded.settings)
+    with make_session_factory(engine)() as session:
+        actions = list(session.scalars(select(ConsentEvent.action)))
+    engine.dispose()
+    assert actions == ["unsubscribed"]
+
+
+@pytest.mark.parametrize("target", ["undo", "preferences", "request-link"])
 def test_the_public_pages_stop_reading_at_the_limit_and_change_nothing(
     embedded: Embedded, target: str
 ) -> None:
     keys = embedded.settings.secret_key_list
     path = {
-        "unsubscribe": f"/u/{unsubscribe_token(keys, embedded.public_id, 'product_updates')}",
         "undo": f"/u/{unsubscribe_token(keys, embedded.public_id, 'product_updates')}/undo",
         "preferences": f"/preferences/{preferences_token(keys, embedded.public_id)}",
         "request-link": "/preferences",

@@ -71,6 +71,8 @@ def test_the_pages_button_is_recorded_as_page(own_stack: OwnStack, own_client: T
         ({"content": b"\xff\xfe garbage", "headers": FORM}, "garbage"),
         ({"content": b'{"a": 1}', "headers": {"Content-Type": "application/json"}}, "json"),
         ({"files": {"x": ("x.txt", b"x")}}, "multipart"),
+        ({"content": b"x" * 200_000, "headers": FORM}, "over-the-body-limit"),
+        ({"content": iter([b"x" * 30_000] * 4), "headers": FORM}, "chunked-over-the-limit"),
     ],
 )
 def test_any_other_post_is_a_one_click_unsubscribe_at_once_without_cookie_or_redirect(

@@ -379,9 +379,20 @@ def test_a_database_that_accepts_but_never_answers_gives_503_within_the_connect_
 def test_the_mailbox_is_served_to_loopback_clients_only(
     embedded: Embedded, host: str, status: int
 ) -> None:
-    with TestClient(embedded.app, client=(host, 50_000)) as test_client:
+    base = "http://127.0.0.1:8000"
+    with TestClient(embedded.app, client=(host, 50_000), base_url=base) as test_client:
         assert test_client.get("/dev/mailbox").status_code == status
         assert test_client.get("/dev/mailbox/x.eml/raw").status_code == 404
+
+
+def test_the_mailbox_refuses_a_loopback_request_addressed_to_another_name(
+    embedded: Embedded,
+) -> None:
+    """DNS rebinding: a page on evil.example points its name at 127.0.0.1 and asks for the
+    mailbox from the developer's browser; the Host header gives it away."""
+    rebound = "http://evil.example:8000"
+    with TestClient(embedded.app, client=("127.0.0.1", 50_000), base_url=rebound) as client:
+        assert client.get("/dev/mailbox").status_code == 404
 
 
 # --- 7. bodies: authentication first, and a limit while they stream ---------------------------

@@ -63,3 +63,12 @@ def test_the_text_part_is_escaped_and_only_web_urls_are_linked() -> None:
     assert 'href="javascript' not in shown
     assert shown.count("<a ") == 1
     assert '<a href="https://x.example/"' in shown
+
+
+def test_the_mailbox_answers_only_requests_addressed_to_a_loopback_name() -> None:
+    from notify.web.routes.mailbox import addressed_to_this_machine
+
+    for host in ("127.0.0.1:8000", "localhost:8000", "LOCALHOST", "[::1]:8000", "127.0.0.1"):
+        assert addressed_to_this_machine(host), host
+    for host in ("evil.example:8000", "127.0.0.1.evil.example", "", "[::2]:80", "localhost.x"):
+        assert not addressed_to_this_machine(host), host

@@ -49,9 +49,24 @@ def is_loopback(host: str) -> bool:
     return address.is_loopback
 
 
+LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "[::1]"})
+
+
+def addressed_to_this_machine(host_header: str) -> bool:
+    """Whether a ``Host`` header names this machine by a loopback name. A page elsewhere that
+    points its own domain at 127.0.0.1 (DNS rebinding) sends its own domain here, not these."""
+    host = host_header.strip().lower()
+    name = host.rsplit(":", 1)[0] if not host.startswith("[") else host.split("]")[0] + "]"
+    return name in LOOPBACK_NAMES
+
+
 def _loopback_client(request: Request) -> None:
+    """The mailbox shows whole messages with working links: only to a loopback client that
+    addressed this machine by a loopback name; 404 for everyone else."""
     client = request.client
     if client is None or not is_loopback(client.host):
+        raise HTTPException(404, "Not Found")
+    if not addressed_to_this_machine(request.headers.get("host", "")):
         raise HTTPException(404, "Not Found")
 
 

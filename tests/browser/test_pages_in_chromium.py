@@ -6,13 +6,12 @@ pressing the button may change anything.
 
 from __future__ import annotations
 
-import shutil
 import uuid
 from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page
 from sqlalchemy import select
 
 from notify.message.links import preferences_url, unsubscribe_url
@@ -21,32 +20,12 @@ from tests.support.services import WebProcess
 from tests.support.stack import Stack
 
 pytestmark = pytest.mark.integration
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if shutil.which(CHROMIUM) is None:
-        pytest.fail(f"{CHROMIUM} is missing: `make test` installs Debian's chromium package")
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
-        yield launched
-        launched.close()
 
 
 @pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context()
+def page(chromium: Browser) -> Iterator[Page]:
+    """A page in a fresh context of the shared Chromium (``tests/browser/conftest.py``)."""
+    context = chromium.new_context()
     opened = context.new_page()
     yield opened
     context.close()
@@ -119,10 +98,14 @@ def test_the_preference_page_shows_essential_mail_as_always_on_and_saves_a_chang
 
 
 def test_the_pages_fit_a_phone_screen_without_sideways_scrolling(
-    stack: Stack, client: TestClient, auth: dict[str, str], web_server: WebProcess, browser: Browser
+    stack: Stack,
+    client: TestClient,
+    auth: dict[str, str],
+    web_server: WebProcess,
+    chromium: Browser,
 ) -> None:
     _, public_id = person(client, auth, stack)
-    context = browser.new_context(viewport={"width": 360, "height": 740}, is_mobile=True)
+    context = chromium.new_context(viewport={"width": 360, "height": 740}, is_mobile=True)
     phone = context.new_page()
     try:
         for url in (

@@ -63,85 +63,30 @@ def _settings(env: dict[str, str]) -> Settings:
     )
 
 
-def _broker_fault_stack(tmp_path: Path, overrides: dict[str, str]) -> Iterator[FaultStack]:
-    with ExitStack() as cleanup:  # each service is stopped even if another's stop fails
+def _fault_stack(
+    tmp_path: Path, overrides: dict[str, str], *, private_database: bool
+) -> Iterator[FaultStack]:
+    """A private Redis as the broker, a worker, an SMTP server and an API client; the database
+    is a private PostgreSQL cluster (``private_database``) or a database of the test's own on
+    the shared server. Every service is stopped even if another's stop fails."""
+    with ExitStack() as cleanup:
+        postgres = None
+        if private_database:
+            postgres = PrivatePostgres()
+            cleanup.callback(postgres.destroy)
+            postgres.create()
+            database_url = postgres.url
+        else:
+            database_url, drop = create_postgres_database()
+            cleanup.callback(drop)
         redis = PrivateRedis(tmp_path)
         cleanup.callback(redis.stop)
         redis.start()
         smtp = SmtpServer()
         smtp.start()
         cleanup.callback(smtp.stop)
-        database_url, drop = create_postgres_database()
-        cleanup.callback(drop)
         upgrade(database_url)
-        env = _environment(database_url, redis.url, smtp)
-        env.update(overrides)
-        settings = _settings(env)
-        engine = open_database(settings)
-        cleanup.callback(engine.dispose)
-        sessions = make_session_factory(engine)
-        worker = WorkerProcess(env, tmp_path / "worker.log")
-        cleanup.callback(worker.stop)
-        worker.start()
-        client = cleanup.enter_context(
-            TestClient(create_app(settings), raise_server_exceptions=False)
-        )
-        auth = {"Authorization": f"Bearer {make_key(sessions)}"}
-        yield FaultStack(env, settings, sessions, smtp, worker, client, auth, redis, None)
-
-
-@pytest.fixture
-def broker_fault_stack(tmp_path: Path) -> Iterator[FaultStack]:
-    """Shared PostgreSQL (a database of this test's own), a private Redis as the broker.
-    Retries spread over more than a minute, so a relay outage that long is ridden out."""
-    yield from _broker_fault_stack(
-        tmp_path,
-        {
-            "NOTIFY_RETRY_BASE_SECONDS": "2",
-            "NOTIFY_RETRY_MAX_SECONDS": "8",
-            "NOTIFY_MAX_ATTEMPTS": "40",
-        },
-    )
-
-
-@pytest.fixture
-def campaign_fault_stack(tmp_path: Path) -> Iterator[FaultStack]:
-    """As :func:`broker_fault_stack`, with the campaign lease and dispatch interval at their
-    defaults, so the time to resume after a crash is the one users get."""
-    yield from _broker_fault_stack(
-        tmp_path,
-        {
-            "NOTIFY_CAMPAIGN_BATCH_LEASE_SECONDS": "15",
-            "NOTIFY_CAMPAIGN_DISPATCH_INTERVAL_SECONDS": "10",
-            "NOTIFY_VISIBILITY_TIMEOUT_SECONDS": "60",
-        },
-    )
-
-
-@pytest.fixture
-def database_fault_stack(tmp_path: Path) -> Iterator[FaultStack]:
-    """A private PostgreSQL cluster as the database and a private Redis as the broker."""
-    with ExitStack() as cleanup:  # each service is stopped even if another's stop fails
-        postgres = PrivatePostgres()
-        cleanup.callback(postgres.destroy)
-        postgres.create()
-        redis = PrivateRedis(tmp_path)
-        cleanup.callback(redis.stop)
-        redis.start()
-        smtp = SmtpServer()
-        smtp.start()
-        cleanup.callback(smtp.stop)
-        upgrade(postgres.url)
-        env = _environment(postgres.url, redis.url, smtp)
-        env.update(
-            {
-                # Long enough to ride out the 15 s outage below; the sweeper waits longer still.
-                "NOTIFY_SEND_ATTEMPT_SECONDS": "40",
-                "NOTIFY_SWEEP_SENDING_AFTER_SECONDS": "45",
-                "NOTIFY_TASK_TIME_LIMIT_SECONDS": "60",
-                "NOTIFY_VISIBILITY_TIMEOUT_SECONDS": "120",
-            }
-        )
+        env = {**_environment(database_url, redis.url, smtp), **overrides}
         settings = _settings(env)
         engine = open_database(settings)
         cleanup.callback(engine.dispose)
@@ -154,3 +99,49 @@ def database_fault_stack(tmp_path: Path) -> Iterator[FaultStack]:
         )
         auth = {"Authorization": f"Bearer {make_key(sessions)}"}
         yield FaultStack(env, settings, sessions, smtp, worker, client, auth, redis, postgres)
+
+
+@pytest.fixture
+def broker_fault_stack(tmp_path: Path) -> Iterator[FaultStack]:
+    """Shared PostgreSQL (a database of this test's own), a private Redis as the broker.
+    Retries spread over more than a minute, so a relay outage that long is ridden out."""
+    yield from _fault_stack(
+        tmp_path,
+        {
+            "NOTIFY_RETRY_BASE_SECONDS": "2",
+            "NOTIFY_RETRY_MAX_SECONDS": "8",
+            "NOTIFY_MAX_ATTEMPTS": "40",
+        },
+        private_database=False,
+    )
+
+
+@pytest.fixture
+def campaign_fault_stack(tmp_path: Path) -> Iterator[FaultStack]:
+    """As :func:`broker_fault_stack`, with the campaign lease and dispatch interval at their
+    defaults, so the time to resume after a crash is the one users get."""
+    yield from _fault_stack(
+        tmp_path,
+        {
+            "NOTIFY_CAMPAIGN_BATCH_LEASE_SECONDS": "15",
+            "NOTIFY_CAMPAIGN_DISPATCH_INTERVAL_SECONDS": "10",
+            "NOTIFY_VISIBILITY_TIMEOUT_SECONDS": "60",
+        },
+        private_database=False,
+    )
+
+
+@pytest.fixture
+def database_fault_stack(tmp_path: Path) -> Iterator[FaultStack]:
+    """A private PostgreSQL cluster as the database and a private Redis as the broker."""
+    yield from _fault_stack(
+        tmp_path,
+        {
+            # Long enough to ride out the 15 s outage; the sweeper waits longer still.
+            "NOTIFY_SEND_ATTEMPT_SECONDS": "40",
+            "NOTIFY_SWEEP_SENDING_AFTER_SECONDS": "45",
+            "NOTIFY_TASK_TIME_LIMIT_SECONDS": "60",
+            "NOTIFY_VISIBILITY_TIMEOUT_SECONDS": "120",
+        },
+        private_database=True,
+    )

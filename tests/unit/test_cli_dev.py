@@ -65,19 +65,24 @@ def test_notify_dev_on_a_busy_port_stops_before_anything_starts(
 
 
 def test_make_run_passes_port_and_host_to_notify_dev() -> None:
-    env = {key: value for key, value in os.environ.items() if key not in ("PORT", "HOST")}
+    # The test may itself run under make (make test, CI): drop what a parent make passes down,
+    # or the child prints "Entering/Leaving directory" lines around the plan.
+    inherited = ("PORT", "HOST", "MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES")
+    env = {key: value for key, value in os.environ.items() if key not in inherited}
     env["HOST"] = "my-laptop"  # some shells export the machine's name; make run ignores it
 
     def planned(*variables: str) -> str:
         done = subprocess.run(
-            ["make", "-n", "run", *variables],
+            ["make", "--no-print-directory", "-n", "run", *variables],
             cwd=ROOT,
             env=env,
             capture_output=True,
             text=True,
             check=True,
         )
-        return done.stdout.strip().splitlines()[-1]
+        commands = [line for line in done.stdout.splitlines() if "notify dev" in line]
+        assert len(commands) == 1, done.stdout
+        return commands[0].strip()
 
     assert planned().endswith("notify dev --host 127.0.0.1 --port 8000")
     assert planned("PORT=8001").endswith("notify dev --host 127.0.0.1 --port 8001")

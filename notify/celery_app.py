@@ -117,13 +117,14 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "worker_cancel_long_running_tasks_on_connection_loss": False,
         "worker_hijack_root_logger": True,
         "task_routes": TASK_ROUTES,
-        # A transactional send lives at most NOTIFY_SEND_ATTEMPT_SECONDS (the sweeper waits
-        # longer before it takes a "sending" row back).
+        # A transactional send task lives at most NOTIFY_SEND_ATTEMPT_SECONDS (the sweeper
+        # waits longer before it takes a "sending" row back).
         "task_annotations": {
-            TaskName.SEND_NOTIFICATION.value: {
+            task.value: {
                 "time_limit": settings.send_attempt_seconds,
                 "soft_time_limit": max(settings.send_attempt_seconds - 1, 1),
             }
+            for task in (TaskName.SEND_NOTIFICATION, TaskName.SEND_NOTIFICATIONS)
         },
         "task_default_queue": Queue.ESSENTIAL.value,
         "timezone": "UTC",

@@ -111,6 +111,18 @@ class Settings(BaseSettings):
     """The longest one transactional send may live from its claim: the SMTP exchange, then
     recording the relay's answer, retried through a database outage. The send task's hard
     time limit; the sweeper never takes back a ``sending`` row younger than this."""
+    send_batch_size: int = Field(default=50, ge=1, le=1000)
+    """The most transactional messages one send task carries: the web and the sweeper publish
+    ids in groups of up to this many per lane, and a worker claims a group in one statement.
+    A message's eligibility is checked at that claim, so it goes out at most the sending time
+    of the messages before it in its group after the check."""
+    send_commit_every: int = Field(default=10, ge=1, le=1000)
+    """Relay acceptances a worker records ``sent`` in one write. A worker process killed after
+    the relay accepted a message and before this write re-sends at most this many messages
+    (the sweeper finds them ``sending``); 1 is the strictest bound, at one write per message."""
+    publish_linger_seconds: float = Field(default=0.002, ge=0, le=0.5)
+    """How long the web's publisher waits for more accepted notifications to publish together
+    (up to ``send_batch_size`` ids a task); 0 publishes each on its own as soon as it can."""
     sweep_queued_after_seconds: int = Field(default=120, gt=0)
     sweep_sending_after_seconds: int = Field(default=120, gt=0)
     """A ``sending`` row older than this was left by a dead worker and is sent again. Must be

@@ -16,7 +16,8 @@ class Queue(StrEnum):
 
 
 class TaskName(StrEnum):
-    SEND_NOTIFICATION = "notify.send_notification"
+    SEND_NOTIFICATION = "notify.send_notification"  # one id; kept for messages already queued
+    SEND_NOTIFICATIONS = "notify.send_notifications"  # a group of ids of one lane
     SWEEP_STUCK_NOTIFICATIONS = "notify.sweep_stuck_notifications"
     PURGE_BROKER_TABLE = "notify.purge_consumed_broker_messages"
     DISPATCH_DUE_CAMPAIGNS = "notify.dispatch_due_campaigns"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections import Counter
 from collections.abc import Mapping
 from functools import partial
 from typing import cast
@@ -15,9 +16,9 @@ from notify.campaigns.dispatch import dispatch_due
 from notify.campaigns.planning import plan_for_a_while
 from notify.celery_app import NotifyCelery
 from notify.delivery.broker_table import purge_consumed
-from notify.delivery.enqueue import enqueue_by_name, enqueue_send
-from notify.delivery.outcomes import Result
-from notify.delivery.sending import deliver
+from notify.delivery.enqueue import enqueue_by_name, enqueue_send, enqueue_sends
+from notify.delivery.outcomes import Outcome, Result
+from notify.delivery.sending import deliver_many
 from notify.delivery.sweeper import republish_stuck
 from notify.privacy import retention
 from notify.queues import Publish, TaskName
@@ -75,35 +76,67 @@ def _publisher(app: NotifyCelery) -> Publish:
 
 @shared_task(
     bind=True,
-    name=TaskName.SEND_NOTIFICATION.value,
+    name=TaskName.SEND_NOTIFICATIONS.value,
     acks_late=True,
     reject_on_worker_lost=True,
-    max_retries=None,  # the database counts attempts (NOTIFY_MAX_ATTEMPTS)
 )
-def send_notification(self: Task, notification_id: str) -> str:
-    """Deliver one notification. Idempotent: a second delivery of this message does nothing.
+def send_notifications(self: Task, notification_ids: list[str]) -> dict[str, int]:
+    """Deliver a group of notifications of one lane over this process's relay connection
+    (:func:`notify.delivery.sending.deliver_many`). Idempotent: a second delivery of this
+    message sends nothing twice, since only rows still ``queued`` are claimed.
 
-    Retries: a transient relay error re-publishes this task with a countdown from the backoff
-    policy (always below the visibility timeout); permanent errors end the row ``failed``.
+    Retries are per message: each one the relay refused for now is published again alone, with
+    the countdown from the backoff policy (always below the visibility timeout).
     """
     context = _app(self).context
-    outcome = deliver(
+    outcomes = deliver_many(
         context.sessions,
         context.transport,
         context.settings,
-        notification_id,
+        notification_ids,
         retry_delay=context.retry_delay,
     )
-    if outcome.result is Result.RETRY:
-        raise self.retry(countdown=outcome.retry_in)
-    return outcome.result.value
+    _publish_retries(_app(self), outcomes)
+    counts = Counter(outcome.result.value for outcome in outcomes.values())
+    return {result.value: counts[result.value] for result in Result}
+
+
+@shared_task(
+    bind=True,
+    name=TaskName.SEND_NOTIFICATION.value,
+    acks_late=True,
+    reject_on_worker_lost=True,
+)
+def send_notification(self: Task, notification_id: str) -> str:
+    """Deliver one notification: :func:`send_notifications` for one id (the task that
+    producers' messages already in a queue from an earlier version carry)."""
+    context = _app(self).context
+    outcomes = deliver_many(
+        context.sessions,
+        context.transport,
+        context.settings,
+        [notification_id],
+        retry_delay=context.retry_delay,
+    )
+    _publish_retries(_app(self), outcomes)
+    return outcomes[notification_id].result.value
+
+
+def _publish_retries(app: NotifyCelery, outcomes: Mapping[str, Outcome]) -> None:
+    """Publish a send task again for each message to retry, after its delay. A lost publish
+    is found again by the sweeper once the row is due."""
+    for notification_id, outcome in outcomes.items():
+        if outcome.result is Result.RETRY and outcome.category is not None:
+            enqueue_send(app, notification_id, outcome.category, countdown=outcome.retry_in)
 
 
 @shared_task(bind=True, name=TaskName.SWEEP_STUCK_NOTIFICATIONS.value)
 def sweep_stuck_notifications(self: Task) -> int:
     """Re-publish notifications the broker lost or a dead worker left in ``sending``."""
     app = _app(self)
-    return republish_stuck(app.context.sessions, app.context.settings, partial(enqueue_send, app))
+    settings = app.context.settings
+    publish = partial(enqueue_sends, app, batch_size=settings.send_batch_size)
+    return republish_stuck(app.context.sessions, settings, publish)
 
 
 @shared_task(bind=True, name=TaskName.PURGE_BROKER_TABLE.value)

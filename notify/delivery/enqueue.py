@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
+from itertools import groupby
 
 from celery import Celery
 
@@ -12,22 +14,51 @@ from notify.queues import TaskName
 log = logging.getLogger(__name__)
 
 
-def enqueue_send(celery: Celery, notification_id: str, category: str) -> bool:
-    """Publish the send task on the category's lane; False (and a log line) if the broker fails.
+def enqueue_send(
+    celery: Celery, notification_id: str, category: str, *, countdown: float = 0.0
+) -> bool:
+    """Publish the send task for one row (in ``countdown`` seconds): :func:`enqueue_sends`."""
+    return enqueue_sends(celery, [(notification_id, category)], countdown=countdown) == 1
 
-    Call only after the row is committed. A failed publish loses nothing: the row stays
-    ``queued`` and the sweeper publishes it again.
+
+def enqueue_sends(
+    celery: Celery,
+    items: Sequence[tuple[str, str]],
+    *,
+    batch_size: int = 1,
+    countdown: float = 0.0,
+) -> int:
+    """Publish send tasks for ``(notification_id, category)`` items: one task per group of up
+    to ``batch_size`` ids of one lane, in the order given within a lane. Returns how many ids
+    were published; stops at the first publish the broker refuses (with a log line).
+
+    Call only after the rows are committed. A failed publish loses nothing: the rows stay
+    ``queued`` and the sweeper publishes them again.
     """
-    try:
-        celery.send_task(
-            TaskName.SEND_NOTIFICATION,
-            args=[notification_id],
-            queue=get_category(category).lane.value,
-        )
-    except Exception as error:  # the broker's errors are many; none may fail the caller
-        log.warning("enqueue of %s failed, the sweeper will retry: %s", notification_id, error)
-        return False
-    return True
+    published = 0
+    lane_of = {key: get_category(key).lane.value for key in {category for _, category in items}}
+    ordered = sorted(items, key=lambda item: lane_of[item[1]])  # stable: order kept in a lane
+    for lane, in_lane in groupby(ordered, key=lambda item: lane_of[item[1]]):
+        ids = [notification_id for notification_id, _ in in_lane]
+        for start in range(0, len(ids), batch_size):
+            group = ids[start : start + batch_size]
+            try:
+                celery.send_task(
+                    TaskName.SEND_NOTIFICATIONS,
+                    args=[group],
+                    queue=lane,
+                    countdown=countdown or None,
+                )
+            except Exception as error:  # the broker's errors are many; none may fail the caller
+                log.warning(
+                    "enqueue of %d notification(s) from %s failed, the sweeper will retry: %s",
+                    len(group),
+                    group[0],
+                    error,
+                )
+                return published
+            published += len(group)
+    return published
 
 
 def enqueue_by_name(celery: Celery, task: TaskName, *args: object) -> bool:

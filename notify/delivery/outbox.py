@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy import and_, case, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -183,29 +184,41 @@ def get_for_caller(session: Session, notification_id: str, api_key_id: int) -> N
 
 
 def claim(session: Session, notification_id: str, *, sending_domain: str) -> Claimed | None:
-    """Move one notification ``queued → sending`` and return it, or None if not queued.
+    """Move one notification ``queued → sending`` and return it, or None if not queued
+    (:func:`claim_many` for one id)."""
+    claimed = claim_many(session, [notification_id], sending_domain=sending_domain)
+    return claimed[0] if claimed else None
+
+
+def claim_many(
+    session: Session, notification_ids: Sequence[str], *, sending_domain: str
+) -> list[Claimed]:
+    """Move the given notifications ``queued → sending`` in one statement and return those
+    that were queued, in the order of ``notification_ids``.
 
     The conditional UPDATE is the guard against duplicate broker deliveries: of two workers
-    holding the same id only one sees a row. The Message-ID is made on the first claim and kept
-    on every retry. The recipient's address, their preference for the category and the
+    holding the same id only one gets its row. Each row's Message-ID is made on its first claim
+    and kept on every retry. The recipient's address, their preference for the category and the
     suppression list are read in the same statement (PostgreSQL) or the next one (SQLite), so
     a changed address or an unsubscribe committed while the message waited applies.
     """
+    wanted = list(dict.fromkeys(notification_ids))
+    if not wanted:
+        return []
     now = utcnow()
-    suppression = eligibility.suppression_of_address()
-    subscribed = eligibility.stored_choice(Notification.category)
+    fresh_ids = {notification_id: new_message_id(sending_domain) for notification_id in wanted}
     person = (
         Recipient.email,
         Recipient.public_id,
         Recipient.locale,
         Recipient.erased_at,
-        suppression.label("suppression"),
-        subscribed.label("subscribed"),
+        eligibility.suppression_of_address().label("suppression"),
+        eligibility.stored_choice(Notification.category).label("subscribed"),
     )
     claimed = (
         update(Notification)
         .where(
-            Notification.id == notification_id,
+            Notification.id.in_(wanted),
             Notification.status == Status.QUEUED,
             Notification.campaign_id.is_(None),  # campaign rows belong to their batch
         )
@@ -214,11 +227,14 @@ def claim(session: Session, notification_id: str, *, sending_domain: str) -> Cla
             attempts=Notification.attempts + 1,
             claimed_at=now,
             updated_at=now,
-            message_id=_coalesce_message_id(sending_domain),
+            message_id=func.coalesce(
+                Notification.message_id, case(fresh_ids, value=Notification.id)
+            ),
         )
         .execution_options(synchronize_session=False)
     )
     mine = (
+        Notification.id,
         Notification.template,
         Notification.category,
         Notification.data,
@@ -226,26 +242,33 @@ def claim(session: Session, notification_id: str, *, sending_domain: str) -> Cla
         Notification.message_id,
         Notification.recipient_id,
     )
-    row: Any
+    rows: list[Any]
     if on_postgresql(session):
         # One round trip: UPDATE … FROM recipients … RETURNING the person's fields too.
         statement = claimed.where(Notification.recipient_id == Recipient.id).returning(
             *mine, *person
         )
-        row = session.execute(statement).one_or_none()
+        rows = list(session.execute(statement))
     else:  # SQLite cannot return columns of a joined table: read them next
-        first = session.execute(claimed.returning(*mine)).one_or_none()
-        if first is None:
-            return None
-        choice = eligibility.stored_choice(first.category).label("subscribed")
-        rest = session.execute(
-            select(*person[:-1], choice).where(Recipient.id == first.recipient_id)
-        ).one()
-        row = _Merged(first, rest)
-    if row is None:
-        return None
+        first = {row.id: row for row in session.execute(claimed.returning(*mine))}
+        if not first:
+            return []
+        rest = {
+            row.id: row
+            for row in session.execute(
+                select(Notification.id, *person)
+                .join(Recipient, Recipient.id == Notification.recipient_id)
+                .where(Notification.id.in_(list(first)))
+            )
+        }
+        rows = [_Merged(first[key], rest[key]) for key in first]
+    by_id = {row.id: row for row in rows}
+    return [_claimed(by_id[key]) for key in wanted if key in by_id]
+
+
+def _claimed(row: Any) -> Claimed:
     return Claimed(
-        id=notification_id,
+        id=row.id,
         template=row.template,
         category=row.category,
         data=row.data,
@@ -274,10 +297,6 @@ class _Merged:
         raise AttributeError(name)
 
 
-def _coalesce_message_id(sending_domain: str) -> Any:
-    return func.coalesce(Notification.message_id, new_message_id(sending_domain))
-
-
 def _finish(
     session: Session, notification_id: str, status: Status, reason: str | None, **extra: Any
 ) -> bool:
@@ -293,6 +312,40 @@ def _finish(
 
 def mark_sent(session: Session, notification_id: str) -> bool:
     return _finish(session, notification_id, Status.SENT, None, sent_at=utcnow())
+
+
+def mark_sent_many(session: Session, notification_ids: Sequence[str]) -> int:
+    """:func:`mark_sent` for many rows in one statement; how many were still ours."""
+    if not notification_ids:
+        return 0
+    now = utcnow()
+    result = session.execute(
+        update(Notification)
+        .where(Notification.id.in_(list(notification_ids)), Notification.status == Status.SENDING)
+        .values(status=Status.SENT, reason=None, updated_at=now, sent_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0))
+
+
+def release(session: Session, notification_ids: Sequence[str]) -> int:
+    """Give claimed rows back unsent (``sending → queued``, due now, the attempt not counted):
+    a batch that ran out of time before reaching them. How many were still ours."""
+    if not notification_ids:
+        return 0
+    now = utcnow()
+    result = session.execute(
+        update(Notification)
+        .where(Notification.id.in_(list(notification_ids)), Notification.status == Status.SENDING)
+        .values(
+            status=Status.QUEUED,
+            attempts=Notification.attempts - 1,
+            next_attempt_at=now,
+            updated_at=now,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0))
 
 
 def mark_failed(session: Session, notification_id: str, reason: str) -> bool:

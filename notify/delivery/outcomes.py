@@ -60,6 +60,8 @@ class Outcome:
     result: Result
     reason: str | None = None
     retry_in: float = 0.0  # seconds, for RETRY
+    relay_unreachable: bool = False  # the relay could not be reached or dropped the connection
+    category: str | None = None  # for RETRY: whose lane the next attempt is published on
 
 
 def record_compose_error(session: Session, job: Claimed, error: Exception) -> Outcome:
@@ -91,15 +93,18 @@ def record_delivery_error(
             )
         log.warning("notification %s failed permanently: %s", job.id, error.reason)
         return Outcome(Result.FAILED, error.reason)
+    unreachable = error.smtp_code is None  # no reply at all: the relay, not this message
     if job.attempts >= settings.max_attempts:
         reason = f"gave up after {job.attempts} attempts: {error.reason}"
         outbox.mark_failed(session, job.id, reason)
         log.error("notification %s %s", job.id, reason)
-        return Outcome(Result.FAILED, reason)
+        return Outcome(Result.FAILED, reason, relay_unreachable=unreachable)
     delay = retry_delay(job.attempts)
     outbox.schedule_retry(session, job.id, error.reason, delay)
     log.info("notification %s will retry in %.1fs: %s", job.id, delay, error.reason)
-    return Outcome(Result.RETRY, error.reason, delay)
+    return Outcome(
+        Result.RETRY, error.reason, delay, relay_unreachable=unreachable, category=job.category
+    )
 
 
 def commit_until(

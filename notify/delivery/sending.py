@@ -1,7 +1,7 @@
-"""Delivers one transactional notification: claim, check, compose, hand to the transport,
-record the end.
+"""Delivers transactional notifications: claim, check, compose, hand to the transport, record
+the end; for a group of ids at once, so one task, one claim and one write serve many messages.
 
-:func:`deliver` owns its transactions (the claim is committed before the relay is contacted,
+:func:`deliver_many` owns its transactions (the claim is committed before the relay is contacted,
 and the outcome after), so the rows are consistent whatever fails in between. It never raises
 for a delivery problem; it returns an :class:`~notify.delivery.outcomes.Outcome` and the Celery
 task acts on it.
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from email.utils import parseaddr
 
 from notify.config import Settings
@@ -63,27 +63,89 @@ def deliver(
     *,
     retry_delay: Callable[[int], float],
 ) -> Outcome:
-    """Send ``notification_id`` once; safe to call again for the same id at any time.
+    """Send ``notification_id`` once; safe to call again for the same id at any time
+    (:func:`deliver_many` for one id)."""
+    outcomes = deliver_many(
+        sessions, transport, settings, [notification_id], retry_delay=retry_delay
+    )
+    return outcomes[notification_id]
 
-    Transient relay errors put the row back in ``queued`` with a due time from
-    ``retry_delay(attempts)`` until ``settings.max_attempts`` is used; permanent ones (5xx,
-    template errors) fail it at once (:mod:`notify.delivery.outcomes`).
 
-    Once the relay has answered, its answer is recorded even across a database outage: the
-    write is retried until ``NOTIFY_SEND_ATTEMPT_SECONDS`` after the claim, the longest an
-    attempt may live (the sweeper leaves a ``sending`` row alone for longer than that).
+def deliver_many(
+    sessions: SessionFactory,
+    transport: Transport,
+    settings: Settings,
+    notification_ids: Sequence[str],
+    *,
+    retry_delay: Callable[[int], float],
+) -> dict[str, Outcome]:
+    """Send each of ``notification_ids`` once, over one relay connection; safe to call again
+    for any of them at any time. Returns each id's outcome.
+
+    * All are claimed in one statement, and the eligibility check runs on what that claim read:
+      a message goes out at most the time of the messages before it in this call after its
+      check (``NOTIFY_SEND_BATCH_SIZE`` bounds how many that can be).
+    * Messages the relay accepted are recorded ``sent`` in groups of ``NOTIFY_SEND_COMMIT_EVERY``,
+      and always before this function returns. A process killed in between leaves at most that
+      many accepted messages ``sending``; the sweeper sends them again. Refusals, retries and
+      template errors are recorded per message at once.
+    * Transient relay errors put the row back in ``queued`` with a due time from
+      ``retry_delay(attempts)`` until ``settings.max_attempts`` is used (outcome ``RETRY``);
+      permanent ones fail it at once (:mod:`notify.delivery.outcomes`). When the relay cannot be
+      reached at all, the messages not yet tried are given back unsent with the same delay.
+    * Once the relay has answered, its answer is recorded even across a database outage: the
+      write is retried until ``NOTIFY_SEND_ATTEMPT_SECONDS`` after the claim, the longest an
+      attempt may live (the sweeper leaves a ``sending`` row alone for longer than that).
+      Messages that could not be started in time are given back unsent (``RETRY`` in 0 s).
     """
     # Leave room before the hard time limit for one more connection attempt and statement.
     margin = settings.database_connect_timeout_seconds + RECORDING_MARGIN_SECONDS
     deadline = time.monotonic() + settings.send_attempt_seconds - margin
+    outcomes: dict[str, Outcome] = dict.fromkeys(notification_ids, Outcome(Result.SKIPPED))
+    sendable: list[Claimed] = []
     with sessions.begin() as session:
-        job = outbox.claim(session, notification_id, sending_domain=settings.sending_domain)
-        if job is None:
-            return Outcome(Result.SKIPPED)
-        reason = why_blocked(settings, job)
-        if reason is not None:
-            outbox.mark_suppressed(session, job.id, reason)
-            return Outcome(Result.SUPPRESSED, reason)
+        for job in outbox.claim_many(
+            session, notification_ids, sending_domain=settings.sending_domain
+        ):
+            reason = why_blocked(settings, job)
+            if reason is None:
+                sendable.append(job)
+            else:
+                outbox.mark_suppressed(session, job.id, reason)
+                outcomes[job.id] = Outcome(Result.SUPPRESSED, reason)
+    accepted = _AcceptedMessages(sessions, settings.send_commit_every, deadline)
+    try:
+        for index, job in enumerate(sendable):
+            # The first message is always tried (as a one-message task would be); a later one
+            # only while a whole relay exchange still fits before the deadline.
+            if index and time.monotonic() + settings.smtp_timeout_seconds > deadline:
+                _give_back(sessions, sendable[index:], outcomes, "out of time", delay=0.0)
+                break
+            outcome = _send_one(sessions, transport, settings, job, retry_delay, deadline)
+            if outcome is None:
+                accepted.add(job)
+                outcomes[job.id] = Outcome(Result.SENT)
+                continue
+            outcomes[job.id] = outcome
+            if outcome.relay_unreachable:  # the next ones would wait on it too: try them later
+                delay = outcome.retry_in or retry_delay(1)
+                _give_back(sessions, sendable[index + 1 :], outcomes, outcome.reason, delay=delay)
+                break
+    finally:
+        accepted.record()  # also when a time limit or a bug interrupts the loop
+    return outcomes
+
+
+def _send_one(
+    sessions: SessionFactory,
+    transport: Transport,
+    settings: Settings,
+    job: Claimed,
+    retry_delay: Callable[[int], float],
+    deadline: float,
+) -> Outcome | None:
+    """Compose and hand one claimed message to the relay: None when the relay accepted it (the
+    caller records it), else the recorded outcome."""
     try:
         message = compose(settings, job, now=utcnow())
     except COMPOSE_ERRORS as error:
@@ -101,14 +163,61 @@ def deliver(
             deadline=deadline,
             what=f"the relay's refusal of {job.id}",
         )
-    commit_until(
-        sessions,
-        lambda session: outbox.mark_sent(session, job.id),
-        deadline=deadline,
-        what=f"the relay's acceptance of {job.id}",
+    return None
+
+
+class _AcceptedMessages:
+    """Messages the relay accepted, written ``sent`` every ``every`` of them and on
+    :meth:`record`; the write survives a database outage until ``deadline``."""
+
+    def __init__(self, sessions: SessionFactory, every: int, deadline: float) -> None:
+        self.sessions = sessions
+        self.every = every
+        self.deadline = deadline
+        self.pending: list[Claimed] = []
+
+    def add(self, job: Claimed) -> None:
+        self.pending.append(job)
+        if len(self.pending) >= self.every:
+            self.record()
+
+    def record(self) -> None:
+        if not self.pending:
+            return
+        jobs, ids = self.pending, [job.id for job in self.pending]
+        commit_until(
+            self.sessions,
+            lambda session: outbox.mark_sent_many(session, ids),
+            deadline=self.deadline,
+            what=f"the relay's acceptance of {len(ids)} message(s)",
+        )
+        self.pending = []
+        for job in jobs:
+            log.info("notification %s sent to %s", job.id, mask_email(job.email or ""))
+
+
+def _give_back(
+    sessions: SessionFactory,
+    jobs: Sequence[Claimed],
+    outcomes: dict[str, Outcome],
+    reason: str | None,
+    *,
+    delay: float,
+) -> None:
+    """Claimed messages this call will not try: back to ``queued``, their attempt not counted,
+    to be published again in ``delay`` seconds."""
+    if not jobs:
+        return
+    with sessions.begin() as session:
+        outbox.release(session, [job.id for job in jobs])
+    for job in jobs:
+        outcomes[job.id] = Outcome(Result.RETRY, reason, delay, category=job.category)
+    log.info(
+        "%d claimed message(s) given back unsent, again in %.1fs: %s",
+        len(jobs),
+        delay,
+        reason,
     )
-    log.info("notification %s sent to %s", job.id, mask_email(job.email or ""))
-    return Outcome(Result.SENT)
 
 
 def _envelope_sender(settings: Settings, job: Claimed) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 
 from notify.config import Settings
@@ -13,12 +13,14 @@ from notify.delivery import outbox
 log = logging.getLogger(__name__)
 
 PAGE_SIZE = 500
-PublishSend = Callable[[str, str], bool]
-"""``publish_send(notification_id, category)``: publish the send task on the category's lane;
-False if the broker refused it."""
+PublishSends = Callable[[Sequence[tuple[str, str]]], int]
+"""``publish_sends([(notification_id, category), …])``: publish send tasks on the categories'
+lanes; returns how many ids were published before the broker refused one (all, normally)."""
 
 
-def republish_stuck(sessions: SessionFactory, settings: Settings, publish_send: PublishSend) -> int:
+def republish_stuck(
+    sessions: SessionFactory, settings: Settings, publish_sends: PublishSends
+) -> int:
     """Re-publish notifications the broker lost or a dead worker left in ``sending`` (see
     :func:`notify.delivery.outbox.sweep_stuck` for which); returns how many.
 
@@ -41,11 +43,11 @@ def republish_stuck(sessions: SessionFactory, settings: Settings, publish_send: 
                 max_attempts=settings.max_attempts,
                 limit=min(PAGE_SIZE, settings.sweep_max_per_run - total),
             )
-        for item in page.requeue:
-            if not publish_send(item.id, item.category):
-                log.warning("sweeper stopped: the broker refused a publish")
-                return total
-            total += 1
+        published = publish_sends([(item.id, item.category) for item in page.requeue])
+        total += published
+        if published < len(page.requeue):
+            log.warning("sweeper stopped: the broker refused a publish")
+            return total
         if page.examined == 0:
             break
     if total:

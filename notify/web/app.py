@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 
 import anyio.to_thread
 from fastapi import FastAPI
@@ -11,6 +12,8 @@ from fastapi import FastAPI
 from notify.celery_app import create_celery
 from notify.config import Settings
 from notify.db import make_session_factory, open_database
+from notify.delivery.enqueue import enqueue_sends
+from notify.delivery.publisher import GroupPublisher
 from notify.producers.api_keys import CallerCache
 from notify.web import openapi
 from notify.web.auth import AuthenticateFirst
@@ -36,9 +39,11 @@ WEB_THREADS = 20  # threads for sync endpoints; the database pool has as many co
 
 
 @asynccontextmanager
-async def _lifespan(_: FastAPI) -> AsyncIterator[None]:
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     anyio.to_thread.current_default_thread_limiter().total_tokens = WEB_THREADS
     yield
+    state: WebState = app.state.notify
+    await anyio.to_thread.run_sync(state.publisher.close)  # publish what is still waiting
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -60,10 +65,16 @@ def create_app(settings: Settings) -> FastAPI:
         ),
     )
     engine = open_database(settings)
+    celery = create_celery(settings)
     state = WebState(
         settings=settings,
         sessions=make_session_factory(engine),
-        celery=create_celery(settings),
+        celery=celery,
+        publisher=GroupPublisher(
+            partial(enqueue_sends, celery, batch_size=settings.send_batch_size),
+            batch_size=settings.send_batch_size,
+            linger=settings.publish_linger_seconds,
+        ),
     )
     app.state.notify = state
     routers = [

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from notify.config import Settings
 from notify.db import SessionFactory
+from notify.delivery.publisher import GroupPublisher
 
 
 @dataclass(frozen=True)
@@ -18,6 +19,7 @@ class WebState:
     settings: Settings
     sessions: SessionFactory
     celery: Celery
+    publisher: GroupPublisher  # send tasks for committed notifications, off the request path
 
 
 def web_state(request: Request) -> WebState:

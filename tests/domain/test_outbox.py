@@ -80,3 +80,52 @@ def test_the_claim_reads_the_suppression_list(
         job = outbox.claim(session, notification_id, sending_domain="example.test")
         assert job is not None
         assert why_blocked(SETTINGS, job) == expected
+
+
+def test_a_group_is_claimed_in_one_statement_each_with_its_own_message_id(
+    session: Session,
+) -> None:
+    ids = [_accept(session, "security_alert", f"group-{n}") for n in range(5)]
+    already = outbox.claim(session, ids[2], sending_domain="example.test")
+    assert already is not None
+    jobs = outbox.claim_many(session, [*reversed(ids), "no-such-id"], sending_domain="example.test")
+    assert [job.id for job in jobs] == [i for i in reversed(ids) if i != ids[2]]  # order kept
+    assert len({job.message_id for job in jobs} | {already.message_id}) == 5
+    assert {job.email for job in jobs} == {f"group-{n}@example.com" for n in (0, 1, 3, 4)}
+    assert outbox.claim_many(session, ids, sending_domain="example.test") == []
+
+
+def test_a_group_claim_reads_each_persons_choice_for_their_own_category(
+    session: Session,
+) -> None:
+    update = _accept(session, "product_update", "group-choice")
+    alert = _accept(session, "security_alert", "group-choice")
+    first = outbox.claim(session, update, sending_domain="example.test")
+    assert first is not None
+    preferences.set_subscription(
+        session,
+        first.recipient_id,
+        "product_updates",
+        False,
+        Origin(ConsentSource.API),
+        SETTINGS.default_subscriptions,
+    )
+    again = _accept(session, "product_update", "group-choice")
+    jobs = {
+        job.category: job
+        for job in outbox.claim_many(session, [again, alert], sending_domain="example.test")
+    }
+    assert why_blocked(SETTINGS, jobs["product_updates"]) == "unsubscribed"
+    assert why_blocked(SETTINGS, jobs["security"]) is None
+
+
+def test_sent_and_given_back_apply_only_to_rows_still_sending(session: Session) -> None:
+    ids = [_accept(session, "security_alert", f"group-end-{n}") for n in range(4)]
+    jobs = outbox.claim_many(session, ids, sending_domain="example.test")
+    assert outbox.mark_sent_many(session, ids[:2]) == 2
+    assert outbox.mark_sent_many(session, ids[:2]) == 0  # no longer sending
+    assert outbox.release(session, ids[1:]) == 2  # the sent one is left alone
+    again = outbox.claim_many(session, ids, sending_domain="example.test")
+    assert [job.id for job in again] == ids[2:]
+    assert [job.attempts for job in again] == [1, 1]  # a give-back does not count an attempt
+    assert [job.message_id for job in again] == [job.message_id for job in jobs[2:]]

@@ -4,6 +4,8 @@ back a live attempt; retention keeps quiet when it had nothing to do."""
 from __future__ import annotations
 
 import logging
+from collections import Counter
+from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
 
@@ -62,9 +64,9 @@ def test_a_backlog_drains_in_runs_of_at_most_the_configured_size(tmp_path: Path)
     sessions = make_session_factory(open_database(settings))
     published: list[str] = []
 
-    def publish(notification_id: str, _category: str) -> bool:
-        published.append(notification_id)
-        return True
+    def publish(items: Sequence[tuple[str, str]]) -> int:
+        published.extend(notification_id for notification_id, _ in items)
+        return len(items)
 
     runs = [republish_stuck(sessions, settings, publish) for _ in range(4)]
     assert runs == [700, 700, 200, 0]
@@ -79,11 +81,11 @@ def test_a_sending_row_is_taken_back_only_after_the_attempt_cannot_be_alive(
     young = timedelta(seconds=settings.send_attempt_seconds)  # may still be running
     _rows(settings, 3, NotificationStatus.SENDING, young)
     sessions = make_session_factory(open_database(settings))
-    assert republish_stuck(sessions, settings, lambda _i, _c: True) == 0
+    assert republish_stuck(sessions, settings, len) == 0
     with sessions.begin() as session:
         for row in session.scalars(select(Notification)):
             row.claimed_at = utcnow() - timedelta(seconds=settings.sweep_sending_after_seconds + 1)
-    assert republish_stuck(sessions, settings, lambda _i, _c: True) == 3
+    assert republish_stuck(sessions, settings, len) == 3
     with sessions() as session:
         statuses = set(session.scalars(select(Notification.status)))
     assert statuses == {NotificationStatus.QUEUED}
@@ -93,14 +95,17 @@ def test_a_run_stops_at_the_first_publish_the_broker_refuses(tmp_path: Path) -> 
     settings = _settings(tmp_path)
     _rows(settings, 10, NotificationStatus.QUEUED, timedelta(minutes=10))
     sessions = make_session_factory(open_database(settings))
-    attempts: list[str] = []
+    attempts: list[int] = []
 
-    def broker_down(notification_id: str, _category: str) -> bool:
-        attempts.append(notification_id)
-        return False
+    def broker_half_down(items: Sequence[tuple[str, str]]) -> int:
+        attempts.append(len(items))
+        return 4  # took the first group of four, then refused
 
-    assert republish_stuck(sessions, settings, broker_down) == 0
-    assert len(attempts) == 1  # not ten waits on a broker that is down
+    assert republish_stuck(sessions, settings, broker_half_down) == 4
+    assert attempts == [10]  # one call for the page, not ten waits on a broker that is down
+    with sessions() as session:
+        statuses = Counter(session.scalars(select(Notification.status)))
+    assert statuses == {NotificationStatus.QUEUED: 10}  # the rest wait for the next run
 
 
 def test_retention_that_found_nothing_stays_out_of_the_info_log(

@@ -8,7 +8,6 @@ from fastapi import APIRouter, Depends, Header, HTTPException, Request
 from sqlalchemy.orm import Session
 
 from notify.delivery import outbox
-from notify.delivery.enqueue import enqueue_send
 from notify.delivery.outbox import NotificationRequest
 from notify.message.template_data import InvalidFieldError
 from notify.producers.api_keys import Caller
@@ -50,7 +49,7 @@ def send_notification(
         hash_key=state.settings.hash_key,
     )
     if accepted.created:  # committed: now the worker may see it
-        enqueue_send(state.celery, accepted.id, accepted.category)
+        state.publisher.submit(accepted.id, accepted.category)
     return NotificationAccepted(id=accepted.id, status=accepted.status)
 
 

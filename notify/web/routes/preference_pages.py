@@ -16,7 +16,6 @@ from sqlalchemy import func, select
 
 from notify.categories import non_essential
 from notify.delivery import outbox
-from notify.delivery.enqueue import enqueue_send
 from notify.delivery.outbox import NotificationRequest
 from notify.masking import mask_email
 from notify.message.tokens import TokenExpiredError, read_preferences_token
@@ -167,7 +166,7 @@ def _send_link(state: WebState, address: str) -> None:
         accepted = outbox.submit(
             session, None, request, max_data_bytes=1024, hash_key=state.settings.hash_key
         )
-    enqueue_send(state.celery, accepted.id, accepted.category)
+    state.publisher.submit(accepted.id, accepted.category)
 
 
 @router.post("/preferences")

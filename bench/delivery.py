@@ -225,22 +225,44 @@ def store_queued(settings: Settings, admin: psycopg.Connection[Any], count: int)
     return ids
 
 
-def run_ours(services: Services, count: int, profile: bool) -> RunResult:
-    import psycopg
-
+def publish_as_the_service_does(settings: Settings, ids: list[str], *, grouped: bool) -> int:
+    """Publish the send tasks for ``ids`` as the web does (its publisher thread, groups of up to
+    ``NOTIFY_SEND_BATCH_SIZE``), or one task per id as an earlier version did."""
     from notify.celery_app import create_celery
-    from notify.delivery.enqueue import enqueue_send
+    from notify.delivery.enqueue import enqueue_send, enqueue_sends
+    from notify.delivery.publisher import GroupPublisher
+
+    celery = create_celery(settings)
+    try:
+        if not grouped:
+            return sum(enqueue_send(celery, notification_id, "security") for notification_id in ids)
+        published: list[int] = []
+
+        def publish(items: Any) -> int:
+            done = enqueue_sends(celery, items, batch_size=settings.send_batch_size)
+            published.append(done)
+            return done
+
+        publisher = GroupPublisher(
+            publish, batch_size=settings.send_batch_size, linger=settings.publish_linger_seconds
+        )
+        for notification_id in ids:
+            publisher.submit(notification_id, "security")
+        publisher.close(timeout=60)
+        return sum(published)
+    finally:
+        celery.close()
+
+
+def run_ours(services: Services, count: int, profile: bool, *, grouped: bool = True) -> RunResult:
+    import psycopg
 
     flush_redis()
     settings = settings_from(services.env)
     admin = psycopg.connect(services.database_url, autocommit=True)
     try:
         ids = store_queued(settings, admin, count)
-        celery = create_celery(settings)
-        published = sum(
-            enqueue_send(celery, notification_id, "security") for notification_id in ids
-        )
-        celery.close()
+        published = publish_as_the_service_does(settings, ids, grouped=grouped)
         if published != count:
             raise RuntimeError(f"only {published} of {count} send tasks were published")
 
@@ -279,7 +301,7 @@ def run_ours(services: Services, count: int, profile: bool) -> RunResult:
     finally:
         admin.close()
     result = RunResult(
-        label="ours", count=count, polled_rate=rate,
+        label="ours" if grouped else "ours 1/task", count=count, polled_rate=rate,
         exact_rate=(sent - 1) / span if span > 0 else float("nan"), seconds=seconds,
         failed=failed, received=services.sink.count() - received_before, cpu=cpu,
     )  # fmt: skip
@@ -357,7 +379,8 @@ def print_profile(raw: Path, count: int) -> None:
 
 def print_run(result: RunResult) -> None:
     say(
-        f"  {result.label:<9}{result.count:>6}{result.polled_rate:>12.0f}{result.exact_rate:>12.0f}"
+        f"  {result.label:<12}{result.count:>6}"
+        f"{result.polled_rate:>12.0f}{result.exact_rate:>12.0f}"
         f"{result.seconds:>9.2f}{result.failed:>8}{result.received:>10}"
     )
 
@@ -371,6 +394,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--profile", action="store_true",
         help="afterwards, one more run of ours with py-spy on the pool processes",
+    )  # fmt: skip
+    parser.add_argument(
+        "--worker-env", action="append", default=[], metavar="NOTIFY_X=V",
+        help="a setting for ours (worker and publisher), e.g. NOTIFY_SEND_COMMIT_EVERY=1",
+    )  # fmt: skip
+    parser.add_argument(
+        "--single-id-tasks", action="store_true",
+        help="afterwards, one more run of ours with one task per notification (the old publish)",
     )  # fmt: skip
     args = parser.parse_args(argv)
     from tests.support.services import create_postgres_database
@@ -394,13 +425,16 @@ def main(argv: list[str] | None = None) -> int:
                 "BENCH_NAIVE_BROKER_URL": BENCH_REDIS_URL,
                 "BENCH_NAIVE_REDIS_URL": BENCH_REDIS_URL,
                 "BENCH_NAIVE_SMTP": f"127.0.0.1:{sink.port}",
+                **dict(item.split("=", 1) for item in args.worker_env),
             }
         )
         services = Services(database_url, env, sink, workdir)
         say(f"{args.count} notifications per run; celery prefork, concurrency 2; Redis db 12; "
             f"database {database_url.rsplit('/', 1)[1]}")  # fmt: skip
+        if args.worker_env:
+            say(f"settings for ours: {' '.join(args.worker_env)}")
         say()
-        say(f"  {'run':<9}{'count':>6}{'msg/s poll':>12}{'msg/s exact':>12}{'seconds':>9}"
+        say(f"  {'run':<12}{'count':>6}{'msg/s poll':>12}{'msg/s exact':>12}{'seconds':>9}"
             f"{'failed':>8}{'received':>10}")  # fmt: skip
         results: list[RunResult] = []
         for _ in range(args.rounds):
@@ -434,6 +468,12 @@ def main(argv: list[str] | None = None) -> int:
             f"messages the sink did not count: {lost}")  # fmt: skip
         say(f"  goal (ours >= {GOAL_RATIO:.0f}x baseline, 0 failed): "
             f"{'MET' if ratio >= GOAL_RATIO and failed == 0 else 'NOT MET'}")  # fmt: skip
+        if args.single_id_tasks:
+            single = run_ours(services, args.count, False, grouped=False)
+            print_run(single)
+            mean_base = sum(base) / len(base)
+            say(f"  (one task per notification: {single.exact_rate:.0f} msg/s, "
+                f"{single.exact_rate / mean_base:.2f}x the baseline's mean)")  # fmt: skip
         if args.profile:
             profiled = run_ours(services, args.count, True)
             say(f"  (profiled run: {profiled.exact_rate:.0f} msg/s under py-spy)")

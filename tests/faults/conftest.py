@@ -102,15 +102,18 @@ def _fault_stack(
 
 
 @pytest.fixture
-def broker_fault_stack(tmp_path: Path) -> Iterator[FaultStack]:
+def broker_fault_stack(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[FaultStack]:
     """Shared PostgreSQL (a database of this test's own), a private Redis as the broker.
-    Retries spread over more than a minute, so a relay outage that long is ridden out."""
+    Retries spread over more than a minute, so a relay outage that long is ridden out. An
+    indirect parameter adds settings."""
+    extra: dict[str, str] = getattr(request, "param", {})
     yield from _fault_stack(
         tmp_path,
         {
             "NOTIFY_RETRY_BASE_SECONDS": "2",
             "NOTIFY_RETRY_MAX_SECONDS": "8",
             "NOTIFY_MAX_ATTEMPTS": "40",
+            **extra,
         },
         private_database=False,
     )

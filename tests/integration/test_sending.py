@@ -205,7 +205,8 @@ def test_a_broker_queue_flushed_after_enqueue_is_recovered_by_the_sweeper(
     address = new_address()
     notification_id = post(client, auth, "security_alert", address).json()["id"]
     broker = redis.Redis.from_url(REDIS_TEST_URL)
-    assert broker.llen("essential") >= 1
+    # The web publishes from a thread of its own, a moment after the 202.
+    wait_until(lambda: broker.llen("essential") >= 1, 10, "the send task to be published")
     broker.flushdb()
     broker.close()
     stack.worker.start()
@@ -270,3 +271,41 @@ def test_a_changed_address_applies_to_a_notification_already_queued(
     received_one(stack, new)
     wait_for_status(stack, notification_id, "sent")
     assert stack.smtp.handler.messages_to(old) == []
+
+
+def test_a_group_of_notifications_in_one_task_is_sent_once_each_with_its_own_message_id(
+    stack: Stack,
+) -> None:
+    from notify.celery_app import create_celery
+    from notify.delivery import outbox
+    from notify.delivery.enqueue import enqueue_sends
+
+    addresses = [new_address() for _ in range(25)]
+    items: list[tuple[str, str]] = []
+    for address in addresses:  # stored, not yet published (as the web leaves them at 202)
+        request = outbox.NotificationRequest(
+            "security_alert", f"u-{address}", address, sample_data("security_alert")
+        )
+        accepted = outbox.accept(
+            stack.sessions,
+            None,
+            request,
+            max_data_bytes=stack.settings.max_data_bytes,
+            hash_key=stack.settings.hash_key,
+        )
+        items.append((accepted.id, accepted.category))
+    celery = create_celery(stack.settings)
+    try:
+        assert enqueue_sends(celery, items, batch_size=50) == 25  # one task for all 25
+        assert enqueue_sends(celery, items[:10], batch_size=50) == 10  # a duplicate task
+    finally:
+        celery.close()
+    messages = [received_one(stack, address) for address in addresses]
+    rows = [wait_for_status(stack, notification_id, "sent") for notification_id, _ in items]
+    assert [row.attempts for row in rows] == [1] * 25
+    assert len({message["Message-ID"] for message in messages}) == 25
+    assert {message["Message-ID"].strip("<>") for message in messages} == {
+        (row.message_id or "").strip("<>") for row in rows
+    }
+    time.sleep(1)  # the duplicate task has run by now, and found nothing to claim
+    assert all(len(stack.smtp.handler.messages_to(address)) == 1 for address in addresses)

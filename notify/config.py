@@ -132,6 +132,11 @@ class Settings(BaseSettings):
     """Rows one sweeper run publishes again, at most (in pages of 500): a backlog of 100,000
     after a broker outage drains in about five minutes without flooding the broker."""
 
+    campaign_commit_every: int = Field(default=20, ge=1, le=500)
+    """Campaign messages a batch claims and records in one transaction. A worker killed
+    mid-batch re-sends at most this many messages per batch in flight, and a pause, cancel or
+    unsubscribe acts within this many messages of the batch (and within about a quarter of a
+    second for a rate-limited campaign). 1 keeps one message."""
     campaign_batch_size: int = Field(default=500, ge=1, le=5000)
     campaign_batch_seconds: float = Field(default=60.0, gt=0)
     campaign_batch_lease_seconds: int = Field(default=15, ge=3)

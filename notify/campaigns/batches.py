@@ -6,12 +6,14 @@ Guarantees:
   dies loses it within that many seconds and the dispatcher hands the batch to another. The
   lease is fenced by the batch's attempt number, so a holder whose lease was taken over stops
   at its next message;
-* right before each message, the claim re-checks the campaign status, the lease and the
+* right before each group, the claim re-checks the campaign status, the lease and the
   eligibility rule (:mod:`notify.people.eligibility`: preference, suppression, erasure) in the
-  same statement: a pause stops the batch before its next message, an unsubscribe that lands
+  same statement: a pause stops the batch before its next group, an unsubscribe that lands
   mid-campaign is honoured;
-* each message is claimed (``sending``) and then recorded ``sent`` in the next message's
-  transaction, so a crash re-sends at most the one message that was in flight;
+* messages are claimed (``sending``) in groups of up to ``NOTIFY_CAMPAIGN_COMMIT_EVERY``
+  (:func:`group_size`: fewer for a slow rate limit) and recorded ``sent`` in the next group's
+  transaction, so a crash re-sends at most one group, and a pause, cancel or unsubscribe acts
+  within one group;
 * a batch starts no new message after ``NOTIFY_CAMPAIGN_BATCH_SECONDS``: what is left is picked
   up by the dispatcher, so a rate-limited campaign never outlives a task time limit.
 
@@ -23,13 +25,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.utils import parseaddr
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, and_, exists, func, or_, select, update
+from sqlalchemy import ColumnElement, Row, and_, case, exists, func, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -186,12 +188,28 @@ def _due_rows(session: Session, batch_id: int, now: datetime) -> list[Row[Any]]:
 def claim_message(
     session: Session, scope: BatchScope, notification_id: str, sending_domain: str, now: datetime
 ) -> tuple[int, str] | None:
-    """Claim one row for sending if the lease is still ours, the campaign is running and the
-    recipient may get it now: ``(attempts, Message-ID)``, or None. One statement."""
+    """:func:`claim_messages` for one row: ``(attempts, Message-ID)``, or None."""
+    claimed = claim_messages(session, scope, [notification_id], sending_domain, now)
+    return claimed.get(notification_id)
+
+
+def claim_messages(
+    session: Session,
+    scope: BatchScope,
+    notification_ids: Sequence[str],
+    sending_domain: str,
+    now: datetime,
+) -> dict[str, tuple[int, str]]:
+    """Claim rows for sending if the lease is still ours, the campaign is running and each
+    recipient may get it now: ``{id: (attempts, Message-ID)}`` for those claimed. One
+    statement; each row keeps the Message-ID of its first claim."""
+    if not notification_ids:
+        return {}
+    fresh_ids = {key: new_message_id(sending_domain) for key in notification_ids}
     claimed = session.execute(
         update(Notification)
         .where(
-            Notification.id == notification_id,
+            Notification.id.in_(list(notification_ids)),
             Notification.status.in_(IN_FLIGHT),
             _lease_held(scope),
             _campaign_status(scope) == CampaignStatus.RUNNING,
@@ -202,12 +220,23 @@ def claim_message(
             attempts=Notification.attempts + 1,
             claimed_at=now,
             updated_at=now,
-            message_id=func.coalesce(Notification.message_id, new_message_id(sending_domain)),
+            message_id=func.coalesce(
+                Notification.message_id, case(fresh_ids, value=Notification.id)
+            ),
         )
-        .returning(Notification.attempts, Notification.message_id)
+        .returning(Notification.id, Notification.attempts, Notification.message_id)
         .execution_options(synchronize_session=False)
-    ).one_or_none()
-    return None if claimed is None else (int(claimed[0]), str(claimed[1]))
+    ).all()
+    return {str(row[0]): (int(row[1]), str(row[2])) for row in claimed}
+
+
+def group_size(commit_every: int, per_second: float | None) -> int:
+    """How many messages a batch claims, and records, in one transaction: at most
+    ``commit_every``, and for a rate-limited campaign at most what the rate lets out in a
+    quarter of a second, so a pause, cancel or unsubscribe acts within that time too."""
+    if per_second:
+        return max(1, min(commit_every, int(per_second / 4)))
+    return commit_every
 
 
 @dataclass(frozen=True)
@@ -367,76 +396,88 @@ def send_batch(
     deadline = time.monotonic() + settings.campaign_batch_seconds
     sender = parseaddr(settings.sender_for(category))[1]
     composer = BatchComposer(settings, template, category, data)
-    sent_pending: str | None = None  # sent over SMTP, recorded in the next transaction
-    session = sessions()  # one session for the loop, one short transaction a message
+    size = group_size(settings.campaign_commit_every, rate)
+    sent_pending: dict[str, datetime] = {}  # accepted by the relay (when), recorded with the
+    # next group's claim
+    unsent: list[str] = []  # claimed in this group and not yet handed to the relay
+    session = sessions()  # one session for the loop, one short transaction a group
     heartbeat = LeaseHeartbeat(sessions, scope, lease, clock)
     heartbeat.start()
     try:
-        for row in rows:
-            # Wait for the rate limit first, so the checks below are fresh when it leaves.
-            if rate and not limiter.wait(f"campaign:{campaign_id}", rate, until=deadline):
-                report.stopped = "time"
-                break
+        for first in range(0, len(rows), size):
             if time.monotonic() > deadline:
                 report.stopped = "time"
                 break
             if heartbeat.lost.is_set():
                 report.stopped = "lease lost"
                 break
+            group = rows[first : first + size]
             now = clock()
-            if sent_pending is not None:
-                outbox.mark_sent(session, sent_pending)
-            claimed = claim_message(session, scope, row.id, settings.sending_domain, now)
-            if claimed is None:
+            outbox.mark_sent_many(session, sent_pending)
+            claimed = claim_messages(
+                session, scope, [row.id for row in group], settings.sending_domain, now
+            )
+            for row in group:
+                if row.id in claimed:
+                    continue
                 refusal = why_unclaimed(session, scope, row.id)
                 blocked = refusal.blocked
                 if blocked is not None and outbox.suppress_unsent(session, row.id, blocked):
                     report.count_suppressed(blocked)
-                session.commit()
-                sent_pending = None  # recorded: only a commit makes it so
-                if refusal.stop is not None:
-                    report.stopped = refusal.stop
-                    break
-                continue
+                report.stopped = report.stopped or refusal.stop
             session.commit()
-            sent_pending = None
-            attempts, message_id = claimed
-            job = Claimed(
-                id=row.id, template=template, category=category, data=data,
-                attempts=attempts, message_id=message_id, email=row.email,
-                recipient_id=row.recipient_id, recipient_public_id=row.public_id,
-                locale=row.locale, erased=False,
-            )  # fmt: skip
-            try:
-                message = composer.message(job, now=now)
-                transport.send(message, envelope_from=sender, envelope_to=row.email)
-            except COMPOSE_ERRORS as error:
-                record_compose_error(session, job, error)
-                session.commit()
-                report.failed += 1
-                continue
-            except DeliveryError as error:
-                outcome = record_delivery_error(session, settings, job, error, retry_delay)
-                session.commit()
-                if outcome.result is Result.RETRY:
-                    report.retrying += 1
-                else:
+            sent_pending = {}  # recorded: only a commit makes it so
+            if report.stopped is not None:
+                break
+            unsent = [row.id for row in group if row.id in claimed]
+            for row in group:
+                if row.id not in claimed:
+                    continue
+                # The rate limit is waited for after the claim, at most one group's worth.
+                if rate and not limiter.wait(f"campaign:{campaign_id}", rate, until=deadline):
+                    report.stopped = "time"
+                    break
+                unsent.remove(row.id)
+                attempts, message_id = claimed[row.id]
+                job = Claimed(
+                    id=row.id, template=template, category=category, data=data,
+                    attempts=attempts, message_id=message_id, email=row.email,
+                    recipient_id=row.recipient_id, recipient_public_id=row.public_id,
+                    locale=row.locale, erased=False,
+                )  # fmt: skip
+                try:
+                    message = composer.message(job, now=now)
+                    transport.send(message, envelope_from=sender, envelope_to=row.email)
+                except COMPOSE_ERRORS as error:
+                    record_compose_error(session, job, error)
+                    session.commit()
                     report.failed += 1
-                continue
-            sent_pending = row.id
-            report.sent += 1
+                    continue
+                except DeliveryError as error:
+                    outcome = record_delivery_error(session, settings, job, error, retry_delay)
+                    session.commit()
+                    if outcome.result is Result.RETRY:
+                        report.retrying += 1
+                    else:
+                        report.failed += 1
+                    continue
+                sent_pending[row.id] = clock()
+                report.sent += 1
+            if report.stopped is not None:
+                break
     finally:
         # Whatever ended the loop (done, paused, a database error, a time limit): record the
-        # message already handed to the relay and give the batch back. Through a database
-        # outage this is retried for one lease; the lease cannot be renewed meanwhile, so an
-        # outage longer than the lease may let the next holder send that message again.
+        # messages already handed to the relay, give back the ones claimed but not tried, and
+        # give the batch back. Through a database outage this is retried for one lease; the
+        # lease cannot be renewed meanwhile, so an outage longer than the lease may let the
+        # next holder send those messages again.
         session.rollback()
         session.close()
-        last_sent = sent_pending
+        last_sent, not_tried = dict(sent_pending), list(unsent)
 
         def close_batch(closing: Session) -> None:
-            if last_sent is not None:
-                outbox.mark_sent(closing, last_sent)
+            outbox.mark_sent_many(closing, last_sent)
+            outbox.release(closing, not_tried)
             _finish_batch(closing, batch_id, clock(), fence)
 
         try:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -314,15 +314,20 @@ def mark_sent(session: Session, notification_id: str) -> bool:
     return _finish(session, notification_id, Status.SENT, None, sent_at=utcnow())
 
 
-def mark_sent_many(session: Session, notification_ids: Sequence[str]) -> int:
-    """:func:`mark_sent` for many rows in one statement; how many were still ours."""
-    if not notification_ids:
+def mark_sent_many(session: Session, sent_at: Mapping[str, datetime]) -> int:
+    """:func:`mark_sent` for many rows in one statement, each with the time the relay accepted
+    it (``{notification_id: sent_at}``); how many were still ours."""
+    if not sent_at:
         return 0
-    now = utcnow()
     result = session.execute(
         update(Notification)
-        .where(Notification.id.in_(list(notification_ids)), Notification.status == Status.SENDING)
-        .values(status=Status.SENT, reason=None, updated_at=now, sent_at=now)
+        .where(Notification.id.in_(list(sent_at)), Notification.status == Status.SENDING)
+        .values(
+            status=Status.SENT,
+            reason=None,
+            updated_at=utcnow(),
+            sent_at=case(dict(sent_at), value=Notification.id),
+        )
         .execution_options(synchronize_session=False)
     )
     return int(getattr(result, "rowcount", 0))

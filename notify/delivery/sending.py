@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from email.utils import parseaddr
 
 from notify.config import Settings
@@ -174,25 +175,25 @@ class _AcceptedMessages:
         self.sessions = sessions
         self.every = every
         self.deadline = deadline
-        self.pending: list[Claimed] = []
+        self.pending: list[tuple[Claimed, datetime]] = []
 
     def add(self, job: Claimed) -> None:
-        self.pending.append(job)
+        self.pending.append((job, utcnow()))
         if len(self.pending) >= self.every:
             self.record()
 
     def record(self) -> None:
         if not self.pending:
             return
-        jobs, ids = self.pending, [job.id for job in self.pending]
+        jobs, sent_at = self.pending, {job.id: at for job, at in self.pending}
         commit_until(
             self.sessions,
-            lambda session: outbox.mark_sent_many(session, ids),
+            lambda session: outbox.mark_sent_many(session, sent_at),
             deadline=self.deadline,
-            what=f"the relay's acceptance of {len(ids)} message(s)",
+            what=f"the relay's acceptance of {len(sent_at)} message(s)",
         )
         self.pending = []
-        for job in jobs:
+        for job, _ in jobs:
             log.info("notification %s sent to %s", job.id, mask_email(job.email or ""))
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
@@ -197,3 +198,43 @@ def test_renewing_a_lease_needs_the_fence(session: Session) -> None:
     later = NOW + timedelta(seconds=121)
     batches.claim_batch(session, scope.batch_id, now=later, lease=timedelta(seconds=60))
     assert not batches.renew_lease(session, scope, later + timedelta(seconds=60))
+
+
+def test_a_group_is_claimed_in_one_statement_and_a_blocked_person_is_left_out(
+    session: Session,
+) -> None:
+    scope, ids = _leased(session, people=4)
+    recipient_id = session.scalar(
+        select(Notification.recipient_id).where(Notification.id == ids[2])
+    )
+    session.add(
+        Preference(recipient_id=recipient_id, category=CATEGORY, subscribed=False, source="api")
+    )
+    session.flush()
+    claimed = batches.claim_messages(session, scope, ids, DOMAIN, NOW)
+    assert set(claimed) == {ids[0], ids[1], ids[3]}
+    assert len({message_id for _, message_id in claimed.values()}) == 3
+    assert batches.claim_messages(session, scope, ids, DOMAIN, NOW) == {
+        key: (2, message_id) for key, (_, message_id) in claimed.items()
+    }  # still in flight: a later holder may claim again, keeping the Message-ID
+    assert batches.why_unclaimed(session, scope, ids[2]) == batches.Refusal(None, "unsubscribed")
+
+
+def test_a_paused_campaign_claims_none_of_a_group(session: Session) -> None:
+    scope, ids = _leased(session)
+    session.execute(
+        update(Campaign)
+        .where(Campaign.id == scope.campaign_id)
+        .values(status=CampaignStatus.PAUSED)
+    )
+    assert batches.claim_messages(session, scope, ids, DOMAIN, NOW) == {}
+
+
+@pytest.mark.parametrize(
+    ("commit_every", "per_second", "expected"),
+    [(20, None, 20), (1, None, 1), (20, 1000.0, 20), (20, 30.0, 7), (20, 2.0, 1), (1, 30.0, 1)],
+)
+def test_a_group_is_at_most_commit_every_and_a_quarter_second_of_the_rate(
+    commit_every: int, per_second: float | None, expected: int
+) -> None:
+    assert batches.group_size(commit_every, per_second) == expected

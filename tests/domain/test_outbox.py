@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from notify.config import Settings
@@ -10,11 +13,12 @@ from notify.delivery import outbox
 from notify.delivery.outbox import NotificationRequest
 from notify.delivery.sending import why_blocked
 from notify.message.templates import get_template
-from notify.models import ConsentSource, SuppressionReason
+from notify.models import ConsentSource, Notification, SuppressionReason
 from notify.people import preferences, suppressions
 from notify.people.consent import Origin
 
 SETTINGS = Settings()
+NOW = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)
 HASH_KEY = "domain-test-hash-key"
 
 
@@ -122,8 +126,16 @@ def test_a_group_claim_reads_each_persons_choice_for_their_own_category(
 def test_sent_and_given_back_apply_only_to_rows_still_sending(session: Session) -> None:
     ids = [_accept(session, "security_alert", f"group-end-{n}") for n in range(4)]
     jobs = outbox.claim_many(session, ids, sending_domain="example.test")
-    assert outbox.mark_sent_many(session, ids[:2]) == 2
-    assert outbox.mark_sent_many(session, ids[:2]) == 0  # no longer sending
+    accepted_at = {ids[0]: NOW, ids[1]: NOW + timedelta(seconds=1)}
+    assert outbox.mark_sent_many(session, accepted_at) == 2
+    assert outbox.mark_sent_many(session, accepted_at) == 0  # no longer sending
+    rows = session.execute(
+        select(Notification.id, Notification.sent_at).where(Notification.id.in_(ids[:2]))
+    )
+    sent_at = {str(row[0]): row[1] for row in rows}
+    assert {key: value.replace(tzinfo=None) for key, value in sent_at.items()} == {
+        key: value.replace(tzinfo=None) for key, value in accepted_at.items()
+    }  # each the time the relay accepted it
     assert outbox.release(session, ids[1:]) == 2  # the sent one is left alone
     again = outbox.claim_many(session, ids, sending_domain="example.test")
     assert [job.id for job in again] == ids[2:]

@@ -120,15 +120,18 @@ def broker_fault_stack(request: pytest.FixtureRequest, tmp_path: Path) -> Iterat
 
 
 @pytest.fixture
-def campaign_fault_stack(tmp_path: Path) -> Iterator[FaultStack]:
+def campaign_fault_stack(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[FaultStack]:
     """As :func:`broker_fault_stack`, with the campaign lease and dispatch interval at their
-    defaults, so the time to resume after a crash is the one users get."""
+    defaults, so the time to resume after a crash is the one users get. An indirect parameter
+    adds settings."""
+    extra: dict[str, str] = getattr(request, "param", {})
     yield from _fault_stack(
         tmp_path,
         {
             "NOTIFY_CAMPAIGN_BATCH_LEASE_SECONDS": "15",
             "NOTIFY_CAMPAIGN_DISPATCH_INTERVAL_SECONDS": "10",
             "NOTIFY_VISIBILITY_TIMEOUT_SECONDS": "60",
+            **extra,
         },
         private_database=False,
     )

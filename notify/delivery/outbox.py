@@ -12,9 +12,9 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, case, func, insert, or_, select, update
+from sqlalchemy import Table, and_, case, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -29,6 +29,7 @@ from notify.models.notifications import new_notification_id
 from notify.people import eligibility, recipients
 
 Status = NotificationStatus
+_INSERT_NOTIFICATION = insert(cast(Table, Notification.__table__))
 
 
 class IdempotencyConflictError(Exception):
@@ -110,21 +111,22 @@ def submit(
     notification_id = new_notification_id()
     now = utcnow()
     session.execute(
-        insert(Notification).values(
-            id=notification_id,
-            api_key_id=api_key_id,
-            idempotency_key=request.idempotency_key,
-            request_hash=fingerprint,
-            recipient_id=recipient_id,
-            template=template.name,
-            category=template.category.key,
-            data=request.data,
-            status=Status.QUEUED.value,
-            attempts=0,
-            next_attempt_at=now,
-            created_at=now,
-            updated_at=now,
-        )
+        _INSERT_NOTIFICATION,  # one statement object: its compiled form is cached
+        {
+            "id": notification_id,
+            "api_key_id": api_key_id,
+            "idempotency_key": request.idempotency_key,
+            "request_hash": fingerprint,
+            "recipient_id": recipient_id,
+            "template": template.name,
+            "category": template.category.key,
+            "data": request.data,
+            "status": Status.QUEUED.value,
+            "attempts": 0,
+            "next_attempt_at": now,
+            "created_at": now,
+            "updated_at": now,
+        },
     )
     return Accepted(notification_id, template.category.key, Status.QUEUED.value, created=True)
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from notify.db import insert_on_conflict
+from notify.db import insert_on_conflict, on_postgresql
 from notify.models import Recipient
 from notify.models.base import utcnow
 from notify.models.recipients import new_public_id
@@ -91,23 +93,36 @@ def upsert_for_send(
     now = utcnow()
     new_hash = address_hash(hash_key, email)
     old_hash = session.scalar(select(Recipient.email_hash).where(Recipient.user_id == user_id))
-    statement = insert_on_conflict(session, Recipient).values(
-        user_id=user_id,
-        email=email,
-        email_hash=new_hash,
-        public_id=new_public_id(),
-        created_at=now,
-        updated_at=now,
-    )
-    upserted = statement.on_conflict_do_update(
-        index_elements=["user_id"],
-        set_={
-            "email": statement.excluded.email,
-            "email_hash": statement.excluded.email_hash,
-            "updated_at": statement.excluded.updated_at,
-        },
-    ).returning(Recipient.id)
-    recipient_id = int(session.execute(upserted).scalar_one())
+    values = {
+        "user_id": user_id,
+        "email": email,
+        "email_hash": new_hash,
+        "public_id": new_public_id(),
+        "created_at": now,
+        "updated_at": now,
+    }
+    recipient_id = int(session.execute(_upsert_statement(session), values).scalar_one())
     if old_hash is not None and old_hash != new_hash:
         follow_person(session, old_hash, new_hash)
     return recipient_id
+
+
+_UPSERTS: dict[bool, Any] = {}
+
+
+def _upsert_statement(session: Session) -> Any:
+    """The recipient upsert of :func:`upsert_for_send`, built once per dialect: its values are
+    bound at execution, so SQLAlchemy's statement cache serves every later call."""
+    postgres = on_postgresql(session)
+    if postgres not in _UPSERTS:
+        table = Recipient.__table__
+        statement = insert_on_conflict(session, table)
+        _UPSERTS[postgres] = statement.on_conflict_do_update(
+            index_elements=["user_id"],
+            set_={
+                "email": statement.excluded.email,
+                "email_hash": statement.excluded.email_hash,
+                "updated_at": statement.excluded.updated_at,
+            },
+        ).returning(table.c.id)
+    return _UPSERTS[postgres]

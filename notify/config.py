@@ -135,8 +135,8 @@ class Settings(BaseSettings):
     campaign_commit_every: int = Field(default=20, ge=1, le=500)
     """Campaign messages a batch claims and records in one transaction. A worker killed
     mid-batch re-sends at most this many messages per batch in flight, and a pause, cancel or
-    unsubscribe acts within this many messages of the batch (and within about a quarter of a
-    second for a rate-limited campaign). 1 keeps one message."""
+    unsubscribe acts within this many messages of the batch (for a rate-limited campaign,
+    within about a quarter of a second of its rate). 1 keeps one message."""
     campaign_batch_size: int = Field(default=500, ge=1, le=5000)
     campaign_batch_seconds: float = Field(default=60.0, gt=0)
     campaign_batch_lease_seconds: int = Field(default=15, ge=3)

@@ -230,6 +230,29 @@ def claim_messages(
     return {str(row[0]): (int(row[1]), str(row[2])) for row in claimed}
 
 
+def release_untried(session: Session, scope: BatchScope, notification_ids: Sequence[str]) -> int:
+    """Give back rows this holder claimed and never handed to the relay (``sending → queued``,
+    the attempt not counted), only while the lease is still this holder's: once another holder
+    has the batch, those rows are its to send."""
+    if not notification_ids:
+        return 0
+    result = session.execute(
+        update(Notification)
+        .where(
+            Notification.id.in_(list(notification_ids)),
+            Notification.status == NotificationStatus.SENDING,
+            _lease_held(scope),
+        )
+        .values(
+            status=NotificationStatus.QUEUED,
+            attempts=Notification.attempts - 1,
+            updated_at=utcnow(),
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0))
+
+
 def group_size(commit_every: int, per_second: float | None) -> int:
     """How many messages a batch claims, and records, in one transaction: at most
     ``commit_every``, and for a rate-limited campaign at most what the rate lets out in a
@@ -411,6 +434,12 @@ def send_batch(
             if heartbeat.lost.is_set():
                 report.stopped = "lease lost"
                 break
+            # The first message's rate-limit wait comes before the claim, so a slow rate never
+            # holds a claimed message (and its eligibility check) for long; the rest of a group
+            # waits at most a quarter of a second of the rate (group_size) after it.
+            if rate and not limiter.wait(f"campaign:{campaign_id}", rate, until=deadline):
+                report.stopped = "time"
+                break
             group = rows[first : first + size]
             now = clock()
             outbox.mark_sent_many(session, sent_pending)
@@ -427,16 +456,19 @@ def send_batch(
                 report.stopped = report.stopped or refusal.stop
             session.commit()
             sent_pending = {}  # recorded: only a commit makes it so
+            unsent = [row.id for row in group if row.id in claimed]
             if report.stopped is not None:
                 break
-            unsent = [row.id for row in group if row.id in claimed]
+            permit_taken = True  # the first one, above
             for row in group:
                 if row.id not in claimed:
                     continue
-                # The rate limit is waited for after the claim, at most one group's worth.
-                if rate and not limiter.wait(f"campaign:{campaign_id}", rate, until=deadline):
-                    report.stopped = "time"
-                    break
+                if rate and not permit_taken:
+                    allowed = limiter.wait(f"campaign:{campaign_id}", rate, until=deadline)
+                    if not allowed:
+                        report.stopped = "time"
+                        break
+                permit_taken = False
                 unsent.remove(row.id)
                 attempts, message_id = claimed[row.id]
                 job = Claimed(
@@ -477,7 +509,7 @@ def send_batch(
 
         def close_batch(closing: Session) -> None:
             outbox.mark_sent_many(closing, last_sent)
-            outbox.release(closing, not_tried)
+            release_untried(closing, scope, not_tried)
             _finish_batch(closing, batch_id, clock(), fence)
 
         try:

@@ -59,10 +59,10 @@ class GroupPublisher:
             thread.join(timeout)
 
     def _ensure_thread(self) -> None:
-        if self._thread is not None and self._owner_pid == os.getpid():
+        if self._running():
             return
         with self._lock:
-            if self._thread is None or self._owner_pid != os.getpid():
+            if not self._running():
                 if self._owner_pid != os.getpid():  # forked: the parent's items are not ours
                     self._waiting = queue.SimpleQueue()
                 self._owner_pid = os.getpid()
@@ -71,14 +71,17 @@ class GroupPublisher:
                 )
                 self._thread.start()
 
+    def _running(self) -> bool:
+        thread = self._thread
+        return thread is not None and self._owner_pid == os.getpid() and thread.is_alive()
+
     def _run(self) -> None:
         while True:
             first = self._waiting.get()
             if first is _STOP:
                 return
             group, stopping = self._gather(first)
-            self._publish(group)
-            if stopping:
+            if self._publish(group) or stopping:
                 return
 
     def _gather(self, first: tuple[str, str]) -> tuple[list[tuple[str, str]], bool]:
@@ -101,12 +104,31 @@ class GroupPublisher:
             group.append(item)
         return group, False
 
-    def _publish(self, group: list[tuple[str, str]]) -> None:
+    def _publish(self, group: list[tuple[str, str]]) -> bool:
+        """Publish ``group``; when the broker refuses, drop what is waiting too (the sweeper
+        publishes those rows), so a broker outage never grows this queue. Returns whether a
+        stop was among the dropped items."""
         try:
-            self._publish_sends(group)  # logs and counts a refusal itself
+            published = self._publish_sends(group)  # logs a refusal itself
         except Exception as error:  # the thread must outlive any error; the sweeper has the rows
             log.error(
                 "publishing %d notification(s) failed, the sweeper will retry: %s",
                 len(group),
                 type(error).__name__,
             )
+            published = 0
+        if published >= len(group):
+            return False
+        dropped, stopping = 0, False
+        while True:
+            try:
+                item = self._waiting.get_nowait()
+            except queue.Empty:
+                break
+            if item is _STOP:
+                stopping = True
+            else:
+                dropped += 1
+        if dropped:
+            log.warning("broker refused a publish: %d waiting left to the sweeper", dropped)
+        return stopping

@@ -115,6 +115,7 @@ def deliver_many(
                 outbox.mark_suppressed(session, job.id, reason)
                 outcomes[job.id] = Outcome(Result.SUPPRESSED, reason)
     accepted = _AcceptedMessages(sessions, settings.send_commit_every, deadline)
+    index = -1  # the message being handled
     try:
         for index, job in enumerate(sendable):
             # The first message is always tried (as a one-message task would be); a later one
@@ -132,6 +133,18 @@ def deliver_many(
                 delay = outcome.retry_in or retry_delay(1)
                 _give_back(sessions, sendable[index + 1 :], outcomes, outcome.reason, delay=delay)
                 break
+    except BaseException:
+        # A time limit, a database error or a bug interrupted the group: give back the messages
+        # after the one being handled (never that one: the relay may have it), or they would
+        # wait for the sweeper with an attempt counted. Best effort: the sweeper is the net.
+        untried = [
+            job for job in sendable[index + 1 :] if outcomes[job.id].result is Result.SKIPPED
+        ]
+        try:
+            _give_back(sessions, untried, outcomes, "interrupted", delay=0.0)
+        except Exception as error:
+            log.warning("could not give back %d message(s): %s", len(untried), type(error).__name__)
+        raise
     finally:
         accepted.record()  # also when a time limit or a bug interrupts the loop
     return outcomes

@@ -238,3 +238,14 @@ def test_a_group_is_at_most_commit_every_and_a_quarter_second_of_the_rate(
     commit_every: int, per_second: float | None, expected: int
 ) -> None:
     assert batches.group_size(commit_every, per_second) == expected
+
+
+def test_untried_rows_are_given_back_only_while_the_lease_is_still_ours(session: Session) -> None:
+    scope, ids = _leased(session)
+    assert set(batches.claim_messages(session, scope, ids, DOMAIN, NOW)) == set(ids)
+    assert batches.release_untried(session, scope, ids[:1]) == 1
+    assert _status(session, ids[0])[0] is NotificationStatus.QUEUED
+    later = NOW + timedelta(seconds=61)  # another holder takes the batch over
+    assert batches.claim_batch(session, scope.batch_id, now=later, lease=timedelta(seconds=60))
+    assert batches.release_untried(session, scope, ids[1:]) == 0  # theirs now
+    assert _status(session, ids[1])[0] is NotificationStatus.SENDING

@@ -82,3 +82,18 @@ def test_a_forked_child_starts_its_own_thread_and_does_not_inherit_the_parents_i
     assert status == 0
     assert os.read(read, 1000).decode() == "[[('child', 'security')]]"
     os.close(read)
+
+
+def test_a_refused_publish_leaves_what_is_waiting_to_the_sweeper() -> None:
+    class RefusingBroker(SlowBroker):
+        def __call__(self, items: Sequence[tuple[str, str]]) -> int:
+            time.sleep(self.seconds)
+            self.groups.append(list(items))
+            return 0  # the broker took nothing
+
+    broker = RefusingBroker(0.05)
+    publisher = GroupPublisher(broker, batch_size=10, linger=0.0)
+    for n in range(200):
+        publisher.submit(f"id-{n}", "security")
+    publisher.close()
+    assert len(broker.groups) < 10  # not twenty waits on a broker that is down

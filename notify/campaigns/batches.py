@@ -478,8 +478,10 @@ def send_batch(
                     locale=row.locale, erased=False,
                 )  # fmt: skip
                 try:
-                    message = composer.message(job, now=now)
-                    transport.send(message, envelope_from=sender, envelope_to=row.email)
+                    raw = composer.raw(job, now=now)  # serialised once per locale, filled in
+                    transport.send_raw(
+                        raw, message_id=message_id, envelope_from=sender, envelope_to=row.email
+                    )
                 except COMPOSE_ERRORS as error:
                     record_compose_error(session, job, error)
                     session.commit()

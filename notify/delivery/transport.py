@@ -14,6 +14,7 @@ import re
 import smtplib
 import ssl
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from email.message import Message
 from pathlib import Path
@@ -21,7 +22,7 @@ from typing import Protocol
 
 from notify.config import SmtpTarget
 from notify.masking import mask_addresses
-from notify.message.mime import ascii_address
+from notify.message.mime import ascii_address, needs_smtputf8
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +67,12 @@ class Transport(Protocol):
     def send(self, message: Message, *, envelope_from: str, envelope_to: str) -> None:
         """Deliver ``message`` or raise :class:`DeliveryError`."""
 
+    def send_raw(
+        self, raw: bytes, *, message_id: str, envelope_from: str, envelope_to: str
+    ) -> None:
+        """Deliver a message already serialised (CRLF lines, ASCII addresses), or raise
+        :class:`DeliveryError`."""
+
     def close(self) -> None: ...
 
 
@@ -76,15 +83,30 @@ class MailboxTransport:
         self.folder = folder
 
     def send(self, message: Message, *, envelope_from: str, envelope_to: str) -> None:
+        message_id = str(message["Message-ID"] or "")
+        self.send_raw(
+            message.as_bytes(),
+            message_id=message_id,
+            envelope_from=envelope_from,
+            envelope_to=envelope_to,
+        )
+
+    def send_raw(
+        self, raw: bytes, *, message_id: str, envelope_from: str, envelope_to: str
+    ) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
-        message_id = str(message["Message-ID"] or "").strip("<>").replace("/", "_")
-        final = self.folder / f"{message_id or 'message'}.eml"
+        name = message_id.strip("<>").replace("/", "_")
+        final = self.folder / f"{name or 'message'}.eml"
         with tempfile.NamedTemporaryFile(dir=self.folder, suffix=".tmp", delete=False) as file:
-            file.write(message.as_bytes())
+            file.write(raw)
         os.replace(file.name, final)
 
     def close(self) -> None:
         return None
+
+
+_HandOver = Callable[[smtplib.SMTP], dict[str, tuple[int, bytes]]]
+"""One SMTP transaction on an open connection; returns the refused recipients."""
 
 
 class SmtpTransport:
@@ -135,27 +157,50 @@ class SmtpTransport:
                 connection.close()
 
     def send(self, message: Message, *, envelope_from: str, envelope_to: str) -> None:
+        def hand_over(connection: smtplib.SMTP) -> dict[str, tuple[int, bytes]]:
+            # smtplib adds SMTPUTF8 itself for a non-ASCII address, or raises if unsupported.
+            return connection.send_message(
+                message,
+                from_addr=ascii_address(envelope_from),
+                to_addrs=[ascii_address(envelope_to)],
+            )
+
+        self._send_with_reconnect(hand_over)
+
+    def send_raw(
+        self, raw: bytes, *, message_id: str, envelope_from: str, envelope_to: str
+    ) -> None:
+        sender, recipient = ascii_address(envelope_from), ascii_address(envelope_to)
+        international = needs_smtputf8(sender) or needs_smtputf8(recipient)
+
+        def hand_over(connection: smtplib.SMTP) -> dict[str, tuple[int, bytes]]:
+            options: tuple[str, ...] = ()
+            if international:  # as send_message does for a non-ASCII address
+                if not connection.has_extn("smtputf8"):
+                    raise smtplib.SMTPNotSupportedError("relay lacks SMTPUTF8")
+                options = ("SMTPUTF8", "BODY=8BITMIME")
+            return connection.sendmail(sender, [recipient], raw, mail_options=options)
+
+        self._send_with_reconnect(hand_over)
+
+    def _send_with_reconnect(self, hand_over: _HandOver) -> None:
         try:
-            self._send_once(message, envelope_from, envelope_to)
+            self._send_once(hand_over)
         except smtplib.SMTPServerDisconnected:
             # The relay closed an idle connection: reconnect once and try again.
             self._connection = None
             try:
-                self._send_once(message, envelope_from, envelope_to)
+                self._send_once(hand_over)
             except smtplib.SMTPServerDisconnected:
                 self._connection = None
                 raise DeliveryError("relay dropped the connection", False) from None
 
-    def _send_once(self, message: Message, envelope_from: str, envelope_to: str) -> None:
+    def _send_once(self, hand_over: _HandOver) -> None:
         if self._connection is None:
             self._connection = self._connect()
         connection = self._connection
         try:
-            refused = connection.send_message(
-                message,
-                from_addr=ascii_address(envelope_from),
-                to_addrs=[ascii_address(envelope_to)],
-            )  # smtplib adds SMTPUTF8 itself for a non-ASCII address, or raises if unsupported
+            refused = hand_over(connection)
         except smtplib.SMTPServerDisconnected:
             raise
         except smtplib.SMTPRecipientsRefused as error:

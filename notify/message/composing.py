@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
+import re
+import secrets
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import Message
+from email.utils import format_datetime
 from typing import Any
 
 from notify.categories import Category, get_category
 from notify.config import Settings
 from notify.message import links
 from notify.message.jobs import Claimed
-from notify.message.mime import build_message, new_message_id
+from notify.message.mime import (
+    ascii_address,
+    build_message,
+    encode_body_line,
+    has_header_break,
+    needs_smtputf8,
+    new_message_id,
+    written_verbatim,
+)
 from notify.message.rendering import LayoutContext, RenderedEmail, render
 from notify.message.templates import get_template
 
@@ -97,12 +109,33 @@ UNSUBSCRIBE_SLOT = "https://slot.invalid/unsubscribe-4d1f9c"
 PREFERENCES_SLOT = "https://slot.invalid/preferences-8b2e07"
 
 
+SLOT_TO = "notify-slot-to@slot.invalid"
+SLOT_MESSAGE_ID = "<notify-slot-message-id@slot.invalid>"
+SLOT_DATE = datetime(2000, 1, 1, tzinfo=UTC)
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+
+
+@dataclass(frozen=True)
+class _Serialised:
+    """A campaign message for one locale, serialised once with placeholders: the header block,
+    and the body with a marker for each line that holds a person's link."""
+
+    head: bytes
+    body: bytes
+    lines: dict[bytes, str]  # marker -> the line, with the link slots in it
+
+
 class BatchComposer:
     """Composes one campaign's messages: renders once per locale with placeholder links, then
     puts each person's own links in. Pure; what it builds equals :func:`compose`'s output.
 
+    :meth:`raw` goes further: it serialises each locale's message once, with placeholders for
+    what differs per person (To, Date, Message-ID, the unsubscribe and preference links), and
+    fills them in as bytes; only the body lines that hold a link are encoded per person.
+
     A template that does not show both links verbatim in both parts (a filter on the URL, say)
-    falls back to a full render per message.
+    falls back to a full render per message; an address or Message-ID that would not be
+    written verbatim (non-ASCII, too long for one line) falls back to :meth:`message`.
     """
 
     def __init__(self, settings: Settings, template: str, category: str, data: dict[str, Any]):
@@ -111,6 +144,7 @@ class BatchComposer:
         self.category = get_category(category)
         self.data = data
         self._skeletons: dict[str, RenderedEmail | None] = {}
+        self._serialised: dict[str, _Serialised | None] = {}
         self.sender = settings.sender_for(category)
         self.list_id = None if self.category.essential else list_id(settings, self.category)
 
@@ -157,3 +191,80 @@ class BatchComposer:
             unsubscribe_url=unsubscribe,
             list_id=self.list_id,
         )
+
+    def raw(self, job: Claimed, *, now: datetime) -> bytes:
+        """The bytes of :meth:`message` for ``job`` (equal once parsed, up to the MIME
+        boundary), built by filling in a serialised skeleton."""
+        serialised = self._serialised_for(job.locale)
+        to = ascii_address(job.email or "")
+        if (
+            serialised is None
+            or not written_verbatim(to)
+            or needs_smtputf8(to)
+            or has_header_break(to)
+            or not written_verbatim(job.message_id)
+            or has_header_break(job.message_id)
+        ):
+            return self.message(job, now=now).as_bytes()
+        unsubscribe = links.unsubscribe_url(
+            self.settings, job.recipient_public_id, self.category.key
+        )
+        preferences = links.preferences_url(self.settings, job.recipient_public_id)
+        head = (
+            serialised.head.replace(SLOT_TO.encode(), to.encode())
+            .replace(format_datetime(SLOT_DATE).encode(), format_datetime(now).encode())
+            .replace(SLOT_MESSAGE_ID.encode(), job.message_id.encode())
+            .replace(UNSUBSCRIBE_SLOT.encode(), unsubscribe.encode())
+        )
+        body = serialised.body
+        for marker, line in serialised.lines.items():
+            filled = line.replace(UNSUBSCRIBE_SLOT, unsubscribe).replace(
+                PREFERENCES_SLOT, preferences
+            )
+            encoded = encode_body_line(filled).replace("\n", "\r\n").encode("ascii")
+            body = body.replace(marker, encoded)
+        return head + body
+
+    def _serialised_for(self, locale: str | None) -> _Serialised | None:
+        key = (locale or "en").split("-")[0]
+        if key not in self._serialised:
+            skeleton = self._skeleton(locale)
+            self._serialised[key] = (
+                None if skeleton is None or self.category.essential else self._serialise(skeleton)
+            )
+        return self._serialised[key]
+
+    def _serialise(self, skeleton: RenderedEmail) -> _Serialised | None:
+        lines: dict[bytes, str] = {}
+        tag = secrets.token_hex(6)
+
+        def mark(part: str) -> str:
+            pieces = _LINE_BREAK.split(part)
+            breaks = [*_LINE_BREAK.findall(part), ""]
+            out: list[str] = []
+            for piece, line_break in zip(pieces, breaks, strict=True):
+                if UNSUBSCRIBE_SLOT in piece or PREFERENCES_SLOT in piece:
+                    marker = f"NOTIFYLINE{tag}X{len(lines):05d}"
+                    lines[marker.encode()] = piece
+                    piece = marker
+                out.append(piece + line_break)
+            return "".join(out)
+
+        marked = RenderedEmail(skeleton.subject, mark(skeleton.text), mark(skeleton.html))
+        raw = build_message(
+            marked,
+            sender=self.sender,
+            recipient=SLOT_TO,
+            message_id=SLOT_MESSAGE_ID,
+            date=SLOT_DATE,
+            unsubscribe_url=UNSUBSCRIBE_SLOT,
+            list_id=self.list_id,
+        ).as_bytes()
+        end_of_head = raw.find(b"\r\n\r\n") + 2
+        head, body = raw[:end_of_head], raw[end_of_head:]
+        placeholders = (SLOT_TO, SLOT_MESSAGE_ID, format_datetime(SLOT_DATE), UNSUBSCRIBE_SLOT)
+        if any(head.count(slot.encode()) != 1 for slot in placeholders) or any(
+            body.count(marker) != 1 for marker in lines
+        ):
+            return None  # a placeholder was folded or encoded: build each message in full
+        return _Serialised(head, body, lines)

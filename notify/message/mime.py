@@ -161,10 +161,24 @@ _UTF8_QP.body_encoding = QP  # readable, and every line stays under 76 octets
 FAST_POLICY = policy.compat32.clone(linesep="\r\n", max_line_length=78)
 
 
+def written_verbatim(value: str) -> bool:
+    """Whether :func:`build_message` writes this header value exactly as it is: ASCII, no line
+    break, short enough for one line."""
+    return value.isascii() and "\n" not in value and len(value) <= 70
+
+
+def encode_body_line(line: str) -> str:
+    """One line of a body part as :func:`build_message` encodes it (UTF-8, quoted-printable;
+    soft breaks as ``\n``). A body is encoded line by line, so a line encoded alone equals
+    that line inside the whole body."""
+    encoded: str = _UTF8_QP.body_encode(line)
+    return encoded
+
+
 def _short(value: str) -> Any:
     """A value already encoded and short enough for one line: written as it is, which skips
     compat32's fold (the costliest step of serialising; measured 0.7 of 1.2 ms a message)."""
-    if value.isascii() and "\n" not in value and len(value) <= 70:
+    if written_verbatim(value):
         return VerbatimHeader("header", value)
     return value
 

@@ -88,3 +88,27 @@ def test_a_relay_that_is_not_listening_is_a_transient_error() -> None:
     with pytest.raises(DeliveryError) as caught:
         send(transport, "nobody@example.com")
     assert not caught.value.permanent
+
+
+def test_serialised_bytes_go_out_as_they_are_also_to_an_address_that_needs_smtputf8(
+    smtp_server: SmtpServer,
+) -> None:
+    transport = SmtpTransport(SmtpTarget(smtp_server.url), timeout=5)
+    plain = f"raw-{uuid.uuid4().hex[:8]}@example.com"
+    international = f"jürgen-{uuid.uuid4().hex[:8]}@example.com"
+    for address in (plain, international):
+        message = message_to(address)
+        transport.send_raw(
+            message.as_bytes(),
+            message_id=str(message["Message-ID"]),
+            envelope_from="sender@example.com",
+            envelope_to=address,
+        )
+    transport.close()
+    for address in (plain, international):
+        (received,) = smtp_server.handler.messages_to(address)
+        parsed = email.message_from_bytes(received.content, policy=policy.default)
+        assert parsed["To"] == address
+        body = parsed.get_body(("plain",))
+        assert body is not None and body.get_content().rstrip() == "text"
+    assert transport.connections_opened == 1

@@ -357,6 +357,7 @@ def run_ours(
     profile: bool,
     extra_env: dict[str, str] | None = None,
     loglevel: str = "WARNING",
+    concurrency: int = CONCURRENCY,
 ) -> tuple[Run, RssSampler]:
     extra_env = extra_env or {}
     flush_redis()
@@ -369,7 +370,7 @@ def run_ours(
     command = [
         sys.executable, "-m", "celery", "-A", "worker", "worker", "-B",
         "-s", str(workdir / f"beat-schedule-{tag}"), "-Q", "essential,bulk,periodic",
-        "--pool", "prefork", "--concurrency", str(CONCURRENCY), "--loglevel", loglevel,
+        "--pool", "prefork", "--concurrency", str(concurrency), "--loglevel", loglevel,
         "-n", f"bench-campaign-{tag}@%h",
     ]  # fmt: skip
     worker = Child("celery worker -B (ours)", command, env, workdir / f"worker-{tag}.log")
@@ -786,7 +787,7 @@ def ours_in_fresh_database(
         extra = dict(item.split("=", 1) for item in args.worker_env)
         run, rss = run_ours(
             database, count, workdir, batch_size=args.batch_size, profile=profile,
-            extra_env=extra, loglevel=args.worker_loglevel,
+            extra_env=extra, loglevel=args.worker_loglevel, concurrency=args.ours_concurrency,
         )  # fmt: skip
     except BaseException:
         database.drop()
@@ -817,6 +818,10 @@ def main(argv: list[str] | None = None) -> int:
         help="one more setting for the worker of ours (repeatable)",
     )
     parser.add_argument("--worker-loglevel", default="WARNING", help="the worker of ours")
+    parser.add_argument(
+        "--ours-concurrency", type=int, default=CONCURRENCY,
+        help=f"pool processes of ours (default {CONCURRENCY}, as the baselines have)",
+    )  # fmt: skip
     parser.add_argument(
         "--analyze",
         action="store_true",

@@ -9,13 +9,26 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import (
+    Boolean,
+    String,
+    bindparam,
+    false,
+    insert,
+    literal,
+    literal_column,
+    or_,
+    select,
+)
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
 from notify.categories import CATEGORIES, Category, get_category
-from notify.db import insert_on_conflict
-from notify.models import Preference, Recipient
+from notify.db import insert_on_conflict, on_postgresql
+from notify.models import ConsentEvent, Preference, Recipient
 from notify.models.base import utcnow
 from notify.people import consent, eligibility, suppressions
 from notify.people.consent import Origin
@@ -135,3 +148,100 @@ def choose(
         if address:
             changed = suppressions.lift_erased(session, hash_key, address, origin) or changed
     return changed
+
+
+@dataclass(frozen=True)
+class Unsubscribed:
+    """Whose link it was: the live recipient it names, and their (decrypted) address."""
+
+    recipient_id: int
+    email: str | None
+
+
+def unsubscribe_link_holder(
+    session: Session,
+    public_id: str,
+    category_key: str,
+    origin: Origin,
+    defaults: frozenset[str],
+) -> Unsubscribed | None:
+    """An unsubscribe link pressed (RFC 8058 one-click): find the live recipient by public id
+    and record their opt-out of a non-essential category as :func:`set_subscription` would
+    (a consent event only when it changes what they get). None when no live recipient has that
+    id; nothing is written then.
+
+    On PostgreSQL this is one statement (the lookup, the upsert and the consent event as
+    data-modifying CTEs); on SQLite it is :func:`set_subscription` after the lookup.
+    """
+    if get_category(category_key).essential:
+        raise EssentialCategoryError(category_key)
+    if not on_postgresql(session):
+        row = session.execute(
+            select(Recipient.id, Recipient.email).where(
+                Recipient.public_id == public_id, Recipient.erased_at.is_(None)
+            )
+        ).one_or_none()
+        if row is None:
+            return None
+        set_subscription(session, int(row[0]), category_key, False, origin, defaults)
+        return Unsubscribed(int(row[0]), row[1])
+    row = session.execute(
+        _one_click_statement(),
+        {
+            "public_id": public_id,
+            "category": category_key,
+            "source": origin.source,
+            "actor": origin.actor,
+            "now": utcnow(),
+            # A new row changes what they get only if the category's default was on.
+            "default_on": category_key in defaults,
+        },
+    ).one_or_none()
+    return None if row is None else Unsubscribed(int(row[0]), row[1])
+
+
+@cache
+def _one_click_statement() -> Any:
+    """The PostgreSQL statement of :func:`unsubscribe_link_holder`, built once (building its
+    CTEs costs more than running them); every value is a bound parameter."""
+    now = bindparam("now", type_=Preference.updated_at.type)
+    category, source = bindparam("category", type_=String()), bindparam("source", type_=String())
+    person = (
+        select(Recipient.id, Recipient.email)
+        .where(Recipient.public_id == bindparam("public_id"), Recipient.erased_at.is_(None))
+        .cte("person")
+    )
+    upsert = postgresql.insert(Preference).from_select(
+        ["recipient_id", "category", "subscribed", "source", "updated_at"],
+        select(person.c.id, category, false(), source, now),
+    )
+    changed = (
+        upsert.on_conflict_do_update(
+            index_elements=["recipient_id", "category"],
+            set_={
+                "subscribed": false(),
+                "source": upsert.excluded.source,
+                "updated_at": upsert.excluded.updated_at,
+            },
+            where=Preference.subscribed.is_(True),  # already off: nothing changes
+        )
+        .returning(Preference.recipient_id, literal_column("xmax = 0").label("inserted"))
+        .cte("changed")
+    )
+    logged = (
+        insert(ConsentEvent)
+        .from_select(
+            ["recipient_id", "category", "action", "source", "actor", "created_at"],
+            select(
+                changed.c.recipient_id,
+                category,
+                literal("unsubscribed"),
+                source,
+                bindparam("actor", type_=String()),
+                now,
+            ).where(or_(changed.c.inserted.is_(False), bindparam("default_on", type_=Boolean()))),
+        )
+        .returning(ConsentEvent.id)
+        .cte("logged")
+    )
+    return select(person.c.id, person.c.email).add_cte(changed).add_cte(logged)

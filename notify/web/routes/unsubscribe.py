@@ -43,7 +43,8 @@ class Target:
     category: Category
 
 
-def _resolve(session: Session, state: WebState, token: str) -> Target | None:
+def _link(state: WebState, token: str) -> tuple[str, Category] | None:
+    """Whose link and which optional category, from a valid token; None for any bad one."""
     parsed = read_unsubscribe_token(state.settings.secret_key_list, token)
     if parsed is None:
         return None
@@ -51,6 +52,14 @@ def _resolve(session: Session, state: WebState, token: str) -> Target | None:
     category = CATEGORIES.get(key)
     if category is None or category.essential:
         return None
+    return public_id, category
+
+
+def _resolve(session: Session, state: WebState, token: str) -> Target | None:
+    link = _link(state, token)
+    if link is None:
+        return None
+    public_id, category = link
     recipient = session.scalars(
         select(Recipient).where(Recipient.public_id == public_id)
     ).one_or_none()
@@ -88,12 +97,15 @@ def _apply(
     """Resolve the token and record the choice in one session and one transaction; committed
     before the answer is sent. None for any kind of bad token (nothing changes)."""
     defaults = state.settings.default_subscriptions
+    source = source_of(form, subscribed)
+    if not subscribed and "all" not in form.get("scope", []):
+        return _unsubscribe_link_category(state, token, Origin(source))
     with state.sessions.begin() as session:
         target = _resolve(session, state, token)
         if target is None:
             return None
         keys = _keys_for(target, form, subscribed)
-        origin = Origin(source_of(form, subscribed))
+        origin = Origin(source)
         for key in keys:
             preferences.choose(
                 session,
@@ -105,6 +117,25 @@ def _apply(
                 hash_key=state.settings.hash_key,
             )
         return target, keys
+
+
+def _unsubscribe_link_category(
+    state: WebState, token: str, origin: Origin
+) -> tuple[Target, list[str]] | None:
+    """The common press (one-click or the page's button): the link's own category off, found
+    and recorded in one statement on PostgreSQL, committed before the answer."""
+    link = _link(state, token)
+    if link is None:
+        return None
+    public_id, category = link
+    with state.sessions.begin() as session:
+        holder = preferences.unsubscribe_link_holder(
+            session, public_id, category.key, origin, state.settings.default_subscriptions
+        )
+    if holder is None:
+        return None
+    target = Target(holder.recipient_id, public_id, mask_email(holder.email or ""), category)
+    return target, [category.key]
 
 
 def _look(state: WebState, token: str) -> tuple[Target, bool] | None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, case, func, insert, or_, select, update
+from sqlalchemy import Table, and_, bindparam, case, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -54,14 +54,19 @@ class NotificationRequest:
         return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
-def find_by_idempotency_key(
-    session: Session, api_key_id: int, idempotency_key: str
-) -> Notification | None:
-    return session.scalars(
-        select(Notification).where(
-            Notification.api_key_id == api_key_id,
-            Notification.idempotency_key == idempotency_key,
-        )
+_BY_IDEMPOTENCY_KEY = select(
+    Notification.id, Notification.category, Notification.status, Notification.request_hash
+).where(
+    Notification.api_key_id == bindparam("api_key_id"),
+    Notification.idempotency_key == bindparam("idempotency_key"),
+)  # built once: every request with a key runs it
+
+
+def find_by_idempotency_key(session: Session, api_key_id: int, idempotency_key: str) -> Any:
+    """The earlier notification this key made with ``idempotency_key`` (its ``id``,
+    ``category``, ``status`` and ``request_hash``), or None."""
+    return session.execute(
+        _BY_IDEMPOTENCY_KEY, {"api_key_id": api_key_id, "idempotency_key": idempotency_key}
     ).one_or_none()
 
 
@@ -75,7 +80,7 @@ class Accepted:
     created: bool
 
 
-def _same_request(existing: Notification, fingerprint: str) -> Accepted:
+def _same_request(existing: Any, fingerprint: str) -> Accepted:
     if existing.request_hash != fingerprint:
         raise IdempotencyConflictError
     return Accepted(existing.id, existing.category, existing.status, created=False)

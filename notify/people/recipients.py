@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from notify.db import insert_on_conflict, on_postgresql
@@ -92,7 +92,7 @@ def upsert_for_send(
         return int(row[0]) if row is not None and row[1] else None
     now = utcnow()
     new_hash = address_hash(hash_key, email)
-    old_hash = session.scalar(select(Recipient.email_hash).where(Recipient.user_id == user_id))
+    old_hash = session.scalar(_ADDRESS_HASH_OF_USER, {"user_id": user_id})
     values = {
         "user_id": user_id,
         "email": email,
@@ -108,6 +108,9 @@ def upsert_for_send(
 
 
 _UPSERTS: dict[bool, Any] = {}
+_ADDRESS_HASH_OF_USER = select(Recipient.email_hash).where(
+    Recipient.user_id == bindparam("user_id")
+)  # built once: every send with an address runs it
 
 
 def _upsert_statement(session: Session) -> Any:

@@ -8,7 +8,7 @@ header, or an unknown or revoked key, is answered 401 at once. The route's depen
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 import anyio.to_thread
@@ -98,7 +98,7 @@ class AuthenticateFirst:
         await response(scope, receive, send)
 
 
-def current_caller(
+async def current_caller(  # async: no I/O, so FastAPI need not hop to a thread for it
     request: Request,
     _: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Caller:
@@ -110,8 +110,8 @@ def current_caller(
     return caller
 
 
-def require_scope(scope: str) -> Callable[[Caller], Caller]:
-    def check(caller: Annotated[Caller, Depends(current_caller)]) -> Caller:
+def require_scope(scope: str) -> Callable[[Caller], Awaitable[Caller]]:
+    async def check(caller: Annotated[Caller, Depends(current_caller)]) -> Caller:
         if scope not in caller.scopes:
             raise HTTPException(403, f"this key lacks the scope {scope}")
         return caller
@@ -119,8 +119,8 @@ def require_scope(scope: str) -> Callable[[Caller], Caller]:
     return check
 
 
-def require_any_scope(*scopes: str) -> Callable[[Caller], Caller]:
-    def check(caller: Annotated[Caller, Depends(current_caller)]) -> Caller:
+def require_any_scope(*scopes: str) -> Callable[[Caller], Awaitable[Caller]]:
+    async def check(caller: Annotated[Caller, Depends(current_caller)]) -> Caller:
         if not caller.scopes.intersection(scopes):
             raise HTTPException(403, f"this key needs one of the scopes {', '.join(scopes)}")
         return caller

@@ -36,7 +36,9 @@ from bench.support import (
     child_env,
     find_or_install,
     flush_redis,
+    pacing_delay_ms,
     profile_summary,
+    report_row,
     say,
     start_py_spy,
     stop_py_spy,
@@ -46,6 +48,7 @@ from bench.support import (
 
 GOAL_RPS = 1000
 GOAL_P99_MS = 50.0
+GOAL_SHARE = 0.5  # POST requests/s >= half of healthz's, in the same run
 
 # The Lua script wrk runs. Globals ``tid`` (set from setup()) and the counters are per thread;
 # done() runs in the main Lua state and reads each thread's counters.
@@ -58,6 +61,7 @@ local auth = [==[@AUTH@]==]
 local head = [==[@HEAD@]==]
 local middle = [==[@MIDDLE@]==]
 local tail = [==[@TAIL@]==]
+local delay_ms = @DELAY_MS@
 local threads = {}
 local fixed = nil
 
@@ -71,6 +75,13 @@ function init(args)
   c202, c2xx, c4xx, c5xx, cother = 0, 0, 0, 0, 0
   if method == "GET" then
     fixed = wrk.format("GET", path)
+  end
+end
+
+if delay_ms > 0 then  -- a fixed offered rate: each connection paces its requests, with
+  -- jitter (uniform, same mean) so the connections do not fire in step
+  function delay()
+    return delay_ms * (0.5 + math.random())
   end
 end
 
@@ -118,7 +129,7 @@ end
 PLACEHOLDER = "@@UNIQUE@@"
 
 
-def lua_script(method: str, path: str, run: str, api_key: str) -> str:
+def lua_script(method: str, path: str, run: str, api_key: str, delay_ms: float = 0.0) -> str:
     from notify.message.templates import get_template
 
     body = json.dumps(
@@ -133,7 +144,7 @@ def lua_script(method: str, path: str, run: str, api_key: str) -> str:
     head, middle, tail = body.replace(f"{PLACEHOLDER}@example.com", PLACEHOLDER).split(PLACEHOLDER)
     values = {
         "METHOD": method, "PATH": path, "RUN": run, "AUTH": api_key,
-        "HEAD": head, "MIDDLE": middle, "TAIL": tail,
+        "HEAD": head, "MIDDLE": middle, "TAIL": tail, "DELAY_MS": f"{delay_ms:.3f}",
     }  # fmt: skip
     script = LUA_TEMPLATE
     for name, value in values.items():
@@ -353,6 +364,13 @@ def main(argv: list[str] | None = None) -> int:
         "--profile", action="store_true",
         help="afterwards, one more POST run with py-spy on the web workers (figures not used)",
     )  # fmt: skip
+    parser.add_argument(
+        "--rate-fraction", type=float, default=0.5,
+        help="then POST at this fraction of healthz's requests/s, for latency (0: skip)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--rate-connections", type=int, default=64, help="connections of the fixed-rate run"
+    )
     args = parser.parse_args(argv)
     threads = min(args.threads, args.connections)
 
@@ -408,14 +426,16 @@ def main(argv: list[str] | None = None) -> int:
             f"endpoint after {args.warmup:g}s unmeasured warm-up; {args.workers} uvicorn workers"
         )
 
-        def measure(method: str, path: str, label: str, warm: bool) -> WrkResult:
+        def measure(method: str, path: str, label: str, warm: bool, rate: float = 0.0) -> WrkResult:
             # A new run id for every wrk process: its counters start at 0 again, and a reused
             # Idempotency-Key would be answered as a repeat (202 without a new row).
+            connections = args.rate_connections if rate else args.connections
+            delay = pacing_delay_ms(rate, connections) if rate else 0.0
             script = workdir / f"{method.lower()}-{uuid.uuid4().hex[:6]}.lua"
-            script.write_text(lua_script(method, path, uuid.uuid4().hex[:10], api_key))
+            script.write_text(lua_script(method, path, uuid.uuid4().hex[:10], api_key, delay))
             return run_wrk(
                 wrk, label, f"{base}{path}", script,
-                duration=args.warmup if warm else args.duration, connections=args.connections,
+                duration=args.warmup if warm else args.duration, connections=connections,
                 threads=threads, web=web, workdir=workdir,
             )  # fmt: skip
 
@@ -461,6 +481,28 @@ def main(argv: list[str] | None = None) -> int:
             f"  goal (>= {GOAL_RPS} accepted/s with p99 < {GOAL_P99_MS:.0f} ms): "
             f"{'MET' if met else 'NOT MET'} ({post.rps:.0f}/s, p99 {post.p99_ms:.1f} ms)"
         )
+        share = post.rps / health.rps
+        report_row(
+            "POST /v1/notifications throughput", f"{post.rps:.0f} req/s",
+            f"GET /healthz {health.rps:.0f} req/s", share, f">= {GOAL_SHARE}x healthz",
+            share >= GOAL_SHARE and post.non_2xx == 0,
+        )  # fmt: skip
+        if args.rate_fraction > 0:
+            offered = health.rps * args.rate_fraction
+            paced = measure("POST", "/v1/notifications", "POST at a fixed rate", False, offered)
+            say(
+                f"  POST at an offered {offered:.0f} req/s ({args.rate_fraction:g}x healthz, "
+                f"{args.rate_connections} connections, each pacing "
+                f"{pacing_delay_ms(offered, args.rate_connections):.0f} ms): achieved "
+                f"{paced.rps:.0f} req/s, p50 {paced.p50_ms:.1f} ms, p99 {paced.p99_ms:.1f} ms, "
+                f"non-2xx {paced.non_2xx}"
+            )
+            report_row(
+                "POST /v1/notifications p99 at a fixed rate", f"p99 {paced.p99_ms:.1f} ms",
+                f"offered {offered:.0f}/s = {args.rate_fraction:g}x healthz (achieved "
+                f"{paced.rps:.0f}/s)", None, f"p99 < {GOAL_P99_MS:.0f} ms at 0.5x healthz",
+                paced.p99_ms < GOAL_P99_MS and paced.non_2xx == 0,
+            )  # fmt: skip
         finished = True
         return 0
     finally:

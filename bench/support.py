@@ -615,3 +615,28 @@ def code_fingerprint() -> str:
             digest.update(str(path.relative_to(ROOT)).encode())
             digest.update(path.read_bytes())
     return digest.hexdigest()[:12]
+
+
+def report_row(
+    path: str, figure: str, baseline: str, ratio: float | None, goal: str, met: bool
+) -> None:
+    """One row of ``make bench``'s summary table, printed as ``BENCH_ROW {json}`` for
+    ``bench.summary`` to collect (and readable on its own)."""
+    import json
+
+    row = {
+        "path": path,
+        "figure": figure,
+        "baseline": baseline,
+        "ratio": None if ratio is None else round(ratio, 2),
+        "goal": goal,
+        "met": met,
+        "code": code_fingerprint(),
+    }
+    print("BENCH_ROW " + json.dumps(row, ensure_ascii=False), flush=True)
+
+
+def pacing_delay_ms(rate: float, connections: int) -> float:
+    """wrk's per-connection pause that offers about ``rate`` requests/s over ``connections``
+    connections (each waits this long after a response before its next request)."""
+    return 1000.0 * connections / rate

@@ -47,9 +47,8 @@ test: $(STAMP) $(CHROMIUM) lint  ## install what the tests need, lint, run every
 	echo "---- tests/faults ----"; cat var/test-faults.log; \
 	test $$main -eq 0 && test $$faults_status -eq 0
 
-bench: $(STAMP)  ## benchmarks against real services (see bench/README.md)
-	$(BIN)/python -m bench.api
-	$(BIN)/python -m bench.delivery
+bench: $(STAMP)  ## every benchmark against real services, then one summary table (bench/README.md)
+	$(BIN)/python -m bench.summary $(BENCH_ARGS)
 
 clean:  ## remove the virtual environment and local data
 	rm -rf $(VENV) var

@@ -56,6 +56,7 @@ from bench.support import (
     code_fingerprint,
     flush_redis,
     import_bench_users,
+    report_row,
     say,
     settings_for,
     sink_count,
@@ -927,6 +928,17 @@ def comparison(
             and all(run.ok for run in runs)
         )
         say(f"  throughput goals: {'MET' if met else 'NOT MET'}")
+        ok = all(run.ok for run in runs)
+        report_row(
+            f"campaign, {args.count:,} recipients, against the ceiling",
+            f"{ours.rate:,.0f} msg/s", f"(a) ceiling {ceiling.rate:,.0f} msg/s", share,
+            f">= {GOAL_CEILING_SHARE}x ceiling", share >= GOAL_CEILING_SHARE and ok,
+        )  # fmt: skip
+        report_row(
+            f"campaign, {args.count:,} recipients, against naive",
+            f"{ours.rate:,.0f} msg/s", f"(b) naive {naive_run.rate:,.0f} msg/s", ratio,
+            f">= {GOAL_NAIVE_RATIO:g}x naive", ratio >= GOAL_NAIVE_RATIO and ok,
+        )  # fmt: skip
 
 
 def scaling(
@@ -964,6 +976,12 @@ def memory(
     say(f"  worker memory: {rss.summary()}")
     say(f"  sum of VmRSS/Pss over the worker's life: {rss.trend(7)}")
     peak_mb = rss.peak_rss_kb / 1024
+    largest_mb = rss.peak_single_kb / 1024
+    report_row(
+        f"campaign worker memory, {args.memory_count:,} recipients",
+        f"largest process {largest_mb:.0f} MB", f"trend {rss.trend(3)}", None,
+        f"each process < {GOAL_RSS_MB} MB, flat", largest_mb < GOAL_RSS_MB and run.ok,
+    )  # fmt: skip
     say(f"  goal (worker peak RSS < {GOAL_RSS_MB} MB at {args.memory_count:,}): "
         f"{'MET' if peak_mb < GOAL_RSS_MB else 'NOT MET'} by the sum of VmRSS ({peak_mb:.0f} MB;"
         f" Pss {rss.peak_pss_kb / 1024:.0f} MB)")  # fmt: skip

@@ -12,7 +12,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, String, create_engine, event, literal_column, type_coerce
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
@@ -94,3 +94,12 @@ def insert_on_conflict(session: Session, model: Any) -> postgresql.Insert | sqli
     dialect: Any = postgresql if on_postgresql(session) else sqlite
     statement: postgresql.Insert | sqlite.Insert = dialect.insert(model)
     return statement
+
+
+def unindexed(column: Any) -> Any:
+    """``column`` in an expression that no index matches (``column || ''``), for conditions
+    beside a primary-key lookup. Without table statistics (a fresh campaign, autovacuum
+    off), PostgreSQL intersected a 20-id claim with the whole ``(status, next_attempt_at)``
+    index: 40 ms a claim at 770,000 queued rows, growing with the backlog. Written this
+    way, the key lookup is the only way in on both engines."""
+    return type_coerce(column, String()) + literal_column("''")

@@ -37,7 +37,7 @@ from sqlalchemy.orm import Session
 
 from notify.campaigns.rate_limit import RateLimiter
 from notify.config import Settings
-from notify.db import SessionFactory
+from notify.db import SessionFactory, unindexed
 from notify.delivery import outbox
 from notify.delivery.outcomes import (
     COMPOSE_ERRORS,
@@ -210,7 +210,7 @@ def claim_messages(
         update(Notification)
         .where(
             Notification.id.in_(list(notification_ids)),
-            Notification.status.in_(IN_FLIGHT),
+            unindexed(Notification.status).in_(IN_FLIGHT),
             _lease_held(scope),
             _campaign_status(scope) == CampaignStatus.RUNNING,
             _blocked_for_row(scope).is_(None),
@@ -240,7 +240,7 @@ def release_untried(session: Session, scope: BatchScope, notification_ids: Seque
         update(Notification)
         .where(
             Notification.id.in_(list(notification_ids)),
-            Notification.status == NotificationStatus.SENDING,
+            unindexed(Notification.status) == NotificationStatus.SENDING,
             _lease_held(scope),
         )
         .values(

@@ -18,7 +18,7 @@ from sqlalchemy import Table, and_, bindparam, case, func, insert, or_, select, 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from notify.db import SessionFactory, on_postgresql
+from notify.db import SessionFactory, on_postgresql, unindexed
 from notify.message.jobs import Claimed
 from notify.message.mime import new_message_id
 from notify.message.template_data import InvalidFieldError, check_data
@@ -226,7 +226,7 @@ def claim_many(
         update(Notification)
         .where(
             Notification.id.in_(wanted),
-            Notification.status == Status.QUEUED,
+            unindexed(Notification.status) == Status.QUEUED,
             Notification.campaign_id.is_(None),  # campaign rows belong to their batch
         )
         .values(
@@ -310,7 +310,7 @@ def _finish(
     """Leave ``sending`` for ``status``; False if the row was not ours any more."""
     result = session.execute(
         update(Notification)
-        .where(Notification.id == notification_id, Notification.status == Status.SENDING)
+        .where(Notification.id == notification_id, unindexed(Notification.status) == Status.SENDING)
         .values(status=status, reason=reason, updated_at=utcnow(), **extra)
         .execution_options(synchronize_session=False)
     )
@@ -328,7 +328,7 @@ def mark_sent_many(session: Session, sent_at: Mapping[str, datetime]) -> int:
         return 0
     result = session.execute(
         update(Notification)
-        .where(Notification.id.in_(list(sent_at)), Notification.status == Status.SENDING)
+        .where(Notification.id.in_(list(sent_at)), unindexed(Notification.status) == Status.SENDING)
         .values(
             status=Status.SENT,
             reason=None,
@@ -348,7 +348,10 @@ def release(session: Session, notification_ids: Sequence[str]) -> int:
     now = utcnow()
     result = session.execute(
         update(Notification)
-        .where(Notification.id.in_(list(notification_ids)), Notification.status == Status.SENDING)
+        .where(
+            Notification.id.in_(list(notification_ids)),
+            unindexed(Notification.status) == Status.SENDING,
+        )
         .values(
             status=Status.QUEUED,
             attempts=Notification.attempts - 1,
@@ -375,7 +378,7 @@ def suppress_unsent(session: Session, notification_id: str, reason: str) -> bool
         update(Notification)
         .where(
             Notification.id == notification_id,
-            Notification.status.in_(Status.in_flight()),
+            unindexed(Notification.status).in_(Status.in_flight()),
         )
         .values(status=Status.SUPPRESSED, reason=reason, updated_at=utcnow())
         .execution_options(synchronize_session=False)
@@ -444,7 +447,9 @@ def sweep_stuck(
             continue
         taken = session.execute(
             update(Notification)
-            .where(Notification.id == row.id, Notification.status == row.status)  # as read
+            .where(
+                Notification.id == row.id, unindexed(Notification.status) == row.status
+            )  # as read
             .values(status=Status.QUEUED, next_attempt_at=now, updated_at=now)
             .execution_options(synchronize_session=False)
         )

@@ -157,15 +157,15 @@ class SmtpTransport:
                 connection.close()
 
     def send(self, message: Message, *, envelope_from: str, envelope_to: str) -> None:
-        def hand_over(connection: smtplib.SMTP) -> dict[str, tuple[int, bytes]]:
-            # smtplib adds SMTPUTF8 itself for a non-ASCII address, or raises if unsupported.
-            return connection.send_message(
-                message,
-                from_addr=ascii_address(envelope_from),
-                to_addrs=[ascii_address(envelope_to)],
-            )
-
-        self._send_with_reconnect(hand_over)
+        # as_bytes, not smtplib's send_message: that flattens with From-line mangling on, so a
+        # body line starting "From " would arrive as ">From ". The message's own policy keeps
+        # UTF-8 headers for an SMTPUTF8 message.
+        self.send_raw(
+            message.as_bytes(),
+            message_id=str(message["Message-ID"] or ""),
+            envelope_from=envelope_from,
+            envelope_to=envelope_to,
+        )
 
     def send_raw(
         self, raw: bytes, *, message_id: str, envelope_from: str, envelope_to: str

@@ -112,3 +112,23 @@ def test_serialised_bytes_go_out_as_they_are_also_to_an_address_that_needs_smtpu
         body = parsed.get_body(("plain",))
         assert body is not None and body.get_content().rstrip() == "text"
     assert transport.connections_opened == 1
+
+
+def test_a_body_line_that_starts_with_from_arrives_as_written(smtp_server: SmtpServer) -> None:
+    transport = SmtpTransport(SmtpTarget(smtp_server.url), timeout=5)
+    address = f"from-line-{uuid.uuid4().hex[:8]}@example.com"
+    message = build_message(
+        RenderedEmail("Hello", "Hi,\nFrom your security team\n", "<p>From us</p>"),
+        sender="Sender <sender@example.com>",
+        recipient=address,
+        message_id=new_message_id("example.com"),
+        date=datetime.now(UTC),
+    )
+    transport.send(message, envelope_from="sender@example.com", envelope_to=address)
+    transport.close()
+    (received,) = smtp_server.handler.messages_to(address)
+    parsed = email.message_from_bytes(received.content, policy=policy.default)
+    body = parsed.get_body(("plain",))
+    assert body is not None
+    assert "\nFrom your security team" in body.get_content().replace("\r\n", "\n")
+    assert b"\n>From" not in received.content

@@ -241,7 +241,7 @@ class _HalfwayConnection:
 
     closed = False
 
-    def send_message(self, *_: object, **__: object) -> dict[str, tuple[int, bytes]]:
+    def sendmail(self, *_: object, **__: object) -> dict[str, tuple[int, bytes]]:
         raise _Interrupted
 
     def close(self) -> None:

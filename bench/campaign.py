@@ -979,7 +979,8 @@ def memory(
     largest_mb = rss.peak_single_kb / 1024
     report_row(
         f"campaign worker memory, {args.memory_count:,} recipients",
-        f"largest process {largest_mb:.0f} MB", f"trend {rss.trend(3)}", None,
+        f"largest process {largest_mb:.0f} MB",
+        f"all processes summed, RSS/PSS over the run: {rss.trend(3)}", None,
         f"each process < {GOAL_RSS_MB} MB, flat", largest_mb < GOAL_RSS_MB and run.ok,
     )  # fmt: skip
     say(f"  goal (worker peak RSS < {GOAL_RSS_MB} MB at {args.memory_count:,}): "

@@ -65,11 +65,7 @@ def run(command: list[str], folder: Path) -> list[dict[str, object]]:
         done = subprocess.run(
             [sys.executable, "-m", *command], cwd=ROOT, stdout=output, stderr=subprocess.STDOUT
         )
-    rows = [
-        json.loads(line.removeprefix("BENCH_ROW "))
-        for line in log.read_text(errors="replace").splitlines()
-        if line.startswith("BENCH_ROW ")
-    ]
+    rows = rows_of(log)
     minutes = (time.monotonic() - started) / 60
     say(f"  exit {done.returncode} after {minutes:.1f} min, {len(rows)} row(s)")
     if done.returncode != 0:
@@ -77,12 +73,20 @@ def run(command: list[str], folder: Path) -> list[dict[str, object]]:
     return rows
 
 
+def rows_of(log: Path) -> list[dict[str, object]]:
+    """The ``BENCH_ROW`` lines of one benchmark's output."""
+    return [
+        json.loads(line.removeprefix("BENCH_ROW "))
+        for line in log.read_text(errors="replace").splitlines()
+        if line.startswith("BENCH_ROW ")
+    ]
+
+
 def order(row: dict[str, object]) -> int:
+    """The row's place in :data:`PATHS_IN_ORDER`: the longest entry its path starts with."""
     path = str(row["path"])
-    for index, start in enumerate(PATHS_IN_ORDER):
-        if path.startswith(start):
-            return index
-    return len(PATHS_IN_ORDER)
+    matches = [index for index, start in enumerate(PATHS_IN_ORDER) if path.startswith(start)]
+    return max(matches, key=lambda index: len(PATHS_IN_ORDER[index]), default=len(PATHS_IN_ORDER))
 
 
 def table(rows: list[dict[str, object]]) -> list[str]:
@@ -111,6 +115,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--quick", action="store_true", help="smaller counts and shorter runs (a smoke run)"
     )
+    parser.add_argument(
+        "--tabulate-only", action="store_true",
+        help="run nothing: rebuild the table from the outputs already in var/bench/",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     folder = ROOT / "var" / "bench"
     folder.mkdir(parents=True, exist_ok=True)
@@ -118,8 +126,12 @@ def main(argv: list[str] | None = None) -> int:
     started = datetime.now(UTC)
     say(f"bench.summary  {started:%Y-%m-%d %H:%M} UTC  code {fingerprint}")
     rows: list[dict[str, object]] = []
-    for command in plan(args):
-        rows.extend(run(command, folder))
+    if args.tabulate_only:
+        rows = [row for log in sorted(folder.glob("*.txt")) for row in rows_of(log)]
+        fingerprint = str(rows[0]["code"]) if rows else fingerprint
+    else:
+        for command in plan(args):
+            rows.extend(run(command, folder))
     stale = {str(row["code"]) for row in rows} - {fingerprint}
     say()
     say(f"Summary ({started:%Y-%m-%d}, code {fingerprint}, {'quick' if args.quick else 'full'} "

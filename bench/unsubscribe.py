@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench.api import WrkResult, http_status, print_results, run_wrk
+from bench.api import WrkResult, http_status, print_results, report_fixed_rate, run_wrk
 from bench.support import (
     BENCH_REDIS_URL,
     SECRET_KEYS,
@@ -350,18 +350,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.rate_fraction > 0:
             offered = health.rps * args.rate_fraction
             paced = measure("POST", "POST /u/<token> at a fixed rate", args.duration, offered)
-            say(
-                f"  POST at an offered {offered:.0f} req/s ({args.rate_fraction:g}x healthz, "
-                f"{args.rate_connections} connections, each pacing "
-                f"{pacing_delay_ms(offered, args.rate_connections):.0f} ms): achieved "
-                f"{paced.rps:.0f} req/s, p50 {paced.p50_ms:.1f} ms, p99 {paced.p99_ms:.1f} ms, "
-                f"non-2xx {paced.non_2xx}"
-            )
-            report_row(
-                "one-click POST /u/<token> p99 at a fixed rate", f"p99 {paced.p99_ms:.1f} ms",
-                f"offered {offered:.0f}/s = {args.rate_fraction:g}x healthz (achieved "
-                f"{paced.rps:.0f}/s)", None, f"p99 < {GOAL_P99_MS:.0f} ms",
-                paced.p99_ms < GOAL_P99_MS and paced.non_2xx == 0,
+            report_fixed_rate(
+                "one-click POST /u/<token>", paced, offered=offered,
+                fraction=args.rate_fraction, connections=args.rate_connections,
+                goal_p99_ms=GOAL_P99_MS,
             )  # fmt: skip
         if args.profile:
             profile_posts(measure, web, workdir, args.duration)

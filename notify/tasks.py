@@ -88,15 +88,7 @@ def send_notifications(self: Task, notification_ids: list[str]) -> dict[str, int
     Retries are per message: each one the relay refused for now is published again alone, with
     the countdown from the backoff policy (always below the visibility timeout).
     """
-    context = _app(self).context
-    outcomes = deliver_many(
-        context.sessions,
-        context.transport,
-        context.settings,
-        notification_ids,
-        retry_delay=context.retry_delay,
-    )
-    _publish_retries(_app(self), outcomes)
+    outcomes = _deliver(_app(self), notification_ids)
     counts = Counter(outcome.result.value for outcome in outcomes.values())
     return {result.value: counts[result.value] for result in Result}
 
@@ -110,16 +102,21 @@ def send_notifications(self: Task, notification_ids: list[str]) -> dict[str, int
 def send_notification(self: Task, notification_id: str) -> str:
     """Deliver one notification: :func:`send_notifications` for one id (the task that
     producers' messages already in a queue from an earlier version carry)."""
-    context = _app(self).context
+    return _deliver(_app(self), [notification_id])[notification_id].result.value
+
+
+def _deliver(app: NotifyCelery, notification_ids: list[str]) -> dict[str, Outcome]:
+    """:func:`notify.delivery.sending.deliver_many` in this process, then the retries."""
+    context = app.context
     outcomes = deliver_many(
         context.sessions,
         context.transport,
         context.settings,
-        [notification_id],
+        notification_ids,
         retry_delay=context.retry_delay,
     )
-    _publish_retries(_app(self), outcomes)
-    return outcomes[notification_id].result.value
+    _publish_retries(app, outcomes)
+    return outcomes
 
 
 def _publish_retries(app: NotifyCelery, outcomes: Mapping[str, Outcome]) -> None:

@@ -31,7 +31,7 @@ from datetime import datetime, timedelta
 from email.utils import parseaddr
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, and_, case, exists, func, or_, select, update
+from sqlalchemy import ColumnElement, Row, and_, exists, func, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -49,7 +49,6 @@ from notify.delivery.outcomes import (
 from notify.delivery.transport import DeliveryError, Transport
 from notify.message.composing import BatchComposer
 from notify.message.jobs import Claimed
-from notify.message.mime import new_message_id
 from notify.models import (
     BatchStatus,
     Campaign,
@@ -205,7 +204,6 @@ def claim_messages(
     statement; each row keeps the Message-ID of its first claim."""
     if not notification_ids:
         return {}
-    fresh_ids = {key: new_message_id(sending_domain) for key in notification_ids}
     claimed = session.execute(
         update(Notification)
         .where(
@@ -220,9 +218,7 @@ def claim_messages(
             attempts=Notification.attempts + 1,
             claimed_at=now,
             updated_at=now,
-            message_id=func.coalesce(
-                Notification.message_id, case(fresh_ids, value=Notification.id)
-            ),
+            message_id=outbox.message_id_at_first_claim(notification_ids, sending_domain),
         )
         .returning(Notification.id, Notification.attempts, Notification.message_id)
         .execution_options(synchronize_session=False)
@@ -231,26 +227,10 @@ def claim_messages(
 
 
 def release_untried(session: Session, scope: BatchScope, notification_ids: Sequence[str]) -> int:
-    """Give back rows this holder claimed and never handed to the relay (``sending → queued``,
-    the attempt not counted), only while the lease is still this holder's: once another holder
-    has the batch, those rows are its to send."""
-    if not notification_ids:
-        return 0
-    result = session.execute(
-        update(Notification)
-        .where(
-            Notification.id.in_(list(notification_ids)),
-            unindexed(Notification.status) == NotificationStatus.SENDING,
-            _lease_held(scope),
-        )
-        .values(
-            status=NotificationStatus.QUEUED,
-            attempts=Notification.attempts - 1,
-            updated_at=utcnow(),
-        )
-        .execution_options(synchronize_session=False)
-    )
-    return int(getattr(result, "rowcount", 0))
+    """Give back rows this holder claimed and never handed to the relay
+    (:func:`notify.delivery.outbox.release`), only while the lease is still this holder's: once
+    another holder has the batch, those rows are its to send."""
+    return outbox.release(session, notification_ids, only_if=_lease_held(scope))
 
 
 def group_size(commit_every: int, per_second: float | None) -> int:

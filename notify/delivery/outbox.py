@@ -213,7 +213,6 @@ def claim_many(
     if not wanted:
         return []
     now = utcnow()
-    fresh_ids = {notification_id: new_message_id(sending_domain) for notification_id in wanted}
     person = (
         Recipient.email,
         Recipient.public_id,
@@ -234,9 +233,7 @@ def claim_many(
             attempts=Notification.attempts + 1,
             claimed_at=now,
             updated_at=now,
-            message_id=func.coalesce(
-                Notification.message_id, case(fresh_ids, value=Notification.id)
-            ),
+            message_id=message_id_at_first_claim(wanted, sending_domain),
         )
         .execution_options(synchronize_session=False)
     )
@@ -271,6 +268,13 @@ def claim_many(
         rows = [_Merged(first[key], rest[key]) for key in first]
     by_id = {row.id: row for row in rows}
     return [_claimed(by_id[key]) for key in wanted if key in by_id]
+
+
+def message_id_at_first_claim(notification_ids: Sequence[str], sending_domain: str) -> Any:
+    """The ``message_id`` of a claim: the row's own if it has one (a retry keeps it), else a
+    new one per row, keyed by id. Every claim (transactional and campaign) sets it this way."""
+    fresh = {key: new_message_id(sending_domain) for key in notification_ids}
+    return func.coalesce(Notification.message_id, case(fresh, value=Notification.id))
 
 
 def _claimed(row: Any) -> Claimed:
@@ -340,18 +344,24 @@ def mark_sent_many(session: Session, sent_at: Mapping[str, datetime]) -> int:
     return int(getattr(result, "rowcount", 0))
 
 
-def release(session: Session, notification_ids: Sequence[str]) -> int:
+def release(
+    session: Session, notification_ids: Sequence[str], *, only_if: Any | None = None
+) -> int:
     """Give claimed rows back unsent (``sending → queued``, due now, the attempt not counted):
-    a batch that ran out of time before reaching them. How many were still ours."""
+    a group that stopped before reaching them. ``only_if`` adds a condition (a campaign
+    batch's lease). How many were still ours."""
     if not notification_ids:
         return 0
     now = utcnow()
+    conditions = [
+        Notification.id.in_(list(notification_ids)),
+        unindexed(Notification.status) == Status.SENDING,
+    ]
+    if only_if is not None:
+        conditions.append(only_if)
     result = session.execute(
         update(Notification)
-        .where(
-            Notification.id.in_(list(notification_ids)),
-            unindexed(Notification.status) == Status.SENDING,
-        )
+        .where(*conditions)
         .values(
             status=Status.QUEUED,
             attempts=Notification.attempts - 1,

@@ -12,7 +12,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, String, create_engine, event, literal_column, type_coerce
+from sqlalchemy import Engine, String, create_engine, event, literal_column, text, type_coerce
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
@@ -94,6 +94,22 @@ def insert_on_conflict(session: Session, model: Any) -> postgresql.Insert | sqli
     dialect: Any = postgresql if on_postgresql(session) else sqlite
     statement: postgresql.Insert | sqlite.Insert = dialect.insert(model)
     return statement
+
+
+ANALYZE_AFTER_ROWS = 10_000
+"""Rows written in one go after which :func:`refresh_statistics` runs."""
+
+
+def refresh_statistics(sessions: SessionFactory, table: str) -> None:
+    """``ANALYZE`` one table after a bulk write, as PostgreSQL's guide to populating a
+    database advises (SQLite: nothing to do). Autovacuum would do it within a minute, or never
+    where it is off; until then the planner takes a grown table for the handful of pages it
+    had, and statements prepared meanwhile keep that plan. ``ANALYZE`` also makes every session
+    plan them again."""
+    with sessions.begin() as session:
+        if on_postgresql(session):
+            quoted = session.get_bind().dialect.identifier_preparer.quote(table)
+            session.execute(text(f"ANALYZE {quoted}"))
 
 
 def unindexed(column: Any) -> Any:

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from notify.campaigns.audience import AudienceFilter, due_time, subscribed_audience
 from notify.config import Settings
-from notify.db import SessionFactory, insert_on_conflict
+from notify.db import ANALYZE_AFTER_ROWS, SessionFactory, insert_on_conflict, refresh_statistics
 from notify.models import (
     BatchStatus,
     Campaign,
@@ -124,22 +124,27 @@ def plan_for_a_while(
 
     Plans for at most ``seconds``, then publishes the planning task again (the cursor is on
     the campaign row), so each task stays short; a lost or duplicated message is harmless.
+    Having written many rows, it refreshes the notifications table's statistics, so the
+    batches already sending stop planning their statements for the small table it was.
     """
     deadline = time.monotonic() + seconds
-    planned = 0
+    batches: list[PlannedBatch] = []
     while time.monotonic() < deadline:
         now = utcnow()
         try:
             batch = _plan_one_page(sessions, settings, campaign_id, now)
         except IntegrityError:
-            return planned  # another planner took this page (SQLite reads outside the lock)
+            break  # another planner took this page (SQLite reads outside the lock)
         if batch is None:
-            return planned
-        planned += 1
+            break
+        batches.append(batch)
         if batch.due_at <= now:
             publish(TaskName.SEND_CAMPAIGN_BATCH, batch.id)
-    publish(TaskName.PLAN_CAMPAIGN, campaign_id)
-    return planned
+    else:  # out of time with pages left: a fresh task goes on from the cursor
+        publish(TaskName.PLAN_CAMPAIGN, campaign_id)
+    if sum(batch.size for batch in batches) >= ANALYZE_AFTER_ROWS:
+        refresh_statistics(sessions, Notification.__tablename__)
+    return len(batches)
 
 
 def _plan_one_page(

@@ -31,7 +31,7 @@ from datetime import datetime, timedelta
 from email.utils import parseaddr
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, and_, exists, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, exists, func, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -150,7 +150,7 @@ def suppress_ineligible(session: Session, scope: BatchScope, now: datetime) -> d
         update(Notification)
         .where(
             Notification.batch_id == scope.batch_id,
-            Notification.status.in_(IN_FLIGHT),
+            unindexed(Notification.status).in_(IN_FLIGHT),
             Notification.next_attempt_at <= now,
             blocked.is_not(None),
         )
@@ -164,24 +164,53 @@ def suppress_ineligible(session: Session, scope: BatchScope, now: datetime) -> d
     return counts
 
 
-def _due_rows(session: Session, batch_id: int, now: datetime) -> list[Row[Any]]:
-    result: Any = session.execute(
-        select(
-            Notification.id,
-            Notification.recipient_id,
-            Recipient.email,
-            Recipient.public_id,
-            Recipient.locale,
-        )
-        .join(Recipient, Recipient.id == Notification.recipient_id)
-        .where(
+@dataclass(frozen=True)
+class DueRow:
+    """A batch's message that is due, with what its recipient's copy needs."""
+
+    id: str
+    recipient_id: int
+    email: str
+    public_id: str
+    locale: str | None
+
+
+def _due_rows(session: Session, batch_id: int, now: datetime) -> list[DueRow]:
+    """The batch's due messages in recipient order. Two key lookups rather than one join: as
+    a join, PostgreSQL hashed the whole recipients table for each batch of a few hundred
+    (``unindexed``: the batch's own index finds the rows, not the lane-wide status index)."""
+    due = session.execute(
+        select(Notification.id, Notification.recipient_id).where(
             Notification.batch_id == batch_id,
-            Notification.status.in_(IN_FLIGHT),
+            unindexed(Notification.status).in_(IN_FLIGHT),
             Notification.next_attempt_at <= now,
         )
-        .order_by(Notification.recipient_id)
+    ).all()
+    if not due:
+        return []
+    people = {
+        row.id: row
+        for row in session.execute(
+            select(Recipient.id, Recipient.email, Recipient.public_id, Recipient.locale).where(
+                Recipient.id.in_([recipient_id for _, recipient_id in due])
+            )
+        )
+    }
+    return sorted(
+        (
+            DueRow(
+                id=str(notification_id),
+                recipient_id=int(recipient_id),
+                email=people[recipient_id].email,
+                public_id=people[recipient_id].public_id,
+                locale=people[recipient_id].locale,
+            )
+            for notification_id, recipient_id in due
+            # suppress_ineligible, earlier in the same transaction, took rows without an address
+            if people[recipient_id].email is not None
+        ),
+        key=lambda row: row.recipient_id,
     )
-    return list(result.all())
 
 
 def claim_message(

@@ -15,7 +15,11 @@ users_app = CommandGroup(help="The people notify mails.")
 @users_app.command("import")
 def users_import(
     file: Annotated[
-        Path, typer.Argument(help="CSV (user_id,email,locale,timezone) or .jsonl lines.")
+        Path,
+        typer.Argument(
+            help="CSV (user_id,email,locale,timezone; with a header row also first_name, name and"
+            " attribute columns) or .jsonl lines."
+        ),
     ],
 ) -> None:
     """Upsert users from a file; bad rows are listed with their line number and skipped."""

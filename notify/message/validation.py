@@ -11,6 +11,7 @@ from email_validator import EmailNotValidError, validate_email
 from notify.message.mime import has_header_break
 
 _LOCALE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
 
 
 def normalised_email(value: str) -> str:
@@ -42,3 +43,11 @@ def locale_tag(value: str) -> str:
     if not _LOCALE.match(value):
         raise ValueError("is not a language tag such as en or pt-BR")
     return value
+
+
+def one_line_text(value: str) -> str:
+    """Text that can go into a subject line: no line breaks, tabs or other control
+    characters; surrounding spaces are dropped."""
+    if _CONTROL.search(value):
+        raise ValueError("must be one line of text without control characters")
+    return value.strip()

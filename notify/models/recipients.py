@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import secrets
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from notify.models.base import Base, EncryptedText, utcnow
+from notify.message.personal import PersonalFields
+from notify.models.base import Base, EncryptedJSON, EncryptedText, utcnow
 
 
 def new_public_id() -> str:
@@ -23,9 +25,17 @@ class Recipient(Base):
     public_id: Mapped[str] = mapped_column(String(32), unique=True, default=new_public_id)
     user_id: Mapped[str] = mapped_column(String(200), unique=True)
     email: Mapped[str | None] = mapped_column(EncryptedText())  # encrypted at rest
+    # What the person is called and what else templates may say about them (personal data,
+    # encrypted at rest, removed by erasure): notify.people.user_row sets the limits.
+    first_name: Mapped[str | None] = mapped_column(EncryptedText())
+    name: Mapped[str | None] = mapped_column(EncryptedText())
+    attributes: Mapped[dict[str, Any] | None] = mapped_column(EncryptedJSON())
     email_hash: Mapped[str | None] = mapped_column(String(64), index=True)  # HMAC, for lookups
     locale: Mapped[str | None] = mapped_column(String(35))
     timezone: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     erased_at: Mapped[datetime | None]
+
+    def personal_fields(self) -> PersonalFields:
+        return PersonalFields(self.first_name, self.name, self.attributes or {})

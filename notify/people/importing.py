@@ -1,11 +1,15 @@
-"""Bulk import of users from CSV or JSON lines: ``user_id,email,locale,timezone``.
+"""Bulk import of users from CSV or JSON lines: ``user_id,email,locale,timezone``, and with a
+header row (CSV) or by name (JSON lines) ``first_name``, ``name`` and attributes: any other
+column or field becomes an attribute of the person (``recipient.attributes.<column>``).
 
 Each row is checked by :class:`notify.people.user_row.UserRow`, so every row written can be
 stored; a row that is not valid (a NUL character, an over-long value, a bad address, locale or
 time zone, an unknown field) is reported with its line number and skipped, never aborting the
 import. Good rows are upserted a chunk at a time. An empty locale or time zone keeps the stored
-one. An import never changes preferences and never lifts a suppression (a new address takes
-the person's suppression along), so it cannot re-subscribe anyone who opted out.
+one, and so does an empty first name, name or attribute; attributes given are merged into the
+stored ones, key by key. An import never changes preferences and never lifts a suppression (a
+new address takes the person's suppression along), so it cannot re-subscribe anyone who opted
+out.
 """
 
 from __future__ import annotations
@@ -66,6 +70,7 @@ def _records(lines: Iterable[str], fmt: Format) -> Iterator[tuple[int, dict[str,
             yield number, value if isinstance(value, dict) else "each line must be a JSON object"
         return
     reader = csv.reader(lines)
+    columns: tuple[str, ...] = COLUMNS
     while True:
         try:
             row = next(reader)
@@ -78,11 +83,13 @@ def _records(lines: Iterable[str], fmt: Format) -> Iterator[tuple[int, dict[str,
         if not row or not any(cell.strip() for cell in row):
             continue
         if number == 1 and row[0].strip().lower() == "user_id":
-            continue  # header row
-        if len(row) > len(COLUMNS):
-            yield number, f"expected at most {len(COLUMNS)} columns: {','.join(COLUMNS)}"
+            columns = tuple(cell.strip() for cell in row)  # a header names every column
             continue
-        yield number, dict(zip(COLUMNS, (cell.strip() for cell in row), strict=False))
+        if len(row) > len(columns):
+            expected = f"expected at most {len(columns)} columns: {','.join(columns)}"
+            yield number, expected if columns != COLUMNS else f"{expected} (or a header row)"
+            continue
+        yield number, dict(zip(columns, (cell.strip() for cell in row), strict=False))
 
 
 def import_users(
@@ -95,8 +102,9 @@ def import_users(
 ) -> ImportResult:
     """Upsert every valid row, each chunk in its own transaction; returns counts and errors.
 
-    A re-import updates address, locale and time zone and keeps everything else (the public
-    id, preferences, consent history). Within one import the last row for a user wins.
+    A re-import updates address, locale, time zone, names and the attributes it gives, and
+    keeps everything else (the public id, other attributes, preferences, consent history).
+    Within one import the last row for a user wins.
     """
     result = ImportResult()
     chunk: dict[str, dict[str, Any]] = {}
@@ -136,13 +144,21 @@ def _upsert(sessions: SessionFactory, rows: list[dict[str, Any]], hash_key: str)
         for row in rows
     ]
     with sessions.begin() as session:
-        before = dict(
-            session.execute(
-                select(Recipient.user_id, Recipient.email_hash).where(
+        stored = {
+            row.user_id: row
+            for row in session.execute(
+                select(Recipient.user_id, Recipient.email_hash, Recipient.attributes).where(
                     Recipient.user_id.in_([row["user_id"] for row in values])
                 )
-            ).all()
-        )
+            )
+        }
+        before = {user_id: row.email_hash for user_id, row in stored.items()}
+        for row in values:  # attributes merge key by key (they are encrypted: merged here)
+            given, kept = row["attributes"], stored.get(row["user_id"])
+            if given and kept is not None and kept.attributes:
+                row["attributes"] = {**kept.attributes, **given}
+            elif not given:
+                row["attributes"] = None  # none given: keep what is stored
         insert = insert_on_conflict(session, Recipient).values(values)
         excluded = insert.excluded
         session.execute(
@@ -154,6 +170,9 @@ def _upsert(sessions: SessionFactory, rows: list[dict[str, Any]], hash_key: str)
                     # an empty locale or time zone in the file keeps the stored one
                     "locale": func.coalesce(excluded.locale, Recipient.locale),
                     "timezone": func.coalesce(excluded.timezone, Recipient.timezone),
+                    "first_name": func.coalesce(excluded.first_name, Recipient.first_name),
+                    "name": func.coalesce(excluded.name, Recipient.name),
+                    "attributes": func.coalesce(excluded.attributes, Recipient.attributes),
                     "updated_at": excluded.updated_at,
                 },
             )

@@ -47,13 +47,17 @@ def upsert(
     hash_key: str,
     locale: str | None = None,
     timezone: str | None = None,
+    first_name: str | None = None,
+    name: str | None = None,
+    attributes: dict[str, Any] | None = None,
 ) -> tuple[Recipient, bool]:
     """Create the recipient or update the given fields; returns it and whether it is new.
 
-    ``None`` leaves a field as it is. A new address takes the old one's suppression along
-    (not a hard bounce); preferences belong to the person and stay. Two concurrent first
-    calls for one ``user_id`` race on the unique constraint: the loser gets ``IntegrityError``
-    and the caller may retry.
+    ``None`` leaves a field as it is; an empty first name or name removes it, and
+    ``attributes`` replaces the stored object (``{}`` removes them all). A new address takes
+    the old one's suppression along (not a hard bounce); preferences belong to the person and
+    stay. Two concurrent first calls for one ``user_id`` race on the unique constraint: the
+    loser gets ``IntegrityError`` and the caller may retry.
     """
     recipient = get_by_user_id(session, user_id)
     created = recipient is None
@@ -70,6 +74,12 @@ def upsert(
         recipient.locale = locale
     if timezone is not None:
         recipient.timezone = timezone
+    if first_name is not None:
+        recipient.first_name = first_name or None
+    if name is not None:
+        recipient.name = name or None
+    if attributes is not None:
+        recipient.attributes = attributes or None
     if not created:
         recipient.updated_at = utcnow()
     session.flush()

@@ -10,7 +10,9 @@ Addresses come back in their normal form. The single-value checks themselves liv
 
 from __future__ import annotations
 
+import json
 import math
+import re
 from typing import Annotated, Any
 
 from pydantic import (
@@ -23,8 +25,9 @@ from pydantic import (
     model_validator,
 )
 
-from notify.message.template_data import shown
-from notify.message.validation import known_timezone, locale_tag, normalised_email
+from notify.message.personal import NAMED_FIELDS
+from notify.message.template_data import shown, unstorable_value
+from notify.message.validation import known_timezone, locale_tag, normalised_email, one_line_text
 
 # The producer's id for a person: it appears in URL paths, so no "/", and never whitespace or
 # NUL (PostgreSQL cannot store NUL in text).
@@ -37,30 +40,95 @@ Locale = Annotated[str, Field(max_length=35), AfterValidator(locale_tag)]
 # An IANA time zone name this machine knows, such as ``Europe/London``.
 Timezone = Annotated[str, Field(max_length=64), AfterValidator(known_timezone)]
 
+# What a person is called, as templates show it (``recipient.first_name``, ``recipient.name``):
+# one line, at most 200 characters; an empty one is "not given".
+PersonName = Annotated[str, Field(max_length=200), AfterValidator(one_line_text)]
+
+# ``recipient.attributes``: a flat object of text, numbers and true/false, read by templates
+# as ``recipient.attributes.<key>``, so every key is a name a template can write.
+MAX_ATTRIBUTES = 50
+MAX_ATTRIBUTES_BYTES = 4096  # compact JSON, UTF-8
+MAX_ATTRIBUTE_TEXT = 1000
+ATTRIBUTE_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+ATTRIBUTE_KEY_RULE = (
+    "must start with a letter or _ and hold only letters, digits and _ (64 at most)"
+)
+# Import columns that are not attributes.
+RESERVED_COLUMNS = frozenset({"user_id", "email", "locale", "timezone", *NAMED_FIELDS})
+
 _MAX_SHOWN_NAME = 40
 
 
+def checked_attributes(value: dict[str, Any]) -> dict[str, Any]:
+    """``value`` if it is a valid attributes object; else ``ValueError`` naming the first
+    problem. Empty text values are dropped (an empty cell gives no attribute)."""
+    if len(value) > MAX_ATTRIBUTES:
+        raise ValueError(f"at most {MAX_ATTRIBUTES} attributes are allowed, not {len(value)}")
+    unstorable = unstorable_value(value, ("attributes",))
+    if unstorable is not None:
+        raise ValueError(f"{'.'.join(unstorable.loc[1:]) or 'attributes'} {unstorable.msg}")
+    kept: dict[str, Any] = {}
+    for key, item in value.items():
+        if not ATTRIBUTE_KEY.match(key):
+            raise ValueError(f"key {shown(key)!r} {ATTRIBUTE_KEY_RULE}")
+        if isinstance(item, dict | list):
+            raise ValueError(f"{key} must be text, a number, true or false, not a list or object")
+        if isinstance(item, str) and len(item) > MAX_ATTRIBUTE_TEXT:
+            raise ValueError(f"{key} is longer than {MAX_ATTRIBUTE_TEXT} characters")
+        if item is None or item == "":
+            continue
+        kept[key] = item
+    size = len(json.dumps(kept, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
+    if size > MAX_ATTRIBUTES_BYTES:
+        raise ValueError(f"are {size} bytes as JSON; at most {MAX_ATTRIBUTES_BYTES} are allowed")
+    return kept
+
+
+Attributes = Annotated[dict[str, Any], AfterValidator(checked_attributes)]
+
+
 class UserFields(BaseModel):
-    """What may be set on a user: an address (required), a locale and a time zone (optional,
-    ``None`` leaves the stored value). Any other field is refused."""
+    """What may be set on a user: an address (required), a locale, a time zone, a first name,
+    a name and attributes (optional; ``None`` leaves the stored value, and ``attributes``
+    replaces the stored object). Any other field is refused."""
 
     model_config = ConfigDict(extra="forbid")
 
     email: Email
     locale: Locale | None = None
     timezone: Timezone | None = None
+    first_name: PersonName | None = None
+    name: PersonName | None = None
+    attributes: Attributes | None = None
 
 
 class UserRow(UserFields):
-    """One row of a user import: ``user_id,email,locale,timezone``.
+    """One row of a user import: ``user_id,email,locale,timezone`` and optionally
+    ``first_name``, ``name`` and any other field, which becomes an attribute (JSON lines may
+    also carry an ``attributes`` object).
 
-    An empty (or absent) locale or time zone means "keep the stored one", so it becomes
-    ``None``. A number is read as text (JSON lines may carry ``"user_id": 42``).
+    An empty (or absent) locale, time zone, first name or name means "keep the stored one", so
+    it becomes ``None``; so does an empty attribute. A number is read as text (JSON lines may
+    carry ``"user_id": 42``), except in attributes, which keep numbers and true/false.
     """
 
     model_config = ConfigDict(coerce_numbers_to_str=True)
 
     user_id: UserId
+
+    @model_validator(mode="before")
+    @classmethod
+    def _other_fields_are_attributes(cls, value: Any) -> Any:
+        if not isinstance(value, dict):
+            return value
+        extra = {key: item for key, item in value.items() if key not in RESERVED_COLUMNS}
+        extra.pop("attributes", None)
+        if not extra:
+            return value
+        given = value.get("attributes")
+        merged = {**(given if isinstance(given, dict) else {}), **extra}
+        known = {key: item for key, item in value.items() if key in RESERVED_COLUMNS}
+        return {**known, "attributes": merged}
 
     @model_validator(mode="before")
     @classmethod
@@ -78,7 +146,7 @@ class UserRow(UserFields):
                     ) from None
         return value
 
-    @field_validator("user_id", "email", "locale", "timezone", mode="before")
+    @field_validator("user_id", "email", "locale", "timezone", "first_name", "name", mode="before")
     @classmethod
     def _finite_numbers_only(cls, value: Any) -> Any:
         # JSON lines read NaN and Infinity as floats, which would become the text "nan"/"inf".
@@ -86,7 +154,7 @@ class UserRow(UserFields):
             raise ValueError("must be text or a finite number, not NaN or Infinity")
         return value
 
-    @field_validator("locale", "timezone", mode="before")
+    @field_validator("locale", "timezone", "first_name", "name", mode="before")
     @classmethod
     def _empty_keeps_stored(cls, value: Any) -> Any:
         return None if value == "" else value

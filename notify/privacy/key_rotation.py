@@ -12,6 +12,15 @@ from notify.db import SessionFactory
 
 log = logging.getLogger(__name__)
 
+# Every column stored with notify.crypto (EncryptedText and EncryptedJSON in notify.models).
+ENCRYPTED_COLUMNS = (
+    ("recipients", "email"),
+    ("recipients", "first_name"),
+    ("recipients", "name"),
+    ("recipients", "attributes"),
+    ("notifications", "data"),
+)
+
 
 def reencrypt(sessions: SessionFactory, *, batch_size: int = 1000) -> int:
     """Re-encrypt every encrypted value under the newest data key; returns how many changed.
@@ -20,7 +29,7 @@ def reencrypt(sessions: SessionFactory, *, batch_size: int = 1000) -> int:
     transaction, so it can run while the service is live.
     """
     changed = 0
-    for table, column in (("recipients", "email"), ("notifications", "data")):
+    for table, column in ENCRYPTED_COLUMNS:
         last: Any = None
         while True:
             with sessions.begin() as session:

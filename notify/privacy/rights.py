@@ -42,6 +42,9 @@ def export(
             "email": recipient.email,
             "locale": recipient.locale,
             "timezone": recipient.timezone,
+            "first_name": recipient.first_name,
+            "name": recipient.name,
+            "attributes": recipient.attributes or {},
             "created_at": recipient.created_at.isoformat(),
             "updated_at": recipient.updated_at.isoformat(),
         },
@@ -87,11 +90,11 @@ def export(
 def erase(session: Session, recipient: Recipient, *, hash_key: str, actor: str | None) -> None:
     """Forget a person; safe to repeat.
 
-    Removes the address, locale, time zone and preferences; empties the personal content of
-    every notification and marks those still queued ``suppressed`` (reason ``erased``); frees
-    the ``user_id`` so a later import is a new person; keeps only a keyed hash of the address
-    on the suppression list, so that address gets no optional mail again without a fresh
-    opt-in. Notification rows stay, anonymised, for aggregate counts.
+    Removes the address, names, attributes, locale, time zone and preferences; empties the
+    personal content of every notification and marks those still queued ``suppressed``
+    (reason ``erased``); frees the ``user_id`` so a later import is a new person; keeps only a
+    keyed hash of the address on the suppression list, so that address gets no optional mail
+    again without a fresh opt-in. Notification rows stay, anonymised, for aggregate counts.
     """
     if recipient.erased_at is not None:
         return
@@ -135,6 +138,9 @@ def erase(session: Session, recipient: Recipient, *, hash_key: str, actor: str |
     recipient.user_id = f"erased:{uuid.uuid4().hex}"
     recipient.email = None
     recipient.email_hash = None
+    recipient.first_name = None
+    recipient.name = None
+    recipient.attributes = None
     recipient.locale = None
     recipient.timezone = None
     recipient.erased_at = now

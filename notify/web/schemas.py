@@ -145,6 +145,11 @@ class UserOut(BaseModel):
     email: str | None
     locale: str | None
     timezone: str | None
+    first_name: str | None = None
+    name: str | None = None
+    attributes: Annotated[dict[str, Any], BeforeValidator(lambda value: value or {})] = Field(
+        default_factory=dict
+    )
     created_at: datetime
     updated_at: datetime
 

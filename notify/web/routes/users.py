@@ -46,6 +46,9 @@ def put_user(
                     hash_key=web_state(request).settings.hash_key,
                     locale=body.locale,
                     timezone=body.timezone,
+                    first_name=body.first_name,
+                    name=body.name,
+                    attributes=body.attributes,
                 )
                 response.status_code = 201 if created else 200
                 return _out(recipient)

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session
 
+from notify.message.personal import PersonalFields
 from notify.models import (
     Campaign,
     Recipient,
@@ -97,3 +98,54 @@ def audience_timezones(
         Recipient.timezone
     )
     return session.scalars(query.distinct()).all()
+
+
+FALLBACK_EXAMPLES = 20  # user ids listed per field in a fallback report
+FALLBACK_SCAN_LIMIT = 100_000  # recipients read to count fallbacks (each one decrypted)
+
+
+@dataclass(frozen=True)
+class FallbackReport:
+    """Who in a campaign's audience lacks a personal field its template reads, and so gets
+    the template's fallback there (``recipient.first_name | default("there", true)``)."""
+
+    fields: tuple[str, ...]  # the personal fields the template reads
+    scanned: int  # recipients read (the audience, or its first FALLBACK_SCAN_LIMIT)
+    complete: bool  # whether ``scanned`` is the whole audience
+    lacking: dict[str, int]  # field -> how many of those scanned lack it
+    examples: dict[str, list[str]]  # field -> the first few of their user ids
+
+
+def fallback_report(
+    session: Session,
+    campaign: Campaign,
+    defaults: frozenset[str],
+    fields: Iterable[str],
+    *,
+    scan_limit: int = FALLBACK_SCAN_LIMIT,
+) -> FallbackReport:
+    """Count, over the audience as it stands, who would get a fallback for each of
+    ``fields``. Reads in pages; never more than ``scan_limit`` recipients."""
+    paths = tuple(sorted(path for path in fields if path != "*"))
+    lacking = dict.fromkeys(paths, 0)
+    examples: dict[str, list[str]] = {path: [] for path in paths}
+    narrow = AudienceFilter.from_json(campaign.audience)
+    query = (
+        subscribed_audience(campaign.category, defaults, narrow)
+        .with_only_columns(
+            Recipient.user_id, Recipient.first_name, Recipient.name, Recipient.attributes
+        )
+        .order_by(Recipient.id)
+        .limit(scan_limit + 1)
+        .execution_options(yield_per=1000)
+    )
+    scanned = 0
+    for user_id, first_name, name, attributes in session.execute(query):
+        if scanned == scan_limit:
+            return FallbackReport(paths, scanned, False, lacking, examples)
+        scanned += 1
+        for path in PersonalFields(first_name, name, attributes or {}).lacking(paths):
+            lacking[path] += 1
+            if len(examples[path]) < FALLBACK_EXAMPLES:
+                examples[path].append(user_id)
+    return FallbackReport(paths, scanned, True, lacking, examples)

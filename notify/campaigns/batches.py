@@ -49,6 +49,7 @@ from notify.delivery.outcomes import (
 from notify.delivery.transport import DeliveryError, Transport
 from notify.message.composing import BatchComposer
 from notify.message.jobs import Claimed
+from notify.message.personal import PersonalFields
 from notify.models import (
     BatchStatus,
     Campaign,
@@ -173,6 +174,7 @@ class DueRow:
     email: str
     public_id: str
     locale: str | None
+    personal: PersonalFields
 
 
 def _due_rows(session: Session, batch_id: int, now: datetime) -> list[DueRow]:
@@ -189,28 +191,33 @@ def _due_rows(session: Session, batch_id: int, now: datetime) -> list[DueRow]:
     if not due:
         return []
     people = {
-        row.id: row
-        for row in session.execute(
-            select(Recipient.id, Recipient.email, Recipient.public_id, Recipient.locale).where(
-                Recipient.id.in_([recipient_id for _, recipient_id in due])
-            )
+        person.id: person
+        for person in session.execute(
+            select(
+                Recipient.id,
+                Recipient.email,
+                Recipient.public_id,
+                Recipient.locale,
+                Recipient.first_name,
+                Recipient.name,
+                Recipient.attributes,
+            ).where(Recipient.id.in_([recipient_id for _, recipient_id in due]))
         )
     }
-    return sorted(
-        (
-            DueRow(
-                id=str(notification_id),
-                recipient_id=int(recipient_id),
-                email=people[recipient_id].email,
-                public_id=people[recipient_id].public_id,
-                locale=people[recipient_id].locale,
-            )
-            for notification_id, recipient_id in due
-            # suppress_ineligible, earlier in the same transaction, took rows without an address
-            if people[recipient_id].email is not None
-        ),
-        key=lambda row: row.recipient_id,
-    )
+    rows = [
+        DueRow(
+            id=str(notification_id),
+            recipient_id=int(recipient_id),
+            email=person.email,
+            public_id=person.public_id,
+            locale=person.locale,
+            personal=PersonalFields(person.first_name, person.name, person.attributes or {}),
+        )
+        for notification_id, recipient_id in due
+        # suppress_ineligible, earlier in the same transaction, took rows without an address
+        if (person := people[recipient_id]).email is not None
+    ]
+    return sorted(rows, key=lambda row: row.recipient_id)
 
 
 def claim_message(
@@ -484,7 +491,7 @@ def send_batch(
                     id=row.id, template=template, category=category, data=data,
                     attempts=attempts, message_id=message_id, email=row.email,
                     recipient_id=row.recipient_id, recipient_public_id=row.public_id,
-                    locale=row.locale, erased=False,
+                    locale=row.locale, erased=False, personal=row.personal,
                 )  # fmt: skip
                 try:
                     raw = composer.raw(job, now=now)  # serialised once per locale, filled in

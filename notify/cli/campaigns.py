@@ -21,7 +21,12 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from notify.campaigns import lifecycle as campaigns
-from notify.campaigns.audience import AudienceFilter, subscribed_audience
+from notify.campaigns.audience import (
+    AudienceFilter,
+    FallbackReport,
+    fallback_report,
+    subscribed_audience,
+)
 from notify.campaigns.lifecycle import CampaignDraft, CampaignStateError
 from notify.cli.support import CommandGroup, fail, json_object, sessions_for, settings
 from notify.message.template_data import InvalidFieldError
@@ -329,6 +334,20 @@ def readable(message: Message, *, html: bool = False) -> str:
     return "\n".join(lines)
 
 
+def fallbacks_summary(report: FallbackReport, previewed_lacks: tuple[str, ...]) -> str:
+    """Which personal fields fall back, for the person shown and across the audience."""
+    whom = "of the first" if not report.complete else "of"
+    lines = ["Personal fields the template reads (a recipient without one gets its fallback):"]
+    for path in report.fields:
+        mark = " (fallback in this preview)" if path in previewed_lacks else ""
+        line = f"  recipient.{path}: {report.lacking[path]:,} {whom} {report.scanned:,} lack it"
+        examples = report.examples[path]
+        if examples:
+            line += f", e.g. {', '.join(examples[:5])}"
+        lines.append(line + mark)
+    return "\n".join(lines)
+
+
 @campaigns_app.command("preview")
 def preview(
     campaign_id: CampaignId,
@@ -347,6 +366,8 @@ def preview(
 
     Headers and the text part, decoded; --html adds the HTML part, --raw prints the MIME source."""
     from notify.message.composing import preview_message
+    from notify.message.personal import PersonalFields
+    from notify.message.templates import get_template
     from notify.people import recipients
 
     config = settings()
@@ -360,6 +381,8 @@ def preview(
                 person = recipients.require_live(session, user_id)
             except recipients.UnknownRecipientError:
                 fail(f"no user {user_id!r}")
+        personal = person.personal_fields() if person else PersonalFields()
+        fields = get_template(campaign.template).personal_fields
         message = preview_message(
             config,
             template=campaign.template,
@@ -367,5 +390,9 @@ def preview(
             email=person.email if person and person.email else "recipient@example.com",
             recipient_public_id=person.public_id if person else "preview",
             locale=person.locale if person else None,
+            personal=personal,
         )
+        report = fallback_report(session, campaign, config.default_subscriptions, fields)
     typer.echo(message.as_string() if raw else readable(message, html=html))
+    if not raw and report.fields:
+        typer.echo("\n" + fallbacks_summary(report, personal.lacking(fields)))

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from notify.db import SessionFactory, on_postgresql, unindexed
 from notify.message.jobs import Claimed
 from notify.message.mime import new_message_id
+from notify.message.personal import PersonalFields
 from notify.message.template_data import InvalidFieldError, check_data
 from notify.message.templates import get_template
 from notify.models import Notification, NotificationStatus, Recipient
@@ -218,6 +219,9 @@ def claim_many(
         Recipient.public_id,
         Recipient.locale,
         Recipient.erased_at,
+        Recipient.first_name,
+        Recipient.name,
+        Recipient.attributes,
         eligibility.suppression_of_address().label("suppression"),
         eligibility.stored_choice(Notification.category).label("subscribed"),
     )
@@ -292,6 +296,7 @@ def _claimed(row: Any) -> Claimed:
         erased=row.erased_at is not None,
         suppression=row.suppression,
         subscribed=row.subscribed,
+        personal=PersonalFields(row.first_name, row.name, row.attributes or {}),
     )
 
 

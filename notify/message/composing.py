@@ -23,6 +23,7 @@ from notify.message.mime import (
     new_message_id,
     written_verbatim,
 )
+from notify.message.personal import PersonalFields
 from notify.message.rendering import LayoutContext, RenderedEmail, render
 from notify.message.templates import get_template
 
@@ -62,7 +63,7 @@ def compose(settings: Settings, job: Claimed, *, now: datetime) -> Message:
         unsubscribe_url=unsubscribe,
         locale=job.locale,
     )
-    rendered = render(job.template, job.data, layout)
+    rendered = render(job.template, job.data, layout, personal=job.personal)
     return build_message(
         rendered,
         sender=settings.sender_for(category.key),
@@ -87,6 +88,7 @@ def preview_message(
     email: str,
     recipient_public_id: str,
     locale: str | None = None,
+    personal: PersonalFields | None = None,
 ) -> Message:
     """What ``compose`` would build for this person, without a stored notification."""
     job = Claimed(
@@ -101,6 +103,7 @@ def preview_message(
         recipient_public_id=recipient_public_id,
         locale=locale,
         erased=False,
+        personal=personal or PersonalFields(),
     )
     return compose(settings, job, now=datetime.now(UTC))
 
@@ -113,6 +116,8 @@ SLOT_TO = "notify-slot-to@slot.invalid"
 SLOT_MESSAGE_ID = "<notify-slot-message-id@slot.invalid>"
 SLOT_DATE = datetime(2000, 1, 1, tzinfo=UTC)
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
+MAX_RENDERINGS_KEPT = 1024  # distinct (locale, personal values) renderings a batch keeps
+_Key = tuple[str, tuple[tuple[str, str], ...]]
 
 
 @dataclass(frozen=True)
@@ -126,8 +131,9 @@ class _Serialised:
 
 
 class BatchComposer:
-    """Composes one campaign's messages: renders once per locale with placeholder links, then
-    puts each person's own links in. Pure; what it builds equals :func:`compose`'s output.
+    """Composes one campaign's messages: renders once per locale (and per distinct value of
+    the personal fields the template reads) with placeholder links, then puts each person's
+    own links in. Pure; what it builds equals :func:`compose`'s output.
 
     :meth:`raw` goes further: it serialises each locale's message once, with placeholders for
     what differs per person (To, Date, Message-ID, the unsubscribe and preference links), and
@@ -143,22 +149,31 @@ class BatchComposer:
         self.template = template
         self.category = get_category(category)
         self.data = data
-        self._skeletons: dict[str, RenderedEmail | None] = {}
-        self._serialised: dict[str, _Serialised | None] = {}
+        # The person's fields the template reads: people whose values there are equal share
+        # a rendering (a template that reads none renders once per locale).
+        self.personal_fields = get_template(template).personal_fields
+        self._skeletons: dict[_Key, RenderedEmail | None] = {}
+        self._serialised: dict[_Key, _Serialised | None] = {}
         self.sender = settings.sender_for(category)
         self.list_id = None if self.category.essential else list_id(settings, self.category)
 
-    def _skeleton(self, locale: str | None) -> RenderedEmail | None:
-        key = (locale or "en").split("-")[0]
+    def _key(self, job: Claimed) -> _Key:
+        return (job.locale or "en").split("-")[0], job.personal.key(self.personal_fields)
+
+    def _skeleton(self, job: Claimed) -> RenderedEmail | None:
+        key = self._key(job)
         if key not in self._skeletons:
+            if len(self._skeletons) >= MAX_RENDERINGS_KEPT:
+                self._skeletons.clear()
+                self._serialised.clear()
             layout = layout_context(
                 self.settings,
                 self.category,
                 preferences_url=PREFERENCES_SLOT,
                 unsubscribe_url=UNSUBSCRIBE_SLOT,
-                locale=key,
+                locale=key[0],
             )
-            rendered = render(self.template, self.data, layout)
+            rendered = render(self.template, self.data, layout, personal=job.personal)
             usable = all(
                 slot in part
                 for slot in (UNSUBSCRIBE_SLOT, PREFERENCES_SLOT)
@@ -168,7 +183,7 @@ class BatchComposer:
         return self._skeletons[key]
 
     def message(self, job: Claimed, *, now: datetime) -> Message:
-        skeleton = self._skeleton(job.locale)
+        skeleton = self._skeleton(job)
         if skeleton is None or self.category.essential:
             return compose(self.settings, job, now=now)
         unsubscribe = links.unsubscribe_url(
@@ -195,7 +210,7 @@ class BatchComposer:
     def raw(self, job: Claimed, *, now: datetime) -> bytes:
         """The bytes of :meth:`message` for ``job`` (equal once parsed, up to the MIME
         boundary), built by filling in a serialised skeleton."""
-        serialised = self._serialised_for(job.locale)
+        serialised = self._serialised_for(job)
         to = ascii_address(job.email or "")
         if (
             serialised is None
@@ -225,10 +240,10 @@ class BatchComposer:
             body = body.replace(marker, encoded)
         return head + body
 
-    def _serialised_for(self, locale: str | None) -> _Serialised | None:
-        key = (locale or "en").split("-")[0]
+    def _serialised_for(self, job: Claimed) -> _Serialised | None:
+        key = self._key(job)
+        skeleton = self._skeleton(job)  # first: it may empty both caches
         if key not in self._serialised:
-            skeleton = self._skeleton(locale)
             self._serialised[key] = (
                 None if skeleton is None or self.category.essential else self._serialise(skeleton)
             )

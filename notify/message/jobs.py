@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
+
+from notify.message.personal import PersonalFields
 
 
 @dataclass(frozen=True)
@@ -23,3 +25,4 @@ class Claimed:
     erased: bool
     suppression: str | None = None  # the address's suppression-list reason, read with the claim
     subscribed: bool | None = None  # the person's choice for the category (None: the default)
+    personal: PersonalFields = field(default_factory=PersonalFields)  # recipient.* in templates

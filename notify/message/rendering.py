@@ -23,6 +23,7 @@ from jinja2 import (
     TemplateNotFound,
 )
 
+from notify.message.personal import RECIPIENT_VARIABLE, PersonalFields
 from notify.message.templates import EMAIL_TEMPLATES, SYSTEM_VARIABLE
 
 STYLESHEET = "_layout/email.css"
@@ -101,12 +102,17 @@ def render(
     data: Mapping[str, Any],
     layout: LayoutContext,
     root: Path = EMAIL_TEMPLATES,
+    *,
+    personal: PersonalFields | None = None,
 ) -> RenderedEmail:
-    """Render template ``name``; raises ``jinja2.UndefinedError`` if a variable is missing."""
+    """Render template ``name``; raises ``jinja2.UndefinedError`` if a data variable is
+    missing. The person's own fields are ``recipient`` (:mod:`notify.message.personal`): one
+    they lack renders as the template's fallback, never an error."""
     if not isinstance(name, str) or "/" in name or name.startswith(("_", ".")):
         raise TemplateNotFound(str(name))
     html_env, text_env = _environments(root)
     context: dict[str, Any] = dict(data)
+    context[RECIPIENT_VARIABLE] = (personal or PersonalFields()).for_template()
     subject = one_line(text_env.get_template(f"{name}/subject.txt").render(context))
     context[SYSTEM_VARIABLE] = {**layout.__dict__, "subject": subject}
     text = text_env.get_template(f"{name}/body.txt").render(context)

@@ -14,6 +14,7 @@ from typing import Any
 from jinja2 import Environment, meta
 
 from notify.categories import Category, get_category
+from notify.message.personal import template_fields_used
 
 TEMPLATES_ROOT = Path(__file__).resolve().parents[2] / "templates"
 EMAIL_TEMPLATES = TEMPLATES_ROOT / "emails"
@@ -33,7 +34,8 @@ class TemplateNotFoundError(LookupError):
 
 @dataclass(frozen=True)
 class EmailTemplate:
-    """A template's metadata. ``variables`` must all be given by the producer."""
+    """A template's metadata. ``variables`` must all be given by the producer; the person's
+    own fields (``recipient.*``) come from their record and are never required."""
 
     name: str
     category: Category
@@ -42,6 +44,8 @@ class EmailTemplate:
     url_variables: tuple[str, ...] = ()
     subject_variables: frozenset[str] = frozenset()
     sample: dict[str, Any] = field(default_factory=dict)
+    # The person's own fields the template reads (notify.message.personal.fields_used)
+    personal_fields: frozenset[str] = frozenset()
 
 
 def _subject_variables(folder: Path) -> frozenset[str]:
@@ -63,6 +67,7 @@ def _load(folder: Path) -> EmailTemplate:
         url_variables=tuple(raw.get("url_variables", [])),
         subject_variables=_subject_variables(folder),
         sample=dict(raw.get("sample", {})),
+        personal_fields=template_fields_used(folder),
     )
 
 

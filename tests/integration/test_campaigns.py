@@ -4,6 +4,7 @@ targets only that locale, so tests sharing the database never mail each other's 
 
 from __future__ import annotations
 
+import email
 import os
 import signal
 import subprocess
@@ -15,6 +16,7 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from email import policy
 from typing import Any
 
 import pytest
@@ -579,3 +581,63 @@ def test_preview_renders_for_a_named_user_with_headers_and_sends_nothing(
     time.sleep(1)
     assert received_per_address(stack, addresses) == Counter()
     assert status(client, auth, campaign_id)["counts"]["pending"] == 0
+
+
+def test_a_campaign_greets_each_person_by_their_own_name_and_the_preview_names_who_falls_back(
+    on: On,
+) -> None:
+    stack, client, auth = on.stack, on.client, on.auth
+    locale = tag()
+    people = {  # user id -> (address, first name in the file, plan attribute in the file)
+        f"{locale}-ada": (f"{locale}-ada@example.com", "Ada", "pro"),
+        f"{locale}-zoe": (f"{locale}-zoe@example.com", "Zoë", ""),
+        f"{locale}-anon": (f"{locale}-anon@example.com", "", "free"),
+    }
+    lines = ["user_id,email,locale,first_name,plan"] + [
+        f"{user_id},{address},{locale},{first_name},{plan}"
+        for user_id, (address, first_name, plan) in people.items()
+    ]
+    imported = client.post(
+        "/v1/users/import",
+        content="\n".join(lines).encode(),
+        headers={**auth, "Content-Type": "text/csv"},
+    )
+    assert imported.status_code == 200 and imported.json()["imported"] == 3, imported.text
+    assert client.get(f"/v1/users/{locale}-ada", headers=auth).json()["attributes"] == {
+        "plan": "pro"
+    }
+    data = sample_data("product_update")
+    assert "first_name" not in data  # the campaign carries only what is the same for everyone
+    campaign_id = create(client, auth, locale, data=data)
+
+    preview = client.post(
+        f"/v1/campaigns/{campaign_id}/preview", json={"user_id": f"{locale}-anon"}, headers=auth
+    )
+    assert preview.status_code == 200, preview.text
+    shown = preview.json()
+    assert "Hello there," in shown["text"]
+    assert shown["fallbacks"] == ["first_name"]
+    assert shown["audience_fallbacks"]["lacking"] == {"first_name": 1}
+    assert shown["audience_fallbacks"]["examples"] == {"first_name": [f"{locale}-anon"]}
+    assert shown["audience_fallbacks"]["scanned"] == 3
+    ada = client.post(
+        f"/v1/campaigns/{campaign_id}/preview", json={"user_id": f"{locale}-ada"}, headers=auth
+    ).json()
+    assert "Hello Ada," in ada["text"] and ada["fallbacks"] == []
+
+    client.post(f"/v1/campaigns/{campaign_id}/schedule", headers=auth)
+    wait_status(client, auth, campaign_id, "completed")
+    greetings = {}
+    with stack.smtp.handler.lock:
+        for message in stack.smtp.handler.received:
+            for user_id, (address, _, _) in people.items():
+                if address in message.rcpt_tos:
+                    parsed = email.message_from_bytes(message.content, policy=policy.default)
+                    body = parsed.get_body(("plain",))
+                    assert body is not None
+                    greetings[user_id] = body.get_content().splitlines()[0]
+    assert greetings == {
+        f"{locale}-ada": "Hello Ada,",
+        f"{locale}-zoe": "Hello Zoë,",
+        f"{locale}-anon": "Hello there,",
+    }

@@ -13,6 +13,7 @@ from notify import crypto
 from notify.config import Settings
 from notify.message.composing import BatchComposer, compose
 from notify.message.jobs import Claimed
+from notify.message.personal import PersonalFields
 from notify.message.templates import get_template
 
 PREFERENCE_LINK = re.compile(r"/preferences/[A-Za-z0-9_.\-]+")
@@ -101,6 +102,16 @@ ADDRESSES = [
     "a-very-long-local-part-that-goes-on-and-on-and-on@a-long-domain-name.example.org",
     "x@y.z",
 ]
+FIRST_NAMES = [
+    None,
+    "Ada",
+    "Zoë",
+    "Ōtake <b>&</b>",
+    "",
+    "Grace",
+    "Ada",
+    " ".join(["José-María"] * 9),
+]
 
 
 @pytest.mark.parametrize("locale", ["en", "de-AT", None])
@@ -124,11 +135,15 @@ def test_serialised_bytes_parse_equal_to_the_full_message_for_many_people(
                 "email": address,
                 "message_id": f"<{number}.{'x' * (number % 50)}@mail.example>",
                 "recipient_public_id": f"pub-{number}-{'é' if number % 11 == 0 else ''}",
+                "personal": PersonalFields(first_name=FIRST_NAMES[number % len(FIRST_NAMES)]),
             }
         )
         full = compose(settings, person, now=now).as_bytes()
         fast = composer.raw(person, now=now)
         assert _comparable(fast) == _comparable(full), address
+        greeting = person.personal.first_name or "there"
+        text = email.message_from_bytes(fast, policy=policy.default).get_body(("plain",))
+        assert f"Hello {greeting}," in text.get_content()  # type: ignore[union-attr]
         head, _, body = fast.partition(b"\r\n\r\n")
         longest_in_full = max(map(len, full.partition(b"\r\n\r\n")[2].split(b"\r\n")))
         assert all(len(line) <= 998 for line in head.split(b"\r\n"))

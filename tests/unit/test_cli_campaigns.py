@@ -10,6 +10,7 @@ from rich.console import Console
 from notify.cli.campaigns import RecentRate, Snapshot, frame, readable
 from notify.config import Settings
 from notify.message.composing import preview_message
+from notify.message.personal import PersonalFields
 from notify.message.templates import get_template
 
 
@@ -66,7 +67,6 @@ def test_preview_shows_decoded_headers_and_text_and_no_mime_plumbing() -> None:
         settings,
         template="product_update",
         data={
-            "first_name": "Zoë",
             "headline": "Le mode sombre est là — enfin",
             "summary": "Passez n'importe quelle page en mode sombre.",
             "cta_url": "https://example.com/settings",
@@ -75,6 +75,7 @@ def test_preview_shows_decoded_headers_and_text_and_no_mime_plumbing() -> None:
         email="zoe@example.com",
         recipient_public_id="preview",
         locale="fr",
+        personal=PersonalFields(first_name="Zoë"),  # the greeting is the person's own field
     )
     raw = message.as_string()
     assert "=?utf-8?" in raw.lower() or "=c3" in raw.lower()  # the raw form is encoded

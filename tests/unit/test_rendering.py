@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from jinja2 import meta
 
 from notify.categories import CATEGORIES
+from notify.message.personal import RECIPIENT_VARIABLE
 from notify.message.rendering import LayoutContext, RenderedEmail, one_line, render
 from notify.message.templates import (
     EMAIL_TEMPLATES,
@@ -220,7 +221,7 @@ def variables_used_by(name: str) -> set[str]:
     for filename in TEMPLATE_FILES:
         source = (EMAIL_TEMPLATES / name / filename).read_text(encoding="utf-8")
         used |= meta.find_undeclared_variables(env.parse(source))
-    return used - {SYSTEM_VARIABLE}
+    return used - {SYSTEM_VARIABLE, RECIPIENT_VARIABLE}  # the layout's, and the person's own
 
 
 def test_the_catalogue_is_not_empty_and_skips_layout_folders():

@@ -14,10 +14,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from notify.campaigns import lifecycle as campaigns
+from notify.campaigns.audience import fallback_report
 from notify.campaigns.lifecycle import CampaignDraft, CampaignStateError
 from notify.delivery.enqueue import after_resume
 from notify.masking import mask_email
 from notify.message.composing import preview_message
+from notify.message.personal import PersonalFields
+from notify.message.templates import get_template
 from notify.models import Campaign
 from notify.people import recipients
 from notify.producers.api_keys import Caller
@@ -71,11 +74,27 @@ class PreviewIn(Strict):
     user_id: UserId | None = None
 
 
+class FallbacksOut(BaseModel):
+    """Who in the audience lacks each personal field the template reads, and so gets the
+    template's fallback there."""
+
+    fields: list[str]
+    scanned: int
+    complete: bool
+    lacking: dict[str, int]
+    examples: dict[str, list[str]]
+
+
 class PreviewOut(BaseModel):
     headers: dict[str, str]
     subject: str
     text: str
     html: str
+    fallbacks: list[str] = Field(
+        default_factory=list,
+        description="personal fields the previewed recipient lacks (their fallback was used)",
+    )
+    audience_fallbacks: FallbacksOut
 
 
 def _get(session: Session, campaign_id: int) -> Campaign:
@@ -186,6 +205,8 @@ def preview_campaign(
         if body is not None and body.user_id:
             person = recipients.require_live(session, body.user_id)
         # Never a real address or a working token: a campaigns key may not read people.
+        personal = person.personal_fields() if person else PersonalFields()
+        fields = get_template(campaign.template).personal_fields
         message = preview_message(
             state.settings,
             template=campaign.template,
@@ -193,7 +214,9 @@ def preview_campaign(
             email=mask_email(person.email) if person and person.email else "recipient@example.com",
             recipient_public_id="preview",
             locale=person.locale if person else None,
+            personal=personal,
         )
+        report = fallback_report(session, campaign, state.settings.default_subscriptions, fields)
     parsed: EmailMessage = email.message_from_bytes(message.as_bytes(), policy=policy.default)
     text = parsed.get_body(("plain",))
     html = parsed.get_body(("html",))
@@ -202,4 +225,6 @@ def preview_campaign(
         subject=str(parsed["Subject"]),
         text=text.get_content() if text is not None else "",
         html=html.get_content() if html is not None else "",
+        fallbacks=list(personal.lacking(fields)),
+        audience_fallbacks=FallbacksOut.model_validate(report, from_attributes=True),
     )

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from email import policy
 from email.message import EmailMessage, Message
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -50,15 +51,65 @@ def _parse_time(value: str | None, option: str) -> datetime | None:
         fail(f"{option} is not an ISO 8601 time like 2026-12-01T10:00:00+00:00")
 
 
+MARKDOWN_TEMPLATE = "markdown_update"
+
+
+def _content(
+    template: str | None,
+    data: dict[str, object],
+    markdown: Path | None,
+    subject: str | None,
+    preheader: str | None,
+) -> tuple[str, dict[str, object]]:
+    """The template and its data from the options: a named template, or a Markdown body."""
+    if markdown is None:
+        if subject is not None or preheader is not None:
+            fail("--subject and --preheader go with --markdown")
+        if template is None:
+            fail("give --template NAME (see `notify templates list`) or --markdown FILE")
+        return template, data
+    if template is not None and template != MARKDOWN_TEMPLATE:
+        fail("--markdown takes the place of --template")
+    if subject is None:
+        fail("--markdown needs --subject")
+    try:
+        body = markdown.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        fail(f"cannot read {markdown}: {error}")
+    content: dict[str, object] = {**data, "subject": subject, "body": body}
+    if preheader is not None:
+        content["preheader"] = preheader
+    return MARKDOWN_TEMPLATE, content
+
+
 @campaigns_app.command("create")
 def create(
     name: Annotated[str, typer.Option(metavar="TEXT", help="A name for people.")],
     template: Annotated[
-        str, typer.Option(metavar="NAME", help="A non-essential template, like product_update.")
-    ],
+        str | None,
+        typer.Option(
+            metavar="NAME",
+            help="A non-essential template, like product_update (not with --markdown).",
+        ),
+    ] = None,
     data: Annotated[
         str, typer.Option(metavar="JSON", help="Template variables as a JSON object.")
     ] = "{}",
+    markdown: Annotated[
+        Path | None,
+        typer.Option(
+            metavar="FILE",
+            help="The body, written in Markdown (template markdown_update); needs --subject.",
+            dir_okay=False,
+        ),
+    ] = None,
+    subject: Annotated[
+        str | None, typer.Option(metavar="TEXT", help="The subject of a --markdown campaign.")
+    ] = None,
+    preheader: Annotated[
+        str | None,
+        typer.Option(metavar="TEXT", help="The preview line of a --markdown campaign."),
+    ] = None,
     send_at: Annotated[
         str | None,
         typer.Option(metavar="TIME", help="When to send, with offset: 2026-12-01T10:00+01:00."),
@@ -87,7 +138,13 @@ def create(
         ),
     ] = None,
 ) -> None:
-    """Create a draft campaign and print its id (then `notify campaigns schedule ID`)."""
+    """Create a draft campaign and print its id (then `notify campaigns schedule ID`).
+
+    Its content is a template with --data, or marketing's own: --markdown FILE --subject TEXT
+    [--preheader TEXT], where each may greet by {{ recipient.first_name | default("there") }}."""
+    template_name, variables = _content(
+        template, json_object(data, "--data"), markdown, subject, preheader
+    )
     at = _parse_time(send_at, "--send-at")
     local = _parse_time(send_at_local, "--send-at-local")
     if at is not None and at.tzinfo is None:
@@ -96,8 +153,8 @@ def create(
         fail("--send-at-local is a wall-clock time without offset")
     draft = CampaignDraft(
         name=name,
-        template=template,
-        data=json_object(data, "--data"),
+        template=template_name,
+        data=variables,
         send_at=at,
         send_at_local=local,
         locales=tuple(locale or ()),
@@ -112,7 +169,7 @@ def create(
             )
             campaign_id = campaign.id
     except TemplateNotFoundError:
-        fail(f"unknown template {template!r}")
+        fail(f"unknown template {template_name!r}")
     except InvalidFieldError as error:
         fail(f"{'.'.join(error.loc)} {error.msg}")
     typer.echo(campaign_id)
@@ -367,7 +424,7 @@ def preview(
     Headers and the text part, decoded; --html adds the HTML part, --raw prints the MIME source."""
     from notify.message.composing import preview_message
     from notify.message.personal import PersonalFields
-    from notify.message.templates import get_template
+    from notify.message.templates import get_template, personal_fields_for
     from notify.people import recipients
 
     config = settings()
@@ -382,7 +439,7 @@ def preview(
             except recipients.UnknownRecipientError:
                 fail(f"no user {user_id!r}")
         personal = person.personal_fields() if person else PersonalFields()
-        fields = get_template(campaign.template).personal_fields
+        fields = personal_fields_for(get_template(campaign.template), campaign.data)
         message = preview_message(
             config,
             template=campaign.template,

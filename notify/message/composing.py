@@ -25,7 +25,7 @@ from notify.message.mime import (
 )
 from notify.message.personal import PersonalFields
 from notify.message.rendering import LayoutContext, RenderedEmail, render
-from notify.message.templates import get_template
+from notify.message.templates import get_template, personal_fields_for
 
 
 def layout_context(
@@ -151,7 +151,7 @@ class BatchComposer:
         self.data = data
         # The person's fields the template reads: people whose values there are equal share
         # a rendering (a template that reads none renders once per locale).
-        self.personal_fields = get_template(template).personal_fields
+        self.personal_fields = personal_fields_for(get_template(template), data)
         self._skeletons: dict[_Key, RenderedEmail | None] = {}
         self._serialised: dict[_Key, _Serialised | None] = {}
         self.sender = settings.sender_for(category)

@@ -21,10 +21,14 @@ from jinja2 import (
     FileSystemLoader,
     StrictUndefined,
     TemplateNotFound,
+    pass_context,
 )
+from jinja2.runtime import Context
+from markupsafe import Markup
 
+from notify.message import markdown
 from notify.message.personal import RECIPIENT_VARIABLE, PersonalFields
-from notify.message.templates import EMAIL_TEMPLATES, SYSTEM_VARIABLE
+from notify.message.templates import EMAIL_TEMPLATES, SYSTEM_VARIABLE, TEMPLATE_FILTERS
 
 STYLESHEET = "_layout/email.css"
 _WHITESPACE = re.compile(r"\s+")
@@ -74,6 +78,30 @@ class CssInliningLoader(BaseLoader):
         return css_inline.inline_fragment(source, self._css), filename, uptodate
 
 
+@pass_context
+def _personalised(context: Context, source: str) -> str:
+    """A personalised value (subject, preheader) with the person's fields filled in."""
+    return one_line(markdown.personalised(str(source), context[RECIPIENT_VARIABLE]))
+
+
+@pass_context
+def _markdown_text(context: Context, source: str) -> str:
+    return markdown.personalised(str(source), context[RECIPIENT_VARIABLE]).strip()
+
+
+def _markdown_html_filter(css: str) -> Callable[[Context, str], Markup]:
+    @pass_context
+    def markdown_html(context: Context, source: str) -> Markup:
+        """Sanitised HTML, then the layout's stylesheet inlined into it (author styles were
+        removed by the sanitiser)."""
+        html = markdown.safe_html(
+            markdown.personalised(str(source), context[RECIPIENT_VARIABLE], markdown=True)
+        )
+        return Markup(css_inline.inline_fragment(html, css))  # noqa: S704 (sanitised above)
+
+    return markdown_html
+
+
 @cache
 def _environments(root: Path) -> tuple[Environment, Environment]:
     html = Environment(
@@ -89,6 +117,16 @@ def _environments(root: Path) -> tuple[Environment, Environment]:
         auto_reload=False,
         keep_trailing_newline=False,
     )
+    css = (root / STYLESHEET).read_text(encoding="utf-8")
+    filters = dict(
+        zip(
+            TEMPLATE_FILTERS,
+            (_personalised, _markdown_text, _markdown_html_filter(css)),
+            strict=True,
+        )
+    )
+    html.filters.update(filters)
+    text.filters.update(filters)
     return html, text
 
 

@@ -13,6 +13,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from notify.message.markdown import template_problem
 from notify.message.mime import has_header_break
 from notify.message.templates import EmailTemplate
 
@@ -147,6 +148,13 @@ def variable_problems(
         value = data.get(name)
         if name not in missing and (not isinstance(value, str) or not value.startswith("https://")):
             problems.append(InvalidFieldError(("data", name), "must be an absolute https:// URL"))
+    for name in template.personalised_variables:
+        value = data.get(name)
+        if name in missing or (value is None and name not in template.variables):
+            continue  # missing is reported above; an optional one may be left out
+        problem = template_problem(value) if isinstance(value, str) else "must be text"
+        if problem is not None:
+            problems.append(InvalidFieldError(("data", name), problem))
     return tuple(problems)
 
 

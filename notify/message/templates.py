@@ -6,6 +6,7 @@ Pure: reads files, imports nothing from the database, Celery or the web layer.
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -14,7 +15,7 @@ from typing import Any
 from jinja2 import Environment, meta
 
 from notify.categories import Category, get_category
-from notify.message.personal import template_fields_used
+from notify.message.personal import fields_used, template_fields_used
 
 TEMPLATES_ROOT = Path(__file__).resolve().parents[2] / "templates"
 EMAIL_TEMPLATES = TEMPLATES_ROOT / "emails"
@@ -46,12 +47,20 @@ class EmailTemplate:
     sample: dict[str, Any] = field(default_factory=dict)
     # The person's own fields the template reads (notify.message.personal.fields_used)
     personal_fields: frozenset[str] = frozenset()
+    optional_variables: tuple[str, ...] = ()  # may be given; the template does without them
+    # Variables whose values are small templates of their own (notify.message.markdown)
+    personalised_variables: tuple[str, ...] = ()
+
+
+# Filters that notify.message.rendering adds to Jinja's own, for personalised values.
+TEMPLATE_FILTERS = ("personalised", "markdown_text", "markdown_html")
 
 
 def _subject_variables(folder: Path) -> frozenset[str]:
     source = (folder / "subject.txt").read_text(encoding="utf-8")
-    parsed = Environment().parse(source)  # noqa: S701 (parsed only, never rendered)
-    return frozenset(meta.find_undeclared_variables(parsed))
+    parser = Environment()  # noqa: S701 (parsed only, never rendered)
+    parser.filters.update(dict.fromkeys(TEMPLATE_FILTERS, str))  # known by name only
+    return frozenset(meta.find_undeclared_variables(parser.parse(source)))
 
 
 def _load(folder: Path) -> EmailTemplate:
@@ -68,6 +77,8 @@ def _load(folder: Path) -> EmailTemplate:
         subject_variables=_subject_variables(folder),
         sample=dict(raw.get("sample", {})),
         personal_fields=template_fields_used(folder),
+        optional_variables=tuple(raw.get("optional_variables", [])),
+        personalised_variables=tuple(raw.get("personalised_variables", [])),
     )
 
 
@@ -89,3 +100,14 @@ def get_template(name: str) -> EmailTemplate:
         return templates[name]
     except KeyError:
         raise TemplateNotFoundError(name, tuple(sorted(templates))) from None
+
+
+def personal_fields_for(template: EmailTemplate, data: Mapping[str, Any]) -> frozenset[str]:
+    """The person's fields a message of ``template`` with ``data`` reads: the template's own,
+    and those read by its personalised values (a Markdown body greeting by first name)."""
+    sources = [
+        value
+        for name in template.personalised_variables
+        if isinstance(value := data.get(name), str)
+    ]
+    return template.personal_fields | fields_used(sources) if sources else template.personal_fields

@@ -11,7 +11,8 @@ from email_validator import EmailNotValidError, validate_email
 from notify.message.mime import has_header_break
 
 _LOCALE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
+CONTROL_CHARACTERS = r"\x00-\x1f\x7f"  # C0 controls (line breaks, tab, NUL) and DEL
+_CONTROL = re.compile(f"[{CONTROL_CHARACTERS}]")
 
 
 def normalised_email(value: str) -> str:

@@ -21,13 +21,20 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
 
 from notify.message.personal import NAMED_FIELDS
 from notify.message.template_data import shown, unstorable_value
-from notify.message.validation import known_timezone, locale_tag, normalised_email, one_line_text
+from notify.message.validation import (
+    CONTROL_CHARACTERS,
+    known_timezone,
+    locale_tag,
+    normalised_email,
+    one_line_text,
+)
 
 # The producer's id for a person: it appears in URL paths, so no "/", and never whitespace or
 # NUL (PostgreSQL cannot store NUL in text).
@@ -42,7 +49,11 @@ Timezone = Annotated[str, Field(max_length=64), AfterValidator(known_timezone)]
 
 # What a person is called, as templates show it (``recipient.first_name``, ``recipient.name``):
 # one line, at most 200 characters; an empty one is "not given".
-PersonName = Annotated[str, Field(max_length=200), AfterValidator(one_line_text)]
+PersonName = Annotated[
+    str,
+    Field(max_length=200, json_schema_extra={"pattern": f"^[^{CONTROL_CHARACTERS}]*$"}),
+    AfterValidator(one_line_text),
+]
 
 # ``recipient.attributes``: a flat object of text, numbers and true/false, read by templates
 # as ``recipient.attributes.<key>``, so every key is a name a template can write.
@@ -84,7 +95,26 @@ def checked_attributes(value: dict[str, Any]) -> dict[str, Any]:
     return kept
 
 
-Attributes = Annotated[dict[str, Any], AfterValidator(checked_attributes)]
+Attributes = Annotated[
+    dict[str, Any],
+    AfterValidator(checked_attributes),
+    WithJsonSchema(
+        {
+            "type": "object",
+            "maxProperties": MAX_ATTRIBUTES,
+            "propertyNames": {"pattern": ATTRIBUTE_KEY.pattern},
+            "additionalProperties": {
+                "anyOf": [
+                    {"type": "string", "maxLength": MAX_ATTRIBUTE_TEXT},
+                    {"type": "number"},
+                    {"type": "boolean"},
+                    {"type": "null"},
+                ]
+            },
+            "description": f"at most {MAX_ATTRIBUTES_BYTES} bytes as compact JSON (UTF-8)",
+        }
+    ),
+]
 
 
 class UserFields(BaseModel):

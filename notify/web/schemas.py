@@ -160,3 +160,8 @@ class TemplateOut(BaseModel):
     essential: bool
     description: str
     variables: list[str]
+    optional_variables: list[str] = Field(default_factory=list)
+    recipient_fields: list[str] = Field(
+        default_factory=list,
+        description="the person's own fields the template reads (recipient.first_name, ...)",
+    )

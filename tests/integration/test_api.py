@@ -189,11 +189,19 @@ def test_templates_are_listed_with_their_category_and_required_variables(
     client: TestClient, auth: dict[str, str]
 ) -> None:
     listed = {item["name"]: item for item in client.get("/v1/templates", headers=auth).json()}
-    assert set(listed) == {"security_alert", "admin_notice", "product_update", "preferences_link"}
+    assert set(listed) == {
+        "security_alert",
+        "admin_notice",
+        "product_update",
+        "markdown_update",
+        "preferences_link",
+    }
     assert listed["security_alert"]["category"] == "security"
     assert listed["security_alert"]["essential"] is True
     assert listed["product_update"]["essential"] is False
     assert "first_name" in listed["admin_notice"]["variables"]
+    assert listed["product_update"]["recipient_fields"] == ["first_name"]
+    assert listed["markdown_update"]["optional_variables"] == ["preheader"]
 
 
 def test_openapi_describes_the_contract(client: TestClient) -> None:

@@ -641,3 +641,58 @@ def test_a_campaign_greets_each_person_by_their_own_name_and_the_preview_names_w
         f"{locale}-zoe": "Hello Zoë,",
         f"{locale}-anon": "Hello there,",
     }
+
+
+def test_a_markdown_campaign_is_personalised_sanitised_and_keeps_the_layout(on: On) -> None:
+    stack, client, auth = on.stack, on.client, on.auth
+    locale = tag()
+    people = {f"{locale}-ada": "Ada", f"{locale}-grace": "Grace"}
+    for user_id, first_name in people.items():
+        answer = client.put(
+            f"/v1/users/{user_id}",
+            json={"email": f"{user_id}@example.com", "locale": locale, "first_name": first_name},
+            headers=auth,
+        )
+        assert answer.status_code == 201, answer.text
+    content = {
+        "subject": "{{ recipient.first_name }}, dark mode is here",
+        "preheader": "Switch any page to dark mode",
+        "body": "# Dark mode\n\nHello {{ recipient.first_name | default('there', true) }},\n\n"
+        "<script>alert(1)</script> [Try it](https://example.com/dark) "
+        "[tracker](http://example.com/t)",
+    }
+    refused = client.post(
+        "/v1/campaigns",
+        json={"name": "bad", "template": "markdown_update", "data": {**content, "body": "{{ x"}},
+        headers=auth,
+    )
+    assert refused.status_code == 422 and refused.json()["detail"][0]["loc"][-1] == "body"
+    campaign_id = create(client, auth, locale, template="markdown_update", data=content)
+    for user_id, first_name in people.items():
+        preview = client.post(
+            f"/v1/campaigns/{campaign_id}/preview", json={"user_id": user_id}, headers=auth
+        ).json()
+        assert preview["subject"] == f"{first_name}, dark mode is here"
+        assert f"Hello {first_name}," in preview["text"]
+        assert preview["audience_fallbacks"]["lacking"] == {"first_name": 0}
+
+    client.post(f"/v1/campaigns/{campaign_id}/schedule", headers=auth)
+    wait_status(client, auth, campaign_id, "completed")
+    seen = {}
+    with stack.smtp.handler.lock:
+        for message in stack.smtp.handler.received:
+            for user_id in people:
+                if f"{user_id}@example.com" in message.rcpt_tos:
+                    seen[user_id] = email.message_from_bytes(message.content, policy=policy.default)
+    assert set(seen) == set(people)
+    for user_id, parsed in seen.items():
+        first_name = people[user_id]
+        assert parsed["Subject"] == f"{first_name}, dark mode is here"
+        html_part, text_part = parsed.get_body(("html",)), parsed.get_body(("plain",))
+        assert html_part is not None and text_part is not None
+        html, text = html_part.get_content(), text_part.get_content()
+        assert f"Hello {first_name}," in html and f"Hello {first_name}," in text
+        assert "<script" not in html and "http://example.com/t" not in html
+        assert 'href="https://example.com/dark"' in html
+        unsubscribe = str(parsed["List-Unsubscribe"]).strip("<>")
+        assert unsubscribe in html and unsubscribe in text  # the layout's footer is kept

@@ -1,12 +1,16 @@
-"""`notify campaigns watch` and `preview` as a person sees them (no database: the pieces)."""
+"""`notify campaigns watch`, `preview` and `create`'s options as a person sees them (no
+database: the pieces)."""
 
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import pytest
 from rich.console import Console
+from typer.testing import CliRunner
 
+from notify.cli.app import app
 from notify.cli.campaigns import RecentRate, Snapshot, frame, readable
 from notify.config import Settings
 from notify.message.composing import preview_message
@@ -103,3 +107,29 @@ def test_long_header_values_are_unfolded() -> None:
     assert "\n " in message.as_string().split("\n\n")[0]  # folded in the raw form
     for line in readable(message).split("\n\n")[0].splitlines():
         assert not line.startswith((" ", "\t")), line
+
+
+@pytest.mark.parametrize(
+    ("options", "says"),
+    [
+        (["--name", "n"], "give --template NAME"),
+        (["--name", "n", "--template", "product_update", "--subject", "S"], "go with --markdown"),
+        (["--name", "n", "--markdown", "BODY"], "--markdown needs --subject"),
+        (
+            ["--name", "n", "--markdown", "BODY", "--subject", "S", "--template", "admin_notice"],
+            "takes the place of --template",
+        ),
+        (["--name", "n", "--markdown", "MISSING", "--subject", "S"], "MISSING"),
+    ],
+)
+def test_create_explains_how_content_is_given(
+    tmp_path: Path, options: list[str], says: str
+) -> None:
+    body = tmp_path / "body.md"
+    body.write_text("# Hello {{ recipient.first_name }}\n", encoding="utf-8")
+    arguments = [str(body) if part == "BODY" else part for part in options]
+    arguments = [str(tmp_path / "nope.md") if part == "MISSING" else part for part in arguments]
+    result = CliRunner().invoke(app, ["campaigns", "create", *arguments])
+    assert result.exit_code == 2
+    assert (says if says != "MISSING" else "nope.md") in result.output
+    assert "Traceback" not in result.output

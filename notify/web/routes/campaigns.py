@@ -20,7 +20,7 @@ from notify.delivery.enqueue import after_resume
 from notify.masking import mask_email
 from notify.message.composing import preview_message
 from notify.message.personal import PersonalFields
-from notify.message.templates import get_template
+from notify.message.templates import get_template, personal_fields_for
 from notify.models import Campaign
 from notify.people import recipients
 from notify.producers.api_keys import Caller
@@ -206,7 +206,7 @@ def preview_campaign(
             person = recipients.require_live(session, body.user_id)
         # Never a real address or a working token: a campaigns key may not read people.
         personal = person.personal_fields() if person else PersonalFields()
-        fields = get_template(campaign.template).personal_fields
+        fields = personal_fields_for(get_template(campaign.template), campaign.data)
         message = preview_message(
             state.settings,
             template=campaign.template,

@@ -24,6 +24,8 @@ def list_templates(_: Annotated[Caller, Depends(current_caller)]) -> list[Templa
             essential=template.category.essential,
             description=template.description,
             variables=list(template.variables),
+            optional_variables=list(template.optional_variables),
+            recipient_fields=sorted(template.personal_fields),
         )
         for template in catalogue().values()
     ]

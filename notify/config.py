@@ -95,6 +95,12 @@ class Settings(BaseSettings):
     """The longest request line plus headers ``notify web`` and ``notify dev`` accept (uvicorn's
     h11 ``max_incomplete_event_size``); a longer one is refused with 400 and the connection
     closed."""
+    console_session_seconds: int = Field(default=8 * 3600, ge=60, le=30 * 86400)
+    """How long a console sign-in lasts (from signing in; signing out or a new password ends
+    it at once)."""
+    console_login_attempts_per_minute: int = Field(default=5, ge=1, le=1000)
+    """Sign-in attempts per address per minute (and ten times as many per client address);
+    more are answered 429 with Retry-After."""
     api_key_cache_seconds: float = Field(default=5.0, ge=0, le=60)
     """How long the web process trusts a key it has checked, without asking the database
     again: a revoked key is refused at most this long after the revocation. 0 checks every

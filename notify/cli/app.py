@@ -13,6 +13,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from notify.cli.campaigns import campaigns_app
 from notify.cli.keys import keys_app
+from notify.cli.operators import operators_app
 from notify.cli.privacy import privacy_app
 from notify.cli.support import CommandGroup, fail
 from notify.cli.support import json_object as _json_object
@@ -30,6 +31,7 @@ app.add_typer(templates_app, name="templates")
 app.add_typer(users_app, name="users")
 app.add_typer(campaigns_app, name="campaigns")
 app.add_typer(privacy_app, name="privacy")
+app.add_typer(operators_app, name="operators")
 
 
 @db_app.command("upgrade")

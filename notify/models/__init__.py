@@ -4,6 +4,7 @@ from notify.models.api_keys import ApiKey
 from notify.models.base import Base
 from notify.models.campaigns import BatchStatus, Campaign, CampaignBatch, CampaignStatus
 from notify.models.notifications import Notification, NotificationStatus
+from notify.models.operators import AuditEntry, Operator, OperatorRole
 from notify.models.preferences import (
     ConsentEvent,
     ConsentSource,
@@ -16,6 +17,7 @@ from notify.models.stats import DailyCount
 
 __all__ = [
     "ApiKey",
+    "AuditEntry",
     "Base",
     "BatchStatus",
     "Campaign",
@@ -26,6 +28,8 @@ __all__ = [
     "DailyCount",
     "Notification",
     "NotificationStatus",
+    "Operator",
+    "OperatorRole",
     "Preference",
     "Recipient",
     "Suppression",

@@ -18,6 +18,8 @@ from notify.producers.api_keys import CallerCache
 from notify.web import openapi
 from notify.web.auth import AuthenticateFirst
 from notify.web.body_limit import BodyLimit
+from notify.web.console import routes as console
+from notify.web.console.sessions import SignInThrottle
 from notify.web.errors import install_error_handlers
 from notify.web.routes import (
     campaigns,
@@ -75,6 +77,7 @@ def create_app(settings: Settings) -> FastAPI:
             batch_size=settings.send_batch_size,
             linger=settings.publish_linger_seconds,
         ),
+        console_throttle=SignInThrottle(settings),
     )
     app.state.notify = state
     routers = [
@@ -89,6 +92,7 @@ def create_app(settings: Settings) -> FastAPI:
         campaigns.router,
         unsubscribe.router,
         preference_pages.router,
+        console.router,
     ]
     if mailbox.pages_on(settings):
         routers.append(mailbox.router)

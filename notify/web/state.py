@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from notify.config import Settings
 from notify.db import SessionFactory
 from notify.delivery.publisher import GroupPublisher
+from notify.web.console.sessions import SignInThrottle
 
 
 @dataclass(frozen=True)
@@ -20,6 +21,7 @@ class WebState:
     sessions: SessionFactory
     celery: Celery
     publisher: GroupPublisher  # send tasks for committed notifications, off the request path
+    console_throttle: SignInThrottle  # console sign-in attempts
 
 
 def web_state(request: Request) -> WebState:

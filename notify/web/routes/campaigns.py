@@ -16,7 +16,6 @@ from sqlalchemy.orm import Session
 from notify.campaigns import lifecycle as campaigns
 from notify.campaigns.audience import fallback_report
 from notify.campaigns.lifecycle import CampaignDraft, CampaignStateError
-from notify.delivery.enqueue import after_resume
 from notify.masking import mask_email
 from notify.message.composing import preview_message
 from notify.message.personal import PersonalFields
@@ -25,6 +24,7 @@ from notify.models import Campaign
 from notify.people import recipients
 from notify.producers.api_keys import Caller
 from notify.web.auth import require_scope
+from notify.web.campaign_changes import NoSuchCampaignError, change_campaign
 from notify.web.responses import API_ERRORS, also
 from notify.web.schemas import AwareTime, CampaignId, Locale, LocalTime, Strict, UserId
 from notify.web.state import WebState, web_state
@@ -150,45 +150,36 @@ def get_campaign(campaign_id: CampaignId, request: Request, _: Reader) -> Campai
         return _out(session, _get(session, campaign_id))
 
 
-def _change(state: WebState, campaign_id: int, action: str) -> CampaignOut:
-    settings = state.settings
-    with state.sessions.begin() as session:
-        _get(session, campaign_id)
-        try:
-            campaign = campaigns.change(
-                session,
-                campaign_id,
-                action,
-                defaults=settings.default_subscriptions,
-                default_timezone=settings.default_timezone,
-            )
-        except CampaignStateError as error:
-            raise HTTPException(409, str(error)) from None
-        out = _out(session, campaign)
-    if action == "resume":
-        after_resume(state.celery, campaign_id)
-    return out
+def _change(state: WebState, campaign_id: int, action: str, caller: Caller) -> CampaignOut:
+    try:
+        change_campaign(state, campaign_id, action, actor=f"key:{caller.name}")
+    except NoSuchCampaignError:
+        raise HTTPException(404, "no such campaign") from None
+    except CampaignStateError as error:
+        raise HTTPException(409, str(error)) from None
+    with state.sessions() as session:
+        return _out(session, _get(session, campaign_id))
 
 
 @router.post("/{campaign_id}/schedule", response_model=CampaignOut, responses=also(404, 409))
-def schedule_campaign(campaign_id: CampaignId, request: Request, _: Writer) -> CampaignOut:
+def schedule_campaign(campaign_id: CampaignId, request: Request, caller: Writer) -> CampaignOut:
     """Schedule a draft (or confirm one held as stale); it starts at its send time."""
-    return _change(web_state(request), campaign_id, "schedule")
+    return _change(web_state(request), campaign_id, "schedule", caller)
 
 
 @router.post("/{campaign_id}/pause", response_model=CampaignOut, responses=also(404, 409))
-def pause_campaign(campaign_id: CampaignId, request: Request, _: Writer) -> CampaignOut:
-    return _change(web_state(request), campaign_id, "pause")
+def pause_campaign(campaign_id: CampaignId, request: Request, caller: Writer) -> CampaignOut:
+    return _change(web_state(request), campaign_id, "pause", caller)
 
 
 @router.post("/{campaign_id}/resume", response_model=CampaignOut, responses=also(404, 409))
-def resume_campaign(campaign_id: CampaignId, request: Request, _: Writer) -> CampaignOut:
-    return _change(web_state(request), campaign_id, "resume")
+def resume_campaign(campaign_id: CampaignId, request: Request, caller: Writer) -> CampaignOut:
+    return _change(web_state(request), campaign_id, "resume", caller)
 
 
 @router.post("/{campaign_id}/cancel", response_model=CampaignOut, responses=also(404, 409))
-def cancel_campaign(campaign_id: CampaignId, request: Request, _: Writer) -> CampaignOut:
-    return _change(web_state(request), campaign_id, "cancel")
+def cancel_campaign(campaign_id: CampaignId, request: Request, caller: Writer) -> CampaignOut:
+    return _change(web_state(request), campaign_id, "cancel", caller)
 
 
 @router.post("/{campaign_id}/preview", response_model=PreviewOut, responses=also(400, 404))

@@ -1,0 +1,231 @@
+"""The console's server side, in process on a stack of the test's own (SQLite, SQL broker):
+roles enforced on every route, CSRF on every form, sign-in throttled, sessions that end, and
+every campaign action audited."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from itsdangerous import TimestampSigner
+from sqlalchemy import select
+from starlette.routing import Route
+
+from notify.campaigns import lifecycle
+from notify.campaigns.lifecycle import CampaignDraft
+from notify.models import AuditEntry, Campaign, Operator
+from notify.operators import accounts
+from notify.web.app import create_app
+from notify.web.console import routes as console_routes
+from tests.support.stack import OwnStack, sample_data
+
+PASSWORD = "a long enough password"
+CSRF = re.compile(r'name="csrf" value="([^"]+)"')
+
+
+@dataclass
+class Console:
+    stack: OwnStack
+    app: FastAPI
+    campaign_id: int
+
+    def client(self, role: str | None) -> TestClient:
+        """A fresh browser: anonymous, or signed in as an operator with ``role``."""
+        client = TestClient(self.app, follow_redirects=False)
+        client.__enter__()
+        if role is not None:
+            email = f"{role}-{time.monotonic_ns()}@example.com"
+            with self.stack.sessions.begin() as session:
+                link = accounts.create(session, email, role)
+                operator = session.get(Operator, link.operator_id)
+                assert operator is not None
+                accounts.set_password(session, operator, PASSWORD)
+            sign_in(client, email, PASSWORD)
+        return client
+
+
+def csrf_of(client: TestClient, path: str) -> str:
+    found = CSRF.search(client.get(path).text)
+    assert found is not None, path
+    return found.group(1)
+
+
+def sign_in(client: TestClient, email: str, password: str) -> None:
+    token = csrf_of(client, "/console/login")
+    answer = client.post(
+        "/console/login", data={"email": email, "password": password, "csrf": token}
+    )
+    assert answer.status_code == 303, answer.text
+
+
+def draft(stack: OwnStack) -> int:
+    with stack.sessions.begin() as session:
+        campaign = lifecycle.create(
+            session,
+            CampaignDraft(name="console", template="product_update",
+                          data=sample_data("product_update")),
+            created_by="test",
+            max_data_bytes=stack.settings.max_data_bytes,
+        )  # fmt: skip
+        return campaign.id
+
+
+@pytest.fixture
+def console(own_stack: OwnStack) -> Iterator[Console]:
+    app = create_app(own_stack.settings)
+    with TestClient(app, follow_redirects=False):
+        yield Console(own_stack, app, draft(own_stack))
+
+
+# Every console route, with a concrete path and who may use it ("admin", "operator" for any
+# signed-in role, or "anyone" for the pages that sign people in).
+ROUTES = {
+    ("GET", "/console"): "anyone",
+    ("GET", "/console/login"): "anyone",
+    ("POST", "/console/login"): "anyone",
+    ("POST", "/console/logout"): "operator",
+    ("GET", "/console/setup/{token}"): "anyone",
+    ("POST", "/console/setup/{token}"): "anyone",
+    ("GET", "/console/campaigns"): "operator",
+    ("GET", "/console/campaigns/{campaign_id}"): "operator",
+    ("GET", "/console/campaigns/{campaign_id}/{action}"): "operator",
+    ("POST", "/console/campaigns/{campaign_id}/{action}"): "operator",
+    ("GET", "/console/operators"): "admin",
+    ("POST", "/console/operators"): "admin",
+    ("GET", "/console/audit"): "admin",
+}
+
+
+def test_the_matrix_lists_every_console_route() -> None:
+    routes = {
+        (method, route.path)
+        for route in console_routes.router.routes
+        if isinstance(route, Route)
+        for method in (route.methods or ()) - {"HEAD"}
+    }
+    assert routes == set(ROUTES)
+
+
+def concrete(path: str, campaign_id: int) -> str:
+    return path.format(token="not-a-token", campaign_id=campaign_id, action="pause")
+
+
+@pytest.mark.parametrize("role", [None, "marketing", "admin"])
+def test_roles_are_enforced_on_every_console_route(console: Console, role: str | None) -> None:
+    client = console.client(role)
+    last = ("POST", "/console/logout")  # it ends the session the other routes need
+    for (method, path), who in sorted(ROUTES.items(), key=lambda item: item[0] == last):
+        url = concrete(path, console.campaign_id)
+        if method == "GET":
+            answer = client.get(url)
+        else:
+            token = csrf_of(client, "/console/campaigns") if role else ""
+            answer = client.post(url, data={"csrf": token})
+        if who != "anyone" and role is None:
+            assert answer.status_code == 303, (method, path)
+            assert answer.headers["location"].startswith("/console/login")
+        elif who == "admin" and role == "marketing":
+            assert answer.status_code == 403, (method, path)
+        elif who == "anyone":  # sign-in and setup: their forms' own tokens are tested below
+            assert answer.status_code < 500, (method, path)
+        else:
+            assert answer.status_code < 500 and answer.status_code not in (401, 403), (
+                method,
+                path,
+                answer.status_code,
+            )
+
+
+def test_every_form_refuses_a_post_without_its_csrf_token(console: Console) -> None:
+    client = console.client("admin")
+    for method, path in ROUTES:
+        if method != "POST":
+            continue
+        url = concrete(path, console.campaign_id)
+        for token in ("", "forged-token", csrf_of(console.client("admin"), "/console/campaigns")):
+            answer = client.post(url, data={"csrf": token, "email": "x@example.com"})
+            assert answer.status_code == 403, (path, token)
+    with console.stack.sessions() as session:
+        assert session.get(Campaign, console.campaign_id).status.value == "draft"  # type: ignore[union-attr]
+
+
+def test_pause_and_resume_need_a_confirmation_that_counts_people_and_are_audited(
+    console: Console,
+) -> None:
+    client = console.client("marketing")
+    schedule = client.get(f"/console/campaigns/{console.campaign_id}/schedule")
+    assert schedule.status_code == 200 and "reaches 0 people" in schedule.text
+    for action, status in (("schedule", "scheduled"), ("pause", "paused"), ("resume", "scheduled")):
+        token = csrf_of(client, f"/console/campaigns/{console.campaign_id}/{action}")
+        done = client.post(
+            f"/console/campaigns/{console.campaign_id}/{action}", data={"csrf": token}
+        )
+        assert done.status_code == 303
+        page = client.get(f"/console/campaigns/{console.campaign_id}").text
+        assert f'id="status">{status}<' in page
+    refused = client.post(
+        f"/console/campaigns/{console.campaign_id}/resume",
+        data={"csrf": csrf_of(client, "/console/campaigns")},
+    )
+    assert refused.status_code == 409 and "could not be done" in refused.text
+    with console.stack.sessions() as session:
+        actions = session.scalars(
+            select(AuditEntry.action).where(AuditEntry.target == f"campaign:{console.campaign_id}")
+        ).all()
+    assert actions == ["campaign.schedule", "campaign.pause", "campaign.resume"]
+
+
+def test_sign_in_is_throttled_and_a_wrong_password_says_nothing_more(console: Console) -> None:
+    client = console.client(None)
+    address = f"nobody-{time.monotonic_ns()}@example.com"
+    answers = []
+    for _ in range(console.stack.settings.console_login_attempts_per_minute + 1):
+        token = csrf_of(client, "/console/login")
+        answers.append(
+            client.post(
+                "/console/login", data={"email": address, "password": "wrong", "csrf": token}
+            )
+        )
+    assert [answer.status_code for answer in answers[:-1]] == [401] * (len(answers) - 1)
+    assert "do not match an operator" in answers[0].text
+    assert answers[-1].status_code == 429 and answers[-1].headers["Retry-After"] == "60"
+
+
+def test_sessions_end_on_sign_out_on_a_new_password_and_when_they_expire(
+    console: Console, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = console.client("marketing")
+    kept = dict(client.cookies)
+    assert client.get("/console/campaigns").status_code == 200
+    client.post("/console/logout", data={"csrf": csrf_of(client, "/console/campaigns")})
+    replay = TestClient(console.app, follow_redirects=False, cookies=kept)
+    assert replay.get("/console/campaigns").status_code == 303  # the old cookie is dead
+
+    later = console.client("marketing")
+    assert later.get("/console/campaigns").status_code == 200
+    lifetime = console.stack.settings.console_session_seconds
+    now = time.time
+    monkeypatch.setattr(TimestampSigner, "get_timestamp", lambda _: int(now()) + lifetime + 5)
+    assert later.get("/console/campaigns").status_code == 303
+
+
+def test_a_setup_link_works_once(console: Console) -> None:
+    with console.stack.sessions.begin() as session:
+        link = accounts.create(session, f"new-{time.monotonic_ns()}@example.com", "marketing")
+    client = console.client(None)
+    path = f"/console/setup/{link.token}"
+    short = client.post(
+        path, data={"password": "short", "again": "short", "csrf": csrf_of(client, path)}
+    )
+    assert short.status_code == 400 and "at least 12" in short.text
+    done = client.post(
+        path, data={"password": PASSWORD, "again": PASSWORD, "csrf": csrf_of(client, path)}
+    )
+    assert done.status_code == 303
+    assert client.get("/console/campaigns").status_code == 200
+    assert client.get(path).status_code == 404

@@ -22,6 +22,11 @@ CHROMIUM := /usr/bin/chromium
 $(CHROMIUM):
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
 
+# The console's accessibility check injects axe-core, from the npm registry, into each page.
+AXE := var/npm/node_modules/axe-core/axe.min.js
+$(AXE):
+	mkdir -p var/npm && npm install --prefix var/npm --no-audit --no-fund --silent axe-core@4
+
 install: $(STAMP)  ## create the virtual environment and install notify with its test tools
 
 # make run PORT=8001 when 8000 is taken; HOST=0.0.0.0 to be reachable from other machines.
@@ -38,7 +43,7 @@ lint: $(STAMP)  ## ruff and mypy
 
 # The fault tier (tests/faults) uses services of its own and mostly waits on outages, so it runs
 # beside the rest; its output follows the main run's. Either failing fails the target.
-test: $(STAMP) $(CHROMIUM) lint  ## install what the tests need, lint, run every test (needs PostgreSQL and Redis)
+test: $(STAMP) $(CHROMIUM) $(AXE) lint  ## install what the tests need, lint, run every test (needs PostgreSQL and Redis)
 	@mkdir -p var
 	$(BIN)/pytest tests/faults -p no:cacheprovider > var/test-faults.log 2>&1 & faults=$$!; \
 	trap 'kill $$faults 2>/dev/null' INT TERM HUP; \

@@ -1,0 +1,124 @@
+"""The console in Debian's Chromium against a `notify web` of the test's own: an admin sets up
+their account from the one-time link, schedules, pauses and resumes a campaign through the
+confirmations, adds a marketing operator and reads the audit log. Every page is checked with
+axe-core (no serious or critical violation) and photographed at desktop and phone width into
+``var/screenshots/console/``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import BrowserContext, Page
+
+from notify.campaigns import lifecycle
+from notify.campaigns.lifecycle import CampaignDraft
+from notify.operators import accounts
+from notify.people import recipients
+from tests.support.services import ROOT, WebProcess
+from tests.support.stack import OwnStack, sample_data
+
+pytestmark = pytest.mark.integration
+
+AXE = ROOT / "var" / "npm" / "node_modules" / "axe-core" / "axe.min.js"
+SHOTS = ROOT / "var" / "screenshots" / "console"
+WIDTHS = {"desktop": (1280, 800), "phone": (390, 844)}
+PASSWORD = "a long enough password"
+
+
+def check_and_photograph(page: Page, name: str) -> None:
+    """axe-core finds no serious or critical problem; a screenshot at each width."""
+    assert AXE.is_file(), f"{AXE} is missing: `make test` installs axe-core from npm"
+    page.add_script_tag(path=str(AXE))
+    found = page.evaluate("async () => (await axe.run(document)).violations")
+    serious = [
+        {"id": item["id"], "nodes": [node["target"] for node in item["nodes"]]}
+        for item in found
+        if item["impact"] in ("serious", "critical")
+    ]
+    assert serious == [], f"{name}: {json.dumps(serious)}"
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    for label, (width, height) in WIDTHS.items():
+        page.set_viewport_size({"width": width, "height": height})
+        page.screenshot(path=str(SHOTS / f"{name}-{label}.png"), full_page=True)
+    page.set_viewport_size({"width": 1280, "height": 800})
+
+
+def people_and_a_draft(stack: OwnStack, count: int) -> int:
+    with stack.sessions.begin() as session:
+        for number in range(count):
+            recipients.upsert(
+                session,
+                f"console-{number}",
+                email=f"console-{number}@example.com",
+                hash_key=stack.settings.hash_key,
+            )
+        campaign = lifecycle.create(
+            session,
+            CampaignDraft(name="Dark mode", template="product_update",
+                          data=sample_data("product_update")),
+            created_by="test",
+            max_data_bytes=stack.settings.max_data_bytes,
+        )  # fmt: skip
+        return campaign.id
+
+
+def act(page: Page, label: str, expected_question: str, status: str) -> None:
+    page.get_by_role("link", name=f"{label}…").click()
+    assert expected_question in page.locator("#question").inner_text()
+    page.get_by_role("button", name=f"Yes, {label.lower()}").click()
+    page.wait_for_url("**/console/campaigns/*")
+    assert page.locator("#status").inner_text() == status
+
+
+def test_an_admin_sets_up_runs_a_campaign_through_its_confirmations_and_adds_an_operator(
+    own_stack: OwnStack, own_web: WebProcess, tab: BrowserContext
+) -> None:
+    with own_stack.sessions.begin() as session:
+        link = accounts.create(session, "admin@example.com", "admin")
+    campaign_id = people_and_a_draft(own_stack, 3)
+    page = tab.new_page()
+
+    page.goto(f"{own_web.base_url}/console/campaigns")
+    assert "/console/login" in page.url  # nobody is signed in yet
+    check_and_photograph(page, "login")
+
+    page.goto(f"{own_web.base_url}/console/setup/{link.token}")
+    check_and_photograph(page, "setup")
+    page.get_by_label("New password").fill(PASSWORD)
+    page.get_by_label("The same password again").fill(PASSWORD)
+    page.get_by_role("button", name="Save and sign in").click()
+    page.wait_for_url("**/console/campaigns")
+    check_and_photograph(page, "campaigns")
+
+    page.get_by_role("link", name="Dark mode").click()
+    assert page.locator("#status").inner_text() == "draft"
+    check_and_photograph(page, "campaign")
+    page.get_by_role("link", name="Schedule…").click()
+    check_and_photograph(page, "confirm")
+    page.go_back()
+    act(page, "Schedule", "reaches 3 people", "scheduled")
+    act(page, "Pause", "messages wait until you resume", "paused")
+    act(page, "Resume", "still to send", "scheduled")
+
+    page.get_by_role("link", name="Operators").click()
+    page.get_by_label("Email address").fill("marketing@example.com")
+    page.get_by_label("Role").select_option("marketing")
+    page.get_by_role("button", name="Create and show the setup link").click()
+    setup_url = page.locator("#setup-url").inner_text()
+    assert setup_url.startswith(f"{own_stack.settings.public_url}/console/setup/")
+    check_and_photograph(page, "operators")
+
+    page.get_by_role("link", name="Audit log").click()
+    log = page.locator("tbody").inner_text()
+    for action in ("campaign.schedule", "campaign.pause", "campaign.resume", "operator.create"):
+        assert action in log
+    assert f"campaign:{campaign_id}" in log
+    check_and_photograph(page, "audit")
+
+    page.get_by_role("button", name="Sign out").click()
+    page.wait_for_url("**/console/login")
+    page.goto(f"{own_web.base_url}/console/campaigns")
+    assert "/console/login" in page.url
+    assert Path(SHOTS / "campaign-phone.png").stat().st_size > 0

@@ -122,3 +122,46 @@ def test_an_admin_sets_up_runs_a_campaign_through_its_confirmations_and_adds_an_
     page.goto(f"{own_web.base_url}/console/campaigns")
     assert "/console/login" in page.url
     assert Path(SHOTS / "campaign-phone.png").stat().st_size > 0
+
+
+def test_a_marketer_writes_a_markdown_campaign_and_previews_it_for_two_people(
+    own_stack: OwnStack, own_web: WebProcess, tab: BrowserContext
+) -> None:
+    with own_stack.sessions.begin() as session:
+        for user_id, first_name in (("mk-ada", "Ada"), ("mk-grace", "Grace")):
+            recipients.upsert(
+                session, user_id, email=f"{user_id}@example.com",
+                hash_key=own_stack.settings.hash_key, first_name=first_name,
+            )  # fmt: skip
+        link = accounts.create(session, "marketing@example.com", "marketing")
+    page = tab.new_page()
+    page.goto(f"{own_web.base_url}/console/setup/{link.token}")
+    page.get_by_label("New password").fill(PASSWORD)
+    page.get_by_label("The same password again").fill(PASSWORD)
+    page.get_by_role("button", name="Save and sign in").click()
+    page.wait_for_url("**/console/campaigns")
+    assert page.get_by_role("link", name="Operators").count() == 0  # marketing, not admin
+
+    page.get_by_role("link", name="New campaign").click()
+    check_and_photograph(page, "new-campaign")
+    page.get_by_label("Name (for you").fill("Winter news")
+    page.get_by_label("Subject", exact=True).fill(
+        "{{ recipient.first_name | default('Hello', true) }}, it snows"
+    )
+    page.get_by_label("Preheader (the preview line").fill("Dark mode and more")
+    page.get_by_label("Body, in Markdown").fill(
+        "# Winter news\n\nHello {{ recipient.first_name | default('there', true) }},\n\n"
+        "**Dark mode** is here. [Try it](https://example.com/dark)\n"
+    )
+    page.get_by_role("button", name="Save the draft and preview it").click()
+    page.wait_for_url("**/preview")
+    for user_id, first_name in (("mk-ada", "Ada"), ("mk-grace", "Grace")):
+        page.get_by_label("Show it as a recipient").fill(user_id)
+        page.get_by_role("button", name="Show").click()
+        page.wait_for_url(f"**user_id={user_id}")
+        assert f"Hello {first_name}," in page.locator("#text-part").inner_text()
+        frame = page.frame_locator("iframe.desktop")
+        assert frame.locator("h1").inner_text() == "Winter news"
+        assert f"Hello {first_name}," in frame.locator("body").inner_text()
+        assert page.locator("#lacking-first_name").inner_text().startswith("0 of 2")
+    check_and_photograph(page, "preview")

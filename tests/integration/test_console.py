@@ -4,6 +4,7 @@ every campaign action audited."""
 
 from __future__ import annotations
 
+import html
 import re
 import time
 from collections.abc import Iterator
@@ -20,7 +21,9 @@ from notify.campaigns import lifecycle
 from notify.campaigns.lifecycle import CampaignDraft
 from notify.models import AuditEntry, Campaign, Operator
 from notify.operators import accounts
+from notify.people import recipients
 from notify.web.app import create_app
+from notify.web.console import authoring as console_authoring
 from notify.web.console import routes as console_routes
 from tests.support.stack import OwnStack, sample_data
 
@@ -92,6 +95,9 @@ ROUTES = {
     ("GET", "/console/setup/{token}"): "anyone",
     ("POST", "/console/setup/{token}"): "anyone",
     ("GET", "/console/campaigns"): "operator",
+    ("GET", "/console/campaigns/new"): "operator",
+    ("POST", "/console/campaigns/new"): "operator",
+    ("GET", "/console/campaigns/{campaign_id}/preview"): "operator",
     ("GET", "/console/campaigns/{campaign_id}"): "operator",
     ("GET", "/console/campaigns/{campaign_id}/{action}"): "operator",
     ("POST", "/console/campaigns/{campaign_id}/{action}"): "operator",
@@ -104,7 +110,8 @@ ROUTES = {
 def test_the_matrix_lists_every_console_route() -> None:
     routes = {
         (method, route.path)
-        for route in console_routes.router.routes
+        for router in (console_routes.router, console_authoring.router)
+        for route in router.routes
         if isinstance(route, Route)
         for method in (route.methods or ()) - {"HEAD"}
     }
@@ -229,3 +236,46 @@ def test_a_setup_link_works_once(console: Console) -> None:
     assert done.status_code == 303
     assert client.get("/console/campaigns").status_code == 200
     assert client.get(path).status_code == 404
+
+
+def test_a_markdown_draft_is_written_checked_and_previewed_as_each_person(
+    console: Console,
+) -> None:
+    with console.stack.sessions.begin() as session:
+        for user_id, first_name in (("pv-ada", "Ada"), ("pv-anon", None)):
+            recipients.upsert(
+                session, user_id, email=f"{user_id}@example.com",
+                hash_key=console.stack.settings.hash_key, first_name=first_name,
+            )  # fmt: skip
+    client = console.client("marketing")
+    form = {
+        "csrf": csrf_of(client, "/console/campaigns/new"),
+        "name": "Winter news",
+        "subject": "News for {{ recipient.first_name | default('you', true) }}",
+        "preheader": "",
+        "body": "Hello {{ recipient.first_name | default('there', true) }}, <script>x</script>",
+        "locales": "",
+        "send_at_local": "",
+        "rate_limit": "",
+    }
+    bad = client.post("/console/campaigns/new", data={**form, "body": "{{ oops", "rate_limit": "x"})
+    assert bad.status_code == 400 and "Rate: a number" in bad.text
+    bad = client.post("/console/campaigns/new", data={**form, "body": "{{ oops"})
+    assert bad.status_code == 400 and "Body: is not valid" in bad.text
+    made = client.post("/console/campaigns/new", data=form)
+    assert made.status_code == 303
+    preview_path = made.headers["location"]
+    ada = client.get(preview_path, params={"user_id": "pv-ada"}).text
+    assert "Hello Ada," in ada and "News for Ada" in ada
+    assert "pv-ada@example.com" not in ada  # the address is masked
+    anon = client.get(preview_path, params={"user_id": "pv-anon"}).text
+    assert "Hello there," in anon and "with the fallback for first_name" in anon
+    shown = re.search(r'srcdoc="([^"]*)"', anon)
+    assert shown is not None
+    message_html = html.unescape(shown.group(1))
+    assert "Hello there," in message_html and "<script" not in message_html.lower()
+    with console.stack.sessions() as session:
+        created = session.scalars(
+            select(AuditEntry.action).where(AuditEntry.action == "campaign.create")
+        ).all()
+    assert created == ["campaign.create"]

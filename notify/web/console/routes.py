@@ -8,10 +8,9 @@ anything else. State changes go through the same functions as the API and are au
 
 from __future__ import annotations
 
-from typing import Annotated, Any
-from urllib.parse import quote
+from typing import Any
 
-from fastapi import APIRouter, Form, Request, Response
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import RedirectResponse
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -23,12 +22,11 @@ from notify.models import Campaign, CampaignStatus, Operator, OperatorRole, Reci
 from notify.operators import accounts, audit
 from notify.web.campaign_changes import ACTIONS, NoSuchCampaignError, change_campaign
 from notify.web.console import sessions
+from notify.web.console.common import FormText, console_page, gate, refused
 from notify.web.console.sessions import SignedIn
-from notify.web.pages import page
 from notify.web.state import web_state
 
 router = APIRouter(prefix="/console", include_in_schema=False)
-FormText = Annotated[str, Form()]
 CONFIRMATION = {
     "schedule": "Schedule this campaign? It starts at its send time and reaches {n} people.",
     "pause": "Pause this campaign? {n} messages wait until you resume it.",
@@ -43,36 +41,6 @@ ALLOWED = {
     CampaignStatus.RUNNING: ("pause", "cancel"),
     CampaignStatus.PAUSED: ("resume", "cancel"),
 }
-
-
-def _console_page(
-    request: Request,
-    name: str,
-    context: dict[str, Any],
-    signed: SignedIn | None = None,
-    status_code: int = 200,
-) -> Response:
-    settings = web_state(request).settings
-    full: dict[str, Any] = {"signed": signed, "csrf": ""}
-    if signed is not None:
-        full["csrf"] = sessions.csrf_token(settings, signed.nonce)
-    full.update(context)
-    return page(request, f"console/{name}", full, status_code=status_code)
-
-
-def _gate(request: Request, session: Session, *, admin: bool = False) -> SignedIn | Response:
-    """The signed-in operator, or the answer to give instead (sign in first; admins only)."""
-    signed = sessions.signed_in(request, session, web_state(request).settings)
-    if signed is None:
-        target = quote(request.url.path, safe="/")
-        return RedirectResponse(f"/console/login?next={target}", status_code=303)
-    if admin and not signed.is_admin:
-        return _console_page(request, "denied.html", {}, signed=signed, status_code=403)
-    return signed
-
-
-def _refused(request: Request) -> Response:
-    return page(request, "console/denied.html", {"signed": None, "csrf": "", "why": "form"}, 403)
 
 
 # --- signing in ------------------------------------------------------------------------------
@@ -107,7 +75,7 @@ def _with_form_token(
 ) -> Response:
     """Render ``name`` with a CSRF token for ``nonce``, keeping the cookies ``first`` set."""
     settings = web_state(request).settings
-    response = _console_page(
+    response = console_page(
         request,
         name,
         {**context, "csrf": sessions.csrf_token(settings, nonce)},
@@ -130,10 +98,10 @@ def login(
     state = web_state(request)
     settings = state.settings
     if not sessions.csrf_ok(settings, sessions.posted_form_nonce(request, settings), csrf):
-        return _refused(request)
+        return refused(request)
     client = request.client.host if request.client else "unknown"
     if not state.console_throttle.allow(email or "-", client):
-        response = _console_page(
+        response = console_page(
             request, "login.html", {"next": _safe_next(next), "error": "throttled"}, status_code=429
         )
         response.headers["Retry-After"] = "60"
@@ -160,7 +128,7 @@ def logout(request: Request, csrf: FormText = "") -> Response:
         if signed is None:
             return RedirectResponse("/console/login", status_code=303)
         if not sessions.csrf_ok(state.settings, signed.nonce, csrf):
-            return _refused(request)
+            return refused(request)
         accounts.end_sessions(session, signed.operator)
         audit.record(session, "operator.sign_out", operator=signed.operator)
     response = RedirectResponse("/console/login", status_code=303)
@@ -174,7 +142,7 @@ def setup_form(request: Request, token: str) -> Response:
     with state.sessions() as session:
         operator = accounts.by_setup_token(session, token)
     if operator is None:
-        return _console_page(request, "setup_invalid.html", {}, status_code=404)
+        return console_page(request, "setup_invalid.html", {}, status_code=404)
     first = Response()
     nonce = sessions.form_nonce(request, first, state.settings)
     return _with_form_token(request, first, "setup.html", {"email": operator.email}, nonce)
@@ -187,11 +155,11 @@ def setup(
     state = web_state(request)
     settings = state.settings
     if not sessions.csrf_ok(settings, sessions.posted_form_nonce(request, settings), csrf):
-        return _refused(request)
+        return refused(request)
     with state.sessions.begin() as session:
         operator = accounts.by_setup_token(session, token)
         if operator is None:
-            return _console_page(request, "setup_invalid.html", {}, status_code=404)
+            return console_page(request, "setup_invalid.html", {}, status_code=404)
         problem = accounts.password_problem(password)
         if problem is None and password != again:
             problem = "and its repetition differ"
@@ -231,7 +199,7 @@ def _affected(session: Session, campaign: Campaign, action: str, defaults: froze
 def campaign_list(request: Request) -> Response:
     state = web_state(request)
     with state.sessions() as session:
-        signed = _gate(request, session)
+        signed = gate(request, session)
         if isinstance(signed, Response):
             return signed
         rows = []
@@ -240,19 +208,19 @@ def campaign_list(request: Request) -> Response:
             total = sum(counts.values())
             done = total - counts["pending"]
             rows.append({"campaign": campaign, "done": done, "total": total})
-        return _console_page(request, "campaigns.html", {"rows": rows}, signed=signed)
+        return console_page(request, "campaigns.html", {"rows": rows}, signed=signed)
 
 
 @router.get("/campaigns/{campaign_id}")
 def campaign_detail(request: Request, campaign_id: int) -> Response:
     state = web_state(request)
     with state.sessions() as session:
-        signed = _gate(request, session)
+        signed = gate(request, session)
         if isinstance(signed, Response):
             return signed
         campaign = session.get(Campaign, campaign_id)
         if campaign is None:
-            return _console_page(request, "missing.html", {}, signed=signed, status_code=404)
+            return console_page(request, "missing.html", {}, signed=signed, status_code=404)
         progress = lifecycle.progress(session, campaign_id)
         context = {
             "campaign": campaign,
@@ -260,46 +228,46 @@ def campaign_detail(request: Request, campaign_id: int) -> Response:
             "total": sum(progress.counts.values()),
             "actions": ALLOWED.get(campaign.status, ()),
         }
-        return _console_page(request, "campaign.html", context, signed=signed)
+        return console_page(request, "campaign.html", context, signed=signed)
 
 
 @router.get("/campaigns/{campaign_id}/{action}")
 def confirm_action(request: Request, campaign_id: int, action: str) -> Response:
     state = web_state(request)
     with state.sessions() as session:
-        signed = _gate(request, session)
+        signed = gate(request, session)
         if isinstance(signed, Response):
             return signed
         campaign = session.get(Campaign, campaign_id)
         if campaign is None or action not in ACTIONS:
-            return _console_page(request, "missing.html", {}, signed=signed, status_code=404)
+            return console_page(request, "missing.html", {}, signed=signed, status_code=404)
         affected = _affected(session, campaign, action, state.settings.default_subscriptions)
         context = {
             "campaign": campaign,
             "action": action,
             "question": CONFIRMATION[action].format(n=f"{affected:,}"),
         }
-        return _console_page(request, "confirm.html", context, signed=signed)
+        return console_page(request, "confirm.html", context, signed=signed)
 
 
 @router.post("/campaigns/{campaign_id}/{action}")
 def apply_action(request: Request, campaign_id: int, action: str, csrf: FormText = "") -> Response:
     state = web_state(request)
     with state.sessions() as session:
-        signed = _gate(request, session)
+        signed = gate(request, session)
         if isinstance(signed, Response):
             return signed
     if not sessions.csrf_ok(state.settings, signed.nonce, csrf):
-        return _refused(request)
+        return refused(request)
     if action not in ACTIONS:
-        return _console_page(request, "missing.html", {}, signed=signed, status_code=404)
+        return console_page(request, "missing.html", {}, signed=signed, status_code=404)
     try:
         change_campaign(state, campaign_id, action, operator=signed.operator)
     except NoSuchCampaignError:
-        return _console_page(request, "missing.html", {}, signed=signed, status_code=404)
+        return console_page(request, "missing.html", {}, signed=signed, status_code=404)
     except CampaignStateError as error:
         context = {"why": str(error), "campaign_id": campaign_id}
-        return _console_page(request, "refused.html", context, signed=signed, status_code=409)
+        return console_page(request, "refused.html", context, signed=signed, status_code=409)
     return RedirectResponse(f"/console/campaigns/{campaign_id}", status_code=303)
 
 
@@ -315,14 +283,14 @@ def _operators_page(request: Request, session: Session, signed: SignedIn, **extr
     ]
     context = {"operators": shown, "roles": [role.value for role in OperatorRole], **extra}
     status = 400 if extra.get("error") else 200
-    return _console_page(request, "operators.html", context, signed=signed, status_code=status)
+    return console_page(request, "operators.html", context, signed=signed, status_code=status)
 
 
 @router.get("/operators")
 def operator_list(request: Request) -> Response:
     state = web_state(request)
     with state.sessions() as session:
-        signed = _gate(request, session, admin=True)
+        signed = gate(request, session, admin=True)
         if isinstance(signed, Response):
             return signed
         return _operators_page(request, session, signed)
@@ -334,11 +302,11 @@ def operator_create(
 ) -> Response:
     state = web_state(request)
     with state.sessions.begin() as session:
-        signed = _gate(request, session, admin=True)
+        signed = gate(request, session, admin=True)
         if isinstance(signed, Response):
             return signed
         if not sessions.csrf_ok(state.settings, signed.nonce, csrf):
-            return _refused(request)
+            return refused(request)
         try:
             link = accounts.create(session, email, role)
         except accounts.OperatorError as error:
@@ -355,8 +323,8 @@ def operator_create(
 def audit_log(request: Request) -> Response:
     state = web_state(request)
     with state.sessions() as session:
-        signed = _gate(request, session, admin=True)
+        signed = gate(request, session, admin=True)
         if isinstance(signed, Response):
             return signed
         entries = audit.recent(session, 200)
-        return _console_page(request, "audit.html", {"entries": entries}, signed=signed)
+        return console_page(request, "audit.html", {"entries": entries}, signed=signed)

@@ -492,6 +492,7 @@ def send_batch(
                     attempts=attempts, message_id=message_id, email=row.email,
                     recipient_id=row.recipient_id, recipient_public_id=row.public_id,
                     locale=row.locale, erased=False, personal=row.personal,
+                    campaign_id=campaign_id,
                 )  # fmt: skip
                 try:
                     raw = composer.raw(job, now=now)  # serialised once per locale, filled in

@@ -23,6 +23,7 @@ from notify.models import (
     Campaign,
     CampaignBatch,
     CampaignStatus,
+    ConsentEvent,
     Notification,
     NotificationStatus,
 )
@@ -348,6 +349,7 @@ class Progress:
     counts: dict[str, int]
     rate_per_second: float
     seconds_left: float | None
+    unsubscribes: int = 0  # people who unsubscribed through a link in this campaign's mail
 
 
 def progress(
@@ -387,4 +389,14 @@ def progress(
     elapsed = window if first_sent is None else max((now - first_sent).total_seconds(), 1.0)
     rate = float(recent or 0) / min(window, elapsed)
     left = counts["pending"] / rate if rate > 0 else None
-    return Progress(counts=counts, rate_per_second=round(rate, 2), seconds_left=left)
+    unsubscribes = session.scalar(
+        select(func.count()).where(
+            ConsentEvent.campaign_id == campaign_id, ConsentEvent.action == "unsubscribed"
+        )
+    )
+    return Progress(
+        counts=counts,
+        rate_per_second=round(rate, 2),
+        seconds_left=left,
+        unsubscribes=int(unsubscribes or 0),
+    )

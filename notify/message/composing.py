@@ -54,7 +54,7 @@ def compose(settings: Settings, job: Claimed, *, now: datetime) -> Message:
     unsubscribe = (
         None
         if category.essential
-        else links.unsubscribe_url(settings, job.recipient_public_id, category.key)
+        else links.unsubscribe_url(settings, job.recipient_public_id, category.key, job.campaign_id)
     )
     layout = layout_context(
         settings,
@@ -187,7 +187,7 @@ class BatchComposer:
         if skeleton is None or self.category.essential:
             return compose(self.settings, job, now=now)
         unsubscribe = links.unsubscribe_url(
-            self.settings, job.recipient_public_id, self.category.key
+            self.settings, job.recipient_public_id, self.category.key, job.campaign_id
         )
         preferences = links.preferences_url(self.settings, job.recipient_public_id)
 
@@ -222,7 +222,7 @@ class BatchComposer:
         ):
             return self.message(job, now=now).as_bytes()
         unsubscribe = links.unsubscribe_url(
-            self.settings, job.recipient_public_id, self.category.key
+            self.settings, job.recipient_public_id, self.category.key, job.campaign_id
         )
         preferences = links.preferences_url(self.settings, job.recipient_public_id)
         head = (

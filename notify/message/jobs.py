@@ -26,3 +26,4 @@ class Claimed:
     suppression: str | None = None  # the address's suppression-list reason, read with the claim
     subscribed: bool | None = None  # the person's choice for the category (None: the default)
     personal: PersonalFields = field(default_factory=PersonalFields)  # recipient.* in templates
+    campaign_id: int | None = None  # a campaign's message: its unsubscribe link names it

@@ -7,6 +7,8 @@ break links already in inboxes. Payloads hold an opaque recipient id, never an a
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from itsdangerous import BadData, SignatureExpired, URLSafeSerializer, URLSafeTimedSerializer
 
 from notify.categories import get_category
@@ -19,13 +21,26 @@ class EssentialCategoryError(ValueError):
     """No unsubscribe token exists for an essential category."""
 
 
-def unsubscribe_token(secret_keys: list[str], recipient_public_id: str, category: str) -> str:
-    """A token that never expires and is never used up (a link scanner must not spend it)."""
+def unsubscribe_token(
+    secret_keys: list[str],
+    recipient_public_id: str,
+    category: str,
+    campaign_id: int | None = None,
+) -> str:
+    """A token that never expires and is never used up (a link scanner must not spend it).
+    A campaign's message carries the campaign's id too, so its unsubscribes count for it."""
     if get_category(category).essential:
         raise EssentialCategoryError(category)
-    return str(
-        URLSafeSerializer(secret_keys, salt=UNSUBSCRIBE_SALT).dumps([recipient_public_id, category])
-    )
+    payload: list[str | int] = [recipient_public_id, category]
+    if campaign_id is not None:
+        payload.append(campaign_id)
+    return str(URLSafeSerializer(secret_keys, salt=UNSUBSCRIBE_SALT).dumps(payload))
+
+
+class UnsubscribeLink(NamedTuple):
+    public_id: str
+    category: str
+    campaign_id: int | None  # the campaign whose message held the link, if any
 
 
 def preferences_token(secret_keys: list[str], recipient_public_id: str) -> str:
@@ -39,18 +54,21 @@ class TokenExpiredError(Exception):
     """A preference-page token that was genuine but is too old."""
 
 
-def read_unsubscribe_token(secret_keys: list[str], token: str) -> tuple[str, str] | None:
-    """``(recipient_public_id, category)``, or None for any kind of bad token."""
+def read_unsubscribe_token(secret_keys: list[str], token: str) -> UnsubscribeLink | None:
+    """Whose link, for which category and from which campaign; None for any kind of bad
+    token. Links made before campaigns were named (two fields) still work."""
     try:
         payload = URLSafeSerializer(secret_keys, salt=UNSUBSCRIBE_SALT).loads(token)
     except BadData:
         return None
-    if not (
-        isinstance(payload, list) and len(payload) == 2 and all(isinstance(p, str) for p in payload)
-    ):
+    if not isinstance(payload, list) or len(payload) not in (2, 3):
         return None
-    public_id, category = payload
-    return public_id, category
+    if not all(isinstance(part, str) for part in payload[:2]):
+        return None
+    campaign_id = payload[2] if len(payload) == 3 else None
+    if campaign_id is not None and (type(campaign_id) is not int or campaign_id < 1):
+        return None
+    return UnsubscribeLink(payload[0], payload[1], campaign_id)
 
 
 def read_preferences_token(secret_keys: list[str], token: str, max_age_seconds: int) -> str | None:

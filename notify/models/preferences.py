@@ -56,7 +56,7 @@ class ConsentEvent(Base):
     source: Mapped[str] = mapped_column(String(30))
     actor: Mapped[str | None] = mapped_column(String(100))  # API key name, for API and operator
     notification_id: Mapped[str | None] = mapped_column(String(36))
-    campaign_id: Mapped[int | None]
+    campaign_id: Mapped[int | None] = mapped_column(index=True)  # per-campaign unsubscribes
     detail: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
 

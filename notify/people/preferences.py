@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import (
     Boolean,
+    Integer,
     String,
     bindparam,
     false,
@@ -192,6 +193,7 @@ def unsubscribe_link_holder(
             "category": category_key,
             "source": origin.source,
             "actor": origin.actor,
+            "campaign_id": origin.campaign_id,
             "now": utcnow(),
             # A new row changes what they get only if the category's default was on.
             "default_on": category_key in defaults,
@@ -231,13 +233,14 @@ def _one_click_statement() -> Any:
     logged = (
         insert(ConsentEvent)
         .from_select(
-            ["recipient_id", "category", "action", "source", "actor", "created_at"],
+            ["recipient_id", "category", "action", "source", "actor", "campaign_id", "created_at"],
             select(
                 changed.c.recipient_id,
                 category,
                 literal("unsubscribed"),
                 source,
                 bindparam("actor", type_=String()),
+                bindparam("campaign_id", type_=Integer()),
                 now,
             ).where(or_(changed.c.inserted.is_(False), bindparam("default_on", type_=Boolean()))),
         )

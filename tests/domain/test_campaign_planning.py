@@ -3,6 +3,7 @@ the notifications table with statistics that match its size."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
@@ -31,11 +32,12 @@ def pg_session(domain_engines: dict[str, Engine]) -> Iterator[Session]:
     connection.close()
 
 
-def _people(session: Session, count: int) -> None:
+def _people(session: Session, count: int, locale: str) -> None:
     session.execute(
         insert(Recipient),
         [
             {
+                "locale": locale,
                 "public_id": f"plan-{number}",
                 "user_id": f"plan-user-{number}",
                 "email": f"plan{number}@example.com",
@@ -64,13 +66,14 @@ def test_a_large_plan_refreshes_the_statistics_of_the_table_it_grew(
     planned for a few pages (a sequential scan of the whole table per group, measured at
     15-22 ms a statement at 50,000 rows)."""
     session = pg_session
-    _people(session, people)
+    locale = f"pl-x{uuid.uuid4().hex[:6]}"  # other tiers' people, committed in this database,
+    _people(session, people, locale)  # are not in this campaign's audience
     campaign = Campaign(
         name="planning",
         template="product_update",
         category="product_updates",
         data={},
-        audience={},
+        audience={"locales": [locale]},
         status=CampaignStatus.RUNNING,
         start_at=NOW,
     )

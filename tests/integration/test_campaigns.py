@@ -26,7 +26,7 @@ from sqlalchemy import select, update
 from notify.campaigns import lifecycle as campaigns
 from notify.campaigns import planning
 from notify.campaigns.batches import group_size
-from notify.models import Campaign, Notification
+from notify.models import Campaign, ConsentEvent, Notification
 from notify.web.app import create_app
 from tests.support.services import ROOT, WorkerProcess, wait_until
 from tests.support.stack import Stack, ensure_worker, make_key, sample_data
@@ -696,3 +696,18 @@ def test_a_markdown_campaign_is_personalised_sanitised_and_keeps_the_layout(on: 
         assert 'href="https://example.com/dark"' in html
         unsubscribe = str(parsed["List-Unsubscribe"]).strip("<>")
         assert unsubscribe in html and unsubscribe in text  # the layout's footer is kept
+
+    # Attribution: a one-click unsubscribe from this campaign's message counts for it.
+    unsubscribe = str(seen[f"{locale}-ada"]["List-Unsubscribe"]).strip("<>")
+    pressed = client.post(
+        unsubscribe.removeprefix(stack.settings.public_url),
+        content=b"List-Unsubscribe=One-Click",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert pressed.status_code == 200
+    assert status(client, auth, campaign_id)["unsubscribes"] == 1
+    with stack.sessions() as session:
+        event = session.scalars(
+            select(ConsentEvent).where(ConsentEvent.campaign_id == campaign_id)
+        ).one()
+    assert (event.action, event.source) == ("unsubscribed", "one_click")

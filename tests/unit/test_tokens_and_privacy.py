@@ -269,3 +269,22 @@ def test_mask_email_never_shows_more_than_the_first_character_of_the_local_part(
 @given(value=st.text().filter(lambda text: "@" not in text))
 def test_mask_email_of_any_text_without_an_at_sign_is_three_stars(value):
     assert mask_email(value) == "***"
+
+
+def test_a_campaigns_unsubscribe_link_names_the_campaign_and_older_links_still_work() -> None:
+    from itsdangerous import URLSafeSerializer
+
+    from notify.message.tokens import UNSUBSCRIBE_SALT, read_unsubscribe_token
+
+    named = read_unsubscribe_token(KEYS, unsubscribe_token(KEYS, PUBLIC_ID, "product_updates", 42))
+    assert named == (PUBLIC_ID, "product_updates", 42)
+    plain = read_unsubscribe_token(KEYS, unsubscribe_token(KEYS, PUBLIC_ID, "product_updates"))
+    assert plain == (PUBLIC_ID, "product_updates", None)
+    signer = URLSafeSerializer(KEYS, salt=UNSUBSCRIBE_SALT)
+    for odd in (
+        [PUBLIC_ID, "product_updates", "42"],
+        [PUBLIC_ID, "product_updates", True],
+        [PUBLIC_ID, "product_updates", 0],
+        [PUBLIC_ID, "product_updates", 1, 2],
+    ):
+        assert read_unsubscribe_token(KEYS, str(signer.dumps(odd))) is None

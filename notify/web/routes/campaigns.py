@@ -68,6 +68,9 @@ class CampaignOut(BaseModel):
     counts: dict[str, int] | None = None
     rate_per_second: float | None = None
     seconds_left: float | None = None
+    unsubscribes: int | None = Field(
+        default=None, description="unsubscribes through links in this campaign's messages"
+    )
 
 
 class PreviewIn(Strict):
@@ -111,6 +114,7 @@ def _out(session: Session, campaign: Campaign, *, with_progress: bool = True) ->
         out.counts = progress.counts
         out.rate_per_second = progress.rate_per_second
         out.seconds_left = progress.seconds_left
+        out.unsubscribes = progress.unsubscribes
     return out
 
 

@@ -43,23 +43,23 @@ class Target:
     category: Category
 
 
-def _link(state: WebState, token: str) -> tuple[str, Category] | None:
-    """Whose link and which optional category, from a valid token; None for any bad one."""
+def _link(state: WebState, token: str) -> tuple[str, Category, int | None] | None:
+    """Whose link, which optional category and which campaign's message held it, from a
+    valid token; None for any bad one."""
     parsed = read_unsubscribe_token(state.settings.secret_key_list, token)
     if parsed is None:
         return None
-    public_id, key = parsed
-    category = CATEGORIES.get(key)
+    category = CATEGORIES.get(parsed.category)
     if category is None or category.essential:
         return None
-    return public_id, category
+    return parsed.public_id, category, parsed.campaign_id
 
 
 def _resolve(session: Session, state: WebState, token: str) -> Target | None:
     link = _link(state, token)
     if link is None:
         return None
-    public_id, category = link
+    public_id, category, _ = link
     recipient = session.scalars(
         select(Recipient).where(Recipient.public_id == public_id)
     ).one_or_none()
@@ -98,14 +98,17 @@ def _apply(
     before the answer is sent. None for any kind of bad token (nothing changes)."""
     defaults = state.settings.default_subscriptions
     source = source_of(form, subscribed)
+    link = _link(state, token)
+    if link is None:
+        return None
+    origin = Origin(source, campaign_id=link[2])  # the campaign whose message held the link
     if not subscribed and "all" not in form.get("scope", []):
-        return _unsubscribe_link_category(state, token, Origin(source))
+        return _unsubscribe_link_category(state, link, origin)
     with state.sessions.begin() as session:
         target = _resolve(session, state, token)
         if target is None:
             return None
         keys = _keys_for(target, form, subscribed)
-        origin = Origin(source)
         for key in keys:
             preferences.choose(
                 session,
@@ -120,14 +123,11 @@ def _apply(
 
 
 def _unsubscribe_link_category(
-    state: WebState, token: str, origin: Origin
+    state: WebState, link: tuple[str, Category, int | None], origin: Origin
 ) -> tuple[Target, list[str]] | None:
     """The common press (one-click or the page's button): the link's own category off, found
     and recorded in one statement on PostgreSQL, committed before the answer."""
-    link = _link(state, token)
-    if link is None:
-        return None
-    public_id, category = link
+    public_id, category, _ = link
     with state.sessions.begin() as session:
         holder = preferences.unsubscribe_link_holder(
             session, public_id, category.key, origin, state.settings.default_subscriptions

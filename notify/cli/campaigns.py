@@ -21,11 +21,12 @@ from rich.text import Text
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from notify.campaigns import changes
 from notify.campaigns import lifecycle as campaigns
+from notify.campaigns import preview as campaign_preview
 from notify.campaigns.audience import (
     AudienceFilter,
     FallbackReport,
-    fallback_report,
     subscribed_audience,
 )
 from notify.campaigns.lifecycle import CampaignDraft, CampaignStateError
@@ -161,11 +162,12 @@ def create(
         user_ids=tuple(user_id or ()),
         rate_limit=rate_limit,
     )
+
     config = settings()
     try:
         with sessions_for(config).begin() as session:
-            campaign = campaigns.create(
-                session, draft, created_by="cli", max_data_bytes=config.max_data_bytes
+            campaign = changes.create(
+                session, draft, max_data_bytes=config.max_data_bytes, actor="cli"
             )
             campaign_id = campaign.id
     except TemplateNotFoundError:
@@ -176,25 +178,17 @@ def create(
 
 
 def _change(campaign_id: int, action: str) -> None:
+    from notify.celery_app import create_celery
+
     config = settings()
     try:
-        with sessions_for(config).begin() as session:
-            if session.get(Campaign, campaign_id) is None:
-                fail(f"no campaign {campaign_id}")
-            status = campaigns.change(
-                session,
-                campaign_id,
-                action,
-                defaults=config.default_subscriptions,
-                default_timezone=config.default_timezone,
-            ).status
+        status = changes.change(
+            sessions_for(config), config, create_celery(config), campaign_id, action, actor="cli"
+        ).status
+    except changes.NoSuchCampaignError:
+        fail(f"no campaign {campaign_id}")
     except CampaignStateError as error:
         fail(str(error))
-    if action == "resume":
-        from notify.celery_app import create_celery
-        from notify.delivery.enqueue import after_resume
-
-        after_resume(create_celery(config), campaign_id)
     typer.echo(f"campaign {campaign_id} is {status}")
 
 
@@ -422,9 +416,6 @@ def preview(
     """Show the message a user (or a sample recipient) would get; nothing is sent.
 
     Headers and the text part, decoded; --html adds the HTML part, --raw prints the MIME source."""
-    from notify.message.composing import preview_message
-    from notify.message.personal import PersonalFields
-    from notify.message.templates import get_template, personal_fields_for
     from notify.people import recipients
 
     config = settings()
@@ -438,18 +429,8 @@ def preview(
                 person = recipients.require_live(session, user_id)
             except recipients.UnknownRecipientError:
                 fail(f"no user {user_id!r}")
-        personal = person.personal_fields() if person else PersonalFields()
-        fields = personal_fields_for(get_template(campaign.template), campaign.data)
-        message = preview_message(
-            config,
-            template=campaign.template,
-            data=campaign.data,
-            email=person.email if person and person.email else "recipient@example.com",
-            recipient_public_id=person.public_id if person else "preview",
-            locale=person.locale if person else None,
-            personal=personal,
-        )
-        report = fallback_report(session, campaign, config.default_subscriptions, fields)
+        shown = campaign_preview.preview(session, config, campaign, person, as_sent=True)
+    message = shown.message
     typer.echo(message.as_string() if raw else readable(message, html=html))
-    if not raw and report.fields:
-        typer.echo("\n" + fallbacks_summary(report, personal.lacking(fields)))
+    if not raw and shown.fallbacks.fields:
+        typer.echo("\n" + fallbacks_summary(shown.fallbacks, shown.lacks))

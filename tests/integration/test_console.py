@@ -4,11 +4,13 @@ every campaign action audited."""
 
 from __future__ import annotations
 
+import email
 import html
 import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from email import policy
 
 import pytest
 from fastapi import FastAPI
@@ -17,15 +19,17 @@ from itsdangerous import TimestampSigner
 from sqlalchemy import select
 from starlette.routing import Route
 
-from notify.campaigns import lifecycle
+from notify.campaigns import changes, lifecycle
 from notify.campaigns.lifecycle import CampaignDraft
+from notify.message.tokens import read_unsubscribe_token
 from notify.models import AuditEntry, Campaign, Operator
 from notify.operators import accounts
 from notify.people import recipients
 from notify.web.app import create_app
 from notify.web.console import authoring as console_authoring
 from notify.web.console import routes as console_routes
-from tests.support.stack import OwnStack, sample_data
+from tests.support.services import wait_until
+from tests.support.stack import OwnStack, Stack, sample_data
 
 PASSWORD = "a long enough password"
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
@@ -70,11 +74,12 @@ def draft(stack: OwnStack) -> int:
     with stack.sessions.begin() as session:
         campaign = lifecycle.create(
             session,
-            CampaignDraft(name="console", template="product_update",
-                          data=sample_data("product_update")),
+            CampaignDraft(
+                name="console", template="product_update", data=sample_data("product_update")
+            ),
             created_by="test",
             max_data_bytes=stack.settings.max_data_bytes,
-        )  # fmt: skip
+        )
         return campaign.id
 
 
@@ -98,6 +103,7 @@ ROUTES = {
     ("GET", "/console/campaigns/new"): "operator",
     ("POST", "/console/campaigns/new"): "operator",
     ("GET", "/console/campaigns/{campaign_id}/preview"): "operator",
+    ("POST", "/console/campaigns/{campaign_id}/test"): "operator",
     ("GET", "/console/campaigns/{campaign_id}"): "operator",
     ("GET", "/console/campaigns/{campaign_id}/{action}"): "operator",
     ("POST", "/console/campaigns/{campaign_id}/{action}"): "operator",
@@ -244,9 +250,12 @@ def test_a_markdown_draft_is_written_checked_and_previewed_as_each_person(
     with console.stack.sessions.begin() as session:
         for user_id, first_name in (("pv-ada", "Ada"), ("pv-anon", None)):
             recipients.upsert(
-                session, user_id, email=f"{user_id}@example.com",
-                hash_key=console.stack.settings.hash_key, first_name=first_name,
-            )  # fmt: skip
+                session,
+                user_id,
+                email=f"{user_id}@example.com",
+                hash_key=console.stack.settings.hash_key,
+                first_name=first_name,
+            )
     client = console.client("marketing")
     form = {
         "csrf": csrf_of(client, "/console/campaigns/new"),
@@ -279,3 +288,64 @@ def test_a_markdown_draft_is_written_checked_and_previewed_as_each_person(
             select(AuditEntry.action).where(AuditEntry.action == "campaign.create")
         ).all()
     assert created == ["campaign.create"]
+
+
+def test_send_a_test_to_me_reaches_the_operator_at_the_smtp_server_with_dead_links(
+    stack: Stack,
+) -> None:
+    """On the shared stack: the relay is a real SMTP server, whose copy is parsed."""
+    app = create_app(stack.settings)
+    operator_address = f"op-{time.monotonic_ns()}@example.com"
+    with stack.sessions.begin() as session:
+        link = accounts.create(session, operator_address, "marketing")
+        operator = session.get(Operator, link.operator_id)
+        assert operator is not None
+        accounts.set_password(session, operator, PASSWORD)
+        recipients.upsert(
+            session,
+            f"tst-{time.monotonic_ns()}",
+            email="grace-test@example.com",
+            hash_key=stack.settings.hash_key,
+            first_name="Grace",
+            locale="en-ttest",
+        )
+        campaign = changes.create(
+            session,
+            CampaignDraft(
+                name="test send",
+                template="markdown_update",
+                data={
+                    "subject": "Hi {{ recipient.first_name }}",
+                    "body": "Hello {{ recipient.first_name }}",
+                },
+                locales=("en-ttest",),
+            ),
+            max_data_bytes=stack.settings.max_data_bytes,
+            actor="test",
+        )
+        campaign_id = campaign.id
+    with TestClient(app, follow_redirects=False) as client:
+        sign_in(client, operator_address, PASSWORD)
+        preview = client.get(f"/console/campaigns/{campaign_id}/preview").text
+        previewed = re.search(r'type="hidden" name="user_id" value="([^"]*)"', preview)
+        assert previewed is not None and previewed.group(1).startswith("tst-")
+        sent = client.post(
+            f"/console/campaigns/{campaign_id}/test",
+            data={
+                "csrf": csrf_of(client, f"/console/campaigns/{campaign_id}/preview"),
+                "user_id": previewed.group(1),
+            },
+        )
+        assert sent.status_code == 303
+        assert "A test went to" in client.get(sent.headers["location"]).text
+    arrived = wait_until(lambda: stack.smtp.handler.messages_to(operator_address), 10, "the test")
+    parsed = email.message_from_bytes(arrived[0].content, policy=policy.default)
+    assert parsed["Subject"] == "Hi Grace"
+    assert stack.smtp.handler.messages_to("grace-test@example.com") == []
+    unsubscribe = str(parsed["List-Unsubscribe"]).strip("<>")
+    assert (
+        read_unsubscribe_token(
+            stack.settings.secret_key_list, unsubscribe.rsplit("/", 1)[-1]
+        ).public_id
+        == "preview"
+    )  # type: ignore[union-attr]

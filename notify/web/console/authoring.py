@@ -14,19 +14,18 @@ from datetime import datetime
 from email import policy
 from email.message import EmailMessage
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import RedirectResponse
-from sqlalchemy import func
+from sqlalchemy import func, select
 
-from notify.campaigns import lifecycle
-from notify.campaigns.audience import AudienceFilter, fallback_report, subscribed_audience
+from notify.campaigns import changes
+from notify.campaigns import preview as campaign_preview
+from notify.campaigns.audience import AudienceFilter, subscribed_audience
 from notify.campaigns.lifecycle import CampaignDraft
-from notify.masking import mask_email
-from notify.message.composing import preview_message
-from notify.message.personal import PersonalFields
+from notify.delivery.transport import DeliveryError
 from notify.message.template_data import InvalidFieldError
-from notify.message.templates import get_template, personal_fields_for
 from notify.models import Campaign, Recipient
 from notify.operators import audit
 from notify.web.console import sessions
@@ -121,18 +120,15 @@ def new_campaign(
         if draft is None:
             return _form(request, signed, values, problems=problems)
         try:
-            campaign = lifecycle.create(
+            campaign = changes.create(
                 session,
                 draft,
-                created_by=signed.operator.email,
                 max_data_bytes=state.settings.max_data_bytes,
+                operator=signed.operator,
             )
         except InvalidFieldError as error:
             shown = [f"{'.'.join(p.loc[-1:]).capitalize()}: {p.msg}" for p in error.problems]
             return _form(request, signed, values, problems=shown)
-        audit.record(
-            session, "campaign.create", f"campaign:{campaign.id}", operator=signed.operator
-        )
         campaign_id = campaign.id
     return RedirectResponse(f"/console/campaigns/{campaign_id}/preview", status_code=303)
 
@@ -151,7 +147,7 @@ def _parts(message: Any) -> dict[str, Any]:
 
 
 @router.get("/campaigns/{campaign_id}/preview")
-def campaign_preview(request: Request, campaign_id: int, user_id: str = "") -> Response:
+def preview_page(request: Request, campaign_id: int, user_id: str = "", sent: str = "") -> Response:
     state = web_state(request)
     settings = state.settings
     with state.sessions() as session:
@@ -173,24 +169,46 @@ def campaign_preview(request: Request, campaign_id: int, user_id: str = "") -> R
             chosen = chosen.order_by(func.random())
         recipient_id = session.scalar(chosen.limit(1))
         person = session.get(Recipient, recipient_id) if recipient_id is not None else None
-        personal = person.personal_fields() if person is not None else PersonalFields()
-        fields = personal_fields_for(get_template(campaign.template), campaign.data)
-        message = preview_message(
-            settings,
-            template=campaign.template,
-            data=campaign.data,
-            email=mask_email(person.email) if person and person.email else "recipient@example.com",
-            recipient_public_id="preview",
-            locale=person.locale if person else None,
-            personal=personal,
-        )
-        report = fallback_report(session, campaign, settings.default_subscriptions, fields)
+        shown = campaign_preview.preview(session, settings, campaign, person)
         context = {
             "campaign": campaign,
             "person": person.user_id if person is not None else None,
             "asked": user_id,
-            "lacks": personal.lacking(fields),
-            "report": report,
-            **_parts(message),
+            "lacks": shown.lacks,
+            "sent": sent == "1",
+            "report": shown.fallbacks,
+            **_parts(shown.message),
         }
         return console_page(request, "preview.html", context, signed=signed)
+
+
+@router.post("/campaigns/{campaign_id}/test")
+def send_test(
+    request: Request, campaign_id: int, csrf: FormText = "", user_id: FormText = ""
+) -> Response:
+    """The campaign's message, as the previewed person would get it, to the operator's own
+    address, at once; audited."""
+    state = web_state(request)
+    with state.sessions.begin() as session:
+        signed = gate(request, session)
+        if isinstance(signed, Response):
+            return signed
+        if not sessions.csrf_ok(state.settings, signed.nonce, csrf):
+            return refused(request)
+        campaign = session.get(Campaign, campaign_id)
+        if campaign is None:
+            return console_page(request, "missing.html", {}, signed=signed, status_code=404)
+        person = None
+        if user_id:
+            chosen = select(Recipient).where(Recipient.user_id == user_id[:200])
+            person = session.scalars(chosen).first()
+        try:
+            campaign_preview.send_test(state.settings, campaign, person, signed.operator.email)
+        except DeliveryError as error:
+            context = {"why": f"The test was not sent: {error}", "campaign_id": campaign_id}
+            return console_page(request, "refused.html", context, signed=signed, status_code=502)
+        audit.record(session, "campaign.test", f"campaign:{campaign_id}", operator=signed.operator)
+    target = f"/console/campaigns/{campaign_id}/preview?sent=1"
+    if user_id:
+        target += f"&user_id={quote(user_id[:200])}"
+    return RedirectResponse(target, status_code=303)

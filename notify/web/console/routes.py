@@ -15,12 +15,12 @@ from fastapi.responses import RedirectResponse
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from notify.campaigns import lifecycle
+from notify.campaigns import changes, lifecycle
 from notify.campaigns.audience import AudienceFilter, subscribed_audience
+from notify.campaigns.changes import ACTIONS
 from notify.campaigns.lifecycle import CampaignStateError
 from notify.models import Campaign, CampaignStatus, Operator, OperatorRole, Recipient
 from notify.operators import accounts, audit
-from notify.web.campaign_changes import ACTIONS, NoSuchCampaignError, change_campaign
 from notify.web.console import sessions
 from notify.web.console.common import FormText, console_page, gate, refused
 from notify.web.console.sessions import SignedIn
@@ -262,8 +262,15 @@ def apply_action(request: Request, campaign_id: int, action: str, csrf: FormText
     if action not in ACTIONS:
         return console_page(request, "missing.html", {}, signed=signed, status_code=404)
     try:
-        change_campaign(state, campaign_id, action, operator=signed.operator)
-    except NoSuchCampaignError:
+        changes.change(
+            state.sessions,
+            state.settings,
+            state.celery,
+            campaign_id,
+            action,
+            operator=signed.operator,
+        )
+    except changes.NoSuchCampaignError:
         return console_page(request, "missing.html", {}, signed=signed, status_code=404)
     except CampaignStateError as error:
         context = {"why": str(error), "campaign_id": campaign_id}

@@ -13,18 +13,14 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from notify.campaigns import changes
 from notify.campaigns import lifecycle as campaigns
-from notify.campaigns.audience import fallback_report
+from notify.campaigns import preview as campaign_preview
 from notify.campaigns.lifecycle import CampaignDraft, CampaignStateError
-from notify.masking import mask_email
-from notify.message.composing import preview_message
-from notify.message.personal import PersonalFields
-from notify.message.templates import get_template, personal_fields_for
 from notify.models import Campaign
 from notify.people import recipients
 from notify.producers.api_keys import Caller
 from notify.web.auth import require_scope
-from notify.web.campaign_changes import NoSuchCampaignError, change_campaign
 from notify.web.responses import API_ERRORS, also
 from notify.web.schemas import AwareTime, CampaignId, Locale, LocalTime, Strict, UserId
 from notify.web.state import WebState, web_state
@@ -133,8 +129,8 @@ def create_campaign(body: CampaignIn, request: Request, caller: Writer) -> Campa
         rate_limit=body.rate_limit,
     )
     with state.sessions.begin() as session:
-        campaign = campaigns.create(
-            session, draft, created_by=caller.name, max_data_bytes=state.settings.max_data_bytes
+        campaign = changes.create(
+            session, draft, max_data_bytes=state.settings.max_data_bytes, actor=f"key:{caller.name}"
         )
         return _out(session, campaign, with_progress=False)
 
@@ -156,8 +152,15 @@ def get_campaign(campaign_id: CampaignId, request: Request, _: Reader) -> Campai
 
 def _change(state: WebState, campaign_id: int, action: str, caller: Caller) -> CampaignOut:
     try:
-        change_campaign(state, campaign_id, action, actor=f"key:{caller.name}")
-    except NoSuchCampaignError:
+        changes.change(
+            state.sessions,
+            state.settings,
+            state.celery,
+            campaign_id,
+            action,
+            actor=f"key:{caller.name}",
+        )
+    except changes.NoSuchCampaignError:
         raise HTTPException(404, "no such campaign") from None
     except CampaignStateError as error:
         raise HTTPException(409, str(error)) from None
@@ -200,18 +203,8 @@ def preview_campaign(
         if body is not None and body.user_id:
             person = recipients.require_live(session, body.user_id)
         # Never a real address or a working token: a campaigns key may not read people.
-        personal = person.personal_fields() if person else PersonalFields()
-        fields = personal_fields_for(get_template(campaign.template), campaign.data)
-        message = preview_message(
-            state.settings,
-            template=campaign.template,
-            data=campaign.data,
-            email=mask_email(person.email) if person and person.email else "recipient@example.com",
-            recipient_public_id="preview",
-            locale=person.locale if person else None,
-            personal=personal,
-        )
-        report = fallback_report(session, campaign, state.settings.default_subscriptions, fields)
+        shown = campaign_preview.preview(session, state.settings, campaign, person)
+    message = shown.message
     parsed: EmailMessage = email.message_from_bytes(message.as_bytes(), policy=policy.default)
     text = parsed.get_body(("plain",))
     html = parsed.get_body(("html",))
@@ -220,6 +213,6 @@ def preview_campaign(
         subject=str(parsed["Subject"]),
         text=text.get_content() if text is not None else "",
         html=html.get_content() if html is not None else "",
-        fallbacks=list(personal.lacking(fields)),
-        audience_fallbacks=FallbacksOut.model_validate(report, from_attributes=True),
+        fallbacks=list(shown.lacks),
+        audience_fallbacks=FallbacksOut.model_validate(shown.fallbacks, from_attributes=True),
     )

@@ -1,0 +1,73 @@
+"""Creating and changing campaigns on someone's behalf, for the API, the console and the
+command line alike: the change and its audit entry are committed together, and after a
+resume the campaign's work is published."""
+
+from __future__ import annotations
+
+from celery import Celery
+from sqlalchemy.orm import Session
+
+from notify.campaigns import lifecycle
+from notify.campaigns.lifecycle import CampaignDraft
+from notify.config import Settings
+from notify.db import SessionFactory
+from notify.delivery.enqueue import after_resume
+from notify.models import Campaign, Operator
+from notify.operators import audit
+
+ACTIONS = ("schedule", "pause", "resume", "cancel")
+
+
+class NoSuchCampaignError(LookupError):
+    pass
+
+
+def create(
+    session: Session,
+    draft: CampaignDraft,
+    *,
+    max_data_bytes: int,
+    operator: Operator | None = None,
+    actor: str | None = None,
+) -> Campaign:
+    """:func:`notify.campaigns.lifecycle.create`, audited as ``campaign.create``."""
+    campaign = lifecycle.create(
+        session,
+        draft,
+        created_by=operator.email if operator is not None else actor,
+        max_data_bytes=max_data_bytes,
+    )
+    audit.record(
+        session, "campaign.create", f"campaign:{campaign.id}", operator=operator, actor=actor
+    )
+    return campaign
+
+
+def change(
+    sessions: SessionFactory,
+    settings: Settings,
+    celery: Celery,
+    campaign_id: int,
+    action: str,
+    *,
+    operator: Operator | None = None,
+    actor: str | None = None,
+) -> Campaign:
+    """Schedule, pause, resume or cancel; raises :class:`NoSuchCampaignError` or
+    :class:`notify.campaigns.lifecycle.CampaignStateError` (nothing changed then)."""
+    with sessions.begin() as session:
+        if session.get(Campaign, campaign_id) is None:
+            raise NoSuchCampaignError(campaign_id)
+        campaign = lifecycle.change(
+            session,
+            campaign_id,
+            action,
+            defaults=settings.default_subscriptions,
+            default_timezone=settings.default_timezone,
+        )
+        audit.record(
+            session, f"campaign.{action}", f"campaign:{campaign_id}", operator=operator, actor=actor
+        )
+    if action == "resume":
+        after_resume(celery, campaign_id)
+    return campaign

@@ -149,3 +149,14 @@ def fallback_report(
             if len(examples[path]) < FALLBACK_EXAMPLES:
                 examples[path].append(user_id)
     return FallbackReport(paths, scanned, True, lacking, examples)
+
+
+def reach(session: Session, category: str, defaults: frozenset[str]) -> dict[str, int]:
+    """How many people a campaign of ``category`` would reach now, and why the others would
+    not: ``{"reachable": n, "unsubscribed": n, "suppressed": n, ...}`` by the eligibility
+    rule's own reasons (erased people are left out: they are nobody any more)."""
+    reason = eligibility.blocked_reason(category, defaults).label("reason")
+    rows = session.execute(
+        select(reason, func.count()).where(Recipient.erased_at.is_(None)).group_by(reason)
+    ).all()
+    return {str(why or "reachable"): int(count) for why, count in rows}

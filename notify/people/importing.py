@@ -99,8 +99,10 @@ def import_users(
     *,
     hash_key: str,
     chunk_size: int = 1000,
+    check_only: bool = False,
 ) -> ImportResult:
     """Upsert every valid row, each chunk in its own transaction; returns counts and errors.
+    With ``check_only`` nothing is written: ``imported`` counts the rows that would be.
 
     A re-import updates address, locale, time zone, names and the attributes it gives, and
     keeps everything else (the public id, other attributes, preferences, consent history).
@@ -119,15 +121,21 @@ def import_users(
             continue
         chunk[row["user_id"]] = row
         if len(chunk) >= chunk_size:
-            result.imported += _upsert(sessions, list(chunk.values()), hash_key)
+            result.imported += _write(sessions, chunk, hash_key, check_only)
             chunk = {}
     if chunk:
-        result.imported += _upsert(sessions, list(chunk.values()), hash_key)
-    if result.imported >= ANALYZE_AFTER_ROWS:
+        result.imported += _write(sessions, chunk, hash_key, check_only)
+    if result.imported >= ANALYZE_AFTER_ROWS and not check_only:
         # Keeps campaign paging on its index (measured: 77-292 ms a page at 1,000,000 users
         # without fresh statistics, 5-9 ms with).
         refresh_statistics(sessions, Recipient.__tablename__)
     return result
+
+
+def _write(
+    sessions: SessionFactory, chunk: dict[str, dict[str, Any]], hash_key: str, check_only: bool
+) -> int:
+    return len(chunk) if check_only else _upsert(sessions, list(chunk.values()), hash_key)
 
 
 def _upsert(sessions: SessionFactory, rows: list[dict[str, Any]], hash_key: str) -> int:

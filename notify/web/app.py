@@ -18,6 +18,7 @@ from notify.producers.api_keys import CallerCache
 from notify.web import openapi
 from notify.web.auth import AuthenticateFirst
 from notify.web.body_limit import BodyLimit
+from notify.web.console import audience as console_audience
 from notify.web.console import authoring as console_authoring
 from notify.web.console import routes as console
 from notify.web.console.sessions import SignInThrottle
@@ -94,6 +95,7 @@ def create_app(settings: Settings) -> FastAPI:
         unsubscribe.router,
         preference_pages.router,
         console_authoring.router,  # before console.router: /campaigns/new is not an id
+        console_audience.router,
         console.router,
     ]
     if mailbox.pages_on(settings):

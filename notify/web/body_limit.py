@@ -23,7 +23,15 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 # Routes that take bulk bodies: a user import, and a campaign whose audience may list 30,000
 # user ids. Every other route gets the API's limit.
-BULK_ROUTES = frozenset({("POST", "/v1/users/import"), ("POST", "/v1/campaigns")})
+BULK_ROUTES = frozenset(
+    {
+        ("POST", "/v1/users/import"),
+        ("POST", "/v1/campaigns"),
+        ("POST", "/console/campaigns/new"),
+        ("POST", "/console/audience/check"),
+        ("POST", "/console/audience/import"),
+    }
+)
 _CLOSE = {"Connection": "close"}
 
 

@@ -124,15 +124,10 @@ def test_an_admin_sets_up_runs_a_campaign_through_its_confirmations_and_adds_an_
     assert Path(SHOTS / "campaign-phone.png").stat().st_size > 0
 
 
-def test_a_marketer_writes_a_markdown_campaign_and_previews_it_for_two_people(
-    own_stack: OwnStack, own_web: WebProcess, tab: BrowserContext
+def test_a_marketer_imports_people_writes_a_markdown_campaign_and_previews_it_for_two(
+    own_stack: OwnStack, own_web: WebProcess, tab: BrowserContext, tmp_path: Path
 ) -> None:
     with own_stack.sessions.begin() as session:
-        for user_id, first_name in (("mk-ada", "Ada"), ("mk-grace", "Grace")):
-            recipients.upsert(
-                session, user_id, email=f"{user_id}@example.com",
-                hash_key=own_stack.settings.hash_key, first_name=first_name,
-            )  # fmt: skip
         link = accounts.create(session, "marketing@example.com", "marketing")
     page = tab.new_page()
     page.goto(f"{own_web.base_url}/console/setup/{link.token}")
@@ -142,6 +137,27 @@ def test_a_marketer_writes_a_markdown_campaign_and_previews_it_for_two_people(
     page.wait_for_url("**/console/campaigns")
     assert page.get_by_role("link", name="Operators").count() == 0  # marketing, not admin
 
+    people = tmp_path / "people.csv"
+    people.write_text(
+        "user_id,email,first_name,plan\n"
+        "mk-ada,mk-ada@example.com,Ada,pro\n"
+        "mk-bad,not-an-address,Bad,\n"
+        "mk-grace,mk-grace@example.com,Grace,free\n",
+        encoding="utf-8",
+    )
+    page.get_by_role("link", name="Audience").click()
+    page.get_by_label("File").set_input_files(str(people))
+    page.get_by_role("button", name="Check the file").click()
+    assert (
+        "2 people can be imported; 1 lines have problems"
+        in page.locator("#check-summary").inner_text()
+    )
+    assert page.locator("#check-errors tbody td").first.inner_text() == "3"  # the bad line
+    check_and_photograph(page, "audience-check")
+    page.get_by_role("button", name="Import 2 people").click()
+    assert "Imported 2 people" in page.locator("#import-done").inner_text()
+
+    page.get_by_role("link", name="Campaigns").click()
     page.get_by_role("link", name="New campaign").click()
     check_and_photograph(page, "new-campaign")
     page.get_by_label("Name (for you").fill("Winter news")

@@ -22,10 +22,11 @@ from starlette.routing import Route
 from notify.campaigns import changes, lifecycle
 from notify.campaigns.lifecycle import CampaignDraft
 from notify.message.tokens import read_unsubscribe_token
-from notify.models import AuditEntry, Campaign, Operator
+from notify.models import AuditEntry, Campaign, Operator, Recipient
 from notify.operators import accounts
 from notify.people import recipients
 from notify.web.app import create_app
+from notify.web.console import audience as console_audience
 from notify.web.console import authoring as console_authoring
 from notify.web.console import routes as console_routes
 from tests.support.services import wait_until
@@ -107,6 +108,9 @@ ROUTES = {
     ("GET", "/console/campaigns/{campaign_id}"): "operator",
     ("GET", "/console/campaigns/{campaign_id}/{action}"): "operator",
     ("POST", "/console/campaigns/{campaign_id}/{action}"): "operator",
+    ("GET", "/console/audience"): "operator",
+    ("POST", "/console/audience/check"): "operator",
+    ("POST", "/console/audience/import"): "operator",
     ("GET", "/console/operators"): "admin",
     ("POST", "/console/operators"): "admin",
     ("GET", "/console/audit"): "admin",
@@ -116,7 +120,7 @@ ROUTES = {
 def test_the_matrix_lists_every_console_route() -> None:
     routes = {
         (method, route.path)
-        for router in (console_routes.router, console_authoring.router)
+        for router in (console_routes.router, console_authoring.router, console_audience.router)
         for route in router.routes
         if isinstance(route, Route)
         for method in (route.methods or ()) - {"HEAD"}
@@ -349,3 +353,38 @@ def test_send_a_test_to_me_reaches_the_operator_at_the_smtp_server_with_dead_lin
         ).public_id
         == "preview"
     )  # type: ignore[union-attr]
+
+
+def test_an_upload_is_checked_line_by_line_before_anything_is_imported(console: Console) -> None:
+    client = console.client("marketing")
+    lines = "user_id,email,first_name,plan\nup-1,up1@example.com,Ada,pro\nup-2,not-an-address,,\n"
+    checked = client.post(
+        "/console/audience/check",
+        data={"csrf": csrf_of(client, "/console/audience")},
+        files={"file": ("people.csv", lines.encode(), "text/csv")},
+    )
+    assert checked.status_code == 200
+    assert "1 people can be imported; 1 lines have problems" in checked.text
+    assert re.search(r"<td>3</td><td>email: ", checked.text)  # the bad line, by number
+    with console.stack.sessions() as session:
+        assert session.scalars(select(Recipient).where(Recipient.user_id == "up-1")).first() is None
+    confirm = re.search(r'name="text" value="([^"]*)"', checked.text)
+    assert confirm is not None
+    done = client.post(
+        "/console/audience/import",
+        data={
+            "csrf": csrf_of(client, "/console/audience"),
+            "fmt": "csv",
+            "text": html.unescape(confirm.group(1)),
+        },
+    )
+    assert done.status_code == 200 and "Imported 1 people; 1 lines were skipped" in done.text
+    with console.stack.sessions() as session:
+        person = session.scalars(select(Recipient).where(Recipient.user_id == "up-1")).one()
+        assert (person.first_name, person.attributes) == ("Ada", {"plan": "pro"})
+        logged = session.scalars(
+            select(AuditEntry).where(AuditEntry.action == "audience.import")
+        ).one()
+    assert logged.details == {"imported": 1, "rejected": 1}
+    reach_row = re.search(r"<tr><td>Product updates</td><td>(\d+)</td>", done.text)
+    assert reach_row is not None and int(reach_row.group(1)) >= 1

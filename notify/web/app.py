@@ -21,6 +21,7 @@ from notify.web.body_limit import BodyLimit
 from notify.web.console import audience as console_audience
 from notify.web.console import authoring as console_authoring
 from notify.web.console import routes as console
+from notify.web.console import stats as console_stats
 from notify.web.console.sessions import SignInThrottle
 from notify.web.errors import install_error_handlers
 from notify.web.routes import (
@@ -96,6 +97,7 @@ def create_app(settings: Settings) -> FastAPI:
         preference_pages.router,
         console_authoring.router,  # before console.router: /campaigns/new is not an id
         console_audience.router,
+        console_stats.router,
         console.router,
     ]
     if mailbox.pages_on(settings):

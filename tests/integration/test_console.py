@@ -22,13 +22,14 @@ from starlette.routing import Route
 from notify.campaigns import changes, lifecycle
 from notify.campaigns.lifecycle import CampaignDraft
 from notify.message.tokens import read_unsubscribe_token
-from notify.models import AuditEntry, Campaign, Operator, Recipient
+from notify.models import AuditEntry, Campaign, Notification, Operator, Recipient
 from notify.operators import accounts
 from notify.people import recipients
 from notify.web.app import create_app
 from notify.web.console import audience as console_audience
 from notify.web.console import authoring as console_authoring
 from notify.web.console import routes as console_routes
+from notify.web.console import stats as console_stats
 from tests.support.services import wait_until
 from tests.support.stack import OwnStack, Stack, sample_data
 
@@ -111,6 +112,7 @@ ROUTES = {
     ("GET", "/console/audience"): "operator",
     ("POST", "/console/audience/check"): "operator",
     ("POST", "/console/audience/import"): "operator",
+    ("GET", "/console/stats"): "operator",
     ("GET", "/console/operators"): "admin",
     ("POST", "/console/operators"): "admin",
     ("GET", "/console/audit"): "admin",
@@ -120,7 +122,12 @@ ROUTES = {
 def test_the_matrix_lists_every_console_route() -> None:
     routes = {
         (method, route.path)
-        for router in (console_routes.router, console_authoring.router, console_audience.router)
+        for router in (
+            console_routes.router,
+            console_authoring.router,
+            console_audience.router,
+            console_stats.router,
+        )
         for route in router.routes
         if isinstance(route, Route)
         for method in (route.methods or ()) - {"HEAD"}
@@ -388,3 +395,37 @@ def test_an_upload_is_checked_line_by_line_before_anything_is_imported(console: 
     assert logged.details == {"imported": 1, "rejected": 1}
     reach_row = re.search(r"<tr><td>Product updates</td><td>(\d+)</td>", done.text)
     assert reach_row is not None and int(reach_row.group(1)) >= 1
+
+
+def test_the_stats_page_draws_the_api_figures_and_refuses_a_bad_range(
+    console: Console,
+) -> None:
+    stack = console.stack
+    with stack.sessions.begin() as session:
+        person = recipients.upsert(
+            session, "st-1", email="st1@example.com", hash_key=stack.settings.hash_key
+        )[0]
+        for status in ("sent", "sent", "failed"):
+            session.add(
+                Notification(
+                    recipient_id=person.id,
+                    template="product_update",
+                    category="product_updates",
+                    data={},
+                    status=status,
+                )
+            )
+    client = console.client("marketing")
+    page = client.get("/console/stats")
+    assert page.status_code == 200
+    api = TestClient(console.app).get("/v1/stats", headers=stack.auth).json()
+    today = next(row for row in api["days"] if row["category"] == "product_updates")
+    assert (today["sent"], today["failed"]) == (2, 1)
+    row = re.search(
+        r"<tr><td>(\d{4}-\d\d-\d\d)</td><td>(\d+)</td><td>(\d+)</td><td>(\d+)</td>", page.text
+    )
+    assert row is not None and row.group(1) == today["day"]
+    assert (int(row.group(2)), int(row.group(4))) == (today["sent"], today["failed"])
+    assert page.text.count('<rect class="sent"') == 1 and '<rect class="failed"' in page.text
+    bad = client.get("/console/stats", params={"from": "2026-12-01", "to": "2026-01-01"})
+    assert bad.status_code == 400 and "from:" in bad.text

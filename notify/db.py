@@ -12,7 +12,16 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, String, create_engine, event, literal_column, text, type_coerce
+from sqlalchemy import (
+    Engine,
+    String,
+    create_engine,
+    event,
+    func,
+    literal_column,
+    text,
+    type_coerce,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
@@ -94,6 +103,19 @@ def insert_on_conflict(session: Session, model: Any) -> postgresql.Insert | sqli
     dialect: Any = postgresql if on_postgresql(session) else sqlite
     statement: postgresql.Insert | sqlite.Insert = dialect.insert(model)
     return statement
+
+
+_UTC_FORMATS = {"day": ("YYYY-MM-DD", 10), "minute": ("YYYY-MM-DD HH24:MI", 16)}
+
+
+def utc_text(session: Session, column: Any, unit: str) -> Any:
+    """A timestamp column cut to its UTC ``day`` (``YYYY-MM-DD``) or ``minute``
+    (``YYYY-MM-DD HH:MM``), as text that sorts and groups the same on either database (SQLite
+    stores these columns as UTC ISO text)."""
+    pattern, length = _UTC_FORMATS[unit]
+    if on_postgresql(session):
+        return func.to_char(func.timezone("UTC", column), pattern)
+    return func.substr(column, 1, length)
 
 
 ANALYZE_AFTER_ROWS = 10_000

@@ -16,6 +16,7 @@ from sqlalchemy import ColumnElement, and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from notify.campaigns import audience
+from notify.db import utc_text
 from notify.message.template_data import InvalidFieldError, check_data
 from notify.message.templates import get_template
 from notify.models import (
@@ -350,6 +351,28 @@ class Progress:
     rate_per_second: float
     seconds_left: float | None
     unsubscribes: int = 0  # people who unsubscribed through a link in this campaign's mail
+
+
+def sent_per_minute(
+    session: Session, campaign_id: int, *, minutes: int = 30, now: datetime | None = None
+) -> list[tuple[str, int]]:
+    """Messages the relay accepted in each of the last ``minutes`` UTC minutes (``HH:MM``,
+    oldest first; a minute with none is there with 0)."""
+    now = (now or utcnow()).replace(second=0, microsecond=0)
+    since = now - timedelta(minutes=minutes - 1)
+    minute = utc_text(session, Notification.sent_at, "minute").label("minute")
+    counted: dict[str, int] = dict(
+        session.execute(
+            select(minute, func.count())
+            .where(Notification.campaign_id == campaign_id, Notification.sent_at >= since)
+            .group_by(minute)
+        ).all()
+    )
+    slots = [since + timedelta(minutes=n) for n in range(minutes)]
+    return [
+        (slot.strftime("%H:%M"), int(counted.get(slot.strftime("%Y-%m-%d %H:%M"), 0)))
+        for slot in slots
+    ]
 
 
 def progress(

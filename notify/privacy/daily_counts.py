@@ -8,15 +8,13 @@ from typing import Any
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
-from notify.db import on_postgresql
+from notify.db import utc_text
 from notify.models import DailyCount, Notification, NotificationStatus
 
 
 def day_of(session: Session, column: Any) -> Any:
     """The UTC calendar day of a timestamp column, as text ``YYYY-MM-DD``, on either database."""
-    if on_postgresql(session):
-        return func.to_char(func.timezone("UTC", column), "YYYY-MM-DD")
-    return func.substr(column, 1, 10)
+    return utc_text(session, column, "day")
 
 
 def suppression_reason_column() -> Any:

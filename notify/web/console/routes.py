@@ -222,9 +222,12 @@ def campaign_detail(request: Request, campaign_id: int) -> Response:
         if campaign is None:
             return console_page(request, "missing.html", {}, signed=signed, status_code=404)
         progress = lifecycle.progress(session, campaign_id)
+        per_minute = lifecycle.sent_per_minute(session, campaign_id)
         context = {
             "campaign": campaign,
             "progress": progress,
+            "per_minute": per_minute,
+            "per_minute_peak": max((count for _, count in per_minute), default=0) or 1,
             "total": sum(progress.counts.values()),
             "actions": ALLOWED.get(campaign.status, ()),
         }

@@ -43,6 +43,23 @@ def create(
     return campaign
 
 
+def update(
+    session: Session,
+    campaign_id: int,
+    draft: CampaignDraft,
+    *,
+    max_data_bytes: int,
+    operator: Operator | None = None,
+    actor: str | None = None,
+) -> Campaign:
+    """:func:`notify.campaigns.lifecycle.update_draft`, audited as ``campaign.edit``."""
+    campaign = lifecycle.update_draft(session, campaign_id, draft, max_data_bytes=max_data_bytes)
+    audit.record(
+        session, "campaign.edit", f"campaign:{campaign_id}", operator=operator, actor=actor
+    )
+    return campaign
+
+
 def change(
     sessions: SessionFactory,
     settings: Settings,

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from notify.campaigns import audience
 from notify.db import utc_text
 from notify.message.template_data import InvalidFieldError, check_data
-from notify.message.templates import get_template
+from notify.message.templates import EmailTemplate, get_template
 from notify.models import (
     BatchStatus,
     Campaign,
@@ -49,10 +49,8 @@ class CampaignDraft:
     rate_limit: float | None = None
 
 
-def create(
-    session: Session, draft: CampaignDraft, *, created_by: str | None, max_data_bytes: int
-) -> Campaign:
-    """A draft campaign. Only non-essential templates can be used (a 422 otherwise)."""
+def _checked(draft: CampaignDraft, max_data_bytes: int) -> EmailTemplate:
+    """The draft's template, once its data and send time pass (:class:`InvalidFieldError`)."""
     template = get_template(draft.template)
     if template.category.essential:
         raise InvalidFieldError(
@@ -62,6 +60,18 @@ def create(
     check_data(template, draft.data, max_data_bytes)
     if draft.send_at is not None and draft.send_at_local is not None:
         raise InvalidFieldError(("send_at_local",), "give send_at or send_at_local, not both")
+    return template
+
+
+def _local_text(draft: CampaignDraft) -> str | None:
+    return draft.send_at_local.isoformat(timespec="minutes") if draft.send_at_local else None
+
+
+def create(
+    session: Session, draft: CampaignDraft, *, created_by: str | None, max_data_bytes: int
+) -> Campaign:
+    """A draft campaign. Only non-essential templates can be used (a 422 otherwise)."""
+    template = _checked(draft, max_data_bytes)
     campaign = Campaign(
         name=draft.name,
         template=template.name,
@@ -69,14 +79,35 @@ def create(
         data=draft.data,
         audience={"locales": list(draft.locales), "user_ids": list(draft.user_ids)},
         send_at=draft.send_at,
-        send_at_local=draft.send_at_local.isoformat(timespec="minutes")
-        if draft.send_at_local
-        else None,
+        send_at_local=_local_text(draft),
         rate_limit=draft.rate_limit,
         status=Status.DRAFT,
         created_by=created_by,
     )
     session.add(campaign)
+    session.flush()
+    return campaign
+
+
+def update_draft(
+    session: Session, campaign_id: int, draft: CampaignDraft, *, max_data_bytes: int
+) -> Campaign:
+    """Replace a draft's content, audience, send time and rate with ``draft``'s, checked as
+    :func:`create` checks them. Raises :class:`CampaignStateError` unless it is still a draft
+    (a scheduled campaign is changed by pausing or cancelling it, never edited)."""
+    campaign = session.get(Campaign, campaign_id, with_for_update=True, populate_existing=True)
+    if campaign is None or campaign.status != Status.DRAFT:
+        raise CampaignStateError("only a draft can be edited")
+    checked = _checked(draft, max_data_bytes)
+    campaign.name = draft.name
+    campaign.template = checked.name
+    campaign.category = checked.category.key
+    campaign.data = draft.data
+    campaign.audience = {"locales": list(draft.locales), "user_ids": list(draft.user_ids)}
+    campaign.send_at = draft.send_at
+    campaign.send_at_local = _local_text(draft)
+    campaign.rate_limit = draft.rate_limit
+    campaign.updated_at = utcnow()
     session.flush()
     return campaign
 

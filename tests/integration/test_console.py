@@ -105,6 +105,8 @@ ROUTES = {
     ("GET", "/console/campaigns/new"): "operator",
     ("POST", "/console/campaigns/new"): "operator",
     ("GET", "/console/campaigns/{campaign_id}/preview"): "operator",
+    ("GET", "/console/campaigns/{campaign_id}/edit"): "operator",
+    ("POST", "/console/campaigns/{campaign_id}/edit"): "operator",
     ("POST", "/console/campaigns/{campaign_id}/test"): "operator",
     ("GET", "/console/campaigns/{campaign_id}"): "operator",
     ("GET", "/console/campaigns/{campaign_id}/{action}"): "operator",
@@ -275,6 +277,8 @@ def test_a_markdown_draft_is_written_checked_and_previewed_as_each_person(
         "preheader": "",
         "body": "Hello {{ recipient.first_name | default('there', true) }}, <script>x</script>",
         "locales": "",
+        "user_ids": "",
+        "send_at": "",
         "send_at_local": "",
         "rate_limit": "",
     }
@@ -429,3 +433,49 @@ def test_the_stats_page_draws_the_api_figures_and_refuses_a_bad_range(
     assert page.text.count('<rect class="sent"') == 1 and '<rect class="failed"' in page.text
     bad = client.get("/console/stats", params={"from": "2026-12-01", "to": "2026-01-01"})
     assert bad.status_code == 400 and "from:" in bad.text
+
+
+def test_a_markdown_draft_is_edited_until_it_is_scheduled(console: Console) -> None:
+    client = console.client("marketing")
+    form = {
+        "name": "Edit me",
+        "subject": "Old subject",
+        "preheader": "",
+        "body": "Old body",
+        "locales": "de, fr",
+        "user_ids": "u-1\nu-2 u-1",
+        "send_at": "2026-12-01T10:00+01:00",
+        "send_at_local": "",
+        "rate_limit": "5",
+    }
+    made = client.post(
+        "/console/campaigns/new", data={**form, "csrf": csrf_of(client, "/console/campaigns/new")}
+    )
+    assert made.status_code == 303
+    campaign_id = int(made.headers["location"].split("/")[3])
+    edit = f"/console/campaigns/{campaign_id}/edit"
+    shown = client.get(edit).text
+    assert "Old body" in shown and "u-1\nu-2</textarea>" in shown and "2026-12-01T09:00" in shown
+    both = client.post(
+        edit, data={**form, "send_at_local": "2026-12-01T10:00", "csrf": csrf_of(client, edit)}
+    )
+    assert both.status_code == 400 and "give send_at or send_at_local, not both" in both.text
+    saved = client.post(
+        edit, data={**form, "subject": "New subject", "csrf": csrf_of(client, edit)}
+    )
+    assert saved.status_code == 303
+    with console.stack.sessions() as session:
+        campaign = session.get(Campaign, campaign_id)
+        assert campaign is not None
+        assert campaign.data["subject"] == "New subject"
+        assert campaign.audience == {"locales": ["de", "fr"], "user_ids": ["u-1", "u-2"]}
+        assert campaign.rate_limit == 5
+        actions = session.scalars(
+            select(AuditEntry.action).where(AuditEntry.target == f"campaign:{campaign_id}")
+        ).all()
+    assert actions == ["campaign.create", "campaign.edit"]
+    schedule = f"/console/campaigns/{campaign_id}/schedule"
+    client.post(schedule, data={"csrf": csrf_of(client, schedule)})
+    assert client.get(edit).status_code == 409
+    late = client.post(edit, data={**form, "csrf": csrf_of(client, "/console/campaigns")})
+    assert late.status_code == 409 and "only a draft can be edited" in late.text

@@ -23,10 +23,10 @@ from sqlalchemy import func, select
 from notify.campaigns import changes
 from notify.campaigns import preview as campaign_preview
 from notify.campaigns.audience import AudienceFilter, subscribed_audience
-from notify.campaigns.lifecycle import CampaignDraft
+from notify.campaigns.lifecycle import CampaignDraft, CampaignStateError
 from notify.delivery.transport import DeliveryError
 from notify.message.template_data import InvalidFieldError
-from notify.models import Campaign, Recipient
+from notify.models import Campaign, CampaignStatus, Recipient
 from notify.operators import audit
 from notify.web.console import sessions
 from notify.web.console.common import FormText, console_page, gate, refused
@@ -41,9 +41,18 @@ EXAMPLE_BODY = (
 
 
 def _form(
-    request: Request, signed: sessions.SignedIn, values: dict[str, str], **extra: Any
+    request: Request,
+    signed: sessions.SignedIn,
+    values: dict[str, str],
+    campaign_id: int | None = None,
+    **extra: Any,
 ) -> Response:
-    context = {"values": values, "example": EXAMPLE_BODY, **extra}
+    action = (
+        "/console/campaigns/new"
+        if campaign_id is None
+        else f"/console/campaigns/{campaign_id}/edit"
+    )
+    context = {"values": values, "example": EXAMPLE_BODY, "action": action, **extra}
     status = 400 if extra.get("problems") else 200
     return console_page(request, "new_campaign.html", context, signed=signed, status_code=status)
 
@@ -62,12 +71,21 @@ def _problems(values: dict[str, str]) -> tuple[list[str], CampaignDraft | None]:
     problems = []
     if not values["name"].strip():
         problems.append("Name: give the campaign a name.")
-    send_at_local = None
+    send_at_local = send_at = None
     if values["send_at_local"].strip():
         try:
             send_at_local = datetime.fromisoformat(values["send_at_local"].strip())
         except ValueError:
-            problems.append("Send at: use a date and time such as 2026-12-01T10:00.")
+            problems.append("Local time: use a date and time such as 2026-12-01T10:00.")
+        if send_at_local is not None and send_at_local.tzinfo is not None:
+            problems.append("Local time: leave out the offset; each person's own zone applies.")
+    if values["send_at"].strip():
+        try:
+            send_at = datetime.fromisoformat(values["send_at"].strip())
+        except ValueError:
+            send_at = None
+        if send_at is None or send_at.tzinfo is None:
+            problems.append("Send at: a time with its offset, such as 2026-12-01T10:00+01:00.")
     rate = None
     if values["rate_limit"].strip():
         try:
@@ -82,15 +100,58 @@ def _problems(values: dict[str, str]) -> tuple[list[str], CampaignDraft | None]:
     if values["preheader"].strip():
         data["preheader"] = values["preheader"]
     locales = tuple(part.strip() for part in values["locales"].split(",") if part.strip())
+    user_ids = tuple(dict.fromkeys(part.strip() for part in values["user_ids"].split() if part))
     draft = CampaignDraft(
         name=values["name"].strip()[:200],
         template=MARKDOWN_TEMPLATE,
         data=data,
+        send_at=send_at,
         send_at_local=send_at_local,
         locales=locales,
+        user_ids=user_ids,
         rate_limit=rate,
     )
     return [], draft
+
+
+def _save(
+    request: Request, values: dict[str, str], csrf: str, campaign_id: int | None = None
+) -> Response:
+    """Create a draft (``campaign_id`` None) or replace one from the form's ``values``."""
+    state = web_state(request)
+    with state.sessions.begin() as session:
+        signed = gate(request, session)
+        if isinstance(signed, Response):
+            return signed
+        if not sessions.csrf_ok(state.settings, signed.nonce, csrf):
+            return refused(request)
+        problems, draft = _problems(values)
+        if draft is None:
+            return _form(request, signed, values, campaign_id, problems=problems)
+        limit = state.settings.max_data_bytes
+        try:
+            if campaign_id is None:
+                campaign = changes.create(
+                    session, draft, max_data_bytes=limit, operator=signed.operator
+                )
+            else:
+                campaign = changes.update(
+                    session, campaign_id, draft, max_data_bytes=limit, operator=signed.operator
+                )
+        except InvalidFieldError as error:
+            shown = [f"{'.'.join(p.loc[-1:]).capitalize()}: {p.msg}" for p in error.problems]
+            return _form(request, signed, values, campaign_id, problems=shown)
+        except CampaignStateError as error:
+            context = {"why": str(error), "campaign_id": campaign_id}
+            return console_page(request, "refused.html", context, signed=signed, status_code=409)
+        saved = campaign.id
+    return RedirectResponse(f"/console/campaigns/{saved}/preview", status_code=303)
+
+
+FIELDS = (
+    "name", "subject", "preheader", "body", "locales", "user_ids", "send_at", "send_at_local",
+    "rate_limit",
+)  # fmt: skip
 
 
 @router.post("/campaigns/new")
@@ -102,35 +163,66 @@ def new_campaign(
     preheader: FormText = "",
     body: FormText = "",
     locales: FormText = "",
+    user_ids: FormText = "",
+    send_at: FormText = "",
     send_at_local: FormText = "",
     rate_limit: FormText = "",
 ) -> Response:
-    state = web_state(request)
-    values = {
-        "name": name, "subject": subject, "preheader": preheader, "body": body,
-        "locales": locales, "send_at_local": send_at_local, "rate_limit": rate_limit,
-    }  # fmt: skip
-    with state.sessions.begin() as session:
+    values = dict(zip(FIELDS, (name, subject, preheader, body, locales, user_ids, send_at,
+                               send_at_local, rate_limit), strict=True))  # fmt: skip
+    return _save(request, values, csrf)
+
+
+def _values_of(campaign: Campaign) -> dict[str, str]:
+    """The form's fields for a Markdown draft as it is stored."""
+    data, audience = campaign.data, campaign.audience
+    return {
+        "name": campaign.name,
+        "subject": str(data.get("subject", "")),
+        "preheader": str(data.get("preheader", "")),
+        "body": str(data.get("body", "")),
+        "locales": ", ".join(audience.get("locales") or []),
+        "user_ids": "\n".join(audience.get("user_ids") or []),
+        "send_at": campaign.send_at.isoformat(timespec="minutes") if campaign.send_at else "",
+        "send_at_local": campaign.send_at_local or "",
+        "rate_limit": "" if campaign.rate_limit is None else f"{campaign.rate_limit:g}",
+    }
+
+
+@router.get("/campaigns/{campaign_id}/edit")
+def edit_campaign_form(request: Request, campaign_id: int) -> Response:
+    with web_state(request).sessions() as session:
         signed = gate(request, session)
         if isinstance(signed, Response):
             return signed
-        if not sessions.csrf_ok(state.settings, signed.nonce, csrf):
-            return refused(request)
-        problems, draft = _problems(values)
-        if draft is None:
-            return _form(request, signed, values, problems=problems)
-        try:
-            campaign = changes.create(
-                session,
-                draft,
-                max_data_bytes=state.settings.max_data_bytes,
-                operator=signed.operator,
-            )
-        except InvalidFieldError as error:
-            shown = [f"{'.'.join(p.loc[-1:]).capitalize()}: {p.msg}" for p in error.problems]
-            return _form(request, signed, values, problems=shown)
-        campaign_id = campaign.id
-    return RedirectResponse(f"/console/campaigns/{campaign_id}/preview", status_code=303)
+        campaign = session.get(Campaign, campaign_id)
+        if campaign is None:
+            return console_page(request, "missing.html", {}, signed=signed, status_code=404)
+        if campaign.template != MARKDOWN_TEMPLATE or campaign.status != CampaignStatus.DRAFT:
+            why = "Only a draft written here (in Markdown) can be edited here."
+            context = {"why": why, "campaign_id": campaign_id}
+            return console_page(request, "refused.html", context, signed=signed, status_code=409)
+        return _form(request, signed, _values_of(campaign), campaign_id)
+
+
+@router.post("/campaigns/{campaign_id}/edit")
+def edit_campaign(
+    request: Request,
+    campaign_id: int,
+    csrf: FormText = "",
+    name: FormText = "",
+    subject: FormText = "",
+    preheader: FormText = "",
+    body: FormText = "",
+    locales: FormText = "",
+    user_ids: FormText = "",
+    send_at: FormText = "",
+    send_at_local: FormText = "",
+    rate_limit: FormText = "",
+) -> Response:
+    values = dict(zip(FIELDS, (name, subject, preheader, body, locales, user_ids, send_at,
+                               send_at_local, rate_limit), strict=True))  # fmt: skip
+    return _save(request, values, csrf, campaign_id)
 
 
 def _parts(message: Any) -> dict[str, Any]:

@@ -7,10 +7,12 @@ inserted with ON CONFLICT DO NOTHING so planning the same page twice adds nothin
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import json
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Select, func, or_, select
@@ -25,19 +27,90 @@ from notify.models.base import utcnow
 from notify.people import eligibility
 
 
+def attribute_text(value: Any) -> str:
+    """An attribute's value as an audience compares it: ``true``/``false``, numbers as JSON
+    writes them, text as it is."""
+    return value if isinstance(value, str) else json.dumps(value)
+
+
 @dataclass(frozen=True)
 class AudienceFilter:
-    """``audience`` of a campaign: everyone subscribed, optionally narrowed."""
+    """``audience`` of a campaign: everyone subscribed, optionally narrowed by locale, by user
+    id, and by attributes (each ``key: value`` must match, compared as text).
+
+    Attributes are encrypted, so the database cannot compare them: :func:`subscribed_audience`
+    is then a superset, and :meth:`admits` decides each person after decryption. Everything
+    that counts or plans an audience goes through :func:`members` or :meth:`admits`."""
 
     locales: tuple[str, ...] = ()
     user_ids: tuple[str, ...] = ()
+    attributes: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def from_json(cls, raw: dict[str, object]) -> AudienceFilter:
         locales = raw.get("locales") or ()
         user_ids = raw.get("user_ids") or ()
+        attributes = raw.get("attributes") or {}
         assert isinstance(locales, list | tuple) and isinstance(user_ids, list | tuple)
-        return cls(tuple(str(x) for x in locales), tuple(str(x) for x in user_ids))
+        assert isinstance(attributes, dict)
+        return cls(
+            tuple(str(x) for x in locales),
+            tuple(str(x) for x in user_ids),
+            tuple(sorted((str(key), str(value)) for key, value in attributes.items())),
+        )
+
+    def admits(self, attributes: Mapping[str, Any] | None) -> bool:
+        """Whether a person with these (decrypted) attributes is in the audience."""
+        if not self.attributes:
+            return True
+        held = attributes or {}
+        return all(
+            key in held and attribute_text(held[key]) == value for key, value in self.attributes
+        )
+
+
+def members(
+    session: Session,
+    category: str,
+    defaults: frozenset[str],
+    narrow: AudienceFilter,
+    *,
+    after: int = 0,
+    limit: int | None = None,
+) -> list[tuple[int, str | None]]:
+    """``(recipient id, time zone)`` of the audience in id order, after ``after``: at most
+    ``limit`` of them, all of them without. Reads in pages; with attributes to match, each
+    page is decided after decryption."""
+    found: list[tuple[int, str | None]] = []
+    page_size = 1000 if limit is None else max(limit, 100)
+    while limit is None or len(found) < limit:
+        query = subscribed_audience(category, defaults, narrow).where(Recipient.id > after)
+        if narrow.attributes:
+            query = query.add_columns(Recipient.attributes)
+        page: list[Any] = list(session.execute(query.order_by(Recipient.id).limit(page_size)))
+        if not page:
+            break
+        after = int(page[-1][0])
+        found.extend(
+            (int(row[0]), row[1]) for row in page if not narrow.attributes or narrow.admits(row[2])
+        )
+    return found if limit is None else found[:limit]
+
+
+def audience_size(
+    session: Session,
+    category: str,
+    defaults: frozenset[str],
+    narrow: AudienceFilter,
+    *,
+    after: int = 0,
+) -> int:
+    """How many people :func:`members` would list (counted in the database when no attribute
+    has to be matched)."""
+    if not narrow.attributes:
+        query = subscribed_audience(category, defaults, narrow).where(Recipient.id > after)
+        return int(session.scalar(select(func.count()).select_from(query.subquery())) or 0)
+    return len(members(session, category, defaults, narrow, after=after))
 
 
 def subscribed_audience(
@@ -141,6 +214,8 @@ def fallback_report(
     )
     scanned = 0
     for user_id, first_name, name, attributes in session.execute(query):
+        if not narrow.admits(attributes):
+            continue
         if scanned == scan_limit:
             return FallbackReport(paths, scanned, False, lacking, examples)
         scanned += 1

@@ -47,6 +47,7 @@ class CampaignDraft:
     locales: tuple[str, ...] = ()
     user_ids: tuple[str, ...] = ()
     rate_limit: float | None = None
+    attributes: tuple[tuple[str, str], ...] = ()  # each must match, compared as text
 
 
 def _checked(draft: CampaignDraft, max_data_bytes: int) -> EmailTemplate:
@@ -63,6 +64,13 @@ def _checked(draft: CampaignDraft, max_data_bytes: int) -> EmailTemplate:
     return template
 
 
+def _audience(draft: CampaignDraft) -> dict[str, Any]:
+    audience: dict[str, Any] = {"locales": list(draft.locales), "user_ids": list(draft.user_ids)}
+    if draft.attributes:
+        audience["attributes"] = dict(draft.attributes)
+    return audience
+
+
 def _local_text(draft: CampaignDraft) -> str | None:
     return draft.send_at_local.isoformat(timespec="minutes") if draft.send_at_local else None
 
@@ -77,7 +85,7 @@ def create(
         template=template.name,
         category=template.category.key,
         data=draft.data,
-        audience={"locales": list(draft.locales), "user_ids": list(draft.user_ids)},
+        audience=_audience(draft),
         send_at=draft.send_at,
         send_at_local=_local_text(draft),
         rate_limit=draft.rate_limit,
@@ -103,7 +111,7 @@ def update_draft(
     campaign.template = checked.name
     campaign.category = checked.category.key
     campaign.data = draft.data
-    campaign.audience = {"locales": list(draft.locales), "user_ids": list(draft.user_ids)}
+    campaign.audience = _audience(draft)
     campaign.send_at = draft.send_at
     campaign.send_at_local = _local_text(draft)
     campaign.rate_limit = draft.rate_limit

@@ -14,7 +14,7 @@ from datetime import datetime
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from notify.campaigns.audience import AudienceFilter, due_time, subscribed_audience
+from notify.campaigns.audience import AudienceFilter, due_time, members
 from notify.config import Settings
 from notify.db import ANALYZE_AFTER_ROWS, SessionFactory, insert_on_conflict, refresh_statistics
 from notify.models import (
@@ -24,7 +24,6 @@ from notify.models import (
     CampaignStatus,
     Notification,
     NotificationStatus,
-    Recipient,
 )
 from notify.models.base import utcnow
 from notify.models.notifications import new_notification_id
@@ -62,12 +61,14 @@ def plan_next_page(
     if campaign is None or campaign.status != CampaignStatus.RUNNING or campaign.planning_done:
         return None
     narrow = AudienceFilter.from_json(campaign.audience)
-    page = session.execute(
-        subscribed_audience(campaign.category, defaults, narrow)
-        .where(Recipient.id > campaign.planned_through)
-        .order_by(Recipient.id)
-        .limit(page_size)
-    ).all()
+    page = members(
+        session,
+        campaign.category,
+        defaults,
+        narrow,
+        after=campaign.planned_through,
+        limit=page_size,
+    )
     if not page:
         campaign.planning_done = True
         return None

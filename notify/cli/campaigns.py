@@ -18,22 +18,16 @@ from rich.live import Live
 from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from notify.campaigns import changes
 from notify.campaigns import lifecycle as campaigns
-from notify.campaigns import preview as campaign_preview
-from notify.campaigns.audience import (
-    AudienceFilter,
-    FallbackReport,
-    subscribed_audience,
-)
+from notify.campaigns.audience import AudienceFilter, FallbackReport, audience_size
 from notify.campaigns.lifecycle import CampaignDraft, CampaignStateError
 from notify.cli.support import CommandGroup, fail, json_object, sessions_for, settings
 from notify.message.template_data import InvalidFieldError
 from notify.message.templates import TemplateNotFoundError
-from notify.models import Campaign, CampaignStatus, Recipient
+from notify.models import Campaign, CampaignStatus
 
 campaigns_app = CommandGroup(help="Product-update campaigns: create, schedule, watch, preview.")
 FINISHED = {CampaignStatus.COMPLETED, CampaignStatus.CANCELLED}
@@ -162,6 +156,7 @@ def create(
         user_ids=tuple(user_id or ()),
         rate_limit=rate_limit,
     )
+    from notify.campaigns import changes
 
     config = settings()
     try:
@@ -178,6 +173,7 @@ def create(
 
 
 def _change(campaign_id: int, action: str) -> None:
+    from notify.campaigns import changes
     from notify.celery_app import create_celery
 
     config = settings()
@@ -261,10 +257,9 @@ def snapshot(session: Session, campaign: Campaign, defaults: frozenset[str]) -> 
     counts = campaigns.progress(session, campaign.id).counts
     total = sum(counts.values())
     if not campaign.planning_done and campaign.status not in FINISHED:
-        unplanned = subscribed_audience(
-            campaign.category, defaults, AudienceFilter.from_json(campaign.audience)
-        ).where(Recipient.id > campaign.planned_through)
-        total += session.scalar(select(func.count()).select_from(unplanned.subquery())) or 0
+        narrow = AudienceFilter.from_json(campaign.audience)
+        after = campaign.planned_through
+        total += audience_size(session, campaign.category, defaults, narrow, after=after)
     return Snapshot(campaign.id, campaign.name, str(campaign.status), counts, total)
 
 
@@ -416,6 +411,7 @@ def preview(
     """Show the message a user (or a sample recipient) would get; nothing is sent.
 
     Headers and the text part, decoded; --html adds the HTML part, --raw prints the MIME source."""
+    from notify.campaigns import preview as campaign_preview
     from notify.people import recipients
 
     config = settings()

@@ -6,12 +6,14 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, insert, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from notify.campaigns.planning import plan_for_a_while
+from notify.campaigns.audience import AudienceFilter, audience_size
+from notify.campaigns.planning import plan_for_a_while, plan_next_page
 from notify.config import Settings
 from notify.db import ANALYZE_AFTER_ROWS
 from notify.models import Campaign, CampaignStatus, Notification, Recipient
@@ -103,3 +105,56 @@ def test_a_large_plan_refreshes_the_statistics_of_the_table_it_grew(
         assert after >= people  # ANALYZE counted the rows this transaction inserted
     else:
         assert after == before  # a small plan leaves statistics to autovacuum
+
+
+def test_an_audience_by_attribute_plans_only_the_people_who_match(session: Session) -> None:
+    """Attributes are encrypted: the database returns a superset and each page is decided
+    after decryption, on both engines, with pages smaller than the audience."""
+    locale = f"pl-a{uuid.uuid4().hex[:6]}"
+    plans: list[Any] = ["pro", "free", None, "pro", True, 3, "pro"]
+    for number, plan in enumerate(plans):
+        attributes = None if plan is None else {"plan": plan, "seats": number}
+        session.add(
+            Recipient(
+                public_id=f"attr-{locale}-{number}",
+                user_id=f"attr-{locale}-{number}",
+                email=f"a{number}@example.com",
+                email_hash=f"attr-hash-{locale}-{number}",
+                locale=locale,
+                attributes=attributes,
+                created_at=NOW,
+                updated_at=NOW,
+            )
+        )
+    campaign = Campaign(
+        name="attributes",
+        template="product_update",
+        category="product_updates",
+        data={},
+        audience={"locales": [locale], "attributes": {"plan": "pro"}},
+        status=CampaignStatus.RUNNING,
+        start_at=NOW,
+    )
+    session.add(campaign)
+    session.flush()
+    narrow = AudienceFilter.from_json(campaign.audience)
+    defaults = frozenset({"product_updates"})
+    assert audience_size(session, "product_updates", defaults, narrow) == 3
+    batches = []
+    while (
+        batch := plan_next_page(
+            session, campaign.id, page_size=2, defaults=defaults, default_timezone="UTC", now=NOW
+        )
+    ) is not None:
+        batches.append(batch.size)
+    planned = session.scalars(
+        select(Recipient.user_id)
+        .join(Notification, Notification.recipient_id == Recipient.id)
+        .where(Notification.campaign_id == campaign.id)
+        .order_by(Recipient.id)
+    ).all()
+    assert planned == [f"attr-{locale}-{n}" for n in (0, 3, 6)]
+    assert sum(batches) == 3
+    assert AudienceFilter(attributes=(("plan", "true"),)).admits({"plan": True})
+    assert AudienceFilter(attributes=(("seats", "3"),)).admits({"seats": 3})
+    assert not AudienceFilter(attributes=(("plan", "pro"),)).admits(None)

@@ -444,6 +444,7 @@ def test_a_markdown_draft_is_edited_until_it_is_scheduled(console: Console) -> N
         "body": "Old body",
         "locales": "de, fr",
         "user_ids": "u-1\nu-2 u-1",
+        "attributes": "plan = pro\n",
         "send_at": "2026-12-01T10:00+01:00",
         "send_at_local": "",
         "rate_limit": "5",
@@ -456,6 +457,9 @@ def test_a_markdown_draft_is_edited_until_it_is_scheduled(console: Console) -> N
     edit = f"/console/campaigns/{campaign_id}/edit"
     shown = client.get(edit).text
     assert "Old body" in shown and "u-1\nu-2</textarea>" in shown and "2026-12-01T09:00" in shown
+    assert "plan=pro</textarea>" in shown
+    bad = client.post(edit, data={**form, "attributes": "plan", "csrf": csrf_of(client, edit)})
+    assert bad.status_code == 400 and "write each as key=value" in bad.text
     both = client.post(
         edit, data={**form, "send_at_local": "2026-12-01T10:00", "csrf": csrf_of(client, edit)}
     )
@@ -468,7 +472,11 @@ def test_a_markdown_draft_is_edited_until_it_is_scheduled(console: Console) -> N
         campaign = session.get(Campaign, campaign_id)
         assert campaign is not None
         assert campaign.data["subject"] == "New subject"
-        assert campaign.audience == {"locales": ["de", "fr"], "user_ids": ["u-1", "u-2"]}
+        assert campaign.audience == {
+            "locales": ["de", "fr"],
+            "user_ids": ["u-1", "u-2"],
+            "attributes": {"plan": "pro"},
+        }
         assert campaign.rate_limit == 5
         actions = session.scalars(
             select(AuditEntry.action).where(AuditEntry.target == f"campaign:{campaign_id}")

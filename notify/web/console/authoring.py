@@ -28,6 +28,7 @@ from notify.delivery.transport import DeliveryError
 from notify.message.template_data import InvalidFieldError
 from notify.models import Campaign, CampaignStatus, Recipient
 from notify.operators import audit
+from notify.people.user_row import ATTRIBUTE_KEY
 from notify.web.console import sessions
 from notify.web.console.common import FormText, console_page, gate, refused
 from notify.web.state import web_state
@@ -99,6 +100,15 @@ def _problems(values: dict[str, str]) -> tuple[list[str], CampaignDraft | None]:
     data = {"subject": values["subject"], "body": values["body"]}
     if values["preheader"].strip():
         data["preheader"] = values["preheader"]
+    attributes = []
+    for line in values["attributes"].splitlines():
+        if not line.strip():
+            continue
+        key, equals, wanted = line.partition("=")
+        if not equals or not ATTRIBUTE_KEY.match(key.strip()):
+            problems.append(f"Attributes: write each as key=value, such as plan=pro ({line!r}).")
+            return problems, None
+        attributes.append((key.strip(), wanted.strip()))
     locales = tuple(part.strip() for part in values["locales"].split(",") if part.strip())
     user_ids = tuple(dict.fromkeys(part.strip() for part in values["user_ids"].split() if part))
     draft = CampaignDraft(
@@ -110,6 +120,7 @@ def _problems(values: dict[str, str]) -> tuple[list[str], CampaignDraft | None]:
         locales=locales,
         user_ids=user_ids,
         rate_limit=rate,
+        attributes=tuple(sorted(dict(attributes).items())),
     )
     return [], draft
 
@@ -149,9 +160,17 @@ def _save(
 
 
 FIELDS = (
-    "name", "subject", "preheader", "body", "locales", "user_ids", "send_at", "send_at_local",
+    "name",
+    "subject",
+    "preheader",
+    "body",
+    "locales",
+    "user_ids",
+    "attributes",
+    "send_at",
+    "send_at_local",
     "rate_limit",
-)  # fmt: skip
+)
 
 
 @router.post("/campaigns/new")
@@ -164,12 +183,29 @@ def new_campaign(
     body: FormText = "",
     locales: FormText = "",
     user_ids: FormText = "",
+    attributes: FormText = "",
     send_at: FormText = "",
     send_at_local: FormText = "",
     rate_limit: FormText = "",
 ) -> Response:
-    values = dict(zip(FIELDS, (name, subject, preheader, body, locales, user_ids, send_at,
-                               send_at_local, rate_limit), strict=True))  # fmt: skip
+    values = dict(
+        zip(
+            FIELDS,
+            (
+                name,
+                subject,
+                preheader,
+                body,
+                locales,
+                user_ids,
+                attributes,
+                send_at,
+                send_at_local,
+                rate_limit,
+            ),
+            strict=True,
+        )
+    )
     return _save(request, values, csrf)
 
 
@@ -183,6 +219,7 @@ def _values_of(campaign: Campaign) -> dict[str, str]:
         "body": str(data.get("body", "")),
         "locales": ", ".join(audience.get("locales") or []),
         "user_ids": "\n".join(audience.get("user_ids") or []),
+        "attributes": "\n".join(f"{k}={v}" for k, v in (audience.get("attributes") or {}).items()),
         "send_at": campaign.send_at.isoformat(timespec="minutes") if campaign.send_at else "",
         "send_at_local": campaign.send_at_local or "",
         "rate_limit": "" if campaign.rate_limit is None else f"{campaign.rate_limit:g}",
@@ -216,12 +253,29 @@ def edit_campaign(
     body: FormText = "",
     locales: FormText = "",
     user_ids: FormText = "",
+    attributes: FormText = "",
     send_at: FormText = "",
     send_at_local: FormText = "",
     rate_limit: FormText = "",
 ) -> Response:
-    values = dict(zip(FIELDS, (name, subject, preheader, body, locales, user_ids, send_at,
-                               send_at_local, rate_limit), strict=True))  # fmt: skip
+    values = dict(
+        zip(
+            FIELDS,
+            (
+                name,
+                subject,
+                preheader,
+                body,
+                locales,
+                user_ids,
+                attributes,
+                send_at,
+                send_at_local,
+                rate_limit,
+            ),
+            strict=True,
+        )
+    )
     return _save(request, values, csrf, campaign_id)
 
 
@@ -249,17 +303,17 @@ def preview_page(request: Request, campaign_id: int, user_id: str = "", sent: st
         campaign = session.get(Campaign, campaign_id)
         if campaign is None:
             return console_page(request, "missing.html", {}, signed=signed, status_code=404)
-        audience = subscribed_audience(
-            campaign.category,
-            settings.default_subscriptions,
-            AudienceFilter.from_json(campaign.audience),
-        )
-        chosen = audience.with_only_columns(Recipient.id)
+        narrow = AudienceFilter.from_json(campaign.audience)
+        audience = subscribed_audience(campaign.category, settings.default_subscriptions, narrow)
+        chosen = audience.with_only_columns(Recipient.id, Recipient.attributes)
         if user_id:
             chosen = chosen.where(Recipient.user_id == user_id[:200])
         else:
             chosen = chosen.order_by(func.random())
-        recipient_id = session.scalar(chosen.limit(1))
+        # Attributes are decided after decryption: the first of a few that is in the audience.
+        recipient_id = next(
+            (row[0] for row in session.execute(chosen.limit(50)) if narrow.admits(row[1])), None
+        )
         person = session.get(Recipient, recipient_id) if recipient_id is not None else None
         shown = campaign_preview.preview(session, settings, campaign, person)
         context = {

@@ -12,14 +12,14 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import RedirectResponse
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from notify.campaigns import changes, lifecycle
-from notify.campaigns.audience import AudienceFilter, subscribed_audience
+from notify.campaigns.audience import AudienceFilter, audience_size
 from notify.campaigns.changes import ACTIONS
 from notify.campaigns.lifecycle import CampaignStateError
-from notify.models import Campaign, CampaignStatus, Operator, OperatorRole, Recipient
+from notify.models import Campaign, CampaignStatus, Operator, OperatorRole
 from notify.operators import accounts, audit
 from notify.web.console import sessions
 from notify.web.console.common import FormText, console_page, gate, refused
@@ -181,18 +181,14 @@ def setup(
 def _affected(session: Session, campaign: Campaign, action: str, defaults: frozenset[str]) -> int:
     """How many people an action concerns: for a schedule the audience as it stands; else the
     messages still to send, planned or not yet planned."""
-    audience = subscribed_audience(
-        campaign.category, defaults, AudienceFilter.from_json(campaign.audience)
-    )
-    if action != "schedule":
-        pending = lifecycle.progress(session, campaign.id).counts["pending"]
-        if campaign.planning_done:
-            return pending
-        audience = audience.where(Recipient.id > campaign.planned_through)
-    else:
-        pending = 0
-    unplanned = session.scalar(select(func.count()).select_from(audience.subquery()))
-    return pending + int(unplanned or 0)
+    narrow = AudienceFilter.from_json(campaign.audience)
+    if action == "schedule":
+        return audience_size(session, campaign.category, defaults, narrow)
+    pending = lifecycle.progress(session, campaign.id).counts["pending"]
+    if campaign.planning_done:
+        return pending
+    after = campaign.planned_through
+    return pending + audience_size(session, campaign.category, defaults, narrow, after=after)
 
 
 @router.get("/campaigns")

@@ -9,7 +9,7 @@ from email.message import EmailMessage
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, WithJsonSchema
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -19,6 +19,7 @@ from notify.campaigns import preview as campaign_preview
 from notify.campaigns.lifecycle import CampaignDraft, CampaignStateError
 from notify.models import Campaign
 from notify.people import recipients
+from notify.people.user_row import ATTRIBUTE_KEY, MAX_ATTRIBUTE_TEXT
 from notify.producers.api_keys import Caller
 from notify.web.auth import require_scope
 from notify.web.responses import API_ERRORS, also
@@ -30,10 +31,26 @@ Reader = Annotated[Caller, Depends(require_scope("campaigns:read"))]
 Writer = Annotated[Caller, Depends(require_scope("campaigns:write"))]
 
 
+AttributeKey = Annotated[str, Field(pattern=ATTRIBUTE_KEY.pattern)]
+
+
 class AudienceIn(Strict):
     locales: list[Locale] = Field(default_factory=list, max_length=100)
     # Each id is one bound parameter; PostgreSQL takes at most 65,535 in one statement.
     user_ids: list[UserId] = Field(default_factory=list, max_length=30_000)
+    attributes: Annotated[
+        dict[AttributeKey, Annotated[str, Field(max_length=MAX_ATTRIBUTE_TEXT)]],
+        WithJsonSchema(
+            {
+                "type": "object",
+                "maxProperties": 20,
+                "propertyNames": {"pattern": ATTRIBUTE_KEY.pattern},
+                "additionalProperties": {"type": "string", "maxLength": MAX_ATTRIBUTE_TEXT},
+                "description": "people whose attributes have each of these values (compared as"
+                " text: true, false and numbers as JSON writes them)",
+            }
+        ),
+    ] = Field(default_factory=dict, max_length=20)
 
 
 class CampaignIn(Strict):
@@ -127,6 +144,7 @@ def create_campaign(body: CampaignIn, request: Request, caller: Writer) -> Campa
         locales=tuple(body.audience.locales),
         user_ids=tuple(body.audience.user_ids),
         rate_limit=body.rate_limit,
+        attributes=tuple(sorted(body.audience.attributes.items())),
     )
     with state.sessions.begin() as session:
         campaign = changes.create(

@@ -451,8 +451,8 @@ def progress(
     elapsed = window if first_sent is None else max((now - first_sent).total_seconds(), 1.0)
     rate = float(recent or 0) / min(window, elapsed)
     left = counts["pending"] / rate if rate > 0 else None
-    unsubscribes = session.scalar(
-        select(func.count()).where(
+    unsubscribes = session.scalar(  # people, not events: scope=all logs one per category
+        select(func.count(func.distinct(ConsentEvent.recipient_id))).where(
             ConsentEvent.campaign_id == campaign_id, ConsentEvent.action == "unsubscribed"
         )
     )

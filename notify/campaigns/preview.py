@@ -36,11 +36,16 @@ def preview(
     person: Recipient | None,
     *,
     as_sent: bool = False,
+    with_personal_fields: bool = True,
 ) -> CampaignPreview:
     """The message for ``person`` (None: a sample recipient with no personal fields). Unless
     ``as_sent`` (the operator's own terminal), the address is masked and the links are
-    placeholders, so whoever sees the preview learns no address and gets no working link."""
-    personal = person.personal_fields() if person is not None else PersonalFields()
+    placeholders, so whoever sees the preview learns no address and gets no working link.
+    Without ``with_personal_fields`` (a caller that may not read people) the person's first
+    name, name and attributes are left out, as if they had none; ``lacks`` still says which
+    they lack. Raises ``jinja2.TemplateError`` if the content cannot be rendered for them."""
+    held = person.personal_fields() if person is not None else PersonalFields()
+    personal = held if with_personal_fields else PersonalFields()
     fields = personal_fields_for(get_template(campaign.template), campaign.data)
     address = person.email if person is not None and person.email else None
     message = preview_message(
@@ -53,7 +58,7 @@ def preview(
         personal=personal,
     )
     report = fallback_report(session, campaign, settings.default_subscriptions, fields)
-    return CampaignPreview(message, personal.lacking(fields), report)
+    return CampaignPreview(message, held.lacking(fields), report)
 
 
 def send_test(

@@ -17,15 +17,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 import nh3
-from jinja2 import ChainableUndefined, TemplateSyntaxError
+from jinja2 import ChainableUndefined, TemplateError, TemplateSyntaxError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from markdown_it import MarkdownIt
 
-from notify.message.personal import RECIPIENT_VARIABLE
+from notify.message.personal import RECIPIENT_VARIABLE, PersonalFields
 
 ALLOWED_TAGS = frozenset(
     {"p", "br", "h1", "h2", "h3", "h4", "strong", "em", "a", "ul", "ol", "li", "blockquote"}
@@ -52,25 +52,47 @@ def _sandbox(markdown: bool) -> ImmutableSandboxedEnvironment:
     )
 
 
-@cache
+@lru_cache(maxsize=256)  # bodies come from campaigns and producers: keep only recent ones
 def _compiled(source: str, markdown: bool) -> Any:
     return _sandbox(markdown).from_string(source)
 
 
+class PersonalisationError(TemplateError):
+    """Personalised content that failed to render for one person (a division by zero, a call
+    of a value): a compose error, recorded for that message like a broken template."""
+
+
+# Who validation renders a personalised value for: nobody's fields, and a full set.
+_TRIAL_PEOPLE = (
+    PersonalFields(),
+    PersonalFields("Ada", "Ada Lovelace", {"plan": "pro", "seats": 3, "beta": True}),
+)
+
+
 def template_problem(source: str) -> str | None:
-    """Why ``source`` cannot be used as personalised content, or None."""
+    """Why ``source`` cannot be used as personalised content, or None: it must parse, and
+    render both for a person with no fields and for one with all of them."""
     try:
         _compiled(source, False)
     except TemplateSyntaxError as error:
         return f"is not valid: {error.message} (line {error.lineno})"
+    for person in _TRIAL_PEOPLE:
+        try:
+            personalised(source, person.for_template())
+        except PersonalisationError as error:
+            return f"cannot be rendered: {error.message}"
     return None
 
 
 def personalised(source: str, recipient: Any, *, markdown: bool = False) -> str:
     """``source`` with the person's fields filled in (``recipient`` is the template view of
     :class:`notify.message.personal.PersonalFields`); with ``markdown``, each filled-in value
-    is escaped so it reads as literal text."""
-    return str(_compiled(source, markdown).render({RECIPIENT_VARIABLE: recipient}))
+    is escaped so it reads as literal text. Raises :class:`PersonalisationError` for any
+    failure of the content itself."""
+    try:
+        return str(_compiled(source, markdown).render({RECIPIENT_VARIABLE: recipient}))
+    except Exception as error:  # the author's expressions may fail in any way
+        raise PersonalisationError(f"{type(error).__name__}: {error}") from None
 
 
 @cache

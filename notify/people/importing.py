@@ -32,6 +32,7 @@ from notify.people.user_row import UserRow, problem_line
 
 Format = Literal["csv", "jsonl"]
 COLUMNS = ("user_id", "email", "locale", "timezone")
+KNOWN = frozenset({*COLUMNS, "first_name", "name", "attributes"})
 MAX_REPORTED_ERRORS = 1000
 
 
@@ -83,7 +84,9 @@ def _records(lines: Iterable[str], fmt: Format) -> Iterator[tuple[int, dict[str,
         if not row or not any(cell.strip() for cell in row):
             continue
         if number == 1 and row[0].strip().lower() == "user_id":
-            columns = tuple(cell.strip() for cell in row)  # a header names every column
+            # A header names every column; notify's own names in any case, others as written.
+            names = [cell.strip() for cell in row]
+            columns = tuple(name.lower() if name.lower() in KNOWN else name for name in names)
             continue
         if len(row) > len(columns):
             expected = f"expected at most {len(columns)} columns: {','.join(columns)}"

@@ -15,6 +15,7 @@ its own small limit and treats anything larger as empty (``notify.web.forms``).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection
 
 from fastapi import HTTPException
@@ -32,6 +33,8 @@ BULK_ROUTES = frozenset(
         ("POST", "/console/audience/import"),
     }
 )
+# Bulk bodies on paths with an id in them.
+BULK_PATHS = (("POST", re.compile(r"/console/campaigns/\d+/edit")),)
 _CLOSE = {"Connection": "close"}
 
 
@@ -82,7 +85,11 @@ class BodyLimit:
     def limit_for(self, scope: Scope) -> int:
         """The most bytes of body this request may carry."""
         route = (str(scope.get("method", "")), str(scope.get("path", "")).rstrip("/"))
-        return self.bulk_bytes if route in self.bulk_routes else self.api_bytes
+        if route in self.bulk_routes or any(
+            route[0] == method and pattern.fullmatch(route[1]) for method, pattern in BULK_PATHS
+        ):
+            return self.bulk_bytes
+        return self.api_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

@@ -624,6 +624,13 @@ def test_a_campaign_greets_each_person_by_their_own_name_and_the_preview_names_w
         f"/v1/campaigns/{campaign_id}/preview", json={"user_id": f"{locale}-ada"}, headers=auth
     ).json()
     assert "Hello Ada," in ada["text"] and ada["fallbacks"] == []
+    campaigns_only = {"Authorization": f"Bearer {make_key(stack.sessions, 'campaigns:write')}"}
+    hidden = client.post(
+        f"/v1/campaigns/{campaign_id}/preview",
+        json={"user_id": f"{locale}-ada"},
+        headers=campaigns_only,
+    ).json()
+    assert "Hello there," in hidden["text"]  # a key that may not read people sees no name
 
     client.post(f"/v1/campaigns/{campaign_id}/schedule", headers=auth)
     wait_status(client, auth, campaign_id, "completed")

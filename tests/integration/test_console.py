@@ -286,6 +286,11 @@ def test_a_markdown_draft_is_written_checked_and_previewed_as_each_person(
     assert bad.status_code == 400 and "Rate: a number" in bad.text
     bad = client.post("/console/campaigns/new", data={**form, "body": "{{ oops"})
     assert bad.status_code == 400 and "Body: is not valid" in bad.text
+    bad = client.post("/console/campaigns/new", data={**form, "body": "{{ 1/0 }}"})
+    assert bad.status_code == 400 and "Body: cannot be rendered" in bad.text
+    for field, value, says in (("name", "a\x00b", "NUL"), ("locales", "de, x y", "Locales:")):
+        bad = client.post("/console/campaigns/new", data={**form, field: value})
+        assert bad.status_code == 400 and says in bad.text, field
     made = client.post("/console/campaigns/new", data=form)
     assert made.status_code == 303
     preview_path = made.headers["location"]
@@ -397,6 +402,12 @@ def test_an_upload_is_checked_line_by_line_before_anything_is_imported(console: 
             select(AuditEntry).where(AuditEntry.action == "audience.import")
         ).one()
     assert logged.details == {"imported": 1, "rejected": 1}
+    too_big = client.post(
+        "/console/audience/check",
+        data={"csrf": csrf_of(client, "/console/audience")},
+        files={"file": ("big.csv", b"x" * (256 * 1024 + 1), "text/csv")},
+    )
+    assert too_big.status_code == 413 and "notify users import" in too_big.text
     reach_row = re.search(r"<tr><td>Product updates</td><td>(\d+)</td>", done.text)
     assert reach_row is not None and int(reach_row.group(1)) >= 1
 

@@ -45,8 +45,11 @@ def test_markdown_becomes_structure_and_https_links_and_nothing_else() -> None:
     html = safe_html(HOSTILE)
     tags = re.findall(r"<[^>]+>", html)  # what a mail client would act on (text is escaped)
     assert {re.match(r"</?([a-z0-9]+)", tag).group(1) for tag in tags} <= {  # type: ignore[union-attr]
-        "h1", "p", "a", "img"
-    }  # fmt: skip
+        "h1",
+        "p",
+        "a",
+        "img",
+    }
     for tag in tags:
         assert not re.search(r"\b(style|on[a-z]+|class)=", tag), tag
         assert "http://" not in tag and "javascript:" not in tag and 'href="/' not in tag, tag
@@ -147,3 +150,27 @@ def test_the_batch_composer_builds_what_compose_builds_for_a_markdown_campaign()
             assert token.sub("/p/T", fast_part) == token.sub("/p/T", full_part)
             assert f"Hello {first_name or 'there'}!" in fast_part
         assert fast["Subject"] == f"News for {first_name or 'you'}"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "{{ 1/0 }}",
+        "{{ recipient.first_name() }}",
+        "{{ range(10**9) | list }}",
+        "{{ recipient.attributes.seats / 0 }}",
+    ],
+)
+def test_content_that_fails_when_rendered_is_refused_up_front(body: str) -> None:
+    problem = template_problem(body)
+    assert problem is not None and problem.startswith("cannot be rendered")
+
+
+def test_a_render_failure_for_one_person_is_a_template_error_the_worker_records() -> None:
+    from jinja2 import TemplateError
+
+    body = "{{ 10 // (recipient.attributes.seats | default(1)) }}"  # fine for both trials
+    assert template_problem(body) is None
+    nobody = PersonalFields(attributes={"seats": 0})
+    with pytest.raises(TemplateError):
+        render("markdown_update", data(body), LAYOUT, personal=nobody)

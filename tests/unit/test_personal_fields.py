@@ -171,3 +171,12 @@ def test_a_csv_without_a_header_keeps_the_four_columns() -> None:
     assert records == [
         (1, "expected at most 4 columns: user_id,email,locale,timezone (or a header row)")
     ]
+
+
+def test_a_header_names_notify_columns_in_any_case_and_keeps_other_names_as_written() -> None:
+    records = list(
+        _records(["User_ID,EMAIL,First_Name,Plan\n", "u-1,a@example.com,Ada,pro\n"], "csv")
+    )
+    assert records == [
+        (2, {"user_id": "u-1", "email": "a@example.com", "first_name": "Ada", "Plan": "pro"})
+    ]

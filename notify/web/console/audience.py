@@ -22,6 +22,9 @@ from notify.web.state import web_state
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 SHOWN_ERRORS = 50
+# The checked text goes back in the confirmation form, where each field may hold 1 MiB once
+# URL-encoded (up to three bytes for one): a file of this size always fits.
+MAX_UPLOAD_BYTES = 256 * 1024
 
 
 def _format(filename: str) -> Format:
@@ -62,14 +65,12 @@ def _run(request: Request, text: str, fmt: Format, *, check_only: bool) -> Impor
 
 
 @router.post("/audience/check")
-async def check_upload(
+def check_upload(
     request: Request,
     file: Annotated[UploadFile | None, File()] = None,
     csrf: FormText = "",
 ) -> Response:
     """Every line checked, nothing written: the errors by line, and a button to import."""
-    from starlette.concurrency import run_in_threadpool
-
     state = web_state(request)
     with state.sessions() as session:
         signed = gate(request, session)
@@ -79,13 +80,19 @@ async def check_upload(
         return refused(request)
     if file is None:
         return _page(request, signed, problem="Choose a file to check.", status=400)
-    raw = await file.read()
+    raw = file.file.read(MAX_UPLOAD_BYTES + 1)
+    if len(raw) > MAX_UPLOAD_BYTES:
+        problem = (
+            f"The file is larger than {MAX_UPLOAD_BYTES // 1024} KiB, the most the console "
+            "takes; import it with `notify users import` or POST /v1/users/import."
+        )
+        return _page(request, signed, problem=problem, status=413)
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
         return _page(request, signed, problem="The file is not UTF-8 text.", status=400)
     fmt = _format(file.filename or "")
-    result = await run_in_threadpool(_run, request, text, fmt, check_only=True)
+    result = _run(request, text, fmt, check_only=True)
     return _page(request, signed, checked=result, text=text, fmt=fmt, filename=file.filename)
 
 

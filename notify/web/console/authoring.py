@@ -18,6 +18,7 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import RedirectResponse
+from jinja2 import TemplateError
 from sqlalchemy import func, select
 
 from notify.campaigns import changes
@@ -26,6 +27,7 @@ from notify.campaigns.audience import AudienceFilter, subscribed_audience
 from notify.campaigns.lifecycle import CampaignDraft, CampaignStateError
 from notify.delivery.transport import DeliveryError
 from notify.message.template_data import InvalidFieldError
+from notify.message.validation import locale_tag
 from notify.models import Campaign, CampaignStatus, Recipient
 from notify.operators import audit
 from notify.people.user_row import ATTRIBUTE_KEY
@@ -35,6 +37,7 @@ from notify.web.state import web_state
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 MARKDOWN_TEMPLATE = "markdown_update"
+MAX_USER_IDS = 30_000  # as the API's audience takes: one bound parameter each
 EXAMPLE_BODY = (
     '# A headline\n\nHello {{ recipient.first_name | default("there", true) }},\n\n'
     "Write the news here. **Bold**, *italic*, lists and [links](https://example.com) work.\n"
@@ -70,6 +73,8 @@ def new_campaign_form(request: Request) -> Response:
 def _problems(values: dict[str, str]) -> tuple[list[str], CampaignDraft | None]:
     """The draft the form describes, or what is wrong with it (one line per field)."""
     problems = []
+    if any("\x00" in value for value in values.values()):
+        return ["A field holds a NUL character, which cannot be stored."], None
     if not values["name"].strip():
         problems.append("Name: give the campaign a name.")
     send_at_local = send_at = None
@@ -110,7 +115,16 @@ def _problems(values: dict[str, str]) -> tuple[list[str], CampaignDraft | None]:
             return problems, None
         attributes.append((key.strip(), wanted.strip()))
     locales = tuple(part.strip() for part in values["locales"].split(",") if part.strip())
+    for locale in locales:
+        try:
+            locale_tag(locale)
+        except ValueError as error:
+            return [f"Locales: {locale[:40]!r} {error}."], None
     user_ids = tuple(dict.fromkeys(part.strip() for part in values["user_ids"].split() if part))
+    if len(user_ids) > MAX_USER_IDS:
+        return [f"User ids: at most {MAX_USER_IDS:,} (an import list is better for more)."], None
+    if any(len(user_id) > 200 or "/" in user_id for user_id in user_ids):
+        return ["User ids: each is at most 200 characters, without '/'."], None
     draft = CampaignDraft(
         name=values["name"].strip()[:200],
         template=MARKDOWN_TEMPLATE,
@@ -136,6 +150,16 @@ def _save(
             return signed
         if not sessions.csrf_ok(state.settings, signed.nonce, csrf):
             return refused(request)
+        if campaign_id is not None:
+            stored = session.get(Campaign, campaign_id)
+            if stored is None:
+                return console_page(request, "missing.html", {}, signed=signed, status_code=404)
+            if stored.template != MARKDOWN_TEMPLATE:
+                why = "Only a draft written here (in Markdown) can be edited here."
+                context = {"why": why, "campaign_id": campaign_id}
+                return console_page(
+                    request, "refused.html", context, signed=signed, status_code=409
+                )
         problems, draft = _problems(values)
         if draft is None:
             return _form(request, signed, values, campaign_id, problems=problems)
@@ -315,7 +339,12 @@ def preview_page(request: Request, campaign_id: int, user_id: str = "", sent: st
             (row[0] for row in session.execute(chosen.limit(50)) if narrow.admits(row[1])), None
         )
         person = session.get(Recipient, recipient_id) if recipient_id is not None else None
-        shown = campaign_preview.preview(session, settings, campaign, person)
+        try:
+            shown = campaign_preview.preview(session, settings, campaign, person)
+        except TemplateError as error:
+            why = f"This campaign cannot be rendered for this person: {error.message}"
+            context = {"why": why, "campaign_id": campaign_id}
+            return console_page(request, "refused.html", context, signed=signed, status_code=422)
         context = {
             "campaign": campaign,
             "person": person.user_id if person is not None else None,
@@ -353,6 +382,10 @@ def send_test(
         except DeliveryError as error:
             context = {"why": f"The test was not sent: {error}", "campaign_id": campaign_id}
             return console_page(request, "refused.html", context, signed=signed, status_code=502)
+        except TemplateError as error:
+            why = f"The test was not sent: the campaign cannot be rendered ({error.message})."
+            context = {"why": why, "campaign_id": campaign_id}
+            return console_page(request, "refused.html", context, signed=signed, status_code=422)
         audit.record(session, "campaign.test", f"campaign:{campaign_id}", operator=signed.operator)
     target = f"/console/campaigns/{campaign_id}/preview?sent=1"
     if user_id:

@@ -101,9 +101,10 @@ def login(
         return refused(request)
     client = request.client.host if request.client else "unknown"
     if not state.console_throttle.allow(email or "-", client):
-        response = console_page(
-            request, "login.html", {"next": _safe_next(next), "error": "throttled"}, status_code=429
-        )
+        first = Response()
+        nonce = sessions.form_nonce(request, first, settings)
+        context = {"next": _safe_next(next), "error": "throttled"}
+        response = _with_form_token(request, first, "login.html", context, nonce, 429)
         response.headers["Retry-After"] = "60"
         return response
     with state.sessions.begin() as session:

@@ -9,6 +9,7 @@ from email.message import EmailMessage
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request
+from jinja2 import TemplateError
 from pydantic import BaseModel, Field, WithJsonSchema
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -209,11 +210,13 @@ def cancel_campaign(campaign_id: CampaignId, request: Request, caller: Writer) -
 
 @router.post("/{campaign_id}/preview", response_model=PreviewOut, responses=also(400, 404))
 def preview_campaign(
-    campaign_id: CampaignId, request: Request, _: Writer, body: PreviewIn | None = None
+    campaign_id: CampaignId, request: Request, caller: Writer, body: PreviewIn | None = None
 ) -> PreviewOut:
     """The message one named user would get (or a sample recipient), headers included;
     nothing is sent or stored. The address is masked and the links are placeholders: a
-    ``campaigns:write`` key must not learn an address or get a working unsubscribe link."""
+    ``campaigns:write`` key must not learn an address or get a working unsubscribe link. The
+    person's own fields (first name, name, attributes) are shown only to a key that may also
+    read users (``users:read``); 422 if the content cannot be rendered for this person."""
     state = web_state(request)
     with state.sessions() as session:
         campaign = _get(session, campaign_id)
@@ -221,7 +224,16 @@ def preview_campaign(
         if body is not None and body.user_id:
             person = recipients.require_live(session, body.user_id)
         # Never a real address or a working token: a campaigns key may not read people.
-        shown = campaign_preview.preview(session, state.settings, campaign, person)
+        try:
+            shown = campaign_preview.preview(
+                session,
+                state.settings,
+                campaign,
+                person,
+                with_personal_fields="users:read" in caller.scopes,
+            )
+        except TemplateError as error:
+            raise HTTPException(422, f"the campaign cannot be rendered: {error.message}") from None
     message = shown.message
     parsed: EmailMessage = email.message_from_bytes(message.as_bytes(), policy=policy.default)
     text = parsed.get_body(("plain",))

@@ -137,3 +137,20 @@ def end_sessions(session: Session, operator: Operator) -> None:
     """Sign the operator out everywhere."""
     operator.session_epoch += 1
     session.flush()
+
+
+def find(session: Session, email: str) -> Operator | None:
+    """The operator with this address (in its normal form), or None."""
+    try:
+        address = normalised_email(email)
+    except ValueError:
+        return None
+    return session.scalars(select(Operator).where(Operator.email == address)).first()
+
+
+def disable(session: Session, operator: Operator) -> None:
+    """Refuse the operator from now on: every session ends and no setup link works."""
+    operator.disabled_at = utcnow()
+    operator.setup_token_hash = None
+    operator.setup_expires_at = None
+    end_sessions(session, operator)

@@ -498,3 +498,43 @@ def test_a_markdown_draft_is_edited_until_it_is_scheduled(console: Console) -> N
     assert client.get(edit).status_code == 409
     late = client.post(edit, data={**form, "csrf": csrf_of(client, "/console/campaigns")})
     assert late.status_code == 409 and "only a draft can be edited" in late.text
+
+
+def test_the_command_line_creates_resets_and_disables_operators_and_a_disabled_one_is_out(
+    console: Console, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from notify.cli.app import app as cli
+
+    for name, value in console.stack.env.items():
+        if name.startswith("NOTIFY_"):
+            monkeypatch.setenv(name, value)
+    runner = CliRunner()
+    create = ["operators", "create", "--role", "admin", "--email"]
+    made = runner.invoke(cli, [*create, "cli@example.com"])
+    assert made.exit_code == 0 and "/console/setup/" in made.output
+    again = runner.invoke(cli, [*create, "cli@EXAMPLE.com"])  # the same address
+    assert again.exit_code == 2 and "exists already" in again.output
+    first_link = made.output.strip().rsplit("/", 1)[-1]
+    reset = runner.invoke(cli, ["operators", "reset", "cli@example.com"])
+    assert reset.exit_code == 0
+    client = TestClient(console.app, follow_redirects=False)
+    assert client.get(f"/console/setup/{first_link}").status_code == 404  # replaced
+    link = reset.output.strip().rsplit("/", 1)[-1]
+    path = f"/console/setup/{link}"
+    token = csrf_of(client, path)
+    assert (
+        client.post(path, data={"password": PASSWORD, "again": PASSWORD, "csrf": token}).status_code
+        == 303
+    )
+    assert client.get("/console/audit").status_code == 200
+    out = runner.invoke(cli, ["operators", "disable", "cli@example.com"])
+    assert out.exit_code == 0 and "disabled" in out.output
+    assert client.get("/console/audit").status_code == 303  # signed out at once
+    assert runner.invoke(cli, ["operators", "reset", "cli@example.com"]).exit_code == 2
+    with console.stack.sessions() as session:
+        actions = session.scalars(
+            select(AuditEntry.action).where(AuditEntry.actor == "cli").order_by(AuditEntry.id)
+        ).all()
+    assert actions == ["operator.create", "operator.reset", "operator.disable"]

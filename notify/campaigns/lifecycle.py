@@ -392,6 +392,19 @@ class Progress:
     unsubscribes: int = 0  # people who unsubscribed through a link in this campaign's mail
 
 
+def suppressed_by_reason(session: Session, campaign_id: int) -> dict[str, int]:
+    """Why the campaign's suppressed messages were not sent: reason -> how many."""
+    rows = session.execute(
+        select(Notification.reason, func.count())
+        .where(
+            Notification.campaign_id == campaign_id,
+            Notification.status == NotificationStatus.SUPPRESSED,
+        )
+        .group_by(Notification.reason)
+    ).all()
+    return {str(reason or "unknown"): int(count) for reason, count in rows}
+
+
 def sent_per_minute(
     session: Session, campaign_id: int, *, minutes: int = 30, now: datetime | None = None
 ) -> list[tuple[str, int]]:

@@ -23,12 +23,14 @@ def keys_create(
 ) -> None:
     """Make an API key. The key is printed once, alone on the last line; only its hash is kept."""
     from notify.db import make_session_factory, open_database
+    from notify.operators import audit
     from notify.producers.api_keys import UnknownScopeError, create_key
 
     sessions = make_session_factory(open_database(settings()))
     try:
         with sessions.begin() as session:
             key, secret = create_key(session, name, scope)
+            audit.record(session, "key.create", f"key:{key.id}", scopes=key.scopes)
     except UnknownScopeError as error:
         fail(str(error))
     except SQLAlchemyError as error:
@@ -54,10 +56,13 @@ def keys_revoke(
     key_id: Annotated[int, typer.Argument(help="The key's id, from `notify keys list`.")],
 ) -> None:
     """Revoke a key by id; the web refuses it within NOTIFY_API_KEY_CACHE_SECONDS."""
+    from notify.operators import audit
+
     config = settings()
     with sessions_for(config).begin() as session:
         if not revoke(session, key_id):
             fail(f"no active key {key_id}")
+        audit.record(session, "key.revoke", f"key:{key_id}")
     typer.echo(
         f"key {key_id} revoked; refused within {config.api_key_cache_seconds:g} s "
         "by every web process"

@@ -16,6 +16,7 @@ from notify.campaigns import lifecycle
 from notify.campaigns.lifecycle import CampaignDraft
 from notify.operators import accounts
 from notify.people import recipients
+from notify.producers.api_keys import KEY_PREFIX
 from tests.support.services import ROOT, WebProcess
 from tests.support.stack import OwnStack, sample_data
 
@@ -110,6 +111,20 @@ def test_an_admin_sets_up_runs_a_campaign_through_its_confirmations_and_adds_an_
     assert setup_url.startswith(f"{own_stack.settings.public_url}/console/setup/")
     check_and_photograph(page, "operators")
 
+    page.get_by_role("link", name="API keys").click()
+    page.get_by_label("Who the key is for").fill("billing")
+    page.get_by_label("notifications:send").check()
+    page.get_by_role("button", name="Make the key and show it once").click()
+    assert page.locator("#new-key").inner_text().startswith(KEY_PREFIX)
+    check_and_photograph(page, "keys")
+
+    for path, name in (
+        ("/console/setup/not-a-link", "setup-invalid"),
+        ("/console/campaigns/999999", "missing"),
+    ):
+        page.goto(f"{own_web.base_url}{path}")
+        check_and_photograph(page, name)
+    page.goto(f"{own_web.base_url}/console/campaigns")
     page.get_by_role("link", name="Audit log").click()
     log = page.locator("tbody").inner_text()
     for action in ("campaign.schedule", "campaign.pause", "campaign.resume", "operator.create"):
@@ -139,6 +154,10 @@ def test_a_marketer_imports_people_writes_a_markdown_campaign_and_previews_it_fo
     page.get_by_role("button", name="Save and sign in").click()
     page.wait_for_url("**/console/campaigns")
     assert page.get_by_role("link", name="Operators").count() == 0  # marketing, not admin
+    page.goto(f"{own_web.base_url}/console/operators")
+    assert page.get_by_role("heading", name="Admins only").count() == 1
+    check_and_photograph(page, "denied")
+    page.goto(f"{own_web.base_url}/console/campaigns")
 
     people = tmp_path / "people.csv"
     people.write_text(

@@ -118,6 +118,9 @@ ROUTES = {
     ("GET", "/console/operators"): "admin",
     ("POST", "/console/operators"): "admin",
     ("GET", "/console/audit"): "admin",
+    ("GET", "/console/keys"): "admin",
+    ("POST", "/console/keys"): "admin",
+    ("POST", "/console/keys/{key_id}/revoke"): "admin",
 }
 
 
@@ -138,7 +141,7 @@ def test_the_matrix_lists_every_console_route() -> None:
 
 
 def concrete(path: str, campaign_id: int) -> str:
-    return path.format(token="not-a-token", campaign_id=campaign_id, action="pause")
+    return path.format(token="not-a-token", campaign_id=campaign_id, action="pause", key_id=999)
 
 
 @pytest.mark.parametrize("role", [None, "marketing", "admin"])
@@ -538,3 +541,68 @@ def test_the_command_line_creates_resets_and_disables_operators_and_a_disabled_o
             select(AuditEntry.action).where(AuditEntry.actor == "cli").order_by(AuditEntry.id)
         ).all()
     assert actions == ["operator.create", "operator.reset", "operator.disable"]
+
+
+def test_an_admin_makes_a_key_that_is_shown_once_and_works_then_revokes_it(
+    console: Console,
+) -> None:
+    client = console.client("admin")
+    made = client.post(
+        "/console/keys",
+        data={
+            "csrf": csrf_of(client, "/console/keys"),
+            "name": "billing",
+            "scope": ["notifications:send", "users:read"],
+        },
+    )
+    assert made.status_code == 200
+    secret = re.search(r'id="new-key">([^<]+)<', made.text)
+    assert secret is not None
+    api = TestClient(console.app)
+    assert (
+        api.get("/v1/templates", headers={"Authorization": f"Bearer {secret.group(1)}"}).status_code
+        == 200
+    )
+    assert secret.group(1) not in client.get("/console/keys").text  # never shown again
+    with console.stack.sessions() as session:
+        key_id = session.scalars(
+            select(AuditEntry.target).where(AuditEntry.action == "key.create")
+        ).one()
+    number = int(key_id.split(":")[1])
+    revoke = f"/console/keys/{number}/revoke"
+    done = client.post(revoke, data={"csrf": csrf_of(client, "/console/keys")})
+    assert done.status_code == 303
+    assert "revoked" in client.get("/console/keys").text
+    none = client.post(
+        "/console/keys", data={"csrf": csrf_of(client, "/console/keys"), "name": "x"}
+    )
+    assert none.status_code == 400 and "at least one scope" in none.text
+    with console.stack.sessions() as session:
+        actions = session.scalars(
+            select(AuditEntry.action).where(AuditEntry.target == key_id)
+        ).all()
+    assert actions == ["key.create", "key.revoke"]
+
+
+def test_the_campaign_page_says_why_messages_were_suppressed(console: Console) -> None:
+    with console.stack.sessions.begin() as session:
+        for number, reason in enumerate(("unsubscribed", "unsubscribed", "bounced")):
+            person = recipients.upsert(
+                session,
+                f"sp-{number}",
+                email=f"sp{number}@example.com",
+                hash_key=console.stack.settings.hash_key,
+            )[0]
+            session.add(
+                Notification(
+                    recipient_id=person.id,
+                    template="product_update",
+                    category="product_updates",
+                    data={},
+                    campaign_id=console.campaign_id,
+                    status="suppressed",
+                    reason=reason,
+                )
+            )
+    page = console.client("marketing").get(f"/console/campaigns/{console.campaign_id}").text
+    assert "Suppressed: bounced 1, unsubscribed 2." in page

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import RedirectResponse
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from notify.campaigns import changes, lifecycle
 from notify.campaigns.audience import AudienceFilter, audience_size
@@ -21,6 +22,7 @@ from notify.campaigns.changes import ACTIONS
 from notify.campaigns.lifecycle import CampaignStateError
 from notify.models import Campaign, CampaignStatus, Operator, OperatorRole
 from notify.operators import accounts, audit
+from notify.producers.api_keys import SCOPES, UnknownScopeError, create_key, list_keys, revoke
 from notify.web.console import sessions
 from notify.web.console.common import FormText, console_page, gate, refused
 from notify.web.console.sessions import SignedIn
@@ -220,10 +222,12 @@ def campaign_detail(request: Request, campaign_id: int) -> Response:
             return console_page(request, "missing.html", {}, signed=signed, status_code=404)
         progress = lifecycle.progress(session, campaign_id)
         per_minute = lifecycle.sent_per_minute(session, campaign_id)
+        suppressed = lifecycle.suppressed_by_reason(session, campaign_id)
         context = {
             "campaign": campaign,
             "progress": progress,
             "per_minute": per_minute,
+            "suppressed": suppressed,
             "per_minute_peak": max((count for _, count in per_minute), default=0) or 1,
             "total": sum(progress.counts.values()),
             "actions": ALLOWED.get(campaign.status, ()),
@@ -335,3 +339,68 @@ def audit_log(request: Request) -> Response:
             return signed
         entries = audit.recent(session, 200)
         return console_page(request, "audit.html", {"entries": entries}, signed=signed)
+
+
+def _keys_page(request: Request, session: Session, signed: SignedIn, **extra: Any) -> Response:
+    context = {"keys": list_keys(session), "scopes": sorted(SCOPES), **extra}
+    status = 400 if extra.get("error") else 200
+    return console_page(request, "keys.html", context, signed=signed, status_code=status)
+
+
+@router.get("/keys")
+def key_list(request: Request) -> Response:
+    with web_state(request).sessions() as session:
+        signed = gate(request, session, admin=True)
+        if isinstance(signed, Response):
+            return signed
+        return _keys_page(request, session, signed)
+
+
+@router.post("/keys")
+async def key_create(request: Request) -> Response:
+    """A new key; its secret is shown on this one page and never again. The form's scopes
+    are checkboxes, so they are read from the form as a list."""
+    form = await request.form(max_files=0, max_fields=50)
+    return await run_in_threadpool(
+        _create_key,
+        request,
+        str(form.get("csrf", "")),
+        str(form.get("name", "")),
+        [str(value) for value in form.getlist("scope")],
+    )
+
+
+def _create_key(request: Request, csrf: str, name: str, scopes: list[str]) -> Response:
+    state = web_state(request)
+    with state.sessions.begin() as session:
+        signed = gate(request, session, admin=True)
+        if isinstance(signed, Response):
+            return signed
+        if not sessions.csrf_ok(state.settings, signed.nonce, csrf):
+            return refused(request)
+        if not name.strip() or len(name) > 100 or "\x00" in name:
+            return _keys_page(request, session, signed, error="Give the key a name (100 at most).")
+        if not scopes:
+            return _keys_page(request, session, signed, error="Choose at least one scope.")
+        try:
+            key, secret = create_key(session, name.strip(), scopes)
+        except UnknownScopeError as error:
+            return _keys_page(request, session, signed, error=str(error))
+        audit.record(
+            session, "key.create", f"key:{key.id}", operator=signed.operator, scopes=key.scopes
+        )
+        return _keys_page(request, session, signed, secret=secret, created=key)
+
+
+@router.post("/keys/{key_id}/revoke")
+def key_revoke(request: Request, key_id: int, csrf: FormText = "") -> Response:
+    state = web_state(request)
+    with state.sessions.begin() as session:
+        signed = gate(request, session, admin=True)
+        if isinstance(signed, Response):
+            return signed
+        if not sessions.csrf_ok(state.settings, signed.nonce, csrf):
+            return refused(request)
+        if revoke(session, key_id):
+            audit.record(session, "key.revoke", f"key:{key_id}", operator=signed.operator)
+    return RedirectResponse("/console/keys", status_code=303)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import email
 import html
+import json
 import re
 import time
 from collections.abc import Iterator
@@ -606,3 +607,32 @@ def test_the_campaign_page_says_why_messages_were_suppressed(console: Console) -
             )
     page = console.client("marketing").get(f"/console/campaigns/{console.campaign_id}").text
     assert "Suppressed: bounced 1, unsubscribed 2." in page
+
+
+def test_a_template_campaign_is_written_and_edited_in_the_console_too(console: Console) -> None:
+    client = console.client("marketing")
+    variables = {k: v for k, v in sample_data("product_update").items() if k != "first_name"}
+    form = {
+        "template": "product_update",
+        "variables": "[1, 2]",
+        "name": "From a template",
+        "subject": "",
+        "body": "",
+    }
+    token = csrf_of(client, "/console/campaigns/new")
+    bad = client.post("/console/campaigns/new", data={**form, "csrf": token})
+    assert bad.status_code == 400 and "a JSON object" in bad.text
+    missing = client.post("/console/campaigns/new", data={**form, "variables": "{}", "csrf": token})
+    assert missing.status_code == 400 and "is required by template product_update" in missing.text
+    made = client.post(
+        "/console/campaigns/new", data={**form, "variables": json.dumps(variables), "csrf": token}
+    )
+    assert made.status_code == 303
+    campaign_id = int(made.headers["location"].split("/")[3])
+    edit = f"/console/campaigns/{campaign_id}/edit"
+    shown = client.get(edit).text
+    assert '<option value="product_update" selected>' in shown and "Dark mode is here" in shown
+    with console.stack.sessions() as session:
+        campaign = session.get(Campaign, campaign_id)
+        assert campaign is not None and campaign.template == "product_update"
+        assert campaign.data == variables

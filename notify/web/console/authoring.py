@@ -10,6 +10,7 @@ like ``POST /v1/campaigns/{id}/preview``.
 from __future__ import annotations
 
 import email
+import json
 from datetime import datetime
 from email import policy
 from email.message import EmailMessage
@@ -27,6 +28,7 @@ from notify.campaigns.audience import AudienceFilter, subscribed_audience
 from notify.campaigns.lifecycle import CampaignDraft, CampaignStateError
 from notify.delivery.transport import DeliveryError
 from notify.message.template_data import InvalidFieldError
+from notify.message.templates import catalogue
 from notify.message.validation import locale_tag
 from notify.models import Campaign, CampaignStatus, Recipient
 from notify.operators import audit
@@ -56,7 +58,18 @@ def _form(
         if campaign_id is None
         else f"/console/campaigns/{campaign_id}/edit"
     )
-    context = {"values": values, "example": EXAMPLE_BODY, "action": action, **extra}
+    templates = [
+        (template.name, template.description)
+        for template in catalogue().values()
+        if not template.category.essential and template.name != MARKDOWN_TEMPLATE
+    ]
+    context = {
+        "values": values,
+        "example": EXAMPLE_BODY,
+        "action": action,
+        "templates": templates,
+        **extra,
+    }
     status = 400 if extra.get("problems") else 200
     return console_page(request, "new_campaign.html", context, signed=signed, status_code=status)
 
@@ -102,9 +115,19 @@ def _problems(values: dict[str, str]) -> tuple[list[str], CampaignDraft | None]:
             problems.append("Rate: a number of messages a second, from 0.001 to 100000.")
     if problems:
         return problems, None
-    data = {"subject": values["subject"], "body": values["body"]}
-    if values["preheader"].strip():
-        data["preheader"] = values["preheader"]
+    template = values["template"] or MARKDOWN_TEMPLATE
+    data: dict[str, Any]
+    if template == MARKDOWN_TEMPLATE:
+        data = {"subject": values["subject"], "body": values["body"]}
+        if values["preheader"].strip():
+            data["preheader"] = values["preheader"]
+    else:
+        try:
+            data = json.loads(values["variables"] or "{}")
+        except ValueError as error:
+            return [f"Template variables: not valid JSON ({error})."], None
+        if not isinstance(data, dict):
+            return ['Template variables: a JSON object, such as {"headline": "…"}.'], None
     attributes = []
     for line in values["attributes"].splitlines():
         if not line.strip():
@@ -127,7 +150,7 @@ def _problems(values: dict[str, str]) -> tuple[list[str], CampaignDraft | None]:
         return ["User ids: each is at most 200 characters, without '/'."], None
     draft = CampaignDraft(
         name=values["name"].strip()[:200],
-        template=MARKDOWN_TEMPLATE,
+        template=template,
         data=data,
         send_at=send_at,
         send_at_local=send_at_local,
@@ -154,12 +177,6 @@ def _save(
             stored = session.get(Campaign, campaign_id)
             if stored is None:
                 return console_page(request, "missing.html", {}, signed=signed, status_code=404)
-            if stored.template != MARKDOWN_TEMPLATE:
-                why = "Only a draft written here (in Markdown) can be edited here."
-                context = {"why": why, "campaign_id": campaign_id}
-                return console_page(
-                    request, "refused.html", context, signed=signed, status_code=409
-                )
         problems, draft = _problems(values)
         if draft is None:
             return _form(request, signed, values, campaign_id, problems=problems)
@@ -184,6 +201,8 @@ def _save(
 
 
 FIELDS = (
+    "template",
+    "variables",
     "name",
     "subject",
     "preheader",
@@ -201,6 +220,8 @@ FIELDS = (
 def new_campaign(
     request: Request,
     csrf: FormText = "",
+    template: FormText = "",
+    variables: FormText = "",
     name: FormText = "",
     subject: FormText = "",
     preheader: FormText = "",
@@ -216,6 +237,8 @@ def new_campaign(
         zip(
             FIELDS,
             (
+                template,
+                variables,
                 name,
                 subject,
                 preheader,
@@ -236,7 +259,10 @@ def new_campaign(
 def _values_of(campaign: Campaign) -> dict[str, str]:
     """The form's fields for a Markdown draft as it is stored."""
     data, audience = campaign.data, campaign.audience
+    written_here = campaign.template == MARKDOWN_TEMPLATE
     return {
+        "template": campaign.template,
+        "variables": "" if written_here else json.dumps(data, indent=2, ensure_ascii=False),
         "name": campaign.name,
         "subject": str(data.get("subject", "")),
         "preheader": str(data.get("preheader", "")),
@@ -259,8 +285,8 @@ def edit_campaign_form(request: Request, campaign_id: int) -> Response:
         campaign = session.get(Campaign, campaign_id)
         if campaign is None:
             return console_page(request, "missing.html", {}, signed=signed, status_code=404)
-        if campaign.template != MARKDOWN_TEMPLATE or campaign.status != CampaignStatus.DRAFT:
-            why = "Only a draft written here (in Markdown) can be edited here."
+        if campaign.status != CampaignStatus.DRAFT:
+            why = "Only a draft can be edited."
             context = {"why": why, "campaign_id": campaign_id}
             return console_page(request, "refused.html", context, signed=signed, status_code=409)
         return _form(request, signed, _values_of(campaign), campaign_id)
@@ -271,6 +297,8 @@ def edit_campaign(
     request: Request,
     campaign_id: int,
     csrf: FormText = "",
+    template: FormText = "",
+    variables: FormText = "",
     name: FormText = "",
     subject: FormText = "",
     preheader: FormText = "",
@@ -286,6 +314,8 @@ def edit_campaign(
         zip(
             FIELDS,
             (
+                template,
+                variables,
                 name,
                 subject,
                 preheader,

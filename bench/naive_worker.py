@@ -129,6 +129,8 @@ def naive_send_update(to_address: str, public_id: str, data: dict[str, Any]) -> 
     )
     unsubscribe_url = f"{PUBLIC_URL}/u/{token}"
     context: dict[str, Any] = dict(data)
+    # The template greets the person by their own first name (recipient.first_name).
+    context["recipient"] = {"first_name": data.get("first_name")}
     subject = _environment.get_template("product_update/subject.txt").render(context).strip()
     context["notify"] = {**UPDATE_LAYOUT, "subject": subject, "unsubscribe_url": unsubscribe_url}
     text = _environment.get_template("product_update/body.txt").render(context)

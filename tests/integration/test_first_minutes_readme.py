@@ -65,7 +65,12 @@ def variables_the_tests_read() -> set[str]:
 def test_each_template_with_sample_data_has_a_curl_example_sending_exactly_it() -> None:
     sent = {body["template"]: body.get("data") for body in request_bodies()}
     with_samples = {name: t.sample for name, t in catalogue().items() if t.sample}
-    assert set(with_samples) == {"security_alert", "admin_notice", "product_update"}
+    assert set(with_samples) == {
+        "security_alert",
+        "admin_notice",
+        "product_update",
+        "markdown_update",
+    }
     for name, sample in with_samples.items():
         assert sent.get(name) == sample, f"README example for {name} differs from its sample"
 

@@ -14,10 +14,10 @@ import json
 from datetime import datetime
 from email import policy
 from email.message import EmailMessage
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import RedirectResponse
 from jinja2 import TemplateError
 from sqlalchemy import func, select
@@ -216,44 +216,20 @@ FIELDS = (
 )
 
 
+async def _posted(request: Request) -> dict[str, str]:
+    """The campaign form's fields (each "" when absent) and its ``csrf``: one reading of the
+    body for both the new and the edit form."""
+    form = await request.form(max_files=0, max_fields=50)
+    return {name: str(form.get(name, "")) for name in (*FIELDS, "csrf")}
+
+
+CampaignForm = Annotated[dict[str, str], Depends(_posted)]
+
+
 @router.post("/campaigns/new")
-def new_campaign(
-    request: Request,
-    csrf: FormText = "",
-    template: FormText = "",
-    variables: FormText = "",
-    name: FormText = "",
-    subject: FormText = "",
-    preheader: FormText = "",
-    body: FormText = "",
-    locales: FormText = "",
-    user_ids: FormText = "",
-    attributes: FormText = "",
-    send_at: FormText = "",
-    send_at_local: FormText = "",
-    rate_limit: FormText = "",
-) -> Response:
-    values = dict(
-        zip(
-            FIELDS,
-            (
-                template,
-                variables,
-                name,
-                subject,
-                preheader,
-                body,
-                locales,
-                user_ids,
-                attributes,
-                send_at,
-                send_at_local,
-                rate_limit,
-            ),
-            strict=True,
-        )
-    )
-    return _save(request, values, csrf)
+def new_campaign(request: Request, posted: CampaignForm) -> Response:
+    csrf = posted.pop("csrf")
+    return _save(request, posted, csrf)
 
 
 def _values_of(campaign: Campaign) -> dict[str, str]:
@@ -293,44 +269,9 @@ def edit_campaign_form(request: Request, campaign_id: int) -> Response:
 
 
 @router.post("/campaigns/{campaign_id}/edit")
-def edit_campaign(
-    request: Request,
-    campaign_id: int,
-    csrf: FormText = "",
-    template: FormText = "",
-    variables: FormText = "",
-    name: FormText = "",
-    subject: FormText = "",
-    preheader: FormText = "",
-    body: FormText = "",
-    locales: FormText = "",
-    user_ids: FormText = "",
-    attributes: FormText = "",
-    send_at: FormText = "",
-    send_at_local: FormText = "",
-    rate_limit: FormText = "",
-) -> Response:
-    values = dict(
-        zip(
-            FIELDS,
-            (
-                template,
-                variables,
-                name,
-                subject,
-                preheader,
-                body,
-                locales,
-                user_ids,
-                attributes,
-                send_at,
-                send_at_local,
-                rate_limit,
-            ),
-            strict=True,
-        )
-    )
-    return _save(request, values, csrf, campaign_id)
+def edit_campaign(request: Request, campaign_id: int, posted: CampaignForm) -> Response:
+    csrf = posted.pop("csrf")
+    return _save(request, posted, csrf, campaign_id)
 
 
 def _parts(message: Any) -> dict[str, Any]:

@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: help run test lint unit integration bench clean
+.PHONY: help run test lint unit integration bench clean i18n-extract i18n-update i18n-compile
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -27,13 +27,31 @@ AXE := var/npm/node_modules/axe-core/axe.min.js
 $(AXE):
 	mkdir -p var/npm && npm install --prefix var/npm --no-audit --no-fund --silent axe-core@4
 
-install: $(STAMP)  ## create the virtual environment and install notify with its test tools
+# Message catalogues: translations/<locale>/LC_MESSAGES/messages.po is the source, the .mo is
+# compiled from it here (by install, run and test) and never committed.
+CATALOGUES := $(wildcard translations/*/LC_MESSAGES/messages.po)
+COMPILED   := $(CATALOGUES:.po=.mo)
+translations/%/LC_MESSAGES/messages.mo: translations/%/LC_MESSAGES/messages.po $(STAMP)
+	$(BIN)/pybabel compile --statistics -i $< -o $@ -l $*
+
+i18n-compile: $(COMPILED)  ## compile the message catalogues
+
+i18n-extract: $(STAMP)  ## collect every translatable text into translations/messages.pot
+	$(BIN)/pybabel extract -F babel.cfg -o translations/messages.pot --add-location=file \
+		--width=100 --project=notify --copyright-holder=notify --ignore-dirs=".* __pycache__ var" .
+
+i18n-update: i18n-extract  ## bring each catalogue up to date with the sources (new texts start untranslated, English copies them)
+	$(BIN)/pybabel update -i translations/messages.pot -d translations --width=100 \
+		--no-fuzzy-matching --ignore-obsolete
+	$(BIN)/python -m notify.i18n.maintenance translations/en/LC_MESSAGES/messages.po
+
+install: $(STAMP) $(COMPILED)  ## create the virtual environment, install notify with its test tools, compile the catalogues
 
 # make run PORT=8001 when 8000 is taken; HOST=0.0.0.0 to be reachable from other machines.
 # HOST is only taken from make's command line: some shells export the machine's name as HOST.
 PORT ?= 8000
 HOST := 127.0.0.1
-run: $(STAMP)  ## start web, worker and beat on the embedded default (SQLite, SQL broker, mailbox folder)
+run: $(STAMP) $(COMPILED)  ## start web, worker and beat on the embedded default (SQLite, SQL broker, mailbox folder)
 	$(BIN)/notify dev --host $(HOST) --port $(PORT)
 
 lint: $(STAMP)  ## ruff and mypy
@@ -43,7 +61,7 @@ lint: $(STAMP)  ## ruff and mypy
 
 # The fault tier (tests/faults) uses services of its own and mostly waits on outages, so it runs
 # beside the rest; its output follows the main run's. Either failing fails the target.
-test: $(STAMP) $(CHROMIUM) $(AXE) lint  ## install what the tests need, lint, run every test (needs PostgreSQL and Redis)
+test: $(STAMP) $(COMPILED) $(CHROMIUM) $(AXE) lint  ## install what the tests need, lint, run every test (needs PostgreSQL and Redis)
 	@mkdir -p var
 	$(BIN)/pytest tests/faults -p no:cacheprovider > var/test-faults.log 2>&1 & faults=$$!; \
 	trap 'kill $$faults 2>/dev/null' INT TERM HUP; \

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from notify.i18n.catalogues import N_
 from notify.queues import Queue
 
 
@@ -22,6 +23,12 @@ class Category:
     the preference page). Every category has one."""
     why_always_on: str = ""
     """Why an essential category cannot be turned off (empty for the others)."""
+    label_in_text: str = ""
+    """The label as it reads inside a sentence ("you are subscribed to product updates"); each
+    language writes it its own way (German keeps the capital), so it is a message of its own.
+
+    Every text here is English and marked for the catalogues; the places that show one to a
+    person translate it (``notify.i18n.catalogues.gettext``)."""
 
 
 CATEGORIES: dict[str, Category] = {
@@ -29,32 +36,35 @@ CATEGORIES: dict[str, Category] = {
     for category in (
         Category(
             key="security",
-            label="Security alerts",
+            label=N_("Security alerts"),
+            label_in_text=N_("security alerts"),
             essential=True,
             lane=Queue.ESSENTIAL,
-            description=(
+            description=N_(
                 "New sign-ins, password changes and other events that may mean someone else is "
                 "using your account."
             ),
-            why_always_on="Security alerts protect your account, so they cannot be turned off.",
+            why_always_on=N_("Security alerts protect your account, so they cannot be turned off."),
         ),
         Category(
             key="admin",
-            label="Administrative notices",
+            label=N_("Administrative notices"),
+            label_in_text=N_("administrative notices"),
             essential=True,
             lane=Queue.ESSENTIAL,
-            description="Changes to your account, your plan or our terms of service.",
-            why_always_on=(
+            description=N_("Changes to your account, your plan or our terms of service."),
+            why_always_on=N_(
                 "Administrative notices tell you about changes to your account or our terms, "
                 "so they cannot be turned off."
             ),
         ),
         Category(
             key="product_updates",
-            label="Product updates",
+            label=N_("Product updates"),
+            label_in_text=N_("product updates"),
             essential=False,
             lane=Queue.BULK,
-            description=(
+            description=N_(
                 "News about the product: new features, improvements and invitations to try them."
             ),
         ),

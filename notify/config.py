@@ -81,6 +81,10 @@ class Settings(BaseSettings):
     from_admin: str = "Accounts <accounts@notify.localhost>"
     from_product_updates: str = "Product news <news@notify.localhost>"
     company_name: str = "Example Ltd"
+    default_locale: str = "en"
+    """The language for a person whose locale is unknown or not shipped, before English: each
+    message and page takes the first of the person's locale chain (``de-AT`` → ``de``), then
+    this, then ``en``, that notify ships (``en``, ``de``, ``fr``)."""
     postal_address: str = "1 Example Street, Example Town, EX1 1EX"
 
     max_data_bytes: int = Field(default=16_384, gt=0)
@@ -185,6 +189,13 @@ class Settings(BaseSettings):
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError("is not an IANA time zone such as Europe/London") from None
         return value
+
+    @field_validator("default_locale")
+    @classmethod
+    def _language_tag(cls, value: str) -> str:
+        from notify.message.validation import locale_tag
+
+        return locale_tag(value)
 
     @field_validator("subscribed_by_default")
     @classmethod

@@ -174,6 +174,7 @@ class DueRow:
     email: str
     public_id: str
     locale: str | None
+    time_zone: str | None
     personal: PersonalFields
 
 
@@ -198,6 +199,7 @@ def _due_rows(session: Session, batch_id: int, now: datetime) -> list[DueRow]:
                 Recipient.email,
                 Recipient.public_id,
                 Recipient.locale,
+                Recipient.timezone,
                 Recipient.first_name,
                 Recipient.name,
                 Recipient.attributes,
@@ -211,6 +213,7 @@ def _due_rows(session: Session, batch_id: int, now: datetime) -> list[DueRow]:
             email=person.email,
             public_id=person.public_id,
             locale=person.locale,
+            time_zone=person.timezone,
             personal=PersonalFields(person.first_name, person.name, person.attributes or {}),
         )
         for notification_id, recipient_id in due
@@ -492,7 +495,7 @@ def send_batch(
                     attempts=attempts, message_id=message_id, email=row.email,
                     recipient_id=row.recipient_id, recipient_public_id=row.public_id,
                     locale=row.locale, erased=False, personal=row.personal,
-                    campaign_id=campaign_id,
+                    campaign_id=campaign_id, time_zone=row.time_zone,
                 )  # fmt: skip
                 try:
                     raw = composer.raw(job, now=now)  # serialised once per locale, filled in

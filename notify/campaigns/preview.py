@@ -56,6 +56,7 @@ def preview(
         recipient_public_id=person.public_id if person is not None and as_sent else "preview",
         locale=person.locale if person is not None else None,
         personal=personal,
+        time_zone=person.timezone if person is not None else None,
     )
     report = fallback_report(session, campaign, settings.default_subscriptions, fields)
     return CampaignPreview(message, held.lacking(fields), report)
@@ -77,6 +78,7 @@ def send_test(
         recipient_public_id="preview",
         locale=person.locale if person is not None else None,
         personal=person.personal_fields() if person is not None else PersonalFields(),
+        time_zone=person.timezone if person is not None else None,
     )
     transport = make_transport(
         settings.smtp, timeout=settings.smtp_timeout_seconds, ca_file=settings.smtp_ca_file

@@ -12,7 +12,9 @@ from typing import Any
 
 from notify.categories import Category, get_category
 from notify.config import Settings
-from notify.message import links
+from notify.i18n.catalogues import gettext
+from notify.i18n.locales import FALLBACK_LOCALE
+from notify.message import links, localised
 from notify.message.jobs import Claimed
 from notify.message.mime import (
     ascii_address,
@@ -34,23 +36,32 @@ def layout_context(
     *,
     preferences_url: str,
     unsubscribe_url: str | None,
-    locale: str | None = None,
+    locale: str = FALLBACK_LOCALE,
+    time_zone: str | None = None,
 ) -> LayoutContext:
+    """The layout's part of a message in shipped ``locale``, in ``time_zone`` (the person's,
+    else the service's default zone)."""
+    why = category.why_always_on
     return LayoutContext(
         company_name=settings.company_name,
         postal_address=settings.postal_address,
-        category_label=category.label,
+        category_label=gettext(locale, category.label_in_text),
         essential=category.essential,
-        why_always_on=category.why_always_on,
+        why_always_on=gettext(locale, why) if why else "",
         preferences_url=preferences_url,
         unsubscribe_url=None if category.essential else unsubscribe_url,
-        locale=(locale or "en").split("-")[0],
+        locale=locale,
+        time_zone=time_zone or settings.default_timezone,
     )
 
 
 def compose(settings: Settings, job: Claimed, *, now: datetime) -> Message:
-    """The message for ``job``; raises Jinja, template or header errors for a bad template."""
+    """The message for ``job``; raises Jinja, template or header errors for a bad template.
+    Written in the language :func:`notify.message.localised.choose` picks for the person."""
     category = get_category(job.category)
+    language = localised.choose(
+        get_template(job.template), job.data, job.locale, settings.default_locale
+    )
     unsubscribe = (
         None
         if category.essential
@@ -61,9 +72,10 @@ def compose(settings: Settings, job: Claimed, *, now: datetime) -> Message:
         category,
         preferences_url=links.preferences_url(settings, job.recipient_public_id),
         unsubscribe_url=unsubscribe,
-        locale=job.locale,
+        locale=language.locale,
+        time_zone=job.time_zone,
     )
-    rendered = render(job.template, job.data, layout, personal=job.personal)
+    rendered = render(job.template, language.data, layout, personal=job.personal)
     return build_message(
         rendered,
         sender=settings.sender_for(category.key),
@@ -72,6 +84,7 @@ def compose(settings: Settings, job: Claimed, *, now: datetime) -> Message:
         date=now,
         unsubscribe_url=unsubscribe,
         list_id=None if category.essential else list_id(settings, category),
+        content_language=language.content,
     )
 
 
@@ -89,6 +102,7 @@ def preview_message(
     recipient_public_id: str,
     locale: str | None = None,
     personal: PersonalFields | None = None,
+    time_zone: str | None = None,
 ) -> Message:
     """What ``compose`` would build for this person, without a stored notification."""
     job = Claimed(
@@ -104,6 +118,7 @@ def preview_message(
         locale=locale,
         erased=False,
         personal=personal or PersonalFields(),
+        time_zone=time_zone,
     )
     return compose(settings, job, now=datetime.now(UTC))
 
@@ -116,8 +131,8 @@ SLOT_TO = "notify-slot-to@slot.invalid"
 SLOT_MESSAGE_ID = "<notify-slot-message-id@slot.invalid>"
 SLOT_DATE = datetime(2000, 1, 1, tzinfo=UTC)
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
-MAX_RENDERINGS_KEPT = 1024  # distinct (locale, personal values) renderings a batch keeps
-_Key = tuple[str, tuple[tuple[str, str], ...]]
+MAX_RENDERINGS_KEPT = 1024  # distinct (language, zone, personal values) renderings a batch keeps
+_Key = tuple[str, str, tuple[tuple[str, str], ...]]
 
 
 @dataclass(frozen=True)
@@ -131,11 +146,12 @@ class _Serialised:
 
 
 class BatchComposer:
-    """Composes one campaign's messages: renders once per locale (and per distinct value of
-    the personal fields the template reads) with placeholder links, then puts each person's
-    own links in. Pure; what it builds equals :func:`compose`'s output.
+    """Composes one campaign's messages: renders once per language (and per distinct value of
+    the personal fields the template reads, and per time zone if it writes a date or time)
+    with placeholder links, then puts each person's own links in. Pure; what it builds equals
+    :func:`compose`'s output.
 
-    :meth:`raw` goes further: it serialises each locale's message once, with placeholders for
+    :meth:`raw` goes further: it serialises each language's message once, with placeholders for
     what differs per person (To, Date, Message-ID, the unsubscribe and preference links), and
     fills them in as bytes; only the body lines that hold a link are encoded per person.
 
@@ -151,14 +167,29 @@ class BatchComposer:
         self.data = data
         # The person's fields the template reads: people whose values there are equal share
         # a rendering (a template that reads none renders once per locale).
-        self.personal_fields = personal_fields_for(get_template(template), data)
+        self.email_template = get_template(template)
+        self.personal_fields = personal_fields_for(self.email_template, data)
+        self._languages: dict[str | None, localised.Language] = {}
         self._skeletons: dict[_Key, RenderedEmail | None] = {}
         self._serialised: dict[_Key, _Serialised | None] = {}
         self.sender = settings.sender_for(category)
         self.list_id = None if self.category.essential else list_id(settings, self.category)
 
+    def _language(self, job: Claimed) -> localised.Language:
+        if job.locale not in self._languages:
+            self._languages[job.locale] = localised.choose(
+                self.email_template, self.data, job.locale, self.settings.default_locale
+            )
+        return self._languages[job.locale]
+
+    def _time_zone(self, job: Claimed) -> str:
+        if not self.email_template.reads_time_zone:
+            return ""  # one rendering serves every zone
+        return job.time_zone or self.settings.default_timezone
+
     def _key(self, job: Claimed) -> _Key:
-        return (job.locale or "en").split("-")[0], job.personal.key(self.personal_fields)
+        personal = job.personal.key(self.personal_fields)
+        return self._language(job).content, self._time_zone(job), personal
 
     def _skeleton(self, job: Claimed) -> RenderedEmail | None:
         key = self._key(job)
@@ -166,14 +197,16 @@ class BatchComposer:
             if len(self._skeletons) >= MAX_RENDERINGS_KEPT:
                 self._skeletons.clear()
                 self._serialised.clear()
+            language = self._language(job)
             layout = layout_context(
                 self.settings,
                 self.category,
                 preferences_url=PREFERENCES_SLOT,
                 unsubscribe_url=UNSUBSCRIBE_SLOT,
-                locale=key[0],
+                locale=language.locale,
+                time_zone=key[1] or None,
             )
-            rendered = render(self.template, self.data, layout, personal=job.personal)
+            rendered = render(self.template, language.data, layout, personal=job.personal)
             usable = all(
                 slot in part
                 for slot in (UNSUBSCRIBE_SLOT, PREFERENCES_SLOT)
@@ -205,6 +238,7 @@ class BatchComposer:
             date=now,
             unsubscribe_url=unsubscribe,
             list_id=self.list_id,
+            content_language=self._language(job).content,
         )
 
     def raw(self, job: Claimed, *, now: datetime) -> bytes:
@@ -245,11 +279,13 @@ class BatchComposer:
         skeleton = self._skeleton(job)  # first: it may empty both caches
         if key not in self._serialised:
             self._serialised[key] = (
-                None if skeleton is None or self.category.essential else self._serialise(skeleton)
+                None
+                if skeleton is None or self.category.essential
+                else self._serialise(skeleton, self._language(job).content)
             )
         return self._serialised[key]
 
-    def _serialise(self, skeleton: RenderedEmail) -> _Serialised | None:
+    def _serialise(self, skeleton: RenderedEmail, content_language: str) -> _Serialised | None:
         lines: dict[bytes, str] = {}
         tag = secrets.token_hex(6)
 
@@ -274,6 +310,7 @@ class BatchComposer:
             date=SLOT_DATE,
             unsubscribe_url=UNSUBSCRIBE_SLOT,
             list_id=self.list_id,
+            content_language=content_language,
         ).as_bytes()
         end_of_head = raw.find(b"\r\n\r\n") + 2
         head, body = raw[:end_of_head], raw[end_of_head:]

@@ -27,3 +27,4 @@ class Claimed:
     subscribed: bool | None = None  # the person's choice for the category (None: the default)
     personal: PersonalFields = field(default_factory=PersonalFields)  # recipient.* in templates
     campaign_id: int | None = None  # a campaign's message: its unsubscribe link names it
+    time_zone: str | None = None  # the person's IANA zone, for dates and times in the message

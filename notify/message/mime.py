@@ -117,8 +117,10 @@ def build_message(
     extra_headers: Mapping[str, str] = {},
     unsubscribe_url: str | None = None,
     list_id: str | None = None,
+    content_language: str | None = None,
 ) -> Message:
     """One message to one recipient; raises :class:`HeaderInjectionError` on a bad value.
+    ``content_language`` (a language tag) becomes ``Content-Language`` (RFC 3282).
 
     Built with the ``compat32`` classes, which serialise about four times faster than
     ``EmailMessage`` (measured: 0.28 ms against 1.1 ms a message); every header value is
@@ -128,7 +130,15 @@ def build_message(
     to = ascii_address(_checked("To", recipient))
     if needs_smtputf8(to):
         return _build_international(
-            rendered, sender, to, message_id, date, extra_headers, unsubscribe_url, list_id
+            rendered,
+            sender,
+            to,
+            message_id,
+            date,
+            extra_headers,
+            unsubscribe_url,
+            list_id,
+            content_language,
         )
     message = MIMEMultipart("alternative", policy=FAST_POLICY)
     message["From"] = _short(_encoded_address(_checked("From", sender)))
@@ -138,6 +148,8 @@ def build_message(
     message["Date"] = _short(format_datetime(date))
     message["Message-ID"] = _short(_checked("Message-ID", message_id))
     message["Auto-Submitted"] = _short("auto-generated")
+    if content_language is not None:
+        message["Content-Language"] = _short(_language_tag(content_language))
     for name, value in extra_headers.items():
         header = _encoded_text(_checked(name, value), name)
         message[_checked("header name", name)] = header  # type: ignore[assignment]
@@ -193,6 +205,15 @@ def _encoded_text(value: str, name: str) -> str | Header:
     return Header(value, "utf-8", header_name=name)
 
 
+_LANGUAGE_TAG = re.compile(r"[A-Za-z]{1,8}(-[A-Za-z0-9]{1,8})*")
+
+
+def _language_tag(value: str) -> str:
+    if not _LANGUAGE_TAG.fullmatch(value):
+        raise HeaderInjectionError(f"Content-Language {value[:40]!r} is not a language tag")
+    return value
+
+
 def _encoded_address(value: str) -> str:
     """``Name <addr>`` with a non-ASCII name encoded; the address itself is never encoded."""
     name, address = parseaddr(value)
@@ -210,6 +231,7 @@ def _build_international(
     extra_headers: Mapping[str, str],
     unsubscribe_url: str | None,
     list_id: str | None,
+    content_language: str | None,
 ) -> Message:
     """The SMTPUTF8 variant (``utf8`` policy): UTF-8 headers, the address never encoded."""
     message = EmailMessage(policy=MESSAGE_POLICY.clone(utf8=True))
@@ -219,6 +241,8 @@ def _build_international(
     message["Date"] = format_datetime(date)
     message["Message-ID"] = _checked("Message-ID", message_id)
     message["Auto-Submitted"] = "auto-generated"
+    if content_language is not None:
+        message["Content-Language"] = _language_tag(content_language)
     for name, value in extra_headers.items():
         message[_checked("header name", name)] = _checked(name, value)
     if unsubscribe_url is not None:

@@ -21,6 +21,8 @@ from typing import Any
 
 from jinja2 import ChainableUndefined, Environment, nodes
 
+from notify.i18n.jinja import I18N_EXTENSION
+
 RECIPIENT_VARIABLE = "recipient"
 NAMED_FIELDS = ("first_name", "name")
 ATTRIBUTES = "attributes"
@@ -105,7 +107,7 @@ def fields_used(sources: Iterable[str]) -> frozenset[str]:
     key or loops over them; ``*`` when it uses ``recipient`` whole (say, passes it to a
     macro), which makes every field count."""
     used: set[str] = set()
-    environment = Environment()  # noqa: S701 (parsed only, never rendered)
+    environment = Environment(extensions=[I18N_EXTENSION])  # noqa: S701 (parsed only)
     for source in sources:
         tree = environment.parse(source)
         parents: dict[int, nodes.Node] = {}

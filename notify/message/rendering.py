@@ -26,6 +26,8 @@ from jinja2 import (
 from jinja2.runtime import Context
 from markupsafe import Markup
 
+from notify.i18n.jinja import I18N_EXTENSION, localise
+from notify.i18n.locales import FALLBACK_LOCALE
 from notify.message import markdown
 from notify.message.personal import RECIPIENT_VARIABLE, PersonalFields
 from notify.message.templates import EMAIL_TEMPLATES, SYSTEM_VARIABLE, TEMPLATE_FILTERS
@@ -36,7 +38,12 @@ _WHITESPACE = re.compile(r"\s+")
 
 @dataclass(frozen=True)
 class LayoutContext:
-    """What the layout needs besides the producer's data; never the address or a secret."""
+    """What the layout needs besides the producer's data; never the address or a secret.
+
+    ``locale`` is a shipped locale (:mod:`notify.i18n.locales`): the language of everything
+    notify itself writes in the email. ``category_label`` is the category as it reads inside a
+    sentence in that language, and ``why_always_on`` is in that language too. ``time_zone`` is
+    the person's IANA zone, for dates and times (UTC when unknown)."""
 
     company_name: str
     postal_address: str
@@ -45,7 +52,8 @@ class LayoutContext:
     why_always_on: str
     preferences_url: str
     unsubscribe_url: str | None
-    locale: str = "en"
+    locale: str = FALLBACK_LOCALE
+    time_zone: str | None = None
 
     def __post_init__(self) -> None:
         if not self.essential and not self.unsubscribe_url:
@@ -103,12 +111,14 @@ def _markdown_html_filter(css: str) -> Callable[[Context, str], Markup]:
 
 
 @cache
-def _environments(root: Path) -> tuple[Environment, Environment]:
+def _environments(root: Path, locale: str) -> tuple[Environment, Environment]:
+    """The HTML and the text environment for one shipped locale (built once each)."""
     html = Environment(
         loader=CssInliningLoader(root),
         autoescape=True,
         undefined=StrictUndefined,
         auto_reload=False,
+        extensions=[I18N_EXTENSION],
     )
     text = Environment(
         loader=FileSystemLoader(str(root)),
@@ -116,7 +126,10 @@ def _environments(root: Path) -> tuple[Environment, Environment]:
         undefined=StrictUndefined,
         auto_reload=False,
         keep_trailing_newline=False,
+        extensions=[I18N_EXTENSION],
     )
+    localise(html, locale)
+    localise(text, locale)
     css = (root / STYLESHEET).read_text(encoding="utf-8")
     filters = dict(
         zip(
@@ -145,12 +158,14 @@ def render(
 ) -> RenderedEmail:
     """Render template ``name``; raises ``jinja2.UndefinedError`` if a data variable is
     missing. The person's own fields are ``recipient`` (:mod:`notify.message.personal`): one
-    they lack renders as the template's fallback, never an error."""
+    they lack renders as the template's fallback, never an error. Everything notify writes
+    itself is in ``layout.locale``; dates and times are in ``layout.time_zone``."""
     if not isinstance(name, str) or "/" in name or name.startswith(("_", ".")):
         raise TemplateNotFound(str(name))
-    html_env, text_env = _environments(root)
+    html_env, text_env = _environments(root, layout.locale)
     context: dict[str, Any] = dict(data)
     context[RECIPIENT_VARIABLE] = (personal or PersonalFields()).for_template()
+    context[SYSTEM_VARIABLE] = {**layout.__dict__, "subject": ""}
     subject = one_line(text_env.get_template(f"{name}/subject.txt").render(context))
     context[SYSTEM_VARIABLE] = {**layout.__dict__, "subject": subject}
     text = text_env.get_template(f"{name}/body.txt").render(context)

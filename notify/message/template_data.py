@@ -13,9 +13,16 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from notify.message.localised import (
+    LANGUAGE_VARIABLE,
+    MAX_TRANSLATIONS,
+    TRANSLATIONS_VARIABLE,
+    carries_translations,
+)
 from notify.message.markdown import template_problem
 from notify.message.mime import has_header_break
 from notify.message.templates import EmailTemplate
+from notify.message.validation import locale_tag
 
 MAX_SUBJECT_VARIABLE = 300
 MAX_DEPTH = 32  # nested objects and arrays; template data is shallow
@@ -136,26 +143,96 @@ def variable_problems(
         InvalidFieldError(("data", name), f"is required by template {template.name}")
         for name in missing
     ]
-    for name in sorted(template.subject_variables):
-        value = data.get(name)
-        if isinstance(value, str) and has_header_break(value):
-            msg = "goes into the subject and must not hold line breaks"
-            problems.append(InvalidFieldError(("data", name), msg))
-        elif isinstance(value, str) and len(value) > MAX_SUBJECT_VARIABLE:
-            msg = f"goes into the subject: at most {MAX_SUBJECT_VARIABLE} characters"
-            problems.append(InvalidFieldError(("data", name), msg))
+    problems.extend(_subject_problems(template, data, ("data",)))
     for name in template.url_variables:
         value = data.get(name)
         if name not in missing and (not isinstance(value, str) or not value.startswith("https://")):
             problems.append(InvalidFieldError(("data", name), "must be an absolute https:// URL"))
+    problems.extend(_personalised_problems(template, data, ("data",), missing))
+    problems.extend(_translation_problems(template, data))
+    return tuple(problems)
+
+
+def _personalised_problems(
+    template: EmailTemplate, values: dict[str, Any], loc: tuple[str, ...], missing: list[str]
+) -> list[InvalidFieldError]:
+    problems = []
     for name in template.personalised_variables:
-        value = data.get(name)
+        value = values.get(name)
         if name in missing or (value is None and name not in template.variables):
             continue  # missing is reported above; an optional one may be left out
         problem = template_problem(value) if isinstance(value, str) else "must be text"
         if problem is not None:
-            problems.append(InvalidFieldError(("data", name), problem))
-    return tuple(problems)
+            problems.append(InvalidFieldError((*loc, name), problem))
+    return problems
+
+
+def _translation_problems(template: EmailTemplate, data: dict[str, Any]) -> list[InvalidFieldError]:
+    """``language`` and ``translations`` (:mod:`notify.message.localised`): each translation
+    is held to the same rules as the top-level values it stands in for."""
+    problems: list[InvalidFieldError] = []
+    given = [name for name in (LANGUAGE_VARIABLE, TRANSLATIONS_VARIABLE) if name in data]
+    if given and not carries_translations(template):
+        msg = f"is not used: template {template.name} is translated by notify itself"
+        return [InvalidFieldError(("data", name), msg) for name in given]
+    language = data.get(LANGUAGE_VARIABLE)
+    if LANGUAGE_VARIABLE in data and not (isinstance(language, str) and _is_tag(language)):
+        problems.append(InvalidFieldError(("data", LANGUAGE_VARIABLE), _NOT_A_TAG))
+    translations = data.get(TRANSLATIONS_VARIABLE)
+    if TRANSLATIONS_VARIABLE not in data:
+        return problems
+    loc: tuple[str, ...] = ("data", TRANSLATIONS_VARIABLE)
+    if not isinstance(translations, dict):
+        return [*problems, InvalidFieldError(loc, "must be an object of language tags")]
+    if len(translations) > MAX_TRANSLATIONS:
+        msg = f"holds {len(translations)} languages; at most {MAX_TRANSLATIONS} are allowed"
+        return [*problems, InvalidFieldError(loc, msg)]
+    required = [name for name in template.variables if name in template.personalised_variables]
+    for tag, values in translations.items():
+        where = (*loc, shown(str(tag)))
+        if not _is_tag(str(tag)):
+            problems.append(InvalidFieldError(where, _NOT_A_TAG))
+        elif not isinstance(values, dict):
+            problems.append(InvalidFieldError(where, 'must be an object such as {"body": …}'))
+        else:
+            unknown = sorted(set(values) - set(template.personalised_variables))
+            for name in unknown:
+                msg = f"is not translatable (only {', '.join(template.personalised_variables)})"
+                problems.append(InvalidFieldError((*where, shown(name)), msg))
+            absent = [name for name in required if name not in values]
+            problems.extend(
+                InvalidFieldError((*where, name), "is required in every translation")
+                for name in absent
+            )
+            problems.extend(_personalised_problems(template, values, where, absent))
+            problems.extend(_subject_problems(template, values, where))
+    return problems
+
+
+def _subject_problems(
+    template: EmailTemplate, values: dict[str, Any], loc: tuple[str, ...]
+) -> list[InvalidFieldError]:
+    problems = []
+    for name in sorted(template.subject_variables):
+        value = values.get(name)
+        if isinstance(value, str) and has_header_break(value):
+            msg = "goes into the subject and must not hold line breaks"
+            problems.append(InvalidFieldError((*loc, name), msg))
+        elif isinstance(value, str) and len(value) > MAX_SUBJECT_VARIABLE:
+            msg = f"goes into the subject: at most {MAX_SUBJECT_VARIABLE} characters"
+            problems.append(InvalidFieldError((*loc, name), msg))
+    return problems
+
+
+_NOT_A_TAG = "is not a language tag such as en or pt-BR"
+
+
+def _is_tag(value: str) -> bool:
+    try:
+        locale_tag(value)
+    except ValueError:
+        return False
+    return True
 
 
 def _summary(template: EmailTemplate, problems: tuple[InvalidFieldError, ...]) -> str:

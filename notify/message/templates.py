@@ -15,12 +15,13 @@ from typing import Any
 from jinja2 import Environment, meta
 
 from notify.categories import Category, get_category
+from notify.i18n.jinja import I18N_EXTENSION, LOCALE_FILTERS, reads_time_zone
+from notify.i18n.jinja import SYSTEM_VARIABLE as SYSTEM_VARIABLE
 from notify.message.personal import fields_used, template_fields_used
 
 TEMPLATES_ROOT = Path(__file__).resolve().parents[2] / "templates"
 EMAIL_TEMPLATES = TEMPLATES_ROOT / "emails"
 TEMPLATE_FILES = ("subject.txt", "body.txt", "body.html")
-SYSTEM_VARIABLE = "notify"  # what the layout adds; producers cannot set it
 
 
 class TemplateNotFoundError(LookupError):
@@ -50,17 +51,28 @@ class EmailTemplate:
     optional_variables: tuple[str, ...] = ()  # may be given; the template does without them
     # Variables whose values are small templates of their own (notify.message.markdown)
     personalised_variables: tuple[str, ...] = ()
+    # Whether it writes a date or time, which is then shown in the person's own time zone
+    reads_time_zone: bool = False
 
 
 # Filters that notify.message.rendering adds to Jinja's own, for personalised values.
 TEMPLATE_FILTERS = ("personalised", "markdown_text", "markdown_html")
+# Data a template with personalised variables may carry: its content in more languages
+# (notify.message.localised).
+TRANSLATIONS_VARIABLE = "translations"
+LANGUAGE_VARIABLE = "language"
+GETTEXT_NAMES = frozenset({"gettext", "ngettext", "pgettext", "npgettext", "_"})
+
+
+def _sources(folder: Path) -> list[str]:
+    return [(folder / name).read_text(encoding="utf-8") for name in TEMPLATE_FILES]
 
 
 def _subject_variables(folder: Path) -> frozenset[str]:
     source = (folder / "subject.txt").read_text(encoding="utf-8")
-    parser = Environment()  # noqa: S701 (parsed only, never rendered)
-    parser.filters.update(dict.fromkeys(TEMPLATE_FILTERS, str))  # known by name only
-    return frozenset(meta.find_undeclared_variables(parser.parse(source)))
+    parser = Environment(extensions=[I18N_EXTENSION])  # noqa: S701 (parsed only, never rendered)
+    parser.filters.update(dict.fromkeys((*TEMPLATE_FILTERS, *LOCALE_FILTERS), str))  # by name
+    return frozenset(meta.find_undeclared_variables(parser.parse(source))) - GETTEXT_NAMES
 
 
 def _load(folder: Path) -> EmailTemplate:
@@ -79,6 +91,7 @@ def _load(folder: Path) -> EmailTemplate:
         personal_fields=template_fields_used(folder),
         optional_variables=tuple(raw.get("optional_variables", [])),
         personalised_variables=tuple(raw.get("personalised_variables", [])),
+        reads_time_zone=reads_time_zone(_sources(folder)),
     )
 
 
@@ -104,10 +117,15 @@ def get_template(name: str) -> EmailTemplate:
 
 def personal_fields_for(template: EmailTemplate, data: Mapping[str, Any]) -> frozenset[str]:
     """The person's fields a message of ``template`` with ``data`` reads: the template's own,
-    and those read by its personalised values (a Markdown body greeting by first name)."""
+    and those read by its personalised values (a Markdown body greeting by first name), in
+    every language the data carries (``translations``, :mod:`notify.message.localised`)."""
+    translations = data.get(TRANSLATIONS_VARIABLE)
+    versions = [data, *(translations.values() if isinstance(translations, dict) else ())]
     sources = [
         value
+        for version in versions
+        if isinstance(version, Mapping)
         for name in template.personalised_variables
-        if isinstance(value := data.get(name), str)
+        if isinstance(value := version.get(name), str)
     ]
     return template.personal_fields | fields_used(sources) if sources else template.personal_fields

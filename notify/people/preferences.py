@@ -153,10 +153,25 @@ def choose(
 
 @dataclass(frozen=True)
 class Unsubscribed:
-    """Whose link it was: the live recipient it names, and their (decrypted) address."""
+    """Whose link it was: the live recipient it names, their (decrypted) address and their
+    locale (for the language of the answer)."""
 
     recipient_id: int
     email: str | None
+    locale: str | None = None
+
+
+def choose_language(session: Session, recipient_id: int, locale: str, origin: Origin) -> None:
+    """The person chose the language of their emails and pages: store it as their locale and
+    log it (action ``language:<tag>``, the earlier locale in ``detail``). The caller commits."""
+    recipient = session.get(Recipient, recipient_id)
+    if recipient is None or recipient.locale == locale:
+        return
+    earlier = recipient.locale
+    recipient.locale = locale
+    consent.record(
+        session, recipient_id, suppressions.ALL_CATEGORIES, f"language:{locale}", origin, earlier
+    )
 
 
 def unsubscribe_link_holder(
@@ -178,14 +193,14 @@ def unsubscribe_link_holder(
         raise EssentialCategoryError(category_key)
     if not on_postgresql(session):
         row = session.execute(
-            select(Recipient.id, Recipient.email).where(
+            select(Recipient.id, Recipient.email, Recipient.locale).where(
                 Recipient.public_id == public_id, Recipient.erased_at.is_(None)
             )
         ).one_or_none()
         if row is None:
             return None
         set_subscription(session, int(row[0]), category_key, False, origin, defaults)
-        return Unsubscribed(int(row[0]), row[1])
+        return Unsubscribed(int(row[0]), row[1], row[2])
     row = session.execute(
         _one_click_statement(),
         {
@@ -199,7 +214,7 @@ def unsubscribe_link_holder(
             "default_on": category_key in defaults,
         },
     ).one_or_none()
-    return None if row is None else Unsubscribed(int(row[0]), row[1])
+    return None if row is None else Unsubscribed(int(row[0]), row[1], row[2])
 
 
 @cache
@@ -209,7 +224,7 @@ def _one_click_statement() -> Any:
     now = bindparam("now", type_=Preference.updated_at.type)
     category, source = bindparam("category", type_=String()), bindparam("source", type_=String())
     person = (
-        select(Recipient.id, Recipient.email)
+        select(Recipient.id, Recipient.email, Recipient.locale)
         .where(Recipient.public_id == bindparam("public_id"), Recipient.erased_at.is_(None))
         .cte("person")
     )
@@ -247,4 +262,4 @@ def _one_click_statement() -> Any:
         .returning(ConsentEvent.id)
         .cte("logged")
     )
-    return select(person.c.id, person.c.email).add_cte(changed).add_cte(logged)
+    return select(person.c.id, person.c.email, person.c.locale).add_cte(changed).add_cte(logged)

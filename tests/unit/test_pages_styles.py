@@ -6,10 +6,11 @@ import re
 from typing import Any
 
 import pytest
-from jinja2 import Environment, FileSystemLoader, select_autoescape
+from jinja2 import Environment
 
 from notify.categories import CATEGORIES
 from notify.message.templates import TEMPLATES_ROOT
+from notify.web.pages import templates_for
 
 PAGES = TEMPLATES_ROOT / "pages"
 STYLESHEET = (PAGES / "pages.css").read_text(encoding="utf-8")
@@ -18,7 +19,7 @@ STYLE = re.compile(r"<style>(.*?)</style>", re.S)
 
 
 def environment() -> Environment:
-    return Environment(loader=FileSystemLoader(PAGES), autoescape=select_autoescape())
+    return templates_for("en").env  # the English pages, as the web app renders them
 
 
 def categories() -> list[dict[str, Any]]:
@@ -40,8 +41,9 @@ def rendered(name: str) -> str:
         "company_name": "Example Ltd",
         "postal_address": "1 Example Street",
         "categories": categories(),
-        "labels": ["Product updates"],
-        "category_label": "Product updates",
+        "labels": ["product updates"],
+        "category_label": "product updates",
+        "languages": [],
         "headers": [],
         "messages": [],
     }

@@ -13,10 +13,13 @@ from hypothesis import strategies as st
 from jinja2 import meta
 
 from notify.categories import CATEGORIES
+from notify.i18n.formatting import moment, parse_moment
+from notify.i18n.jinja import I18N_EXTENSION, LOCALE_FILTERS
 from notify.message.personal import RECIPIENT_VARIABLE
 from notify.message.rendering import LayoutContext, RenderedEmail, one_line, render
 from notify.message.templates import (
     EMAIL_TEMPLATES,
+    GETTEXT_NAMES,
     SYSTEM_VARIABLE,
     TEMPLATE_FILES,
     TEMPLATE_FILTERS,
@@ -217,13 +220,15 @@ def test_css_is_inlined_on_the_heading_and_nothing_is_loaded_or_run(name):
 
 
 def variables_used_by(name: str) -> set[str]:
-    env = jinja2.Environment(autoescape=False)
-    env.filters.update(dict.fromkeys(TEMPLATE_FILTERS, str))  # notify's own, known by name
+    env = jinja2.Environment(autoescape=False, extensions=[I18N_EXTENSION])
+    # notify's own filters, known by name
+    env.filters.update(dict.fromkeys((*TEMPLATE_FILTERS, *LOCALE_FILTERS), str))
     used: set[str] = set()
     for filename in TEMPLATE_FILES:
         source = (EMAIL_TEMPLATES / name / filename).read_text(encoding="utf-8")
         used |= meta.find_undeclared_variables(env.parse(source))
-    return used - {SYSTEM_VARIABLE, RECIPIENT_VARIABLE}  # the layout's, and the person's own
+    # the layout's, the person's own, and gettext's
+    return used - {SYSTEM_VARIABLE, RECIPIENT_VARIABLE} - GETTEXT_NAMES
 
 
 def test_the_catalogue_is_not_empty_and_skips_layout_folders():
@@ -271,7 +276,9 @@ def test_the_sample_of_every_template_renders_and_its_category_exists(name):
     everything = "\n".join((rendered.subject, rendered.text, rendered.html))
     for name, value in template.sample.items():
         if name not in template.personalised_variables:  # those are templates themselves
-            assert str(value) in everything
+            # a date-time is written for the person (here English, in the default zone, UTC)
+            shown = moment(value, "en", None) if parse_moment(value) else str(value)
+            assert shown in everything
 
 
 # --- the layout footer -----------------------------------------------------------------------

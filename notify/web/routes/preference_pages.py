@@ -7,7 +7,7 @@ a known address, at most once per ``NOTIFY_PREFERENCES_LINK_INTERVAL_SECONDS``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 
 from fastapi import APIRouter, Request, Response
@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 from notify.categories import non_essential
 from notify.delivery import outbox
 from notify.delivery.outbox import NotificationRequest
+from notify.i18n.locales import SHIPPED_LOCALES, own_name
 from notify.masking import mask_email
 from notify.message.tokens import TokenExpiredError, read_preferences_token
 from notify.message.validation import normalised_email
@@ -26,7 +27,7 @@ from notify.people import preferences
 from notify.people.consent import Origin
 from notify.people.suppressions import address_hash
 from notify.web.forms import lenient_form
-from notify.web.pages import invalid_link, page
+from notify.web.pages import invalid_link, page, page_locale
 from notify.web.state import WebState, web_state
 
 router = APIRouter(include_in_schema=False)
@@ -37,6 +38,7 @@ LINK_TEMPLATE = "preferences_link"
 class Person:
     recipient_id: int
     masked_email: str
+    locale: str | None  # as stored: the page is in this language, along its chain
 
 
 class Expired:
@@ -57,7 +59,7 @@ def _person(state: WebState, token: str) -> Person | Expired | None:
         ).one_or_none()
         if recipient is None or recipient.erased_at is not None:
             return None
-        return Person(recipient.id, mask_email(recipient.email or ""))
+        return Person(recipient.id, mask_email(recipient.email or ""), recipient.locale)
 
 
 def _show(request: Request, token: str, person: Person, saved: bool) -> Response:
@@ -82,8 +84,9 @@ def _show(request: Request, token: str, person: Person, saved: bool) -> Response
         "categories": categories,
         "action": f"/preferences/{token}",
         "saved": saved,
+        "languages": [{"tag": tag, "name": own_name(tag)} for tag in SHIPPED_LOCALES],
     }
-    return page(request, "preferences.html", context)
+    return page(request, "preferences.html", context, person_locale=person.locale)
 
 
 def _request_page(request: Request, *, expired: bool = False, sent: bool = False) -> Response:
@@ -104,7 +107,8 @@ def preference_page(token: str, request: Request) -> Response:
 
 @router.post("/preferences/{token}")
 async def save_preferences(token: str, request: Request) -> Response:
-    """Checked boxes are subscribed, unchecked ones are not; essential ones cannot change."""
+    """Checked boxes are subscribed, unchecked ones are not; essential ones cannot change. A
+    shipped language other than the one the page is in becomes the person's locale."""
     state = web_state(request)
     person = await run_in_threadpool(_person, state, token)
     if isinstance(person, Expired):
@@ -115,8 +119,9 @@ async def save_preferences(token: str, request: Request) -> Response:
     if "choices" not in form:  # not our form (empty, oversized, garbled): change nothing
         return await run_in_threadpool(_show, request, token, person, False)
     chosen = set(form.get("category", []))
+    language = (form.get("language") or [""])[0]
 
-    def save() -> None:
+    def save() -> Person:
         defaults = state.settings.default_subscriptions
         origin = Origin(ConsentSource.PREFERENCE_CENTRE)
         with state.sessions.begin() as session:
@@ -131,9 +136,13 @@ async def save_preferences(token: str, request: Request) -> Response:
                     defaults=defaults,
                     hash_key=state.settings.hash_key,
                 )
+            if language in SHIPPED_LOCALES and language != page_locale(request, person.locale):
+                preferences.choose_language(session, person.recipient_id, language, origin)
+                return replace(person, locale=language)
+        return person
 
-    await run_in_threadpool(save)
-    return await run_in_threadpool(_show, request, token, person, True)
+    saved = await run_in_threadpool(save)
+    return await run_in_threadpool(_show, request, token, saved, True)
 
 
 @router.get("/preferences")

@@ -41,6 +41,7 @@ class Target:
     public_id: str
     masked_email: str
     category: Category
+    locale: str | None  # the person's, for the page's language
 
 
 def _link(state: WebState, token: str) -> tuple[str, Category, int | None] | None:
@@ -65,7 +66,8 @@ def _resolve(session: Session, state: WebState, token: str) -> Target | None:
     ).one_or_none()
     if recipient is None or recipient.erased_at is not None:
         return None
-    return Target(recipient.id, public_id, mask_email(recipient.email or ""), category)
+    masked = mask_email(recipient.email or "")
+    return Target(recipient.id, public_id, masked, category, recipient.locale)
 
 
 def source_of(form: dict[str, list[str]], subscribed: bool) -> ConsentSource:
@@ -134,7 +136,8 @@ def _unsubscribe_link_category(
         )
     if holder is None:
         return None
-    target = Target(holder.recipient_id, public_id, mask_email(holder.email or ""), category)
+    masked = mask_email(holder.email or "")
+    target = Target(holder.recipient_id, public_id, masked, category, holder.locale)
     return target, [category.key]
 
 
@@ -163,17 +166,17 @@ def confirm_page(token: str, request: Request) -> Response:
         return invalid_link(request)
     target, subscribed = looked
     context = {
-        "category_label": target.category.label,
+        "category_label": target.category.label_in_text,
         "category_key": target.category.key,
         "masked_email": target.masked_email,
         "action": f"/u/{token}",
     }
     if subscribed:
-        return page(request, "unsubscribe.html", context)
+        return page(request, "unsubscribe.html", context, person_locale=target.locale)
     keys = state.settings.secret_key_list
     context["resubscribe_action"] = f"/u/{token}/undo"
     context["preferences_action"] = f"/preferences/{preferences_token(keys, target.public_id)}"
-    return page(request, "already_unsubscribed.html", context)
+    return page(request, "already_unsubscribed.html", context, person_locale=target.locale)
 
 
 @router.post("/u/{token}")
@@ -184,12 +187,12 @@ async def unsubscribe(token: str, request: Request) -> Response:
         return invalid_link(request)
     target, keys = done
     context = {
-        "labels": [CATEGORIES[key].label for key in keys],
+        "labels": [CATEGORIES[key].label_in_text for key in keys],
         "categories": keys,
         "masked_email": target.masked_email,
         "undo_action": f"/u/{token}/undo",
     }
-    return page(request, "unsubscribed.html", context)
+    return page(request, "unsubscribed.html", context, person_locale=target.locale)
 
 
 @router.post("/u/{token}/undo")
@@ -203,7 +206,7 @@ async def undo(token: str, request: Request) -> Response:
         return invalid_link(request)
     target, keys = done
     context = {
-        "labels": [CATEGORIES[key].label for key in keys],
+        "labels": [CATEGORIES[key].label_in_text for key in keys],
         "masked_email": target.masked_email,
     }
-    return page(request, "resubscribed.html", context)
+    return page(request, "resubscribed.html", context, person_locale=target.locale)

@@ -26,30 +26,44 @@ def normalised(tag: str) -> str:
     return "-".join([parts[0].lower(), *parts[1:]])
 
 
+def _shortened(tag: str) -> list[str]:
+    """``de-AT`` → ``["de-AT", "de"]``: the tag, then one subtag fewer each time."""
+    parts = normalised(tag).split("-")
+    return ["-".join(parts[:end]) for end in range(len(parts), 0, -1)]
+
+
+def _starts(tag: str | None, default: str) -> list[str]:
+    return [start for start in (tag, default, FALLBACK_LOCALE) if start and start.strip()]
+
+
 def chain(tag: str | None, default: str = FALLBACK_LOCALE) -> tuple[str, ...]:
     """The tags to try for ``tag``, most specific first, without repeats:
     ``chain("de-AT", "fr")`` is ``("de-AT", "de", "fr", "en")``."""
     out: list[str] = []
-    for start in (tag, default, FALLBACK_LOCALE):
-        if not start or not start.strip():
-            continue
-        parts = normalised(start).split("-")
-        for end in range(len(parts), 0, -1):
-            candidate = "-".join(parts[:end])
+    for start in _starts(tag, default):
+        for candidate in _shortened(start):
             if candidate.lower() not in (seen.lower() for seen in out):
                 out.append(candidate)
     return tuple(out)
 
 
 def pick(tag: str | None, available: Iterable[str], default: str = FALLBACK_LOCALE) -> str:
-    """The first entry of ``chain(tag, default)`` that is ``available`` (compared without case),
-    spelled as in ``available``; the first available one when none of the chain is."""
+    """What ``available`` offers for ``tag``, spelled as in ``available`` (compared without
+    case). For the person's tag, then the default, then English, in turn: the tag or a shorter
+    one (``de-AT``, ``de``), else any available variant of the same language (``fr`` takes
+    ``fr-CA``). The first available one when nothing matches."""
     by_lower = {normalised(name).lower(): name for name in available}
     if not by_lower:
         raise ValueError("nothing is available to pick from")
-    for candidate in chain(tag, default):
-        if candidate.lower() in by_lower:
-            return by_lower[candidate.lower()]
+    for start in _starts(tag, default):
+        shortened = _shortened(start)
+        for candidate in shortened:
+            if candidate.lower() in by_lower:
+                return by_lower[candidate.lower()]
+        language = shortened[-1].lower()
+        for key, name in by_lower.items():
+            if key.split("-")[0] == language:
+                return name
     return next(iter(by_lower.values()))
 
 
@@ -89,7 +103,7 @@ def negotiated(header: str | None, default: str = FALLBACK_LOCALE) -> str:
     """The shipped locale that best meets an ``Accept-Language`` header: the first wanted tag
     whose chain (without the default) reaches a shipped locale, else ``shipped(default)``."""
     for tag in accepted(header):
-        for candidate in chain(tag, tag):
+        for candidate in _shortened(tag):
             if candidate.lower() in SHIPPED_LOCALES:
                 return candidate.lower()
     return shipped(default)

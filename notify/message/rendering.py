@@ -33,7 +33,8 @@ from notify.message.personal import RECIPIENT_VARIABLE, PersonalFields
 from notify.message.templates import EMAIL_TEMPLATES, SYSTEM_VARIABLE, TEMPLATE_FILTERS
 
 STYLESHEET = "_layout/email.css"
-_WHITESPACE = re.compile(r"\s+")
+# Whitespace but the no-break spaces, which a translation sets on purpose (French before ":").
+_WHITESPACE = re.compile(r"[^\S\u00a0\u2007\u202f]+")
 
 
 @dataclass(frozen=True)
@@ -144,7 +145,8 @@ def _environments(root: Path, locale: str) -> tuple[Environment, Environment]:
 
 
 def one_line(value: str) -> str:
-    """Collapse every run of whitespace (newlines included) to one space, and strip."""
+    """Collapse every run of whitespace (newlines included, no-break spaces kept) to one space,
+    and strip."""
     return _WHITESPACE.sub(" ", value).strip()
 
 

@@ -6,7 +6,6 @@ axe-core (no serious or critical violation) and photographed at desktop and phon
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -17,33 +16,18 @@ from notify.campaigns.lifecycle import CampaignDraft
 from notify.operators import accounts
 from notify.people import recipients
 from notify.producers.api_keys import KEY_PREFIX
+from tests.browser.checks import accessible_and_photographed
 from tests.support.services import ROOT, WebProcess
 from tests.support.stack import OwnStack, sample_data
 
 pytestmark = pytest.mark.integration
 
-AXE = ROOT / "var" / "npm" / "node_modules" / "axe-core" / "axe.min.js"
 SHOTS = ROOT / "var" / "screenshots" / "console"
-WIDTHS = {"desktop": (1280, 800), "phone": (390, 844)}
 PASSWORD = "a long enough password"
 
 
 def check_and_photograph(page: Page, name: str) -> None:
-    """axe-core finds no serious or critical problem; a screenshot at each width."""
-    assert AXE.is_file(), f"{AXE} is missing: `make test` installs axe-core from npm"
-    page.add_script_tag(path=str(AXE))
-    found = page.evaluate("async () => (await axe.run(document)).violations")
-    serious = [
-        {"id": item["id"], "nodes": [node["target"] for node in item["nodes"]]}
-        for item in found
-        if item["impact"] in ("serious", "critical")
-    ]
-    assert serious == [], f"{name}: {json.dumps(serious)}"
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    for label, (width, height) in WIDTHS.items():
-        page.set_viewport_size({"width": width, "height": height})
-        page.screenshot(path=str(SHOTS / f"{name}-{label}.png"), full_page=True)
-    page.set_viewport_size({"width": 1280, "height": 800})
+    accessible_and_photographed(page, name, SHOTS)
 
 
 def people_and_a_draft(stack: OwnStack, count: int) -> int:

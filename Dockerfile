@@ -24,6 +24,9 @@ RUN pip install . \
     && rm -rf build notify.egg-info
 
 COPY templates/ ./templates/
+# The message catalogues are compiled here, as `make install` does; nothing compiled is committed.
+COPY translations/ ./translations/
+RUN pybabel compile --statistics -d translations -D messages
 COPY migrations/ ./migrations/
 COPY alembic.ini worker.py beat_schedule.py ./
 

@@ -165,3 +165,13 @@ class TemplateOut(BaseModel):
         default_factory=list,
         description="the person's own fields the template reads (recipient.first_name, ...)",
     )
+    translatable_variables: list[str] = Field(
+        default_factory=list,
+        description=(
+            "the variables data.translations may give in other languages, as "
+            '{"translations": {"de": {"subject": "…", "body": "…"}}}, with data.language naming '
+            "the language of the top-level values (the default locale when left out); each "
+            "person gets the first of their locale chain that is there. Empty: notify translates "
+            "the template itself into every shipped language (en, de, fr)."
+        ),
+    )

@@ -396,3 +396,42 @@ def test_env_example_check_notices_a_missing_and_an_unknown_variable() -> None:
     assert env_example_problems(without) == ["NOTIFY_MAX_ATTEMPTS is read by Settings, missing"]
     extra = text + "\n# A retired setting.\n# NOTIFY_NO_SUCH_SETTING=1\n"
     assert env_example_problems(extra) == ["NOTIFY_NO_SUCH_SETTING is not read by Settings"]
+
+
+# --- the image ----------------------------------------------------------------------------------
+
+DOCKERFILE = ROOT / "Dockerfile"
+# Folders the code reads next to the package (templates, catalogues, migrations).
+READ_BESIDE_THE_PACKAGE = ("templates", "translations", "migrations")
+
+
+def image_problems(dockerfile: str) -> list[str]:
+    """What the image lacks: a folder the code reads, or the catalogues compiled before the
+    image drops to its own user."""
+    lines = [line.strip() for line in dockerfile.splitlines()]
+    copied = {
+        shlex.split(line)[1].strip("./")
+        for line in lines
+        if line.startswith("COPY ") and len(shlex.split(line)) == 3
+    }
+    problems = [
+        f"{folder}/ is not copied" for folder in READ_BESIDE_THE_PACKAGE if folder not in copied
+    ]
+    compile_at = next((i for i, line in enumerate(lines) if "pybabel compile" in line), None)
+    user_at = next((i for i, line in enumerate(lines) if line.startswith("USER ")), len(lines))
+    if compile_at is None or compile_at > user_at:
+        problems.append("the catalogues are not compiled while building the image")
+    return problems
+
+
+def test_the_image_copies_what_the_code_reads_and_compiles_the_catalogues() -> None:
+    assert image_problems(DOCKERFILE.read_text(encoding="utf-8")) == []
+
+
+def test_the_image_check_notices_missing_catalogues() -> None:
+    text = DOCKERFILE.read_text(encoding="utf-8")
+    broken = "\n".join(line for line in text.splitlines() if "translations" not in line)
+    assert image_problems(broken) == [
+        "translations/ is not copied",
+        "the catalogues are not compiled while building the image",
+    ]

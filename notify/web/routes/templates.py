@@ -26,6 +26,7 @@ def list_templates(_: Annotated[Caller, Depends(current_caller)]) -> list[Templa
             variables=list(template.variables),
             optional_variables=list(template.optional_variables),
             recipient_fields=sorted(template.personal_fields),
+            translatable_variables=list(template.personalised_variables),
         )
         for template in catalogue().values()
     ]

@@ -43,7 +43,7 @@ FOOTER = {
         "E-Mail-Einstellungen",
     ),
     "fr": (
-        "Choisissez les autres e-mails que vous recevez",
+        "Choisissez les autres e-mails que vous souhaitez recevoir",
         "Vous recevez cet e-mail",
         "préférences e-mail",
     ),

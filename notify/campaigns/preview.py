@@ -37,13 +37,16 @@ def preview(
     *,
     as_sent: bool = False,
     with_personal_fields: bool = True,
+    locale: str | None = None,
 ) -> CampaignPreview:
     """The message for ``person`` (None: a sample recipient with no personal fields). Unless
     ``as_sent`` (the operator's own terminal), the address is masked and the links are
     placeholders, so whoever sees the preview learns no address and gets no working link.
     Without ``with_personal_fields`` (a caller that may not read people) the person's first
     name, name and attributes are left out, as if they had none; ``lacks`` still says which
-    they lack. Raises ``jinja2.TemplateError`` if the content cannot be rendered for them."""
+    they lack. ``locale`` shows the message as if it were the person's locale (each language
+    of a campaign written in several). Raises ``jinja2.TemplateError`` if the content cannot be
+    rendered for them."""
     held = person.personal_fields() if person is not None else PersonalFields()
     personal = held if with_personal_fields else PersonalFields()
     fields = personal_fields_for(get_template(campaign.template), campaign.data)
@@ -54,7 +57,7 @@ def preview(
         data=campaign.data,
         email=(address if as_sent else mask_email(address)) if address else SAMPLE_ADDRESS,
         recipient_public_id=person.public_id if person is not None and as_sent else "preview",
-        locale=person.locale if person is not None else None,
+        locale=locale or (person.locale if person is not None else None),
         personal=personal,
         time_zone=person.timezone if person is not None else None,
     )

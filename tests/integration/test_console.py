@@ -636,3 +636,74 @@ def test_a_template_campaign_is_written_and_edited_in_the_console_too(console: C
         campaign = session.get(Campaign, campaign_id)
         assert campaign is not None and campaign.template == "product_update"
         assert campaign.data == variables
+
+
+def test_a_draft_is_written_in_several_languages_and_previewed_in_each(console: Console) -> None:
+    with console.stack.sessions.begin() as session:
+        for user_id, locale in (("lang-de", "de-AT"), ("lang-none", None)):
+            recipients.upsert(
+                session,
+                user_id,
+                email=f"{user_id}@example.com",
+                hash_key=console.stack.settings.hash_key,
+                locale=locale,
+            )
+    client = console.client("marketing")
+    form = {
+        "name": "Dark mode everywhere",
+        "subject": "Dark mode is here",
+        "body": "Hello!",
+        "language": "en",
+        "subject_de": "Der dunkle Modus ist da",
+        "body_de": "Hallo!",
+        "preheader_de": "",
+        "user_ids": "lang-de lang-none",
+    }
+    token = csrf_of(client, "/console/campaigns/new")
+    clash = client.post("/console/campaigns/new", data={**form, "language": "de", "csrf": token})
+    assert clash.status_code == 400 and "written in Deutsch" in clash.text
+    half = client.post(
+        "/console/campaigns/new", data={**form, "subject_fr": "Le mode sombre", "csrf": token}
+    )
+    assert (
+        half.status_code == 400 and "Français body: is required in every translation" in half.text
+    )
+    made = client.post("/console/campaigns/new", data={**form, "csrf": token})
+    assert made.status_code == 303, made.text
+    campaign_id = int(made.headers["location"].split("/")[3])
+    with console.stack.sessions() as session:
+        campaign = session.get(Campaign, campaign_id)
+        assert campaign is not None
+        assert campaign.data == {
+            "subject": "Dark mode is here",
+            "body": "Hello!",
+            "translations": {"de": {"subject": "Der dunkle Modus ist da", "body": "Hallo!"}},
+        }
+    preview = f"/console/campaigns/{campaign_id}/preview"
+    austrian = client.get(preview, params={"user_id": "lang-de"}).text
+    assert "Der dunkle Modus ist da" in austrian and "Content-Language</th><td>de" in austrian
+    nobody = client.get(preview, params={"user_id": "lang-none"}).text
+    assert "Dark mode is here" in nobody and "Content-Language</th><td>en" in nobody
+    as_german = client.get(preview, params={"user_id": "lang-none", "language": "de"}).text
+    assert "Der dunkle Modus ist da" in as_german and "Hallo!" in as_german
+    as_french = client.get(preview, params={"user_id": "lang-de", "language": "fr"}).text
+    assert "Dark mode is here" in as_french  # no French text: the campaign's own language
+    edit = f"/console/campaigns/{campaign_id}/edit"
+    shown = client.get(edit).text
+    assert 'name="subject_de" lang="de" maxlength="300" value="Der dunkle Modus ist da"' in shown
+    assert '<option value="en" lang="en" selected>' in shown
+
+
+def test_the_consoles_frame_and_sign_in_follow_the_browsers_language(console: Console) -> None:
+    anonymous = console.client(None)
+    german = anonymous.get("/console/login", headers={"Accept-Language": "de-DE,de;q=0.9"})
+    assert german.headers["content-language"] == "de"
+    assert '<html lang="de">' in german.text and '<main class="wide" lang="de">' in german.text
+    assert "Anmelden" in german.text
+    french = anonymous.get("/console/login", headers={"Accept-Language": "fr"})
+    assert "Se connecter" in french.text or "Connexion" in french.text
+    signed = console.client("marketing")
+    campaigns = signed.get("/console/campaigns", headers={"Accept-Language": "de"})
+    # The frame is German; the console's own pages are in English, and say so.
+    assert '<html lang="de">' in campaigns.text and ">Kampagnen</a>" in campaigns.text
+    assert '<main class="wide" lang="en">' in campaigns.text

@@ -1,6 +1,8 @@
-"""Writing a campaign in the console: a Markdown draft (subject, preheader, body, audience by
-locale, send time, rate) and its preview for a chosen or random recipient, at desktop and
-phone width, with its text part, headers and who would get a fallback.
+"""Writing a campaign in the console: a Markdown draft (subject, preheader, body, the language
+they are written in and, optionally, the same in each other shipped language; audience by
+locale, send time, rate) and its preview for a chosen or random recipient, in their language or
+a chosen one, at desktop and phone width, with its text part, headers and who would get a
+fallback.
 
 Drafts are made by :func:`notify.campaigns.lifecycle.create`, the API's own; the preview by
 :func:`notify.message.composing.preview_message` with a masked address and placeholder links,
@@ -27,6 +29,7 @@ from notify.campaigns import preview as campaign_preview
 from notify.campaigns.audience import AudienceFilter, subscribed_audience
 from notify.campaigns.lifecycle import CampaignDraft, CampaignStateError
 from notify.delivery.transport import DeliveryError
+from notify.i18n.locales import SHIPPED_LOCALES, own_name, shipped
 from notify.message.template_data import InvalidFieldError
 from notify.message.templates import catalogue
 from notify.message.validation import locale_tag
@@ -40,6 +43,7 @@ from notify.web.state import web_state
 router = APIRouter(prefix="/console", include_in_schema=False)
 MARKDOWN_TEMPLATE = "markdown_update"
 MAX_USER_IDS = 30_000  # as the API's audience takes: one bound parameter each
+TRANSLATED = ("subject", "preheader", "body")  # what a Markdown campaign writes per language
 EXAMPLE_BODY = (
     '# A headline\n\nHello {{ recipient.first_name | default("there", true) }},\n\n'
     "Write the news here. **Bold**, *italic*, lists and [links](https://example.com) work.\n"
@@ -68,6 +72,7 @@ def _form(
         "example": EXAMPLE_BODY,
         "action": action,
         "templates": templates,
+        "languages": _languages(),
         **extra,
     }
     status = 400 if extra.get("problems") else 200
@@ -80,10 +85,50 @@ def new_campaign_form(request: Request) -> Response:
         signed = gate(request, session)
         if isinstance(signed, Response):
             return signed
-    return _form(request, signed, {"body": EXAMPLE_BODY})
+    default = shipped(web_state(request).settings.default_locale)
+    return _form(request, signed, {"body": EXAMPLE_BODY, "language": default})
 
 
-def _problems(values: dict[str, str]) -> tuple[list[str], CampaignDraft | None]:
+def _languages() -> list[tuple[str, str]]:
+    return [(tag, own_name(tag)) for tag in SHIPPED_LOCALES]
+
+
+def _markdown_data(values: dict[str, str], default_locale: str) -> tuple[list[str], dict[str, Any]]:
+    """A Markdown campaign's ``data`` from the form: the content, the language it is written in
+    (left out when it is the default) and each other language's content that was filled in."""
+    data: dict[str, Any] = {"subject": values["subject"], "body": values["body"]}
+    if values["preheader"].strip():
+        data["preheader"] = values["preheader"]
+    language = values["language"] or default_locale
+    if language not in SHIPPED_LOCALES:
+        return [f"Written in: choose one of {', '.join(SHIPPED_LOCALES)}."], data
+    if language != default_locale:
+        data["language"] = language
+    translations: dict[str, dict[str, str]] = {}
+    for tag in SHIPPED_LOCALES:
+        given = {name: values[f"{name}_{tag}"] for name in TRANSLATED}
+        if not any(value.strip() for value in given.values()):
+            continue
+        if tag == language:
+            why = f"{own_name(tag)}: the campaign itself is written in {own_name(tag)}"
+            return [f"{why}; leave these fields empty or choose another language."], data
+        translations[tag] = {name: value for name, value in given.items() if value.strip()}
+    if translations:
+        data["translations"] = translations
+    return [], data
+
+
+def _field_label(loc: tuple[str, ...]) -> str:
+    """How the form names the field of a problem's ``loc`` (``data.translations.de.body`` is
+    "Deutsch body")."""
+    if len(loc) >= 4 and loc[:2] == ("data", "translations"):
+        return f"{own_name(loc[2]) if loc[2] in SHIPPED_LOCALES else loc[2]} {loc[3]}"
+    return loc[-1].capitalize()
+
+
+def _problems(
+    values: dict[str, str], default_locale: str
+) -> tuple[list[str], CampaignDraft | None]:
     """The draft the form describes, or what is wrong with it (one line per field)."""
     problems = []
     if any("\x00" in value for value in values.values()):
@@ -118,9 +163,9 @@ def _problems(values: dict[str, str]) -> tuple[list[str], CampaignDraft | None]:
     template = values["template"] or MARKDOWN_TEMPLATE
     data: dict[str, Any]
     if template == MARKDOWN_TEMPLATE:
-        data = {"subject": values["subject"], "body": values["body"]}
-        if values["preheader"].strip():
-            data["preheader"] = values["preheader"]
+        wrong, data = _markdown_data(values, default_locale)
+        if wrong:
+            return wrong, None
     else:
         try:
             data = json.loads(values["variables"] or "{}")
@@ -177,7 +222,7 @@ def _save(
             stored = session.get(Campaign, campaign_id)
             if stored is None:
                 return console_page(request, "missing.html", {}, signed=signed, status_code=404)
-        problems, draft = _problems(values)
+        problems, draft = _problems(values, shipped(state.settings.default_locale))
         if draft is None:
             return _form(request, signed, values, campaign_id, problems=problems)
         limit = state.settings.max_data_bytes
@@ -191,7 +236,7 @@ def _save(
                     session, campaign_id, draft, max_data_bytes=limit, operator=signed.operator
                 )
         except InvalidFieldError as error:
-            shown = [f"{'.'.join(p.loc[-1:]).capitalize()}: {p.msg}" for p in error.problems]
+            shown = [f"{_field_label(p.loc)}: {p.msg}" for p in error.problems]
             return _form(request, signed, values, campaign_id, problems=shown)
         except CampaignStateError as error:
             context = {"why": str(error), "campaign_id": campaign_id}
@@ -207,6 +252,8 @@ FIELDS = (
     "subject",
     "preheader",
     "body",
+    "language",
+    *(f"{name}_{tag}" for tag in SHIPPED_LOCALES for name in TRANSLATED),
     "locales",
     "user_ids",
     "attributes",
@@ -232,11 +279,23 @@ def new_campaign(request: Request, posted: CampaignForm) -> Response:
     return _save(request, posted, csrf)
 
 
-def _values_of(campaign: Campaign) -> dict[str, str]:
+def _values_of(campaign: Campaign, default_locale: str) -> dict[str, str]:
     """The form's fields for a Markdown draft as it is stored."""
     data, audience = campaign.data, campaign.audience
     written_here = campaign.template == MARKDOWN_TEMPLATE
+    translations = data.get("translations") if written_here else None
+    in_other_languages = (
+        {
+            f"{name}_{tag}": str(translations.get(tag, {}).get(name, ""))
+            for tag in SHIPPED_LOCALES
+            for name in TRANSLATED
+        }
+        if isinstance(translations, dict)
+        else {}
+    )
     return {
+        "language": str(data.get("language") or default_locale),
+        **in_other_languages,
         "template": campaign.template,
         "variables": "" if written_here else json.dumps(data, indent=2, ensure_ascii=False),
         "name": campaign.name,
@@ -265,7 +324,8 @@ def edit_campaign_form(request: Request, campaign_id: int) -> Response:
             why = "Only a draft can be edited."
             context = {"why": why, "campaign_id": campaign_id}
             return console_page(request, "refused.html", context, signed=signed, status_code=409)
-        return _form(request, signed, _values_of(campaign), campaign_id)
+        default = shipped(web_state(request).settings.default_locale)
+        return _form(request, signed, _values_of(campaign, default), campaign_id)
 
 
 @router.post("/campaigns/{campaign_id}/edit")
@@ -278,7 +338,15 @@ def _parts(message: Any) -> dict[str, Any]:
     parsed: EmailMessage = email.message_from_bytes(message.as_bytes(), policy=policy.default)
     text = parsed.get_body(("plain",))
     html = parsed.get_body(("html",))
-    shown = ("From", "To", "Subject", "List-Unsubscribe", "List-Unsubscribe-Post", "List-Id")
+    shown = (
+        "From",
+        "To",
+        "Subject",
+        "Content-Language",
+        "List-Unsubscribe",
+        "List-Unsubscribe-Post",
+        "List-Id",
+    )
     return {
         "subject": str(parsed["Subject"]),
         "headers": [(name, str(parsed[name])) for name in shown if parsed[name] is not None],
@@ -288,7 +356,11 @@ def _parts(message: Any) -> dict[str, Any]:
 
 
 @router.get("/campaigns/{campaign_id}/preview")
-def preview_page(request: Request, campaign_id: int, user_id: str = "", sent: str = "") -> Response:
+def preview_page(
+    request: Request, campaign_id: int, user_id: str = "", sent: str = "", language: str = ""
+) -> Response:
+    """The campaign as a chosen (or a random) person of its audience gets it: in their own
+    language, or in ``language`` (one of the shipped ones) as if it were theirs."""
     state = web_state(request)
     settings = state.settings
     with state.sessions() as session:
@@ -311,7 +383,10 @@ def preview_page(request: Request, campaign_id: int, user_id: str = "", sent: st
         )
         person = session.get(Recipient, recipient_id) if recipient_id is not None else None
         try:
-            shown = campaign_preview.preview(session, settings, campaign, person)
+            as_language = language if language in SHIPPED_LOCALES else None
+            shown = campaign_preview.preview(
+                session, settings, campaign, person, locale=as_language
+            )
         except TemplateError as error:
             why = f"This campaign cannot be rendered for this person: {error.message}"
             context = {"why": why, "campaign_id": campaign_id}
@@ -323,6 +398,8 @@ def preview_page(request: Request, campaign_id: int, user_id: str = "", sent: st
             "lacks": shown.lacks,
             "sent": sent == "1",
             "report": shown.fallbacks,
+            "languages": _languages(),
+            "language": as_language or "",
             **_parts(shown.message),
         }
         return console_page(request, "preview.html", context, signed=signed)

@@ -70,7 +70,12 @@ app.conf.update(
 _environment = jinja2.Environment(
     loader=jinja2.FileSystemLoader(str(TEMPLATES)),
     autoescape=jinja2.select_autoescape(["html"]),
+    extensions=["jinja2.ext.i18n"],  # the templates mark their text for translation
 )
+# English as written (no catalogue), and the template's date filter showing the text as given
+# (DETAILS holds it already written out): the least a plain environment needs to render them.
+_environment.install_null_translations(newstyle=True)  # type: ignore[attr-defined]
+_environment.filters["format_datetime"] = str
 _client: tuple[int, redis.Redis] | None = None
 
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from functools import cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from babel import Locale
-from babel.dates import format_date, format_time
+from babel.dates import format_date, format_datetime
 from babel.lists import format_list
 from babel.numbers import format_decimal
 
@@ -39,6 +40,22 @@ def parse_moment(value: object) -> datetime | None:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
+@cache
+def _babel_locale(locale: str) -> Locale:
+    return Locale.parse(locale.replace("-", "_"))
+
+
+@cache
+def _moment_pattern(locale: str) -> str:
+    """The locale's long date and short time joined as its long date-time pattern joins them,
+    then the zone's long name: one CLDR pattern, so a moment is formatted in one pass."""
+    babel_locale = _babel_locale(locale)
+    joined = str(babel_locale.datetime_formats["long"])
+    day = babel_locale.date_formats["long"].pattern
+    time = babel_locale.time_formats["short"].pattern
+    return joined.replace("{1}", day).replace("{0}", f"{time} zzzz")
+
+
 def moment(value: object, locale: str, time_zone: str | None) -> str:
     """A moment as the person reads it: long date, short time and the zone's name, in their
     zone (``27. November 2026, 10:14 Mitteleuropäische Normalzeit``). Text that is not an ISO
@@ -47,12 +64,7 @@ def moment(value: object, locale: str, time_zone: str | None) -> str:
     if parsed is None:
         return str(value)
     local = parsed.astimezone(zone(time_zone))
-    babel_locale = Locale.parse(locale.replace("-", "_"))
-    pattern = str(babel_locale.datetime_formats["long"])
-    day = format_date(local, "long", locale=babel_locale)
-    time = format_time(local, "short", locale=babel_locale)
-    zone_name = format_time(local, "zzzz", locale=babel_locale)
-    return pattern.replace("{1}", day).replace("{0}", f"{time} {zone_name}").replace("'", "")
+    return format_datetime(local, _moment_pattern(locale), locale=_babel_locale(locale))
 
 
 def day(value: object, locale: str, time_zone: str | None) -> str:
@@ -68,7 +80,7 @@ def day(value: object, locale: str, time_zone: str | None) -> str:
         value = (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(zone(time_zone))
     if not isinstance(value, date):
         return str(value)
-    return format_date(value, "long", locale=locale.replace("-", "_"))
+    return format_date(value, "long", locale=_babel_locale(locale))
 
 
 def number(value: object, locale: str) -> str:

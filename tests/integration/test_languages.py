@@ -268,3 +268,22 @@ def test_the_preference_centre_changes_the_language_and_logs_it_as_a_choice(
         lambda: stack.smtp.handler.messages_to(f"{user_id}@example.com"), 60, "the notice"
     )
     assert parse(received[0].content)["Content-Language"] == "de"
+
+
+def test_saving_the_page_shown_in_the_browsers_language_confirms_it_for_emails_too(
+    stack: Stack, client: TestClient, auth: dict[str, str]
+) -> None:
+    user_id = new_person(client, auth, None, "UTC")
+    path = preferences_url(stack.settings, public_id_of(stack, user_id)).removeprefix(
+        stack.settings.public_url
+    )
+    shown = client.get(path, headers={"Accept-Language": "fr-FR"})
+    assert 'value="fr" lang="fr" selected>' in shown.text
+    form = {"choices": "1", "category": "product_updates", "language": "fr"}
+    assert client.post(path, data=form, headers={"Accept-Language": "fr-FR"}).status_code == 200
+    assert client.get(f"/v1/users/{user_id}", headers=auth).json()["locale"] == "fr"
+    # A stored regional locale is kept when the page's own language is saved as it was.
+    body = {"email": f"{user_id}@example.com", "locale": "fr-CA"}
+    assert client.put(f"/v1/users/{user_id}", json=body, headers=auth).status_code == 200
+    client.post(path, data=form)
+    assert client.get(f"/v1/users/{user_id}", headers=auth).json()["locale"] == "fr-CA"

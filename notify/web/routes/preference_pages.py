@@ -107,8 +107,8 @@ def preference_page(token: str, request: Request) -> Response:
 
 @router.post("/preferences/{token}")
 async def save_preferences(token: str, request: Request) -> Response:
-    """Checked boxes are subscribed, unchecked ones are not; essential ones cannot change. A
-    shipped language other than the one the page is in becomes the person's locale."""
+    """Checked boxes are subscribed, unchecked ones are not; essential ones cannot change. The
+    chosen language becomes the person's locale when they had none or it reads another one."""
     state = web_state(request)
     person = await run_in_threadpool(_person, state, token)
     if isinstance(person, Expired):
@@ -120,6 +120,9 @@ async def save_preferences(token: str, request: Request) -> Response:
         return await run_in_threadpool(_show, request, token, person, False)
     chosen = set(form.get("category", []))
     language = (form.get("language") or [""])[0]
+    # A person with no stored locale saw the page in their browser's language: saving it
+    # confirms that language for their emails too.
+    stored_language = page_locale(request, person.locale) if person.locale else None
 
     def save() -> Person:
         defaults = state.settings.default_subscriptions
@@ -136,7 +139,7 @@ async def save_preferences(token: str, request: Request) -> Response:
                     defaults=defaults,
                     hash_key=state.settings.hash_key,
                 )
-            if language in SHIPPED_LOCALES and language != page_locale(request, person.locale):
+            if language in SHIPPED_LOCALES and language != stored_language:
                 preferences.choose_language(session, person.recipient_id, language, origin)
                 return replace(person, locale=language)
         return person

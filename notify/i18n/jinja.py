@@ -8,11 +8,13 @@ time zone is the person's, read at render time from the ``notify`` variable's ``
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
+from babel.support import Translations
 from jinja2 import Environment, nodes, pass_context
 from jinja2.runtime import Context
+from markupsafe import Markup
 
 from notify.i18n import formatting
 from notify.i18n.catalogues import translations
@@ -34,8 +36,15 @@ def localise(environment: Environment, locale: str) -> Environment:
     """Install ``locale``'s catalogue and the locale filters into ``environment`` (built with
     :data:`I18N_EXTENSION`); returns it. Whitespace inside ``{% trans %}`` is collapsed, and
     ``lang`` is the locale, for ``<html lang>``."""
-    environment.install_gettext_translations(translations(locale), newstyle=True)  # type: ignore[attr-defined]
+    catalogue = translations(locale)
+    environment.install_gettext_translations(catalogue, newstyle=True)  # type: ignore[attr-defined]
     environment.policies["ext.i18n.trimmed"] = True
+    if isinstance(environment.autoescape, bool):
+        # The same "new style" gettext Jinja installs (format with the keyword values, Markup
+        # that escapes them when the environment escapes), without its per-call context
+        # lookups: one environment has one autoescape setting, known here. A third of an
+        # email's render time went to those lookups.
+        environment.globals.update(_fast_gettext(catalogue, escape=environment.autoescape))
 
     @pass_context
     def format_datetime(context: Context, value: Any) -> str:
@@ -60,6 +69,19 @@ def localise(environment: Environment, locale: str) -> Environment:
     )
     environment.globals["lang"] = locale
     return environment
+
+
+def _fast_gettext(catalogue: Translations, *, escape: bool) -> dict[str, Callable[..., str]]:
+    lookup, plural = catalogue.gettext, catalogue.ngettext
+    wrap: Callable[[str], str] = Markup if escape else str
+
+    def gettext(message: str, **values: Any) -> str:
+        return wrap(lookup(message)) % values
+
+    def ngettext(singular: str, many: str, count: int, **values: Any) -> str:
+        return wrap(plural(singular, many, count)) % {"num": count, **values}
+
+    return {"gettext": gettext, "_": gettext, "ngettext": ngettext}
 
 
 def reads_time_zone(sources: list[str]) -> bool:

@@ -2,6 +2,12 @@
 
 from notify.models.api_keys import ApiKey
 from notify.models.base import Base
+from notify.models.callbacks import (
+    CallbackAttempt,
+    CallbackEndpoint,
+    CallbackEvent,
+    CallbackEventStatus,
+)
 from notify.models.campaigns import BatchStatus, Campaign, CampaignBatch, CampaignStatus
 from notify.models.notifications import Notification, NotificationStatus
 from notify.models.operators import AuditEntry, Operator, OperatorRole
@@ -20,6 +26,10 @@ __all__ = [
     "AuditEntry",
     "Base",
     "BatchStatus",
+    "CallbackAttempt",
+    "CallbackEndpoint",
+    "CallbackEvent",
+    "CallbackEventStatus",
     "Campaign",
     "CampaignBatch",
     "CampaignStatus",

@@ -29,6 +29,11 @@ def build_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
         "schedule": 3600.0,
         "options": {"queue": Queue.PERIODIC.value, "expires": 3600.0},
     }
+    schedule["deliver-due-callbacks"] = {
+        "task": TaskName.DELIVER_CALLBACKS.value,
+        "schedule": settings.callback_poll_seconds,
+        "options": {"queue": Queue.CALLBACKS.value, "expires": settings.callback_poll_seconds},
+    }
     if settings.broker_url.startswith("sqla+"):
         schedule["purge-consumed-broker-messages"] = {
             "task": TaskName.PURGE_BROKER_TABLE.value,

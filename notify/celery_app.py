@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from typing import Any, cast
 
+import httpx
 from celery import Celery
 from celery.signals import worker_process_init
 from celery.utils.time import get_exponential_backoff_interval
@@ -20,6 +21,7 @@ from notify.config import Settings
 from notify.db import SessionFactory, make_session_factory, open_database
 from notify.delivery import broker_redis
 from notify.delivery.transport import Transport, make_transport
+from notify.producers.callbacks.delivery import new_client as new_http_client
 from notify.queues import TASK_ROUTES, Queue, TaskName
 
 
@@ -33,6 +35,7 @@ class WorkerContext:
         self._sessions: SessionFactory | None = None
         self._transport: Transport | None = None
         self._limiter: RateLimiter | None = None
+        self._http: httpx.Client | None = None
 
     def _check_fork(self) -> None:
         if os.getpid() != self._pid:
@@ -45,6 +48,7 @@ class WorkerContext:
             self._engine.dispose(close=False)
         self._transport = None
         self._limiter = None
+        self._http = None  # its connections belong to the parent
 
     @property
     def sessions(self) -> SessionFactory:
@@ -55,6 +59,14 @@ class WorkerContext:
             self._engine = open_database(self.settings, pool_pre_ping=False)
             self._sessions = make_session_factory(self._engine)
         return self._sessions
+
+    @property
+    def http(self) -> httpx.Client:
+        """This process's HTTP client for callbacks (connections kept per receiver)."""
+        self._check_fork()
+        if self._http is None:
+            self._http = new_http_client(self.settings)
+        return self._http
 
     @property
     def transport(self) -> Transport:

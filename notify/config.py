@@ -158,6 +158,17 @@ class Settings(BaseSettings):
     default_timezone: str = "UTC"
     rate_limit_url: str = ""
 
+    callback_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+    """How long one callback delivery waits for the receiver's answer (connecting included)."""
+    callback_retry_hours: float = Field(default=25.0, ge=0.01, le=24 * 14)
+    """How long an event is retried after it happened (exponential backoff with jitter, from
+    5 seconds up to an hour between attempts); then it is marked dead and can be replayed."""
+    callback_poll_seconds: float = Field(default=2.0, gt=0, le=60)
+    """How often beat asks the callbacks lane to deliver what is due: a new event leaves at
+    most about this long after its change is committed."""
+    callback_batch_size: int = Field(default=50, ge=1, le=1000)
+    """Events one delivery task takes at a time (oldest due first)."""
+
     @field_validator("database_url")
     @classmethod
     def _known_database(cls, value: str) -> str:

@@ -13,6 +13,7 @@ class Queue(StrEnum):
     ESSENTIAL = "essential"  # security and administrative mail: never behind a campaign
     BULK = "bulk"  # product updates and campaign batches
     PERIODIC = "periodic"  # sweeper and housekeeping from beat
+    CALLBACKS = "callbacks"  # producers' status callbacks: a slow receiver waits here, not mail
 
 
 class TaskName(StrEnum):
@@ -24,6 +25,7 @@ class TaskName(StrEnum):
     PLAN_CAMPAIGN = "notify.plan_campaign"
     SEND_CAMPAIGN_BATCH = "notify.send_campaign_batch"
     APPLY_RETENTION = "notify.apply_retention"
+    DELIVER_CALLBACKS = "notify.deliver_due_callbacks"
 
 
 ALL_QUEUES: tuple[Queue, ...] = tuple(Queue)
@@ -36,6 +38,7 @@ TASK_ROUTES: dict[str, dict[str, str]] = {
     TaskName.PLAN_CAMPAIGN: {"queue": Queue.PERIODIC},
     TaskName.SEND_CAMPAIGN_BATCH: {"queue": Queue.BULK},
     TaskName.APPLY_RETENTION: {"queue": Queue.PERIODIC},
+    TaskName.DELIVER_CALLBACKS: {"queue": Queue.CALLBACKS},
 }
 
 

@@ -21,6 +21,7 @@ from notify.delivery.outcomes import Outcome, Result
 from notify.delivery.sending import deliver_many
 from notify.delivery.sweeper import republish_stuck
 from notify.privacy import retention
+from notify.producers.callbacks.delivery import deliver_due
 from notify.queues import Publish, TaskName
 
 PERIODIC_TASKS = frozenset(
@@ -29,6 +30,7 @@ PERIODIC_TASKS = frozenset(
         TaskName.PURGE_BROKER_TABLE.value,
         TaskName.DISPATCH_DUE_CAMPAIGNS.value,
         TaskName.APPLY_RETENTION.value,
+        TaskName.DELIVER_CALLBACKS.value,
     }
 )
 
@@ -188,3 +190,16 @@ def apply_retention(self: Task) -> dict[str, int]:
         log_days=context.settings.retention_log_days,
     )
     return {"contents_removed": report.contents_removed, "rows_deleted": report.rows_deleted}
+
+
+@shared_task(bind=True, name=TaskName.DELIVER_CALLBACKS.value)
+def deliver_due_callbacks(self: Task) -> dict[str, int]:
+    """Beat, every ``NOTIFY_CALLBACK_POLL_SECONDS``, on the callbacks lane: send the callback
+    events that are due (:func:`notify.producers.callbacks.delivery.deliver_due`)."""
+    context = _app(self).context
+    settings = context.settings
+    # Well inside the task's hard time limit, with room for one attempt's timeout.
+    room = settings.task_time_limit_seconds - settings.callback_timeout_seconds - 1
+    budget = max(1.0, min(settings.callback_poll_seconds * 5, room))
+    report = deliver_due(context.sessions, context.settings, context.http, budget_seconds=budget)
+    return {"delivered": report.delivered, "retrying": report.retrying, "dead": report.dead}

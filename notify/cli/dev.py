@@ -36,6 +36,7 @@ from types import FrameType
 
 from notify.config import Settings, load_settings_or_exit
 from notify.db import SessionFactory
+from notify.queues import ALL_QUEUES
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_STATE_DIR = ROOT / "var"
@@ -199,7 +200,7 @@ def worker_command(python: str, schedule: Path) -> list[str]:
         "worker",
         "-B",
         "-Q",
-        "essential,bulk,periodic",
+        ",".join(ALL_QUEUES),
         "--concurrency",
         "2",
         "--loglevel",

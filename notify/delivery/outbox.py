@@ -28,6 +28,8 @@ from notify.models import Notification, NotificationStatus, Recipient
 from notify.models.base import utcnow
 from notify.models.notifications import new_notification_id
 from notify.people import eligibility, recipients
+from notify.producers.callbacks import events as callback_events
+from notify.producers.callbacks.events import EventType, NotificationChange
 
 Status = NotificationStatus
 _INSERT_NOTIFICATION = insert(cast(Table, Notification.__table__))
@@ -315,21 +317,53 @@ class _Merged:
         raise AttributeError(name)
 
 
+# What a finished row reports to its key's callback endpoints (notify.producers.callbacks).
+_REPORTED = (
+    Notification.id,
+    Notification.api_key_id,
+    Notification.status,
+    Notification.reason,
+    Notification.template,
+    Notification.category,
+)
+
+
+def _report(session: Session, rows: Sequence[Any], *kinds: EventType) -> int:
+    """The callback events of rows that just changed, in the same transaction; nothing to
+    read or write when no key sent them (a campaign's rows)."""
+    changes = [
+        NotificationChange(row[0], row[1], str(row[2]), row[3], row[4], row[5])
+        for row in rows
+        if row[1] is not None
+    ]
+    if not changes:
+        return 0
+    return sum(callback_events.notifications_changed(session, kind, changes) for kind in kinds)
+
+
 def _finish(
-    session: Session, notification_id: str, status: Status, reason: str | None, **extra: Any
+    session: Session,
+    notification_id: str,
+    status: Status,
+    reason: str | None,
+    *reported: EventType,
+    **extra: Any,
 ) -> bool:
-    """Leave ``sending`` for ``status``; False if the row was not ours any more."""
-    result = session.execute(
+    """Leave ``sending`` for ``status`` and queue the ``reported`` callback events; False if
+    the row was not ours any more (nothing is reported then)."""
+    rows = session.execute(
         update(Notification)
         .where(Notification.id == notification_id, unindexed(Notification.status) == Status.SENDING)
         .values(status=status, reason=reason, updated_at=utcnow(), **extra)
+        .returning(*_REPORTED)
         .execution_options(synchronize_session=False)
-    )
-    return bool(getattr(result, "rowcount", 0))
+    ).all()
+    _report(session, rows, *reported)
+    return bool(rows)
 
 
 def mark_sent(session: Session, notification_id: str) -> bool:
-    return _finish(session, notification_id, Status.SENT, None, sent_at=utcnow())
+    return _finish(session, notification_id, Status.SENT, None, EventType.SENT, sent_at=utcnow())
 
 
 def mark_sent_many(session: Session, sent_at: Mapping[str, datetime]) -> int:
@@ -337,7 +371,7 @@ def mark_sent_many(session: Session, sent_at: Mapping[str, datetime]) -> int:
     it (``{notification_id: sent_at}``); how many were still ours."""
     if not sent_at:
         return 0
-    result = session.execute(
+    rows = session.execute(
         update(Notification)
         .where(Notification.id.in_(list(sent_at)), unindexed(Notification.status) == Status.SENDING)
         .values(
@@ -346,9 +380,11 @@ def mark_sent_many(session: Session, sent_at: Mapping[str, datetime]) -> int:
             updated_at=utcnow(),
             sent_at=case(dict(sent_at), value=Notification.id),
         )
+        .returning(*_REPORTED)
         .execution_options(synchronize_session=False)
-    )
-    return int(getattr(result, "rowcount", 0))
+    ).all()
+    _report(session, rows, EventType.SENT)
+    return len(rows)
 
 
 def release(
@@ -380,27 +416,34 @@ def release(
     return int(getattr(result, "rowcount", 0))
 
 
-def mark_failed(session: Session, notification_id: str, reason: str) -> bool:
-    return _finish(session, notification_id, Status.FAILED, reason)
+def mark_failed(
+    session: Session, notification_id: str, reason: str, *, bounced: bool = False
+) -> bool:
+    """``failed`` with ``reason``; ``bounced`` when the relay said the address does not exist
+    (reported as ``notification.bounced`` too)."""
+    reported = (EventType.FAILED, EventType.BOUNCED) if bounced else (EventType.FAILED,)
+    return _finish(session, notification_id, Status.FAILED, reason, *reported)
 
 
 def mark_suppressed(session: Session, notification_id: str, reason: str) -> bool:
-    return _finish(session, notification_id, Status.SUPPRESSED, reason)
+    return _finish(session, notification_id, Status.SUPPRESSED, reason, EventType.SUPPRESSED)
 
 
 def suppress_unsent(session: Session, notification_id: str, reason: str) -> bool:
     """A row nobody is sending (``queued``, or ``sending`` left by a holder that lost its lease)
     that may not go out: ``suppressed`` with ``reason``; False if it had ended already."""
-    result = session.execute(
+    rows = session.execute(
         update(Notification)
         .where(
             Notification.id == notification_id,
             unindexed(Notification.status).in_(Status.in_flight()),
         )
         .values(status=Status.SUPPRESSED, reason=reason, updated_at=utcnow())
+        .returning(*_REPORTED)
         .execution_options(synchronize_session=False)
-    )
-    return bool(getattr(result, "rowcount", 0))
+    ).all()
+    _report(session, rows, EventType.SUPPRESSED)
+    return bool(rows)
 
 
 def schedule_retry(session: Session, notification_id: str, reason: str, delay: float) -> bool:

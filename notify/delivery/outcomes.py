@@ -81,7 +81,7 @@ def record_delivery_error(
 ) -> Outcome:
     """The relay refused the message or could not be reached: fail it, or schedule a retry."""
     if error.permanent:
-        outbox.mark_failed(session, job.id, error.reason)
+        outbox.mark_failed(session, job.id, error.reason, bounced=error.hard_bounce)
         if error.hard_bounce and job.email:
             suppressions.suppress(
                 session,

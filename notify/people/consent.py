@@ -9,6 +9,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from notify.models import ConsentEvent
+from notify.producers.callbacks import events as callback_events
+
+NOT_A_SUBSCRIPTION = ("language:",)  # actions that change no subscription: no callback
 
 
 @dataclass(frozen=True)
@@ -29,7 +32,8 @@ def record(
     origin: Origin,
     detail: str | None = None,
 ) -> ConsentEvent:
-    """Append one event (never updated afterwards). The caller commits."""
+    """Append one event (never updated afterwards), and queue ``preference.changed`` for the
+    endpoints that asked for it, in the same transaction. The caller commits."""
     event = ConsentEvent(
         recipient_id=recipient_id,
         category=category,
@@ -41,6 +45,8 @@ def record(
         detail=detail,
     )
     session.add(event)
+    if not action.startswith(NOT_A_SUBSCRIPTION):
+        callback_events.preference_changed(session, recipient_id, category, action, origin.source)
     return event
 
 

@@ -18,6 +18,7 @@ from sqlalchemy import (
     String,
     bindparam,
     false,
+    func,
     insert,
     literal,
     literal_column,
@@ -33,6 +34,7 @@ from notify.models import ConsentEvent, Preference, Recipient
 from notify.models.base import utcnow
 from notify.people import consent, eligibility, suppressions
 from notify.people.consent import Origin
+from notify.producers.callbacks import events as callback_events
 
 
 class EssentialCategoryError(ValueError):
@@ -214,7 +216,13 @@ def unsubscribe_link_holder(
             "default_on": category_key in defaults,
         },
     ).one_or_none()
-    return None if row is None else Unsubscribed(int(row[0]), row[1], row[2])
+    if row is None:
+        return None
+    if row._mapping["written"]:  # the opt-out changed what they get: the consent event was written
+        callback_events.preference_changed(
+            session, int(row[0]), category_key, "unsubscribed", origin.source
+        )
+    return Unsubscribed(int(row[0]), row[1], row[2])
 
 
 @cache
@@ -262,4 +270,9 @@ def _one_click_statement() -> Any:
         .returning(ConsentEvent.id)
         .cte("logged")
     )
-    return select(person.c.id, person.c.email, person.c.locale).add_cte(changed).add_cte(logged)
+    written = select(func.count()).select_from(logged).scalar_subquery().label("written")
+    return (
+        select(person.c.id, person.c.email, person.c.locale, written)
+        .add_cte(changed)
+        .add_cte(logged)
+    )

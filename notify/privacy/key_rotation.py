@@ -19,6 +19,7 @@ ENCRYPTED_COLUMNS = (
     ("recipients", "name"),
     ("recipients", "attributes"),
     ("notifications", "data"),
+    ("callback_endpoints", "secrets"),
 )
 
 

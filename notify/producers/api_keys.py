@@ -27,6 +27,7 @@ SCOPES = frozenset(
         "campaigns:read",
         "campaigns:write",
         "privacy",
+        "callbacks",
     }
 )
 

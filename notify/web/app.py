@@ -25,6 +25,7 @@ from notify.web.console import stats as console_stats
 from notify.web.console.sessions import SignInThrottle
 from notify.web.errors import install_error_handlers
 from notify.web.routes import (
+    callbacks,
     campaigns,
     health,
     imports,
@@ -91,6 +92,7 @@ def create_app(settings: Settings) -> FastAPI:
         preferences_api.router,
         privacy_api.router,
         suppressions.router,
+        callbacks.router,
         templates.router,
         campaigns.router,
         unsubscribe.router,

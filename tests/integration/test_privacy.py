@@ -341,6 +341,15 @@ ACCESS: dict[tuple[str, str], set[str]] = {
     ("POST", "/v1/campaigns/{campaign_id}/cancel"): {"campaigns:write"},
     ("POST", "/v1/campaigns/{campaign_id}/preview"): {"campaigns:write"},
     ("GET", "/v1/templates"): {"*"},  # any valid key
+    ("POST", "/v1/callbacks"): {"callbacks"},
+    ("GET", "/v1/callbacks"): {"callbacks"},
+    ("GET", "/v1/callbacks/{endpoint_id}"): {"callbacks"},
+    ("PATCH", "/v1/callbacks/{endpoint_id}"): {"callbacks"},
+    ("DELETE", "/v1/callbacks/{endpoint_id}"): {"callbacks"},
+    ("POST", "/v1/callbacks/{endpoint_id}/secrets"): {"callbacks"},
+    ("DELETE", "/v1/callbacks/{endpoint_id}/secrets/previous"): {"callbacks"},
+    ("GET", "/v1/callbacks/{endpoint_id}/deliveries"): {"callbacks"},
+    ("POST", "/v1/callbacks/{endpoint_id}/replay"): {"callbacks"},
 }
 SINGLE_SCOPES = [
     "notifications:send",
@@ -351,6 +360,7 @@ SINGLE_SCOPES = [
     "campaigns:read",
     "campaigns:write",
     "privacy",
+    "callbacks",
 ]
 
 
@@ -377,6 +387,7 @@ def test_the_access_matrix_holds_for_a_key_with_each_single_scope(
         "user_id": "u-matrix-nobody",
         "email": "nobody@example.com",
         "campaign_id": "999999",
+        "endpoint_id": "999999",
     }
     for (method, path), allowed in ACCESS.items():
         url = path.format(**{k: v for k, v in values.items() if "{" + k + "}" in path})

@@ -202,11 +202,17 @@ class WorkerProcess:
     """``celery -A worker worker`` (with embedded beat) as a child process group we can SIGKILL."""
 
     def __init__(
-        self, env: dict[str, str], log_path: Path, queues: str = "essential,bulk,periodic"
+        self,
+        env: dict[str, str],
+        log_path: Path,
+        queues: str = "essential,bulk,periodic",
+        *,
+        beat: bool = True,
     ):
         self.env = env
         self.log_path = log_path
         self.queues = queues
+        self.beat = beat  # False: a worker for its queues only (one beat per stack)
         self.process: subprocess.Popen[bytes] | None = None
         self._log_offset = 0
 
@@ -220,7 +226,7 @@ class WorkerProcess:
             "-A",
             "worker",
             "worker",
-            "-B",
+            *(["-B"] if self.beat else []),
             "-Q",
             self.queues,
             "--pool",

@@ -30,7 +30,15 @@ COMPOSE_FILE = ROOT / "docker-compose.yml"
 ENV_EXAMPLE = ROOT / ".env.example"
 
 WORKER_COMMAND = ["celery", "-A", "worker", "worker"]
-APP_SERVICES = {"migrate", "web", "beat", "worker-essential", "worker-bulk", "worker-periodic"}
+APP_SERVICES = {
+    "migrate",
+    "web",
+    "beat",
+    "worker-essential",
+    "worker-bulk",
+    "worker-periodic",
+    "worker-callbacks",
+}
 ENV_PREFIX = str(Settings.model_config.get("env_prefix", ""))
 ASSIGNMENT = re.compile(r"^#?\s*(NOTIFY_[A-Z0-9_]+)=(.*)$")
 ANY_VARIABLE = re.compile(r"\bNOTIFY_[A-Z0-9_]+\b")

@@ -1,0 +1,280 @@
+"""Sending due callback events to their endpoints: at least once, in the convention's shape,
+with exponential backoff and jitter until the event's ``give_up_at``, then ``dead``.
+
+A batch is claimed in one short transaction (each claimed event's next attempt is pushed past
+the time a delivery may take, so no other worker takes it meanwhile), sent outside any
+transaction, and each result recorded in its own. A worker killed mid-batch leaves its events
+due again after that lease: a receiver may see an event twice, never zero times, and tells
+them apart by ``webhook-id``. Logs name the endpoint and event ids, never the URL (it may
+hold a token) or the body.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from notify.config import Settings
+from notify.db import SessionFactory, on_postgresql
+from notify.models import CallbackAttempt, CallbackEndpoint, CallbackEvent, CallbackEventStatus
+from notify.models.base import utcnow
+from notify.producers.callbacks import endpoints, signing
+from notify.producers.callbacks.events import body_of
+
+log = logging.getLogger(__name__)
+
+FIRST_RETRY_SECONDS = 5.0
+LONGEST_RETRY_SECONDS = 3600.0
+LEASE_MARGIN_SECONDS = 30.0
+USER_AGENT = "notify-callbacks/1"
+
+
+def retry_delay(attempts: int, rng: random.Random | None = None) -> float:
+    """Seconds before the next attempt after ``attempts`` failed ones: 5 s doubling up to an
+    hour, each scaled by a random factor between 0.5 and 1.5 (so receivers that come back are
+    not hit by every sender at once)."""
+    base = min(LONGEST_RETRY_SECONDS, FIRST_RETRY_SECONDS * 2 ** max(0, attempts - 1))
+    factor: float = (rng or random).uniform(0.5, 1.5)
+    return float(base * factor)
+
+
+@dataclass(frozen=True)
+class _Due:
+    id: str
+    endpoint_id: int
+    type: str
+    payload: dict[str, Any]
+    attempts: int
+    created_at: datetime
+    give_up_at: datetime
+
+
+@dataclass
+class Report:
+    delivered: int = 0
+    retrying: int = 0
+    dead: int = 0
+    ids: list[str] = field(default_factory=list)
+
+
+def claim_due(session: Session, limit: int, lease_seconds: float) -> list[_Due]:
+    """Up to ``limit`` due events, oldest due first, each counted as one more attempt and held
+    for ``lease_seconds``."""
+    now = utcnow()
+    due = (
+        select(CallbackEvent.id)
+        .where(
+            CallbackEvent.status == CallbackEventStatus.PENDING,
+            CallbackEvent.next_attempt_at <= now,
+        )
+        .order_by(CallbackEvent.next_attempt_at)
+        .limit(limit)
+    )
+    if on_postgresql(session):
+        due = due.with_for_update(skip_locked=True)
+    statement = (
+        update(CallbackEvent)
+        .where(
+            CallbackEvent.id.in_(due.scalar_subquery()),
+            CallbackEvent.status == CallbackEventStatus.PENDING,
+            CallbackEvent.next_attempt_at <= now,
+        )
+        .values(
+            attempts=CallbackEvent.attempts + 1,
+            next_attempt_at=now + timedelta(seconds=lease_seconds),
+        )
+        .returning(
+            CallbackEvent.id,
+            CallbackEvent.endpoint_id,
+            CallbackEvent.type,
+            CallbackEvent.payload,
+            CallbackEvent.attempts,
+            CallbackEvent.created_at,
+            CallbackEvent.give_up_at,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return [_Due(*row) for row in session.execute(statement)]
+
+
+@dataclass(frozen=True)
+class _Target:
+    url: str
+    secrets: list[str]
+    live: bool
+
+
+def _targets(session: Session, endpoint_ids: set[int]) -> dict[int, _Target]:
+    rows = session.scalars(select(CallbackEndpoint).where(CallbackEndpoint.id.in_(endpoint_ids)))
+    return {
+        row.id: _Target(row.url, endpoints.secrets_of(row), row.disabled_at is None) for row in rows
+    }
+
+
+@dataclass(frozen=True)
+class _Answer:
+    status_code: int | None
+    error: str | None
+    duration_ms: int
+
+    @property
+    def delivered(self) -> bool:
+        return self.status_code is not None and 200 <= self.status_code < 300
+
+
+def _send(client: httpx.Client, target: _Target, event: _Due, development: bool) -> _Answer:
+    started = time.monotonic()
+
+    def answer(status: int | None, error: str | None) -> _Answer:
+        return _Answer(status, error, int((time.monotonic() - started) * 1000))
+
+    if not development:
+        problem = endpoints.address_problem(urlsplit(target.url).hostname or "")
+        if problem is not None:
+            return answer(None, f"not sent: the URL {problem}")
+    body = json.dumps(
+        body_of(event.id, event.type, event.payload, event.created_at),
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+    headers = {
+        "content-type": "application/json",
+        "user-agent": USER_AGENT,
+        **signing.headers(event.id, body, target.secrets, utcnow()),
+    }
+    try:
+        response = client.post(target.url, content=body.encode("utf-8"), headers=headers)
+    except httpx.TimeoutException:
+        return answer(None, "timed out")
+    except httpx.HTTPError as error:
+        return answer(None, f"could not connect ({type(error).__name__})")
+    return answer(
+        response.status_code, None if response.is_success else f"HTTP {response.status_code}"
+    )
+
+
+def _record(
+    session: Session, event: _Due, answer: _Answer, rng: random.Random
+) -> CallbackEventStatus:
+    now = utcnow()
+    session.add(
+        CallbackAttempt(
+            event_id=event.id,
+            endpoint_id=event.endpoint_id,
+            attempted_at=now,
+            status_code=answer.status_code,
+            error=answer.error,
+            duration_ms=answer.duration_ms,
+        )
+    )
+    if answer.delivered:
+        status, next_at = CallbackEventStatus.DELIVERED, now
+    else:
+        next_at = now + timedelta(seconds=retry_delay(event.attempts, rng))
+        status = (
+            CallbackEventStatus.DEAD if next_at > event.give_up_at else CallbackEventStatus.PENDING
+        )
+    session.execute(
+        update(CallbackEvent)
+        .where(CallbackEvent.id == event.id)
+        .values(
+            status=status,
+            next_attempt_at=next_at,
+            delivered_at=now if answer.delivered else None,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return status
+
+
+def deliver_due(
+    sessions: SessionFactory,
+    settings: Settings,
+    client: httpx.Client,
+    *,
+    budget_seconds: float = 20.0,
+    rng: random.Random | None = None,
+) -> Report:
+    """Send what is due, a batch at a time, until nothing is due or ``budget_seconds`` have
+    passed: after that no event is started, and the rest of the batch is given back due at
+    once (its attempt not counted), for the next task."""
+    chance = rng or random.Random()  # noqa: S311 (jitter, not a secret)
+    report = Report()
+    deadline = time.monotonic() + budget_seconds
+    development = settings.env == "development"
+    lease = settings.callback_timeout_seconds + LEASE_MARGIN_SECONDS
+    while time.monotonic() < deadline:
+        with sessions.begin() as session:
+            batch = claim_due(session, settings.callback_batch_size, lease)
+            targets = _targets(session, {event.endpoint_id for event in batch}) if batch else {}
+        if not batch:
+            break
+        for position, event in enumerate(batch):
+            if time.monotonic() >= deadline:
+                _give_back(sessions, [later.id for later in batch[position:]])
+                return report
+            target = targets.get(event.endpoint_id)
+            if target is None or not target.live:
+                answer = _Answer(None, "not sent: the endpoint was removed", 0)
+                event = _Due(**{**event.__dict__, "give_up_at": utcnow()})  # nothing to retry
+            else:
+                answer = _send(client, target, event, development)
+            with sessions.begin() as session:
+                status = _record(session, event, answer, chance)
+            report.ids.append(event.id)
+            if status == CallbackEventStatus.DELIVERED:
+                report.delivered += 1
+            elif status == CallbackEventStatus.DEAD:
+                report.dead += 1
+                log.warning("callback event %s to endpoint %s is dead", event.id, event.endpoint_id)
+            else:
+                report.retrying += 1
+                log.info(
+                    "callback event %s to endpoint %s: %s; retrying",
+                    event.id,
+                    event.endpoint_id,
+                    answer.error,
+                )
+    return report
+
+
+def _give_back(sessions: SessionFactory, event_ids: list[str]) -> None:
+    with sessions.begin() as session:
+        session.execute(
+            update(CallbackEvent)
+            .where(
+                CallbackEvent.id.in_(event_ids),
+                CallbackEvent.status == CallbackEventStatus.PENDING,
+            )
+            .values(attempts=CallbackEvent.attempts - 1, next_attempt_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
+
+
+def replay(session: Session, event: CallbackEvent, retry: timedelta) -> None:
+    """Send ``event`` again as soon as a worker can, retried for ``retry`` from now (a
+    delivered or dead event included); its id stays the same."""
+    now = utcnow()
+    event.status = CallbackEventStatus.PENDING
+    event.next_attempt_at = now
+    event.give_up_at = now + retry
+    event.delivered_at = None
+
+
+def new_client(settings: Settings) -> httpx.Client:
+    """One client per worker process: no redirects followed, the timeout on every phase."""
+    return httpx.Client(
+        timeout=httpx.Timeout(settings.callback_timeout_seconds),
+        follow_redirects=False,
+        trust_env=False,
+    )

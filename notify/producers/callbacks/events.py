@@ -1,0 +1,183 @@
+"""The callbacks outbox: one row per event and endpoint, written in the transaction of the
+change it reports, so an event exists exactly when its change was committed.
+
+Emitting reads the registered endpoints in that same transaction (a small table), so an
+endpoint gets every event of changes committed after it was registered, and none from before.
+Payloads hold ids, statuses and reasons: never an address, a name or template data.
+
+Data functions take the session first and never commit.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import insert, select
+from sqlalchemy.orm import Session
+
+from notify.models import CallbackEndpoint, CallbackEvent, CallbackEventStatus, Recipient
+from notify.models.base import utcnow
+
+
+class EventType(StrEnum):
+    SENT = "notification.sent"  # the relay accepted the message
+    FAILED = "notification.failed"  # it will not be sent (reason says why)
+    SUPPRESSED = "notification.suppressed"  # not sent by a rule (reason: unsubscribed, ...)
+    BOUNCED = "notification.bounced"  # the relay or a later report said the address is bad
+    COMPLAINED = "notification.complained"  # the person marked it as spam
+    PREFERENCE_CHANGED = "preference.changed"  # a person changed or lost a subscription
+
+
+NOTIFICATION_EVENTS = frozenset(
+    {
+        EventType.SENT,
+        EventType.FAILED,
+        EventType.SUPPRESSED,
+        EventType.BOUNCED,
+        EventType.COMPLAINED,
+    }
+)
+EVENT_ID_PREFIX = "msg_"
+DEFAULT_RETRY = timedelta(hours=25)
+
+
+def new_event_id() -> str:
+    return EVENT_ID_PREFIX + secrets.token_urlsafe(18)
+
+
+@dataclass(frozen=True)
+class NotificationChange:
+    """A notification a key sent, and what became of it."""
+
+    notification_id: str
+    api_key_id: int | None
+    status: str
+    reason: str | None = None
+    template: str | None = None
+    category: str | None = None
+
+
+@dataclass(frozen=True)
+class _Subscriber:
+    endpoint_id: int
+    api_key_id: int
+    events: frozenset[str]
+
+
+def _subscribers(session: Session) -> list[_Subscriber]:
+    rows = session.execute(
+        select(CallbackEndpoint.id, CallbackEndpoint.api_key_id, CallbackEndpoint.events).where(
+            CallbackEndpoint.disabled_at.is_(None)
+        )
+    )
+    return [_Subscriber(row[0], row[1], frozenset(row[2] or ())) for row in rows]
+
+
+def _write(
+    session: Session, rows: Iterable[tuple[int, EventType, dict[str, Any]]], retry: timedelta
+) -> int:
+    now = utcnow()
+    values = [
+        {
+            "id": new_event_id(),
+            "endpoint_id": endpoint_id,
+            "type": event.value,
+            "payload": payload,
+            "status": CallbackEventStatus.PENDING,
+            "attempts": 0,
+            "next_attempt_at": now,
+            "give_up_at": now + retry,
+            "created_at": now,
+        }
+        for endpoint_id, event, payload in rows
+    ]
+    if values:
+        session.execute(insert(CallbackEvent), values)
+    return len(values)
+
+
+def notifications_changed(
+    session: Session,
+    event: EventType,
+    changes: Sequence[NotificationChange],
+    *,
+    at: datetime | None = None,
+    retry: timedelta = DEFAULT_RETRY,
+) -> int:
+    """Queue ``event`` for every endpoint of the key that sent each notification in
+    ``changes`` and asked for it; how many events were written. Notifications no key sent
+    (a campaign's) have no callbacks."""
+    keyed = [change for change in changes if change.api_key_id is not None]
+    if not keyed:
+        return 0
+    wanting: dict[int, list[int]] = {}
+    for subscriber in _subscribers(session):
+        if event in subscriber.events:
+            wanting.setdefault(subscriber.api_key_id, []).append(subscriber.endpoint_id)
+    if not wanting:
+        return 0
+    moment = (at or utcnow()).isoformat()
+    rows = [
+        (
+            endpoint_id,
+            event,
+            {
+                "id": change.notification_id,
+                "status": change.status,
+                "reason": change.reason,
+                "template": change.template,
+                "category": change.category,
+                "at": moment,
+            },
+        )
+        for change in keyed
+        for endpoint_id in wanting.get(int(change.api_key_id or 0), ())
+    ]
+    return _write(session, rows, retry)
+
+
+def preference_changed(
+    session: Session,
+    recipient_id: int | None,
+    category: str,
+    action: str,
+    source: str,
+    *,
+    retry: timedelta = DEFAULT_RETRY,
+) -> int:
+    """Queue ``preference.changed`` for every endpoint that asked for it (any key: a person's
+    choices concern every producer): the person's ``user_id``, the category (``*`` for all),
+    what happened (``subscribed``, ``unsubscribed``, ``suppressed:<reason>``, ``erased``) and
+    the route it came by."""
+    if recipient_id is None:
+        return 0
+    wanting = [
+        subscriber.endpoint_id
+        for subscriber in _subscribers(session)
+        if EventType.PREFERENCE_CHANGED in subscriber.events
+    ]
+    if not wanting:
+        return 0
+    user_id = session.scalar(select(Recipient.user_id).where(Recipient.id == recipient_id))
+    payload = {
+        "user_id": user_id,
+        "category": category,
+        "change": action,
+        "source": source,
+        "at": utcnow().isoformat(),
+    }
+    return _write(
+        session, ((endpoint, EventType.PREFERENCE_CHANGED, payload) for endpoint in wanting), retry
+    )
+
+
+def body_of(
+    event_id: str, event_type: str, payload: Mapping[str, Any], created_at: datetime
+) -> dict[str, Any]:
+    """What a receiver gets: ``{"type", "timestamp", "data"}`` (the Standard Webhooks shape)."""
+    return {"type": event_type, "timestamp": created_at.isoformat(), "data": dict(payload)}

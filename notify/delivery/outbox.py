@@ -362,6 +362,15 @@ def _finish(
     return bool(rows)
 
 
+def report_feedback(session: Session, notification_id: str, kind: EventType) -> bool:
+    """A bounce or complaint that came back later for a notification: ``kind``
+    (``notification.bounced`` or ``.complained``) for its key's endpoints. False for an unknown
+    id (nothing is reported)."""
+    rows = session.execute(select(*_REPORTED).where(Notification.id == notification_id)).all()
+    _report(session, rows, kind)
+    return bool(rows)
+
+
 def mark_sent(session: Session, notification_id: str) -> bool:
     return _finish(session, notification_id, Status.SENT, None, EventType.SENT, sent_at=utcnow())
 

@@ -333,3 +333,26 @@ def test_a_hard_bounce_is_reported_failed_and_bounced_and_a_suppressed_send_with
         "suppressed",
     )
     assert data["reason"] and "@" not in event.body.decode()
+
+
+def test_a_complaint_reported_later_reaches_the_key_that_sent_the_message(
+    stack: Stack,
+    client: TestClient,
+    producer: dict[str, str],
+    receiver: Receiver,
+    callbacks_worker: None,
+) -> None:
+    register(client, producer, receiver.url("/ok"), "notification.complained")
+    notification_id, user_id = alert(client, producer)
+    relay = {"Authorization": f"Bearer {make_key(stack.sessions, 'preferences:write')}"}
+    report = {
+        "email": f"{user_id}@example.com",
+        "type": "complaint",
+        "notification_id": notification_id,
+    }
+    answer = client.post("/v1/suppressions/reports", json=report, headers=relay)
+    assert answer.json() == {"suppressed": True, "reason": "complaint"}
+    [event] = wait_until(lambda: events_for(receiver, "/ok", notification_id), 30, "the complaint")
+    assert json.loads(event.body)["type"] == "notification.complained"
+    unknown = {**report, "notification_id": "no-such-notification"}
+    assert client.post("/v1/suppressions/reports", json=unknown, headers=relay).status_code == 200

@@ -8,12 +8,14 @@ from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field
 
+from notify.delivery import outbox
 from notify.delivery.transport import HARD_BOUNCE_CODES
 from notify.message.validation import normalised_email
 from notify.models import ConsentSource, SuppressionReason
 from notify.people import suppressions
 from notify.people.consent import Origin
 from notify.producers.api_keys import Caller
+from notify.producers.callbacks.events import EventType
 from notify.web.auth import require_scope
 from notify.web.responses import API_ERRORS, also
 from notify.web.schemas import Email, EmailInPath, Strict
@@ -39,6 +41,14 @@ class ReportIn(Strict):
     type: Literal["bounce", "complaint"]
     status: str | None = Field(default=None, pattern=r"^[245]\.\d{1,3}\.\d{1,3}$")
     detail: Detail | None = None
+    notification_id: str | None = Field(
+        default=None,
+        max_length=36,
+        description=(
+            "the notification the report is about, if known: its key's callback endpoints "
+            "get notification.bounced or notification.complained"
+        ),
+    )
 
 
 class ReportOut(Strict):
@@ -100,22 +110,25 @@ def lift_suppression(email: EmailInPath, request: Request, caller: Writer) -> Re
 @router.post(f"/{REPORTS}", response_model=ReportOut, responses=also(400))
 def report(body: ReportIn, request: Request, caller: Writer) -> ReportOut:
     """A bounce or complaint from a provider: hard bounces (5.1.1, 5.1.2, 5.2.1) and complaints
-    suppress the address; soft bounces and policy rejections (4.x.x, 5.7.x) do not."""
+    suppress the address; soft bounces and policy rejections (4.x.x, 5.7.x) do not. With a
+    ``notification_id``, its key's endpoints hear of it, in the same transaction."""
+    reason: SuppressionReason | None = None
     if body.type == "complaint":
-        reason = SuppressionReason.COMPLAINT
-        source = ConsentSource.COMPLAINT
+        reason, source = SuppressionReason.COMPLAINT, ConsentSource.COMPLAINT
     elif body.status in HARD_BOUNCE_CODES:
         reason, source = SuppressionReason.HARD_BOUNCE, ConsentSource.BOUNCE
-    else:
-        return ReportOut(suppressed=False, reason=None)
     state = web_state(request)
     with state.sessions.begin() as session:
-        suppressions.suppress(
-            session,
-            state.settings.hash_key,
-            body.email,
-            reason,
-            Origin(source, actor=caller.name),
-            body.detail,
-        )
-    return ReportOut(suppressed=True, reason=reason.value)
+        if body.notification_id is not None:
+            kind = EventType.COMPLAINED if body.type == "complaint" else EventType.BOUNCED
+            outbox.report_feedback(session, body.notification_id, kind)
+        if reason is not None:
+            suppressions.suppress(
+                session,
+                state.settings.hash_key,
+                body.email,
+                reason,
+                Origin(source, actor=caller.name),
+                body.detail,
+            )
+    return ReportOut(suppressed=reason is not None, reason=reason.value if reason else None)

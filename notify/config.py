@@ -158,6 +158,14 @@ class Settings(BaseSettings):
     default_timezone: str = "UTC"
     rate_limit_url: str = ""
 
+    inbound_keep_dir: str = "var/inbound"
+    """Where `notify inbound` keeps a returned message it cannot read, for an operator."""
+    inbound_domain: str = ""
+    """Where mail comes back to notify (``notify inbound`` receives it): when set, each message
+    is sent from ``bounces+<token>@`` this domain (VERP) and its ``List-Unsubscribe`` offers
+    ``mailto:unsubscribe+<token>@`` this domain beside the https URL. Empty: neither (bounces
+    go to the From address, as the relay handles them)."""
+
     callback_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
     """How long one callback delivery waits for the receiver's answer (connecting included)."""
     callback_retry_hours: float = Field(default=25.0, ge=0.01, le=24 * 14)

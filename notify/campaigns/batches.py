@@ -47,6 +47,7 @@ from notify.delivery.outcomes import (
     record_delivery_error,
 )
 from notify.delivery.transport import DeliveryError, Transport
+from notify.message import links
 from notify.message.composing import BatchComposer
 from notify.message.jobs import Claimed
 from notify.message.personal import PersonalFields
@@ -500,7 +501,12 @@ def send_batch(
                 try:
                     raw = composer.raw(job, now=now)  # serialised once per locale, filled in
                     transport.send_raw(
-                        raw, message_id=message_id, envelope_from=sender, envelope_to=row.email
+                        raw,
+                        message_id=message_id,
+                        envelope_from=links.envelope_sender(settings, row.id, category)
+                        if settings.inbound_domain
+                        else sender,
+                        envelope_to=row.email,
                     )
                 except COMPOSE_ERRORS as error:
                     record_compose_error(session, job, error)

@@ -82,6 +82,37 @@ def web(
     )
 
 
+@app.command()
+def inbound(
+    host: Annotated[str, typer.Option(metavar="ADDRESS", help="Address to listen on.")] = (
+        "127.0.0.1"
+    ),
+    port: Annotated[
+        int, typer.Option(metavar="PORT", help="Port to listen on.", min=1, max=65535)
+    ] = 2525,
+) -> None:
+    """Receive bounces, complaints and mailto unsubscribes over SMTP (see NOTIFY_INBOUND_DOMAIN).
+
+    Runs until interrupted."""
+    import time
+
+    from notify.db import make_session_factory, open_database
+    from notify.inbound.server import serve
+
+    settings = _settings()
+    if not settings.inbound_domain:
+        fail("NOTIFY_INBOUND_DOMAIN is not set: no message carries an address to come back to")
+    controller = serve(make_session_factory(open_database(settings)), settings, host, port)
+    typer.echo(f"receiving mail for {settings.inbound_domain} on {host}:{port}")
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        controller.stop()
+
+
 def uvicorn_limits(settings: Settings) -> dict[str, Any]:
     """uvicorn options that bound what a client can make the server hold before the app runs.
 

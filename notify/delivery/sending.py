@@ -13,7 +13,6 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from email.utils import parseaddr
 
 from notify.config import Settings
 from notify.db import SessionFactory
@@ -28,6 +27,7 @@ from notify.delivery.outcomes import (
 )
 from notify.delivery.transport import DeliveryError, Transport
 from notify.masking import mask_email
+from notify.message import links
 from notify.message.composing import compose
 from notify.message.jobs import Claimed
 from notify.models.base import utcnow
@@ -235,4 +235,4 @@ def _give_back(
 
 
 def _envelope_sender(settings: Settings, job: Claimed) -> str:
-    return parseaddr(settings.sender_for(job.category))[1]
+    return links.envelope_sender(settings, job.id, job.category)

@@ -76,6 +76,13 @@ def compose(settings: Settings, job: Claimed, *, now: datetime) -> Message:
         time_zone=job.time_zone,
     )
     rendered = render(job.template, language.data, layout, personal=job.personal)
+    mailto = (
+        None
+        if category.essential
+        else links.unsubscribe_mailto(
+            settings, job.recipient_public_id, category.key, job.campaign_id
+        )
+    )
     return build_message(
         rendered,
         sender=settings.sender_for(category.key),
@@ -85,6 +92,7 @@ def compose(settings: Settings, job: Claimed, *, now: datetime) -> Message:
         unsubscribe_url=unsubscribe,
         list_id=None if category.essential else list_id(settings, category),
         content_language=language.content,
+        unsubscribe_mailto=mailto,
     )
 
 
@@ -128,6 +136,7 @@ PREFERENCES_SLOT = "https://slot.invalid/preferences-8b2e07"
 
 
 SLOT_TO = "notify-slot-to@slot.invalid"
+SLOT_MAILTO = "notify-slot-mailto@slot.invalid"
 SLOT_MESSAGE_ID = "<notify-slot-message-id@slot.invalid>"
 SLOT_DATE = datetime(2000, 1, 1, tzinfo=UTC)
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
@@ -181,6 +190,11 @@ class BatchComposer:
                 self.email_template, self.data, job.locale, self.settings.default_locale
             )
         return self._languages[job.locale]
+
+    def _mailto(self, job: Claimed) -> str | None:
+        return links.unsubscribe_mailto(
+            self.settings, job.recipient_public_id, self.category.key, job.campaign_id
+        )
 
     def _time_zone(self, job: Claimed) -> str:
         if not self.email_template.reads_time_zone:
@@ -239,6 +253,7 @@ class BatchComposer:
             unsubscribe_url=unsubscribe,
             list_id=self.list_id,
             content_language=self._language(job).content,
+            unsubscribe_mailto=self._mailto(job),
         )
 
     def raw(self, job: Claimed, *, now: datetime) -> bytes:
@@ -265,6 +280,9 @@ class BatchComposer:
             .replace(SLOT_MESSAGE_ID.encode(), job.message_id.encode())
             .replace(UNSUBSCRIBE_SLOT.encode(), unsubscribe.encode())
         )
+        mailto = self._mailto(job)
+        if mailto is not None:
+            head = head.replace(SLOT_MAILTO.encode(), mailto.encode())
         body = serialised.body
         for marker, line in serialised.lines.items():
             filled = line.replace(UNSUBSCRIBE_SLOT, unsubscribe).replace(
@@ -311,10 +329,13 @@ class BatchComposer:
             unsubscribe_url=UNSUBSCRIBE_SLOT,
             list_id=self.list_id,
             content_language=content_language,
+            unsubscribe_mailto=SLOT_MAILTO if self.settings.inbound_domain else None,
         ).as_bytes()
         end_of_head = raw.find(b"\r\n\r\n") + 2
         head, body = raw[:end_of_head], raw[end_of_head:]
-        placeholders = (SLOT_TO, SLOT_MESSAGE_ID, format_datetime(SLOT_DATE), UNSUBSCRIBE_SLOT)
+        placeholders = [SLOT_TO, SLOT_MESSAGE_ID, format_datetime(SLOT_DATE), UNSUBSCRIBE_SLOT]
+        if self.settings.inbound_domain:
+            placeholders.append(SLOT_MAILTO)
         if any(head.count(slot.encode()) != 1 for slot in placeholders) or any(
             body.count(marker) != 1 for marker in lines
         ):

@@ -118,8 +118,10 @@ def build_message(
     unsubscribe_url: str | None = None,
     list_id: str | None = None,
     content_language: str | None = None,
+    unsubscribe_mailto: str | None = None,
 ) -> Message:
     """One message to one recipient; raises :class:`HeaderInjectionError` on a bad value.
+    ``unsubscribe_mailto`` (an address) goes into ``List-Unsubscribe`` before the URL.
     ``content_language`` (a language tag) becomes ``Content-Language`` (RFC 3282).
 
     Built with the ``compat32`` classes, which serialise about four times faster than
@@ -139,6 +141,7 @@ def build_message(
             unsubscribe_url,
             list_id,
             content_language,
+            unsubscribe_mailto,
         )
     message = MIMEMultipart("alternative", policy=FAST_POLICY)
     message["From"] = _short(_encoded_address(_checked("From", sender)))
@@ -154,9 +157,11 @@ def build_message(
         header = _encoded_text(_checked(name, value), name)
         message[_checked("header name", name)] = header  # type: ignore[assignment]
     if unsubscribe_url is not None:
-        # RFC 8058: exactly one of each, the https URL only (no mailto without an inbound
-        # handler). ASCII without spaces: compat32 writes it on one line, never encoded.
-        unsubscribe = VerbatimHeader("List-Unsubscribe", f"<{unsubscribe_url}>")
+        # RFC 8058: exactly one of each; the mailto only with an inbound handler
+        # (NOTIFY_INBOUND_DOMAIN). ASCII: compat32 writes it on one line, never encoded.
+        unsubscribe = VerbatimHeader(
+            "List-Unsubscribe", _unsubscribe(unsubscribe_url, unsubscribe_mailto)
+        )
         message["List-Unsubscribe"] = unsubscribe  # type: ignore[assignment]
         message["List-Unsubscribe-Post"] = _short("List-Unsubscribe=One-Click")
     if list_id is not None:
@@ -205,6 +210,11 @@ def _encoded_text(value: str, name: str) -> str | Header:
     return Header(value, "utf-8", header_name=name)
 
 
+def _unsubscribe(url: str, mailto: str | None) -> str:
+    """RFC 2369 and 8058: the mailto first when there is one, then the https URL."""
+    return f"<mailto:{mailto}>, <{url}>" if mailto else f"<{url}>"
+
+
 _LANGUAGE_TAG = re.compile(r"[A-Za-z]{1,8}(-[A-Za-z0-9]{1,8})*")
 
 
@@ -232,6 +242,7 @@ def _build_international(
     unsubscribe_url: str | None,
     list_id: str | None,
     content_language: str | None,
+    unsubscribe_mailto: str | None,
 ) -> Message:
     """The SMTPUTF8 variant (``utf8`` policy): UTF-8 headers, the address never encoded."""
     message = EmailMessage(policy=MESSAGE_POLICY.clone(utf8=True))
@@ -246,7 +257,9 @@ def _build_international(
     for name, value in extra_headers.items():
         message[_checked("header name", name)] = _checked(name, value)
     if unsubscribe_url is not None:
-        unsubscribe = VerbatimHeader("List-Unsubscribe", f"<{unsubscribe_url}>")
+        unsubscribe = VerbatimHeader(
+            "List-Unsubscribe", _unsubscribe(unsubscribe_url, unsubscribe_mailto)
+        )
         message.set_raw("List-Unsubscribe", unsubscribe)
         one_click = VerbatimHeader("List-Unsubscribe-Post", "List-Unsubscribe=One-Click")
         message.set_raw("List-Unsubscribe-Post", one_click)

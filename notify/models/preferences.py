@@ -14,6 +14,7 @@ from notify.models.base import Base, enum_column_type, utcnow
 
 class ConsentSource(StrEnum):
     ONE_CLICK = "one_click"  # RFC 8058 POST to /u/<token> from a mail client (not the page)
+    MAILTO = "mailto"  # a mail to the List-Unsubscribe mailto: address (notify inbound)
     PAGE = "page"  # a button on the page /u/<token>: unsubscribe, stop all, or subscribe again
     UNDO = "undo"  # re-subscribe offered right after an unsubscribe
     PREFERENCE_CENTRE = "preference_centre"

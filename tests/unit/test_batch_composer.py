@@ -152,3 +152,30 @@ def test_serialised_bytes_parse_equal_to_the_full_message_for_many_people(
         longest_in_full = max(map(len, full.partition(b"\r\n\r\n")[2].split(b"\r\n")))
         assert all(len(line) <= 998 for line in head.split(b"\r\n"))
         assert max(map(len, body.split(b"\r\n"))) <= longest_in_full  # encoded as in full
+
+
+def test_with_an_inbound_domain_both_paths_offer_the_persons_mailto_before_the_url() -> None:
+    from notify.message import links, return_addresses
+
+    crypto.install(["unit-test-key"])
+    settings = Settings(public_url="https://notify.example.com", inbound_domain="in.example.com")
+    data = dict(get_template("product_update").sample)
+    composer = BatchComposer(settings, "product_update", "product_updates", data)
+    now = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
+    for number, public_id in enumerate(["3XNGn1QDjfW4wWo5", "AAAAAAAAAAAAAAAA"]):
+        person = Claimed(**{**job("product_update").__dict__, "recipient_public_id": public_id})
+        person = Claimed(**{**person.__dict__, "campaign_id": 7, "id": f"n-{number}"})
+        full = compose(settings, person, now=now).as_bytes()
+        fast = composer.raw(person, now=now)
+        assert _comparable(fast) == _comparable(full)
+        header = email.message_from_bytes(fast, policy=policy.default)["List-Unsubscribe"]
+        mailto, url = (part.strip(" <>") for part in str(header).split(","))
+        returned = return_addresses.read(
+            settings.secret_key_list, mailto.removeprefix("mailto:"), "in.example.com"
+        )
+        assert returned is not None and returned.public_id == public_id
+        assert returned.campaign_id == 7 and url.startswith("https://notify.example.com/u/")
+    sender = links.envelope_sender(settings, "0b6f0d1e-1111-4222-8333-944455556666", "security")
+    assert sender.startswith("bounces+0b6f0d1e11114222833394445555666")
+    plain = Settings(public_url="https://notify.example.com")
+    assert links.envelope_sender(plain, "x", "security") == "security@notify.localhost"

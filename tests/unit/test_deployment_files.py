@@ -38,6 +38,7 @@ APP_SERVICES = {
     "worker-bulk",
     "worker-periodic",
     "worker-callbacks",
+    "inbound",
 }
 ENV_PREFIX = str(Settings.model_config.get("env_prefix", ""))
 ASSIGNMENT = re.compile(r"^#?\s*(NOTIFY_[A-Z0-9_]+)=(.*)$")

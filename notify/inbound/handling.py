@@ -1,0 +1,111 @@
+"""Applying what came back to the database: one transaction per returned message and address.
+
+* A hard bounce (``failed`` with 5.1.1, 5.1.2 or 5.2.1, as at send time) suppresses the
+  notification's address for all mail; any other failure is a soft bounce, reported to the
+  sending key (``notification.bounced`` with the status) but not suppressed.
+* A complaint suppresses optional mail to the address and is reported
+  (``notification.complained``).
+* A mail to an unsubscribe address does what the one-click POST does (source ``mailto``).
+* What cannot be read, or names a notification that no longer exists, is kept as a file in
+  ``NOTIFY_INBOUND_KEEP_DIR`` for an operator: never dropped without a trace.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import select
+
+from notify.config import Settings
+from notify.db import SessionFactory
+from notify.delivery import outbox
+from notify.delivery.transport import HARD_BOUNCE_CODES
+from notify.inbound import reports
+from notify.message.return_addresses import BOUNCES, Returned
+from notify.models import ConsentSource, Notification, Recipient, SuppressionReason
+from notify.people import preferences, suppressions
+from notify.people.consent import Origin
+from notify.producers.callbacks.events import EventType
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    what: str  # hard_bounce, soft_bounce, complaint, unsubscribed, kept, nothing
+    detail: str = ""
+
+
+def keep(settings: Settings, raw: bytes, why: str) -> Path:
+    """Keep ``raw`` for an operator; returns where."""
+    folder = Path(settings.inbound_keep_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    path = folder / f"{stamp}-{uuid.uuid4().hex[:8]}.eml"
+    path.write_bytes(raw)
+    log.warning("kept a returned message for an operator (%s): %s", why, path.name)
+    return path
+
+
+def handle(sessions: SessionFactory, settings: Settings, returned: Returned, raw: bytes) -> Outcome:
+    """Apply one returned message for one of notify's addresses."""
+    if returned.kind == BOUNCES:
+        return _bounce(sessions, settings, str(returned.notification_id), raw)
+    with sessions.begin() as session:
+        holder = preferences.unsubscribe_link_holder(
+            session,
+            str(returned.public_id),
+            str(returned.category),
+            Origin(ConsentSource.MAILTO, campaign_id=returned.campaign_id),
+            settings.default_subscriptions,
+        )
+    if holder is None:
+        return Outcome("nothing", "no such person any more")
+    return Outcome("unsubscribed", str(returned.category))
+
+
+def _bounce(
+    sessions: SessionFactory, settings: Settings, notification_id: str, raw: bytes
+) -> Outcome:
+    report = reports.read(raw)
+    if report.kind == reports.UNREADABLE:
+        keep(settings, raw, report.why)
+        return Outcome("kept", report.why)
+    if report.kind == reports.DSN and not report.failures:
+        return Outcome("nothing", "a report without a failed recipient (delayed, delivered)")
+    with sessions.begin() as session:
+        address = session.scalar(
+            select(Recipient.email)
+            .join(Notification, Notification.recipient_id == Recipient.id)
+            .where(Notification.id == notification_id)
+        )
+        if address is None:
+            keep(settings, raw, "its notification or address is gone")
+            return Outcome("kept", "unknown notification")
+        if report.kind == reports.COMPLAINT:
+            suppressions.suppress(
+                session,
+                settings.hash_key,
+                address,
+                SuppressionReason.COMPLAINT,
+                Origin(ConsentSource.COMPLAINT, notification_id=notification_id),
+                report.feedback_type,
+            )
+            outbox.report_feedback(session, notification_id, EventType.COMPLAINED)
+            return Outcome("complaint", report.feedback_type or "")
+        status = report.failures[0].status
+        if status in HARD_BOUNCE_CODES:
+            suppressions.suppress(
+                session,
+                settings.hash_key,
+                address,
+                SuppressionReason.HARD_BOUNCE,
+                Origin(ConsentSource.BOUNCE, notification_id=notification_id),
+                f"{status} {report.failures[0].diagnostic or ''}".strip()[:500],
+            )
+        outbox.report_feedback(session, notification_id, EventType.BOUNCED)
+        return Outcome("hard_bounce" if status in HARD_BOUNCE_CODES else "soft_bounce", status)

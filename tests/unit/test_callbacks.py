@@ -101,5 +101,10 @@ def test_the_backoff_doubles_from_five_seconds_to_an_hour_with_jitter_and_spans_
 def test_the_body_holds_the_type_the_time_and_only_the_payload_given() -> None:
     created = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
     payload = {"id": "n-1", "status": "sent", "reason": None}
-    body = body_of("msg_1", "notification.sent", payload, created)
+    body = body_of("notification.sent", payload, created)
     assert body == {"type": "notification.sent", "timestamp": created.isoformat(), "data": payload}
+    person = {"recipient": 7, "category": "product_updates", "change": "unsubscribed"}
+    named = body_of("preference.changed", person, created, {7: "u-42"})["data"]
+    assert named == {"user_id": "u-42", "category": "product_updates", "change": "unsubscribed"}
+    erased = body_of("preference.changed", person, created, {7: None})["data"]
+    assert erased["user_id"] is None and "recipient" not in erased

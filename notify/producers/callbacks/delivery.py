@@ -15,6 +15,7 @@ import json
 import logging
 import random
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -29,7 +30,7 @@ from notify.db import SessionFactory, on_postgresql
 from notify.models import CallbackAttempt, CallbackEndpoint, CallbackEvent, CallbackEventStatus
 from notify.models.base import utcnow
 from notify.producers.callbacks import endpoints, signing
-from notify.producers.callbacks.events import body_of
+from notify.producers.callbacks.events import body_of, user_ids
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +133,13 @@ class _Answer:
         return self.status_code is not None and 200 <= self.status_code < 300
 
 
-def _send(client: httpx.Client, target: _Target, event: _Due, development: bool) -> _Answer:
+def _send(
+    client: httpx.Client,
+    target: _Target,
+    event: _Due,
+    development: bool,
+    people: Mapping[int, str | None],
+) -> _Answer:
     started = time.monotonic()
 
     def answer(status: int | None, error: str | None) -> _Answer:
@@ -143,7 +150,7 @@ def _send(client: httpx.Client, target: _Target, event: _Due, development: bool)
         if problem is not None:
             return answer(None, f"not sent: the URL {problem}")
     body = json.dumps(
-        body_of(event.id, event.type, event.payload, event.created_at),
+        body_of(event.type, event.payload, event.created_at, people),
         separators=(",", ":"),
         ensure_ascii=False,
     )
@@ -217,6 +224,7 @@ def deliver_due(
         with sessions.begin() as session:
             batch = claim_due(session, settings.callback_batch_size, lease)
             targets = _targets(session, {event.endpoint_id for event in batch}) if batch else {}
+            people = user_ids(session, [event.payload for event in batch])
         if not batch:
             break
         for position, event in enumerate(batch):
@@ -228,7 +236,7 @@ def deliver_due(
                 answer = _Answer(None, "not sent: the endpoint was removed", 0)
                 event = _Due(**{**event.__dict__, "give_up_at": utcnow()})  # nothing to retry
             else:
-                answer = _send(client, target, event, development)
+                answer = _send(client, target, event, development, people)
             with sessions.begin() as session:
                 status = _record(session, event, answer, chance)
             report.ids.append(event.id)

@@ -3,7 +3,9 @@ change it reports, so an event exists exactly when its change was committed.
 
 Emitting reads the registered endpoints in that same transaction (a small table), so an
 endpoint gets every event of changes committed after it was registered, and none from before.
-Payloads hold ids, statuses and reasons: never an address, a name or template data.
+Payloads hold ids, statuses and reasons: never an address, a name or template data. A person
+is stored by notify's own row id and named by the producer's ``user_id`` only when the event
+is sent (:func:`body_of`), so erasing the person leaves no trace of that id here.
 
 Data functions take the session first and never commit.
 """
@@ -43,6 +45,7 @@ NOTIFICATION_EVENTS = frozenset(
     }
 )
 EVENT_ID_PREFIX = "msg_"
+RECIPIENT_KEY = "recipient"  # in a stored payload: notify's row id of the person
 DEFAULT_RETRY = timedelta(hours=25)
 
 
@@ -163,9 +166,8 @@ def preference_changed(
     ]
     if not wanting:
         return 0
-    user_id = session.scalar(select(Recipient.user_id).where(Recipient.id == recipient_id))
     payload = {
-        "user_id": user_id,
+        RECIPIENT_KEY: recipient_id,
         "category": category,
         "change": action,
         "source": source,
@@ -176,8 +178,26 @@ def preference_changed(
     )
 
 
+def user_ids(session: Session, payloads: Iterable[Mapping[str, Any]]) -> dict[int, str | None]:
+    """The producer's ``user_id`` of each person the payloads name; None for an erased one."""
+    wanted = {int(p[RECIPIENT_KEY]) for p in payloads if isinstance(p.get(RECIPIENT_KEY), int)}
+    if not wanted:
+        return {}
+    rows = session.execute(
+        select(Recipient.id, Recipient.user_id, Recipient.erased_at).where(Recipient.id.in_(wanted))
+    )
+    return {row[0]: None if row[2] is not None else row[1] for row in rows}
+
+
 def body_of(
-    event_id: str, event_type: str, payload: Mapping[str, Any], created_at: datetime
+    event_type: str,
+    payload: Mapping[str, Any],
+    created_at: datetime,
+    people: Mapping[int, str | None] | None = None,
 ) -> dict[str, Any]:
-    """What a receiver gets: ``{"type", "timestamp", "data"}`` (the Standard Webhooks shape)."""
-    return {"type": event_type, "timestamp": created_at.isoformat(), "data": dict(payload)}
+    """What a receiver gets: ``{"type", "timestamp", "data"}`` (the Standard Webhooks shape),
+    the person named by their ``user_id`` (from ``people``, :func:`user_ids`)."""
+    data = {key: value for key, value in payload.items() if key != RECIPIENT_KEY}
+    if RECIPIENT_KEY in payload:
+        data = {"user_id": (people or {}).get(payload[RECIPIENT_KEY]), **data}
+    return {"type": event_type, "timestamp": created_at.isoformat(), "data": data}

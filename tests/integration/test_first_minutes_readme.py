@@ -33,11 +33,15 @@ def prose() -> str:
 
 
 def request_bodies() -> list[dict[str, object]]:
-    """Every JSON body a curl line of the README sends (``-d '…'``, over several lines)."""
+    """Every JSON body a curl line of the README sends to a template (``-d '…'``, over several
+    lines, to /v1/notifications or /v1/campaigns)."""
     bodies = []
     for block in code_blocks():
-        for raw in re.findall(r"-d '(\{.*?\})'", block, re.S):
-            bodies.append(json.loads(raw))
+        for command in re.findall(r"curl .*?-d '\{.*?\}'", block, re.S):
+            if "/v1/notifications" in command or "/v1/campaigns" in command:
+                raw = re.search(r"-d '(\{.*\})'", command, re.S)
+                assert raw is not None
+                bodies.append(json.loads(raw.group(1)))
     return bodies
 
 

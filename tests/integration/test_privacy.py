@@ -467,8 +467,17 @@ def test_broker_messages_and_logs_hold_no_address_token_or_body(
     stack.worker.stop()
     queued = send(client, auth, user_id, "admin_notice", message=marker)
     broker = redis.Redis.from_url(REDIS_TEST_URL)
-    raw = b"".join(
-        item for queue in ("essential", "bulk", "periodic") for item in broker.lrange(queue, 0, -1)
+
+    def queued_now() -> bytes:
+        return b"".join(
+            item
+            for queue in ("essential", "bulk", "periodic")
+            for item in broker.lrange(queue, 0, -1)
+        )
+
+    # The web publishes off the request path (a publisher thread): wait for it to land.
+    raw = wait_until(
+        lambda: queued.encode() in (now := queued_now()) and now, 10, "the message in the broker"
     )
     broker.close()
     assert queued.encode() in raw  # the message is there, carrying the id

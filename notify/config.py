@@ -158,6 +158,9 @@ class Settings(BaseSettings):
     default_timezone: str = "UTC"
     rate_limit_url: str = ""
 
+    ses_topic_arns: str = ""
+    """The Amazon SNS topics (comma-separated ARNs) whose SES bounce and complaint
+    notifications ``POST /inbound/ses`` accepts; empty turns the route off (404)."""
     inbound_keep_dir: str = "var/inbound"
     """Where `notify inbound` keeps a returned message it cannot read, for an operator."""
     inbound_domain: str = ""

@@ -24,8 +24,8 @@ from notify.config import Settings
 from notify.db import SessionFactory
 from notify.delivery import outbox
 from notify.delivery.transport import HARD_BOUNCE_CODES
-from notify.inbound import reports
-from notify.message.return_addresses import BOUNCES, Returned
+from notify.inbound import reports, sns
+from notify.message.return_addresses import BOUNCES, Returned, read
 from notify.models import ConsentSource, Notification, Recipient, SuppressionReason
 from notify.people import preferences, suppressions
 from notify.people.consent import Origin
@@ -109,3 +109,39 @@ def _bounce(
             )
         outbox.report_feedback(session, notification_id, EventType.BOUNCED)
         return Outcome("hard_bounce" if status in HARD_BOUNCE_CODES else "soft_bounce", status)
+
+
+def apply_ses(sessions: SessionFactory, settings: Settings, event: sns.SesEvent) -> Outcome:
+    """An Amazon SES bounce or complaint: a permanent bounce suppresses each address for all
+    mail (SES gave up on it for good), a transient one is only reported, a complaint stops
+    optional mail. With VERP on, ``mail.source`` names the notification, whose key hears of it."""
+    if event.kind not in ("bounce", "complaint") or not event.recipients:
+        return Outcome("nothing", event.kind)
+    returned = (
+        read(settings.secret_key_list, event.source, settings.inbound_domain)
+        if event.source and settings.inbound_domain
+        else None
+    )
+    notification_id = returned.notification_id if returned is not None else None
+    complaint = event.kind == "complaint"
+    with sessions.begin() as session:
+        for address, status in event.recipients:
+            if complaint or event.permanent:
+                suppressions.suppress(
+                    session,
+                    settings.hash_key,
+                    address,
+                    SuppressionReason.COMPLAINT if complaint else SuppressionReason.HARD_BOUNCE,
+                    Origin(
+                        ConsentSource.COMPLAINT if complaint else ConsentSource.BOUNCE,
+                        actor="ses",
+                        notification_id=notification_id,
+                    ),
+                    f"ses {status or ''}".strip(),
+                )
+        if notification_id is not None:
+            kind = EventType.COMPLAINED if complaint else EventType.BOUNCED
+            outbox.report_feedback(session, notification_id, kind)
+    if complaint:
+        return Outcome("complaint")
+    return Outcome("hard_bounce" if event.permanent else "soft_bounce")

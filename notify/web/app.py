@@ -34,6 +34,7 @@ from notify.web.routes import (
     preference_pages,
     preferences_api,
     privacy_api,
+    provider_events,
     suppressions,
     templates,
     unsubscribe,
@@ -97,6 +98,7 @@ def create_app(settings: Settings) -> FastAPI:
         campaigns.router,
         unsubscribe.router,
         preference_pages.router,
+        provider_events.router,
         console_authoring.router,  # before console.router: /campaigns/new is not an id
         console_audience.router,
         console_stats.router,

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 
+import httpx
 from celery import Celery
 from fastapi import Request
 from sqlalchemy.orm import Session
@@ -22,6 +23,15 @@ class WebState:
     celery: Celery
     publisher: GroupPublisher  # send tasks for committed notifications, off the request path
     console_throttle: SignInThrottle  # console sign-in attempts
+    # An https GET (SNS signing certificates, subscription confirmations): bytes, or raises
+    https_get: Callable[[str], bytes] = field(default_factory=lambda: https_get)
+
+
+def https_get(url: str) -> bytes:
+    """GET ``url`` without following redirects, in at most five seconds; raises on failure."""
+    response = httpx.get(url, timeout=5.0, follow_redirects=False)
+    response.raise_for_status()
+    return response.content
 
 
 def web_state(request: Request) -> WebState:

@@ -82,3 +82,30 @@ def test_return_addresses_are_short_lower_case_and_signed() -> None:
         "product_updates",
         42,
     )
+
+
+def test_the_sns_string_to_sign_is_the_documented_one() -> None:
+    from notify.inbound import sns
+
+    note = {
+        "Type": "Notification",
+        "MessageId": "m-1",
+        "TopicArn": "arn:t",
+        "Message": "hello",
+        "Timestamp": "2026-11-28T12:00:00.000Z",
+        "Signature": "ignored",
+    }
+    assert sns.string_to_sign(note) == (
+        b"Message\nhello\nMessageId\nm-1\nTimestamp\n2026-11-28T12:00:00.000Z\n"
+        b"TopicArn\narn:t\nType\nNotification\n"
+    )
+    assert b"Subject\nHi\nTimestamp" in sns.string_to_sign({**note, "Subject": "Hi"})
+    confirmation = {**note, "Type": "SubscriptionConfirmation", "SubscribeURL": "u", "Token": "k"}
+    assert sns.string_to_sign(confirmation) == (
+        b"Message\nhello\nMessageId\nm-1\nSubscribeURL\nu\nTimestamp\n2026-11-28T12:00:00.000Z\n"
+        b"Token\nk\nTopicArn\narn:t\nType\nSubscriptionConfirmation\n"
+    )
+    for url in ("http://sns.eu-west-1.amazonaws.com/c.pem", "https://sns.evil.com/c.pem",
+                "https://sns.eu-west-1.amazonaws.com.evil.com/c.pem"):  # fmt: skip
+        with pytest.raises(sns.SnsError):
+            sns.amazon_url(url)

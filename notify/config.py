@@ -157,6 +157,14 @@ class Settings(BaseSettings):
     campaign_dispatch_interval_seconds: float = Field(default=10.0, gt=0, le=30)
     default_timezone: str = "UTC"
     rate_limit_url: str = ""
+    campaign_pause_complaint_rate: float = Field(default=0.003, ge=0, le=1)
+    """A running campaign pauses itself (``needs_attention``) once its complaints reach this
+    share of its sent messages (0.3 %, the rate above which the large mailbox providers start
+    refusing mail); 0 never pauses for complaints."""
+    campaign_pause_bounce_rate: float = Field(default=0.05, ge=0, le=1)
+    """The same for hard bounces (5 %: a list that old or bought); 0 never pauses for them."""
+    campaign_pause_min_sent: int = Field(default=1000, ge=1)
+    """Sent messages a campaign needs before either rate is judged."""
 
     ses_topic_arns: str = ""
     """The Amazon SNS topics (comma-separated ARNs) whose SES bounce and complaint

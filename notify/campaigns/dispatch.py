@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from notify.campaigns import lifecycle
+from notify.campaigns import health, lifecycle
 from notify.config import Settings
 from notify.db import SessionFactory
 from notify.models.base import utcnow
@@ -35,6 +35,7 @@ def dispatch_due(sessions: SessionFactory, settings: Settings, publish: Publish)
             session, now=now, lost_after=lost_after, requeue_after=requeue_after
         )
         completed = lifecycle.complete_finished(session, now=now)
+        unhealthy = health.pause_unhealthy(session, settings)
     for campaign_id in to_plan:
         publish(TaskName.PLAN_CAMPAIGN, campaign_id)
     for batch_id in ready:
@@ -45,6 +46,7 @@ def dispatch_due(sessions: SessionFactory, settings: Settings, publish: Publish)
         "planning": len(to_plan),
         "batches": len(ready),
         "completed": len(completed),
+        "needs_attention": len(unhealthy),
     }
     if any(counts.values()):
         log.info("campaign dispatch: %s", counts)

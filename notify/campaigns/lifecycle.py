@@ -187,7 +187,8 @@ def resume(session: Session, campaign_id: int) -> Campaign:
     """Continue where it stopped: rows already sent stay sent, the rest are sent once."""
     campaign = _require(session, campaign_id)
     target = Status.RUNNING if campaign.started_at is not None else Status.SCHEDULED
-    if not _transition(session, campaign_id, (Status.PAUSED,), target):
+    resumable = (Status.PAUSED, Status.NEEDS_ATTENTION)
+    if not _transition(session, campaign_id, resumable, target, status_reason=None):
         raise CampaignStateError(f"a {campaign.status} campaign cannot be resumed")
     session.refresh(campaign)
     return campaign
@@ -201,6 +202,7 @@ def cancel(session: Session, campaign_id: int) -> Campaign:
         Status.RUNNING,
         Status.PAUSED,
         Status.NEEDS_CONFIRMATION,
+        Status.NEEDS_ATTENTION,
     )
     if not _transition(session, campaign_id, open_states, Status.CANCELLED, finished_at=utcnow()):
         raise CampaignStateError(

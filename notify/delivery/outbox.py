@@ -362,6 +362,15 @@ def _finish(
     return bool(rows)
 
 
+def campaign_of(session: Session, notification_id: str | None) -> int | None:
+    """The campaign a notification belongs to, if any (None for an unknown id)."""
+    if notification_id is None:
+        return None
+    return session.scalar(
+        select(Notification.campaign_id).where(Notification.id == notification_id)
+    )
+
+
 def report_feedback(session: Session, notification_id: str, kind: EventType) -> bool:
     """A bounce or complaint that came back later for a notification: ``kind``
     (``notification.bounced`` or ``.complained``) for its key's endpoints. False for an unknown

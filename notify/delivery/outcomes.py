@@ -88,7 +88,7 @@ def record_delivery_error(
                 settings.hash_key,
                 job.email,
                 SuppressionReason.HARD_BOUNCE,
-                Origin(ConsentSource.BOUNCE, notification_id=job.id),
+                Origin(ConsentSource.BOUNCE, notification_id=job.id, campaign_id=job.campaign_id),
                 detail=error.reason,
             )
         log.warning("notification %s failed permanently: %s", job.id, error.reason)

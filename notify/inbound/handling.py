@@ -78,11 +78,12 @@ def _bounce(
     if report.kind == reports.DSN and not report.failures:
         return Outcome("nothing", "a report without a failed recipient (delayed, delivered)")
     with sessions.begin() as session:
-        address = session.scalar(
-            select(Recipient.email)
+        found = session.execute(
+            select(Recipient.email, Notification.campaign_id)
             .join(Notification, Notification.recipient_id == Recipient.id)
             .where(Notification.id == notification_id)
-        )
+        ).first()
+        address, campaign_id = found if found is not None else (None, None)
         if address is None:
             keep(settings, raw, "its notification or address is gone")
             return Outcome("kept", "unknown notification")
@@ -92,7 +93,11 @@ def _bounce(
                 settings.hash_key,
                 address,
                 SuppressionReason.COMPLAINT,
-                Origin(ConsentSource.COMPLAINT, notification_id=notification_id),
+                Origin(
+                    ConsentSource.COMPLAINT,
+                    notification_id=notification_id,
+                    campaign_id=campaign_id,
+                ),
                 report.feedback_type,
             )
             outbox.report_feedback(session, notification_id, EventType.COMPLAINED)
@@ -104,7 +109,9 @@ def _bounce(
                 settings.hash_key,
                 address,
                 SuppressionReason.HARD_BOUNCE,
-                Origin(ConsentSource.BOUNCE, notification_id=notification_id),
+                Origin(
+                    ConsentSource.BOUNCE, notification_id=notification_id, campaign_id=campaign_id
+                ),
                 f"{status} {report.failures[0].diagnostic or ''}".strip()[:500],
             )
         outbox.report_feedback(session, notification_id, EventType.BOUNCED)
@@ -125,6 +132,7 @@ def apply_ses(sessions: SessionFactory, settings: Settings, event: sns.SesEvent)
     notification_id = returned.notification_id if returned is not None else None
     complaint = event.kind == "complaint"
     with sessions.begin() as session:
+        campaign_id = outbox.campaign_of(session, notification_id)
         for address, status in event.recipients:
             if complaint or event.permanent:
                 suppressions.suppress(
@@ -136,6 +144,7 @@ def apply_ses(sessions: SessionFactory, settings: Settings, event: sns.SesEvent)
                         ConsentSource.COMPLAINT if complaint else ConsentSource.BOUNCE,
                         actor="ses",
                         notification_id=notification_id,
+                        campaign_id=campaign_id,
                     ),
                     f"ses {status or ''}".strip(),
                 )

@@ -21,6 +21,7 @@ class CampaignStatus(StrEnum):
     COMPLETED = "completed"
     CANCELLED = "cancelled"
     NEEDS_CONFIRMATION = "needs_confirmation"  # became due too late (after downtime)
+    NEEDS_ATTENTION = "needs_attention"  # paused itself: too many complaints or hard bounces
 
 
 class BatchStatus(StrEnum):

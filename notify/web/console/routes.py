@@ -42,6 +42,7 @@ ALLOWED = {
     CampaignStatus.SCHEDULED: ("pause", "cancel"),
     CampaignStatus.RUNNING: ("pause", "cancel"),
     CampaignStatus.PAUSED: ("resume", "cancel"),
+    CampaignStatus.NEEDS_ATTENTION: ("resume", "cancel"),
 }
 
 

@@ -123,12 +123,13 @@ def report(body: ReportIn, request: Request, caller: Writer) -> ReportOut:
             kind = EventType.COMPLAINED if body.type == "complaint" else EventType.BOUNCED
             outbox.report_feedback(session, body.notification_id, kind)
         if reason is not None:
+            campaign_id = outbox.campaign_of(session, body.notification_id)
             suppressions.suppress(
                 session,
                 state.settings.hash_key,
                 body.email,
                 reason,
-                Origin(source, actor=caller.name),
+                Origin(source, caller.name, body.notification_id, campaign_id),
                 body.detail,
             )
     return ReportOut(suppressed=reason is not None, reason=reason.value if reason else None)

@@ -166,6 +166,13 @@ class Settings(BaseSettings):
     campaign_pause_min_sent: int = Field(default=1000, ge=1)
     """Sent messages a campaign needs before either rate is judged."""
 
+    soft_bounce_days: int = Field(default=3, ge=1, le=100)
+    """An address whose soft bounces (a full mailbox, a server that refused for now) fell on
+    this many different UTC days within ``NOTIFY_SOFT_BOUNCE_WINDOW_DAYS`` is suppressed like
+    a hard bounce."""
+    soft_bounce_window_days: int = Field(default=14, ge=1, le=365)
+    """The window the soft bounces are counted in, from the first one; one later than that
+    starts a new window."""
     ses_topic_arns: str = ""
     """The Amazon SNS topics (comma-separated ARNs) whose SES bounce and complaint
     notifications ``POST /inbound/ses`` accepts; empty turns the route off (404)."""

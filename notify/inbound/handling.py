@@ -27,7 +27,7 @@ from notify.delivery.transport import HARD_BOUNCE_CODES
 from notify.inbound import reports, sns
 from notify.message.return_addresses import BOUNCES, Returned, read
 from notify.models import ConsentSource, Notification, Recipient, SuppressionReason
-from notify.people import preferences, suppressions
+from notify.people import preferences, soft_bounces, suppressions
 from notify.people.consent import Origin
 from notify.producers.callbacks.events import EventType
 
@@ -114,6 +114,11 @@ def _bounce(
                 ),
                 f"{status} {report.failures[0].diagnostic or ''}".strip()[:500],
             )
+        elif soft_bounces.counts(status):
+            origin = Origin(
+                ConsentSource.BOUNCE, notification_id=notification_id, campaign_id=campaign_id
+            )
+            soft_bounces.record(session, settings, address, origin)
         outbox.report_feedback(session, notification_id, EventType.BOUNCED)
         return Outcome("hard_bounce" if status in HARD_BOUNCE_CODES else "soft_bounce", status)
 
@@ -134,6 +139,15 @@ def apply_ses(sessions: SessionFactory, settings: Settings, event: sns.SesEvent)
     with sessions.begin() as session:
         campaign_id = outbox.campaign_of(session, notification_id)
         for address, status in event.recipients:
+            if not complaint and not event.permanent:
+                origin = Origin(
+                    ConsentSource.BOUNCE,
+                    actor="ses",
+                    notification_id=notification_id,
+                    campaign_id=campaign_id,
+                )
+                soft_bounces.record(session, settings, address, origin)
+                continue
             if complaint or event.permanent:
                 suppressions.suppress(
                     session,

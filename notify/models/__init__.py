@@ -15,6 +15,7 @@ from notify.models.preferences import (
     ConsentEvent,
     ConsentSource,
     Preference,
+    SoftBounce,
     Suppression,
     SuppressionReason,
 )
@@ -42,6 +43,7 @@ __all__ = [
     "OperatorRole",
     "Preference",
     "Recipient",
+    "SoftBounce",
     "Suppression",
     "SuppressionReason",
 ]

@@ -72,3 +72,16 @@ class Suppression(Base):
     )
     detail: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SoftBounce(Base):
+    """Soft bounces of one address (by its keyed hash, never the address): how many days of
+    the current window had one (notify.people.soft_bounces holds the rule)."""
+
+    __tablename__ = "soft_bounces"
+
+    address_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    first_at: Mapped[datetime] = mapped_column(default=utcnow)  # the window's start
+    last_day: Mapped[str] = mapped_column(String(10))  # UTC day of the latest, YYYY-MM-DD
+    days: Mapped[int] = mapped_column(default=1)  # distinct UTC days with one, in the window
+    count: Mapped[int] = mapped_column(default=1)

@@ -18,6 +18,7 @@ from notify.models import (
     NotificationStatus,
     Preference,
     Recipient,
+    SoftBounce,
     SuppressionReason,
 )
 from notify.models.base import utcnow
@@ -106,6 +107,8 @@ def erase(session: Session, recipient: Recipient, *, hash_key: str, actor: str |
             suppressions.suppress(
                 session, hash_key, recipient.email, SuppressionReason.ERASED, origin
             )
+        digest = suppressions.address_hash(hash_key, recipient.email)
+        session.execute(delete(SoftBounce).where(SoftBounce.address_hash == digest))
     session.execute(
         update(Notification)
         .where(

@@ -12,7 +12,7 @@ from notify.delivery import outbox
 from notify.delivery.transport import HARD_BOUNCE_CODES
 from notify.message.validation import normalised_email
 from notify.models import ConsentSource, SuppressionReason
-from notify.people import suppressions
+from notify.people import soft_bounces, suppressions
 from notify.people.consent import Origin
 from notify.producers.api_keys import Caller
 from notify.producers.callbacks.events import EventType
@@ -110,19 +110,26 @@ def lift_suppression(email: EmailInPath, request: Request, caller: Writer) -> Re
 @router.post(f"/{REPORTS}", response_model=ReportOut, responses=also(400))
 def report(body: ReportIn, request: Request, caller: Writer) -> ReportOut:
     """A bounce or complaint from a provider: hard bounces (5.1.1, 5.1.2, 5.2.1) and complaints
-    suppress the address; soft bounces and policy rejections (4.x.x, 5.7.x) do not. With a
-    ``notification_id``, its key's endpoints hear of it, in the same transaction."""
+    suppress the address; other bounces but policy refusals (5.7.x) are soft and counted (the
+    rule of :mod:`notify.people.soft_bounces`). With a ``notification_id``, its key's
+    endpoints hear of it, in the same transaction."""
     reason: SuppressionReason | None = None
     if body.type == "complaint":
         reason, source = SuppressionReason.COMPLAINT, ConsentSource.COMPLAINT
     elif body.status in HARD_BOUNCE_CODES:
         reason, source = SuppressionReason.HARD_BOUNCE, ConsentSource.BOUNCE
     state = web_state(request)
+    soft = body.type == "bounce" and reason is None and soft_bounces.counts(body.status)
     with state.sessions.begin() as session:
+        if soft:
+            campaign_id = outbox.campaign_of(session, body.notification_id)
+            origin = Origin(ConsentSource.BOUNCE, caller.name, body.notification_id, campaign_id)
+            if soft_bounces.record(session, state.settings, body.email, origin):
+                reason = SuppressionReason.HARD_BOUNCE  # its soft bounces reached the rule
         if body.notification_id is not None:
             kind = EventType.COMPLAINED if body.type == "complaint" else EventType.BOUNCED
             outbox.report_feedback(session, body.notification_id, kind)
-        if reason is not None:
+        if reason is not None and not soft:
             campaign_id = outbox.campaign_of(session, body.notification_id)
             suppressions.suppress(
                 session,

@@ -22,7 +22,7 @@ from standardwebhooks import Webhook
 from notify.message.links import unsubscribe_url
 from notify.models import Recipient
 from tests.support.services import WorkerProcess, wait_until
-from tests.support.stack import Stack, make_key, sample_data
+from tests.support.stack import Stack, make_key, sample_data, send_alert
 
 pytestmark = pytest.mark.integration
 
@@ -119,16 +119,7 @@ def register(client: TestClient, auth: dict[str, str], url: str, *events: str) -
 
 
 def alert(client: TestClient, auth: dict[str, str]) -> tuple[str, str]:
-    user_id = f"cb-{uuid.uuid4().hex[:10]}"
-    body = {
-        "template": "security_alert",
-        "user_id": user_id,
-        "email": f"{user_id}@example.com",
-        "data": sample_data("security_alert"),
-    }
-    answer = client.post("/v1/notifications", json=body, headers=auth)
-    assert answer.status_code == 202, answer.text
-    return answer.json()["id"], user_id
+    return send_alert(client, auth, "cb")
 
 
 def events_for(receiver: Receiver, path: str, notification_id: str) -> list[Received]:

@@ -18,7 +18,7 @@ from notify.message import return_addresses
 from notify.models import CallbackEvent, ConsentEvent, Recipient
 from notify.people import suppressions
 from tests.support.services import free_port
-from tests.support.stack import Stack, make_key, sample_data
+from tests.support.stack import Stack, make_key, send_alert
 from tests.unit.test_inbound_reports import message
 
 pytestmark = pytest.mark.integration
@@ -50,17 +50,8 @@ def producer(stack: Stack, client: TestClient) -> dict[str, str]:
 
 
 def alert(client: TestClient, auth: dict[str, str]) -> tuple[str, str]:
-    user_id = f"in-{uuid.uuid4().hex[:10]}"
-    address = f"{user_id}@example.com"
-    body = {
-        "template": "security_alert",
-        "user_id": user_id,
-        "email": address,
-        "data": sample_data("security_alert"),
-    }
-    answer = client.post("/v1/notifications", json=body, headers=auth)
-    assert answer.status_code == 202
-    return answer.json()["id"], address
+    notification_id, user_id = send_alert(client, auth, "in")
+    return notification_id, f"{user_id}@example.com"
 
 
 def deliver(port: int, rcpt: str, raw: bytes) -> None:

@@ -25,7 +25,7 @@ from notify.message import return_addresses
 from notify.models import CallbackEvent
 from notify.people import suppressions
 from notify.web.app import create_app
-from tests.support.stack import Stack, make_key, sample_data
+from tests.support.stack import Stack, make_key, send_alert
 
 pytestmark = pytest.mark.integration
 TOPIC = "arn:aws:sns:eu-west-1:123456789012:ses-feedback"
@@ -108,16 +108,8 @@ def sent_alert(stack: Stack, client: TestClient) -> tuple[str, str, dict[str, st
     auth = {"Authorization": f"Bearer {key}"}
     hook = {"url": "https://hooks.example.com/s", "events": ["notification.bounced"]}
     assert client.post("/v1/callbacks", json=hook, headers=auth).status_code == 201
-    user_id = f"ses-{uuid.uuid4().hex[:10]}"
-    address = f"{user_id}@example.com"
-    body = {
-        "template": "security_alert",
-        "user_id": user_id,
-        "email": address,
-        "data": sample_data("security_alert"),
-    }
-    answer = client.post("/v1/notifications", json=body, headers=auth)
-    return answer.json()["id"], address, auth
+    notification_id, user_id = send_alert(client, auth, "ses")
+    return notification_id, f"{user_id}@example.com", auth
 
 
 def is_suppressed(stack: Stack, address: str) -> bool:

@@ -4,6 +4,7 @@ worker and `notify web`. Loaded for every test folder by tests/conftest.py."""
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -198,6 +199,21 @@ def sample_data(template: str) -> dict[str, Any]:
     from notify.message.templates import get_template
 
     return dict(get_template(template).sample)
+
+
+def send_alert(client: TestClient, auth: dict[str, str], prefix: str) -> tuple[str, str]:
+    """Queue a security alert (its sample data) to a new user ``<prefix>-…`` at
+    ``<user id>@example.com``; returns the notification's id and the user id."""
+    user_id = f"{prefix}-{uuid.uuid4().hex[:10]}"
+    body = {
+        "template": "security_alert",
+        "user_id": user_id,
+        "email": f"{user_id}@example.com",
+        "data": sample_data("security_alert"),
+    }
+    answer = client.post("/v1/notifications", json=body, headers=auth)
+    assert answer.status_code == 202, answer.text
+    return str(answer.json()["id"]), user_id
 
 
 @dataclass

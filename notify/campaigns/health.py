@@ -16,6 +16,8 @@ Data functions take the session first and never commit.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import case, func, select, update
 from sqlalchemy.orm import Session
@@ -24,6 +26,8 @@ from notify.config import Settings
 from notify.models import Campaign, CampaignStatus, ConsentEvent, ConsentSource, Notification
 from notify.models import NotificationStatus as Sent
 from notify.models.base import utcnow
+
+EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -35,17 +39,25 @@ class Health:
 
 
 def health_of(session: Session, campaign_ids: list[int]) -> list[Health]:
-    """Sent messages, complaints and hard bounces of each campaign."""
+    """Sent messages, complaints and hard bounces of each campaign, counted from its
+    ``health_from`` (the moment an operator last resumed it after it paused itself)."""
     if not campaign_ids:
         return []
+    sent_since = Notification.sent_at >= _start(Campaign.health_from)
     sent = {
         row[0]: int(row[1])
         for row in session.execute(
             select(Notification.campaign_id, func.count())
-            .where(Notification.campaign_id.in_(campaign_ids), Notification.status == Sent.SENT)
+            .join(Campaign, Campaign.id == Notification.campaign_id)
+            .where(
+                Notification.campaign_id.in_(campaign_ids),
+                Notification.status == Sent.SENT,
+                sent_since,
+            )
             .group_by(Notification.campaign_id)
         )
     }
+
     feedback = {
         row[0]: (int(row[1] or 0), int(row[2] or 0))
         for row in session.execute(
@@ -54,14 +66,21 @@ def health_of(session: Session, campaign_ids: list[int]) -> list[Health]:
                 func.sum(case((ConsentEvent.source == ConsentSource.COMPLAINT, 1), else_=0)),
                 func.sum(case((ConsentEvent.source == ConsentSource.BOUNCE, 1), else_=0)),
             )
+            .join(Campaign, Campaign.id == ConsentEvent.campaign_id)
             .where(
                 ConsentEvent.campaign_id.in_(campaign_ids),
                 ConsentEvent.source.in_([ConsentSource.COMPLAINT, ConsentSource.BOUNCE]),
+                ConsentEvent.created_at >= _start(Campaign.health_from),
             )
             .group_by(ConsentEvent.campaign_id)
         )
     }
     return [Health(key, int(sent.get(key, 0)), *feedback.get(key, (0, 0))) for key in campaign_ids]
+
+
+def _start(column: Any) -> Any:
+    """``health_from``, or the beginning of time for a campaign never resumed that way."""
+    return func.coalesce(column, EPOCH)
 
 
 def why_pause(health: Health, settings: Settings) -> str | None:

@@ -187,8 +187,14 @@ def resume(session: Session, campaign_id: int) -> Campaign:
     """Continue where it stopped: rows already sent stay sent, the rest are sent once."""
     campaign = _require(session, campaign_id)
     target = Status.RUNNING if campaign.started_at is not None else Status.SCHEDULED
-    resumable = (Status.PAUSED, Status.NEEDS_ATTENTION)
-    if not _transition(session, campaign_id, resumable, target, status_reason=None):
+    if campaign.status == Status.NEEDS_ATTENTION:  # judged afresh from now on
+        moved = _transition(
+            session, campaign_id, (Status.NEEDS_ATTENTION,), target,
+            status_reason=None, health_from=utcnow(),
+        )  # fmt: skip
+    else:
+        moved = _transition(session, campaign_id, (Status.PAUSED,), target, status_reason=None)
+    if not moved:
         raise CampaignStateError(f"a {campaign.status} campaign cannot be resumed")
     session.refresh(campaign)
     return campaign

@@ -362,6 +362,18 @@ def _finish(
     return bool(rows)
 
 
+def sent_to(session: Session, notification_id: str, email_hash: str) -> bool:
+    """Whether the notification went to the address whose keyed hash is ``email_hash``."""
+    return (
+        session.scalar(
+            select(Recipient.email_hash)
+            .join(Notification, Notification.recipient_id == Recipient.id)
+            .where(Notification.id == notification_id)
+        )
+        == email_hash
+    )
+
+
 def campaign_of(session: Session, notification_id: str | None) -> int | None:
     """The campaign a notification belongs to, if any (None for an unknown id)."""
     if notification_id is None:
@@ -462,6 +474,20 @@ def suppress_unsent(session: Session, notification_id: str, reason: str) -> bool
     ).all()
     _report(session, rows, EventType.SUPPRESSED)
     return bool(rows)
+
+
+def suppress_queued_of(session: Session, recipient_id: int, reason: str) -> int:
+    """Every queued notification of a person ``suppressed`` with ``reason`` (an erasure), each
+    reported to its key's endpoints; how many."""
+    rows = session.execute(
+        update(Notification)
+        .where(Notification.recipient_id == recipient_id, Notification.status == Status.QUEUED)
+        .values(status=Status.SUPPRESSED, reason=reason, updated_at=utcnow())
+        .returning(*_REPORTED)
+        .execution_options(synchronize_session=False)
+    ).all()
+    _report(session, rows, EventType.SUPPRESSED)
+    return len(rows)
 
 
 def schedule_retry(session: Session, notification_id: str, reason: str, delay: float) -> bool:

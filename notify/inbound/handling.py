@@ -123,6 +123,18 @@ def _bounce(
         return Outcome("hard_bounce" if status in HARD_BOUNCE_CODES else "soft_bounce", status)
 
 
+# SES bounce subtypes about the content or the sender, not the address: never suppress it.
+SES_NOT_THE_ADDRESS = frozenset({"ContentRejected", "AttachmentRejected", "UnsupportedAttachment"})
+
+
+def _ses_hard(event: sns.SesEvent, status: str | None) -> bool:
+    """A permanent SES bounce suppresses the address, unless it is about the content or the
+    sender (its subtype, or a 5.7.x status)."""
+    if not event.permanent or event.subtype in SES_NOT_THE_ADDRESS:
+        return False
+    return not (status or "").startswith("5.7.")
+
+
 def apply_ses(sessions: SessionFactory, settings: Settings, event: sns.SesEvent) -> Outcome:
     """An Amazon SES bounce or complaint: a permanent bounce suppresses each address for all
     mail (SES gave up on it for good), a transient one is only reported, a complaint stops
@@ -139,14 +151,15 @@ def apply_ses(sessions: SessionFactory, settings: Settings, event: sns.SesEvent)
     with sessions.begin() as session:
         campaign_id = outbox.campaign_of(session, notification_id)
         for address, status in event.recipients:
-            if not complaint and not event.permanent:
+            if not complaint and not _ses_hard(event, status):
                 origin = Origin(
                     ConsentSource.BOUNCE,
                     actor="ses",
                     notification_id=notification_id,
                     campaign_id=campaign_id,
                 )
-                soft_bounces.record(session, settings, address, origin)
+                if soft_bounces.counts(status) and event.subtype not in SES_NOT_THE_ADDRESS:
+                    soft_bounces.record(session, settings, address, origin)
                 continue
             if complaint or event.permanent:
                 suppressions.suppress(

@@ -54,6 +54,9 @@ class InboundHandler:
         except (OperationalError, InterfaceError):
             log.warning("database unavailable; asked the sender to try again")
             return "451 4.3.0 try again later"
+        except Exception as error:  # never a permanent refusal, never our details to the sender
+            log.exception("could not apply a returned message: %s", type(error).__name__)
+            return "451 4.3.0 try again later"
         return "250 OK"
 
 

@@ -103,6 +103,7 @@ class SesEvent:
     permanent: bool = False
     recipients: tuple[tuple[str, str | None], ...] = ()
     source: str | None = None
+    subtype: str | None = None  # SES's bounceSubType (NoEmail, Suppressed, ContentRejected, …)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -126,7 +127,8 @@ def ses_event(text: str) -> SesEvent:
             if isinstance(item, dict) and item.get("emailAddress")
         )
         permanent = str(bounce.get("bounceType", "")).lower() == "permanent"
-        return SesEvent("bounce", permanent, recipients, source)
+        subtype = str(bounce["bounceSubType"]) if bounce.get("bounceSubType") else None
+        return SesEvent("bounce", permanent, recipients, source, subtype)
     if kind == "complaint" and isinstance(body.get("complaint"), dict):
         recipients = tuple(
             (str(item["emailAddress"]), None)

@@ -41,7 +41,7 @@ def known_timezone(value: str) -> str:
 
 
 def locale_tag(value: str) -> str:
-    if not _LOCALE.match(value):
+    if not _LOCALE.fullmatch(value):
         raise ValueError("is not a language tag such as en or pt-BR")
     return value
 

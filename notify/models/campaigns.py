@@ -48,6 +48,9 @@ class Campaign(Base):
         enum_column_type(CampaignStatus, "campaign_status"), default=CampaignStatus.DRAFT
     )
     status_reason: Mapped[str | None] = mapped_column(Text)
+    # Complaints and bounces count from here (set when an operator resumes a campaign that
+    # paused itself: what made it pause is not held against it twice)
+    health_from: Mapped[datetime | None]
     start_at: Mapped[datetime | None]  # earliest moment any of its messages is due
     planned_through: Mapped[int] = mapped_column(Integer, default=0)  # recipient id cursor
     planning_done: Mapped[bool] = mapped_column(default=False)

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from notify.config import Settings
+from notify.db import insert_on_conflict
 from notify.delivery.transport import HARD_BOUNCE_CODES
 from notify.models import SoftBounce, SuppressionReason
 from notify.models.base import utcnow
@@ -38,14 +40,23 @@ def record(
     moment = now or utcnow()
     day = moment.date().isoformat()
     digest = suppressions.address_hash(settings.hash_key, address)
-    row = session.get(SoftBounce, digest, with_for_update=True)
+    # The first soft bounce of two at once must not fail the other: insert if absent, then
+    # read the row locked (on PostgreSQL; SQLite has one writer at a time).
+    fresh = {"address_hash": digest, "first_at": moment, "last_day": day, "days": 0, "count": 0}
+    session.execute(
+        insert_on_conflict(session, SoftBounce)
+        .values(**fresh)
+        .on_conflict_do_nothing(index_elements=["address_hash"])
+    )
+    row = session.scalars(
+        select(SoftBounce)
+        .where(SoftBounce.address_hash == digest)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).one()
     window = timedelta(days=settings.soft_bounce_window_days)
-    if row is None or moment - row.first_at > window:
-        if row is not None:
-            session.delete(row)
-            session.flush()
-        row = SoftBounce(address_hash=digest, first_at=moment, last_day=day, days=1, count=1)
-        session.add(row)
+    if row.count == 0 or moment - row.first_at > window:
+        row.first_at, row.last_day, row.days, row.count = moment, day, 1, 1
     else:
         row.count += 1
         if row.last_day != day:

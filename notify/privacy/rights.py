@@ -11,11 +11,11 @@ from typing import Any
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
+from notify.delivery import outbox
 from notify.models import (
     ConsentEvent,
     ConsentSource,
     Notification,
-    NotificationStatus,
     Preference,
     Recipient,
     SoftBounce,
@@ -109,15 +109,7 @@ def erase(session: Session, recipient: Recipient, *, hash_key: str, actor: str |
             )
         digest = suppressions.address_hash(hash_key, recipient.email)
         session.execute(delete(SoftBounce).where(SoftBounce.address_hash == digest))
-    session.execute(
-        update(Notification)
-        .where(
-            Notification.recipient_id == recipient.id,
-            Notification.status == NotificationStatus.QUEUED,
-        )
-        .values(status=NotificationStatus.SUPPRESSED, reason="erased", updated_at=now)
-        .execution_options(synchronize_session=False)
-    )
+    outbox.suppress_queued_of(session, recipient.id, "erased")
     session.execute(
         update(Notification)
         .where(Notification.recipient_id == recipient.id)

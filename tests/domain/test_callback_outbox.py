@@ -41,6 +41,11 @@ def test_events_go_to_the_sending_keys_endpoints_that_asked_for_them(session: Se
     assert (event.endpoint_id, event.payload["id"], event.status) == (
         endpoint_id, "n-1", CallbackEventStatus.PENDING,
     )  # fmt: skip
+    key = session.get(ApiKey, key_id)
+    assert key is not None
+    key.revoked_at = utcnow()  # a revoked key's endpoints hear nothing more
+    session.flush()
+    assert events.notifications_changed(session, EventType.SENT, changes) == 0
 
 
 def test_a_due_event_is_claimed_once_then_retried_delivered_or_dead(session: Session) -> None:

@@ -84,6 +84,11 @@ def test_a_campaign_over_a_threshold_needs_attention_and_resumes_by_hand(
     lifecycle.resume(session, campaign.id)
     session.refresh(campaign)
     assert campaign.status == CampaignStatus.RUNNING and campaign.status_reason is None
+    # What made it pause is not held against it again: it is judged from the resume on.
+    assert campaign.health_from is not None
+    assert health.pause_unhealthy(session, SETTINGS) == []
+    session.refresh(campaign)
+    assert campaign.status == CampaignStatus.RUNNING
 
 
 def test_a_threshold_of_zero_never_pauses(session: Session) -> None:

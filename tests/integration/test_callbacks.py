@@ -106,7 +106,9 @@ def callbacks_worker(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> 
 
 @pytest.fixture
 def producer(stack: Stack) -> dict[str, str]:
-    key = make_key(stack.sessions, "notifications:send", "callbacks", "users:write")
+    key = make_key(
+        stack.sessions, "notifications:send", "callbacks", "users:write", "preferences:read"
+    )
     return {"Authorization": f"Bearer {key}"}
 
 
@@ -257,6 +259,10 @@ def test_urls_and_events_are_checked_and_secrets_rotate_with_two_valid(
     )
     assert unknown.status_code == 422
     no_scope = {"Authorization": f"Bearer {make_key(stack.sessions, 'notifications:send')}"}
+    only_callbacks = {"Authorization": f"Bearer {make_key(stack.sessions, 'callbacks')}"}
+    people = {"url": "https://hooks.example.com/p", "events": ["preference.changed"]}
+    refused = client.post("/v1/callbacks", json=people, headers=only_callbacks)
+    assert refused.status_code == 422 and "preferences:read" in refused.text
     assert client.get("/v1/callbacks", headers=no_scope).status_code == 403
     endpoint = register(client, producer, "https://hooks.example.com/n", "notification.failed")
     rotated = client.post(f"/v1/callbacks/{endpoint['id']}/secrets", headers=producer).json()

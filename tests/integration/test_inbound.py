@@ -39,7 +39,9 @@ def inbound(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
 
 @pytest.fixture
 def producer(stack: Stack, client: TestClient) -> dict[str, str]:
-    key = make_key(stack.sessions, "notifications:send", "callbacks", "users:write")
+    key = make_key(
+        stack.sessions, "notifications:send", "callbacks", "users:write", "preferences:read"
+    )
     auth = {"Authorization": f"Bearer {key}"}
     events = ["notification.bounced", "notification.complained", "preference.changed"]
     answer = client.post(

@@ -200,3 +200,19 @@ def test_a_subscription_is_confirmed_and_the_route_is_off_without_topics(
     assert subscribe in fetched
     with TestClient(create_app(stack.settings)) as off:
         assert off.post("/inbound/ses", content=json.dumps(message)).status_code == 404
+
+
+def test_a_permanent_bounce_about_the_content_or_the_sender_does_not_suppress(
+    stack: Stack, ses: tuple[TestClient, list[str]], signing_key: rsa.RSAPrivateKey
+) -> None:
+    client, _ = ses
+    _, address, _ = sent_alert(stack, client)
+    policy = json.loads(ses_message("Bounce", address, "x@example.com"))
+    policy["bounce"]["bouncedRecipients"][0]["status"] = "5.7.1"
+    content = json.loads(ses_message("Bounce", address, "x@example.com"))
+    content["bounce"]["bounceSubType"] = "ContentRejected"
+    for body in (policy, content):
+        message = signed(signing_key, {"Type": "Notification", "Message": json.dumps(body)})
+        assert post(client, message) == 200
+    assert not is_suppressed(stack, address)
+    assert post(client, {**message, "TopicArn": ["not", "a", "string"]}) == 403

@@ -108,3 +108,25 @@ def test_the_body_holds_the_type_the_time_and_only_the_payload_given() -> None:
     assert named == {"user_id": "u-42", "category": "product_updates", "change": "unsubscribed"}
     erased = body_of("preference.changed", person, created, {7: None})["data"]
     assert erased["user_id"] is None and "recipient" not in erased
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["64:ff9b::a9fe:a9fe", "2002:a9fe:a9fe::1", "::7f00:1", "::ffff:10.0.0.1", "fe80::1%eth0"],
+)
+def test_ipv6_addresses_that_carry_an_inward_ipv4_one_are_inward(address: str) -> None:
+    assert endpoints.inward(address)
+    assert not endpoints.inward("2606:4700::1111") and not endpoints.inward("93.184.215.14")
+
+
+def test_delivery_connects_to_the_checked_address_and_keeps_the_name_for_host_and_tls() -> None:
+    from notify.producers.callbacks.delivery import pinned
+
+    url, pin = pinned("https://93.184.215.14:8443/hook?x=1")
+    assert url == "https://93.184.215.14:8443/hook?x=1"
+    assert pin == {
+        "headers": {"host": "93.184.215.14:8443"},
+        "extensions": {"sni_hostname": "93.184.215.14"},
+    }
+    with pytest.raises(endpoints.CallbackUrlError):
+        pinned("https://127.0.0.1/hook")

@@ -109,3 +109,19 @@ def test_the_sns_string_to_sign_is_the_documented_one() -> None:
                 "https://sns.eu-west-1.amazonaws.com.evil.com/c.pem"):  # fmt: skip
         with pytest.raises(sns.SnsError):
             sns.amazon_url(url)
+
+
+def test_every_optional_category_has_a_fixed_mailto_code_and_no_essential_one() -> None:
+    from notify.categories import CATEGORIES
+
+    optional = {key for key, category in CATEGORIES.items() if not category.essential}
+    assert set(return_addresses.CATEGORY_CODES) == optional
+    codes = list(return_addresses.CATEGORY_CODES.values())
+    assert len(set(codes)) == len(codes) and all(code.isalnum() for code in codes)
+
+
+def test_a_language_tag_with_a_trailing_line_break_is_refused() -> None:
+    from notify.message.validation import locale_tag
+
+    with pytest.raises(ValueError, match="language tag"):
+        locale_tag("fr\n")

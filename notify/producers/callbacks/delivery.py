@@ -19,7 +19,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 from sqlalchemy import select, update
@@ -27,7 +26,13 @@ from sqlalchemy.orm import Session
 
 from notify.config import Settings
 from notify.db import SessionFactory, on_postgresql
-from notify.models import CallbackAttempt, CallbackEndpoint, CallbackEvent, CallbackEventStatus
+from notify.models import (
+    ApiKey,
+    CallbackAttempt,
+    CallbackEndpoint,
+    CallbackEvent,
+    CallbackEventStatus,
+)
 from notify.models.base import utcnow
 from notify.producers.callbacks import endpoints, signing
 from notify.producers.callbacks.events import body_of, user_ids
@@ -116,9 +121,17 @@ class _Target:
 
 
 def _targets(session: Session, endpoint_ids: set[int]) -> dict[int, _Target]:
-    rows = session.scalars(select(CallbackEndpoint).where(CallbackEndpoint.id.in_(endpoint_ids)))
+    """Each endpoint's URL and secrets; not live once removed or once its key is revoked."""
+    rows = session.execute(
+        select(CallbackEndpoint, ApiKey.revoked_at)
+        .join(ApiKey, ApiKey.id == CallbackEndpoint.api_key_id)
+        .where(CallbackEndpoint.id.in_(endpoint_ids))
+    )
     return {
-        row.id: _Target(row.url, endpoints.secrets_of(row), row.disabled_at is None) for row in rows
+        row.id: _Target(
+            row.url, endpoints.secrets_of(row), row.disabled_at is None and revoked is None
+        )
+        for row, revoked in rows
     }
 
 
@@ -145,10 +158,12 @@ def _send(
     def answer(status: int | None, error: str | None) -> _Answer:
         return _Answer(status, error, int((time.monotonic() - started) * 1000))
 
+    url, pin = target.url, dict[str, Any]()
     if not development:
-        problem = endpoints.address_problem(urlsplit(target.url).hostname or "")
-        if problem is not None:
-            return answer(None, f"not sent: the URL {problem}")
+        try:
+            url, pin = pinned(target.url)
+        except endpoints.CallbackUrlError as error:
+            return answer(None, f"not sent: the URL {error}")
     body = json.dumps(
         body_of(event.type, event.payload, event.created_at, people),
         separators=(",", ":"),
@@ -160,14 +175,32 @@ def _send(
         **signing.headers(event.id, body, target.secrets, utcnow()),
     }
     try:
-        response = client.post(target.url, content=body.encode("utf-8"), headers=headers)
+        response = client.post(
+            url,
+            content=body.encode("utf-8"),
+            headers={**headers, **pin.get("headers", {})},
+            extensions=pin.get("extensions", {}),
+        )
     except httpx.TimeoutException:
         return answer(None, "timed out")
     except httpx.HTTPError as error:
         return answer(None, f"could not connect ({type(error).__name__})")
+    except Exception as error:  # a URL httpx cannot use (a bad international name): no retry
+        return answer(None, f"not sent: the URL cannot be used ({type(error).__name__})")
     return answer(
         response.status_code, None if response.is_success else f"HTTP {response.status_code}"
     )
+
+
+def pinned(url: str) -> tuple[str, dict[str, Any]]:
+    """``url`` with its host replaced by the public address it was checked to resolve to, and
+    what keeps the request addressed to the name: the ``Host`` header and the TLS server name
+    (certificates are still verified against the name)."""
+    parsed = httpx.URL(url)
+    address = endpoints.public_address(parsed.host)
+    host = parsed.host if parsed.port is None else f"{parsed.host}:{parsed.port}"
+    pin = {"headers": {"host": host}, "extensions": {"sni_hostname": parsed.host}}
+    return str(parsed.copy_with(host=address)), pin
 
 
 def _record(
@@ -233,7 +266,7 @@ def deliver_due(
                 return report
             target = targets.get(event.endpoint_id)
             if target is None or not target.live:
-                answer = _Answer(None, "not sent: the endpoint was removed", 0)
+                answer = _Answer(None, "not sent: the endpoint or its key was removed", 0)
                 event = _Due(**{**event.__dict__, "give_up_at": utcnow()})  # nothing to retry
             else:
                 answer = _send(client, target, event, development, people)

@@ -34,26 +34,58 @@ class TooManyEndpointsError(ValueError):
     """The key has as many endpoints as it may have."""
 
 
-def _inward(address: str) -> bool:
-    ip = ipaddress.ip_address(address)
-    return not ip.is_global or ip.is_multicast
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+_IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
 
 
-def address_problem(host: str) -> str | None:
-    """Why ``host`` may not receive callbacks outside development, or None: every address it
-    resolves to must be a public one."""
+def _embedded(ip: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    """The IPv4 addresses an IPv6 one carries (mapped, 6to4, Teredo, NAT64, compatible)."""
+    found = [ip.ipv4_mapped, ip.sixtofour, *(ip.teredo or ())]
+    if ip in _NAT64 or ip in _IPV4_COMPATIBLE:
+        found.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
+    return [address for address in found if address is not None]
+
+
+def inward(address: str) -> bool:
+    """Whether ``address`` is not a public one: loopback, private, link-local, shared,
+    reserved, multicast, or an IPv6 address that carries such an IPv4 one."""
+    ip = ipaddress.ip_address(address.split("%")[0])
+    if not ip.is_global or ip.is_multicast:
+        return True
+    return isinstance(ip, ipaddress.IPv6Address) and any(
+        not embedded.is_global for embedded in _embedded(ip)
+    )
+
+
+def public_address(host: str) -> str:
+    """The address to connect to for ``host``: itself if it is an address, else the first it
+    resolves to; raises :class:`CallbackUrlError` if it, or any address it resolves to, is not
+    public. Delivery connects to exactly this address, so a name that resolves differently a
+    moment later (DNS rebinding) cannot lead inward."""
     try:
         literal = ipaddress.ip_address(host.strip("[]"))
     except ValueError:
         literal = None
     if literal is not None:
-        return "points at a loopback or private address" if _inward(str(literal)) else None
+        if inward(str(literal)):
+            raise CallbackUrlError("points at a loopback or private address")
+        return str(literal)
     try:
         found = socket.getaddrinfo(host, 443, proto=socket.IPPROTO_TCP)
     except (OSError, UnicodeError):
-        return "has a host name that does not resolve"
-    if any(_inward(str(entry[4][0]).split("%")[0]) for entry in found):
-        return "resolves to a loopback or private address"
+        raise CallbackUrlError("has a host name that does not resolve") from None
+    addresses = [str(entry[4][0]) for entry in found]
+    if not addresses or any(inward(address) for address in addresses):
+        raise CallbackUrlError("resolves to a loopback or private address")
+    return addresses[0].split("%")[0]
+
+
+def address_problem(host: str) -> str | None:
+    """Why ``host`` may not receive callbacks outside development, or None."""
+    try:
+        public_address(host)
+    except CallbackUrlError as error:
+        return str(error)
     return None
 
 

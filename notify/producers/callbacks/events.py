@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
-from notify.models import CallbackEndpoint, CallbackEvent, CallbackEventStatus, Recipient
+from notify.models import ApiKey, CallbackEndpoint, CallbackEvent, CallbackEventStatus, Recipient
 from notify.models.base import utcnow
 
 
@@ -73,10 +73,11 @@ class _Subscriber:
 
 
 def _subscribers(session: Session) -> list[_Subscriber]:
+    """The live endpoints of keys that are not revoked."""
     rows = session.execute(
-        select(CallbackEndpoint.id, CallbackEndpoint.api_key_id, CallbackEndpoint.events).where(
-            CallbackEndpoint.disabled_at.is_(None)
-        )
+        select(CallbackEndpoint.id, CallbackEndpoint.api_key_id, CallbackEndpoint.events)
+        .join(ApiKey, ApiKey.id == CallbackEndpoint.api_key_id)
+        .where(CallbackEndpoint.disabled_at.is_(None), ApiKey.revoked_at.is_(None))
     )
     return [_Subscriber(row[0], row[1], frozenset(row[2] or ())) for row in rows]
 

@@ -118,15 +118,27 @@ def _own(caller: Caller, endpoint_id: int, session: Session) -> CallbackEndpoint
     return endpoint
 
 
+PEOPLES_CHOICES = "preferences:read"  # what preference.changed tells, the key must be able to read
+
+
+def _allowed_events(caller: Caller, events: list[EventType]) -> list[str]:
+    if EventType.PREFERENCE_CHANGED in events and PEOPLES_CHOICES not in caller.scopes:
+        msg = f"preference.changed needs a key that also has the scope {PEOPLES_CHOICES}"
+        raise RequestValidationError(
+            [{"loc": ("body", "events"), "msg": msg, "type": "value_error"}]
+        )
+    return sorted({event.value for event in events})
+
+
 @router.post("", status_code=201, response_model=EndpointCreated, responses=also(400, 409))
 def register(body: EndpointIn, request: Request, caller: Owner) -> dict[str, Any]:
-    """Register an endpoint for the events it wants; the answer holds its secret, once."""
+    """Register an endpoint for the events it wants; the answer holds its secret, once.
+    ``preference.changed`` (every person's choices) needs the scope ``preferences:read`` too."""
+    events = _allowed_events(caller, body.events)
     url = _checked_url(request, body.url)
     with web_state(request).sessions.begin() as session:
         try:
-            endpoint, secret = endpoints.register(
-                session, caller.key_id, url, [event.value for event in body.events]
-            )
+            endpoint, secret = endpoints.register(session, caller.key_id, url, events)
         except endpoints.TooManyEndpointsError as error:
             raise HTTPException(409, str(error)) from None
         return {**_out(endpoint), "secret": secret}
@@ -150,12 +162,13 @@ def change_endpoint(
 ) -> dict[str, Any]:
     """A new URL or event list; events already queued keep going to the endpoint."""
     url = _checked_url(request, body.url) if body.url is not None else None
+    events = _allowed_events(caller, body.events) if body.events is not None else None
     with web_state(request).sessions.begin() as session:
         endpoint = _own(caller, endpoint_id, session)
         if url is not None:
             endpoint.url = url
-        if body.events is not None:
-            endpoint.events = sorted({event.value for event in body.events})
+        if events is not None:
+            endpoint.events = events
         session.flush()
         return _out(endpoint)
 

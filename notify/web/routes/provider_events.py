@@ -46,7 +46,8 @@ async def ses(request: Request) -> Response:
         raise HTTPException(400, "not an SNS message (JSON)") from None
     if not isinstance(message, dict):
         raise HTTPException(400, "not an SNS message")
-    if message.get("TopicArn") not in topics:
+    topic = message.get("TopicArn")
+    if not isinstance(topic, str) or topic not in topics:
         raise HTTPException(403, "not a topic this service accepts")
     fetch = getattr(request.app.state, "sns_certificates", None)
     if fetch is None:
@@ -61,8 +62,15 @@ async def ses(request: Request) -> Response:
         raise HTTPException(503, "cannot check the signature now", {"Retry-After": "30"}) from None
     kind = message.get("Type")
     if kind == sns.SUBSCRIPTION_CONFIRMATION:
-        url = sns.amazon_url(str(message.get("SubscribeURL", "")))
-        await run_in_threadpool(state.https_get, url)
+        try:
+            url = sns.amazon_url(str(message.get("SubscribeURL", "")))
+        except sns.SnsError as error:
+            raise HTTPException(400, f"not a subscription to confirm: {error}") from None
+        try:
+            await run_in_threadpool(state.https_get, url)
+        except Exception as error:  # SNS sends the confirmation again
+            log.warning("could not confirm an SNS subscription: %s", type(error).__name__)
+            raise HTTPException(503, "cannot confirm now", {"Retry-After": "30"}) from None
         return Response(status_code=200)
     if kind != sns.NOTIFICATION:
         return Response(status_code=200)

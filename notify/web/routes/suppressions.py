@@ -114,29 +114,36 @@ def report(body: ReportIn, request: Request, caller: Writer) -> ReportOut:
     rule of :mod:`notify.people.soft_bounces`). With a ``notification_id``, its key's
     endpoints hear of it, in the same transaction."""
     reason: SuppressionReason | None = None
+    state = web_state(request)
+    notification_id = body.notification_id
+    if notification_id is not None:
+        # Only a report about the address that notification went to speaks for it.
+        digest = suppressions.address_hash(state.settings.hash_key, body.email)
+        with state.sessions() as session:
+            if not outbox.sent_to(session, notification_id, digest):
+                notification_id = None
     if body.type == "complaint":
         reason, source = SuppressionReason.COMPLAINT, ConsentSource.COMPLAINT
     elif body.status in HARD_BOUNCE_CODES:
         reason, source = SuppressionReason.HARD_BOUNCE, ConsentSource.BOUNCE
-    state = web_state(request)
     soft = body.type == "bounce" and reason is None and soft_bounces.counts(body.status)
     with state.sessions.begin() as session:
         if soft:
-            campaign_id = outbox.campaign_of(session, body.notification_id)
-            origin = Origin(ConsentSource.BOUNCE, caller.name, body.notification_id, campaign_id)
+            campaign_id = outbox.campaign_of(session, notification_id)
+            origin = Origin(ConsentSource.BOUNCE, caller.name, notification_id, campaign_id)
             if soft_bounces.record(session, state.settings, body.email, origin):
                 reason = SuppressionReason.HARD_BOUNCE  # its soft bounces reached the rule
-        if body.notification_id is not None:
+        if notification_id is not None:
             kind = EventType.COMPLAINED if body.type == "complaint" else EventType.BOUNCED
-            outbox.report_feedback(session, body.notification_id, kind)
+            outbox.report_feedback(session, notification_id, kind)
         if reason is not None and not soft:
-            campaign_id = outbox.campaign_of(session, body.notification_id)
+            campaign_id = outbox.campaign_of(session, notification_id)
             suppressions.suppress(
                 session,
                 state.settings.hash_key,
                 body.email,
                 reason,
-                Origin(source, caller.name, body.notification_id, campaign_id),
+                Origin(source, caller.name, notification_id, campaign_id),
                 body.detail,
             )
     return ReportOut(suppressed=reason is not None, reason=reason.value if reason else None)

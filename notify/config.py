@@ -177,7 +177,10 @@ class Settings(BaseSettings):
     """The Amazon SNS topics (comma-separated ARNs) whose SES bounce and complaint
     notifications ``POST /inbound/ses`` accepts; empty turns the route off (404)."""
     inbound_keep_dir: str = "var/inbound"
-    """Where `notify inbound` keeps a returned message it cannot read, for an operator."""
+    """Where `notify inbound` keeps a returned message it cannot read, for an operator. Files
+    older than ``NOTIFY_RETENTION_CONTENT_DAYS`` are removed as new ones come."""
+    inbound_keep_max_mb: int = Field(default=100, ge=1)
+    """The most the kept messages may take; past it a message is not kept (a warning says so)."""
     inbound_domain: str = ""
     """Where mail comes back to notify (``notify inbound`` receives it): when set, each message
     is sent from ``bounces+<token>@`` this domain (VERP) and its ``List-Unsubscribe`` offers

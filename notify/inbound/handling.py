@@ -7,12 +7,14 @@
   (``notification.complained``).
 * A mail to an unsubscribe address does what the one-click POST does (source ``mailto``).
 * What cannot be read, or names a notification that no longer exists, is kept as a file in
-  ``NOTIFY_INBOUND_KEEP_DIR`` for an operator: never dropped without a trace.
+  ``NOTIFY_INBOUND_KEEP_DIR`` for an operator, up to ``NOTIFY_INBOUND_KEEP_MAX_MB``; past that
+  it is dropped with a warning in the log, never without a trace.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -40,10 +42,25 @@ class Outcome:
     detail: str = ""
 
 
-def keep(settings: Settings, raw: bytes, why: str) -> Path:
-    """Keep ``raw`` for an operator; returns where."""
+def keep(settings: Settings, raw: bytes, why: str) -> Path | None:
+    """Keep ``raw`` for an operator; returns where, or None when the folder is full (at most
+    ``NOTIFY_INBOUND_KEEP_MAX_MB``; the warning says it was not kept). Kept files older than
+    the content retention are removed first."""
     folder = Path(settings.inbound_keep_dir)
     folder.mkdir(parents=True, exist_ok=True)
+    oldest = time.time() - settings.retention_content_days * 86_400
+    used = 0
+    for kept in folder.glob("*.eml"):
+        stat = kept.stat()
+        if stat.st_mtime < oldest:
+            kept.unlink(missing_ok=True)
+        else:
+            used += stat.st_size
+    if used + len(raw) > settings.inbound_keep_max_mb * 1024 * 1024:
+        log.warning(
+            "a returned message (%s, %d bytes) was not kept: the folder is full", why, len(raw)
+        )
+        return None
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     path = folder / f"{stamp}-{uuid.uuid4().hex[:8]}.eml"
     path.write_bytes(raw)

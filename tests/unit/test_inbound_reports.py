@@ -125,3 +125,22 @@ def test_a_language_tag_with_a_trailing_line_break_is_refused() -> None:
 
     with pytest.raises(ValueError, match="language tag"):
         locale_tag("fr\n")
+
+
+def test_kept_messages_are_capped_and_old_ones_removed(tmp_path: Path) -> None:
+    import os
+    import time
+
+    from notify.config import Settings
+    from notify.inbound.handling import keep
+
+    settings = Settings(inbound_keep_dir=str(tmp_path), inbound_keep_max_mb=1)
+    old = tmp_path / "old.eml"
+    old.write_bytes(b"x")
+    long_ago = time.time() - (settings.retention_content_days + 1) * 86_400
+    os.utime(old, (long_ago, long_ago))
+    first = keep(settings, b"a" * 600_000, "test")
+    assert first is not None and first.read_bytes() == b"a" * 600_000
+    assert not old.exists()  # past the retention
+    assert keep(settings, b"b" * 600_000, "test") is None  # over 1 MB in all: not kept
+    assert [path.name for path in tmp_path.iterdir()] == [first.name]

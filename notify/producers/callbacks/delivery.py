@@ -164,6 +164,8 @@ def _send(
             url, pin = pinned(target.url)
         except endpoints.CallbackUrlError as error:
             return answer(None, f"not sent: the URL {error}")
+        except Exception as error:  # a URL httpx cannot read: recorded, retried like any failure
+            return answer(None, f"not sent: the URL cannot be used ({type(error).__name__})")
     body = json.dumps(
         body_of(event.type, event.payload, event.created_at, people),
         separators=(",", ":"),
@@ -185,7 +187,7 @@ def _send(
         return answer(None, "timed out")
     except httpx.HTTPError as error:
         return answer(None, f"could not connect ({type(error).__name__})")
-    except Exception as error:  # a URL httpx cannot use (a bad international name): no retry
+    except Exception as error:  # a URL httpx cannot use (a bad international name): recorded
         return answer(None, f"not sent: the URL cannot be used ({type(error).__name__})")
     return answer(
         response.status_code, None if response.is_success else f"HTTP {response.status_code}"

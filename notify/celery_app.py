@@ -12,7 +12,7 @@ from typing import Any, cast
 
 import httpx
 from celery import Celery
-from celery.signals import worker_process_init
+from celery.signals import worker_init, worker_process_init
 from celery.utils.time import get_exponential_backoff_interval
 from sqlalchemy import Engine
 
@@ -169,3 +169,15 @@ def _fresh_resources_in_child(**_: Any) -> None:
     context = getattr(current_app, "context", None)
     if context is not None:
         cast(WorkerContext, context).after_fork()
+
+
+@worker_init.connect
+def _lower_priority(sender: Any = None, **_: Any) -> None:
+    """Apply ``NOTIFY_WORKER_NICENESS`` in the worker's main process, before the pool forks."""
+    app = getattr(sender, "app", None)
+    context = getattr(app, "context", None)
+    if context is None:
+        return
+    niceness = cast(WorkerContext, context).settings.worker_niceness
+    if niceness > 0:
+        os.nice(niceness)

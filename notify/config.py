@@ -133,6 +133,12 @@ class Settings(BaseSettings):
     publish_linger_seconds: float = Field(default=0.002, ge=0, le=0.5)
     """How long the web's publisher waits for more accepted notifications to publish together
     (up to ``send_batch_size`` ids a task); 0 publishes each on its own as soon as it can."""
+    worker_niceness: int = Field(default=0, ge=0, le=19)
+    """Added to a worker's CPU niceness as it starts, before its pool processes fork (they
+    inherit it). Where a bulk worker shares cores with the web and the essential worker, 10
+    lets a campaign take only the CPU they leave idle, so a security alert is not queued behind
+    it; 0 leaves the worker as the system started it. Within one cgroup only: containers share
+    CPU by their weight (``cpu_shares`` in docker-compose.yml), not by niceness."""
     sweep_queued_after_seconds: int = Field(default=120, gt=0)
     sweep_sending_after_seconds: int = Field(default=120, gt=0)
     """A ``sending`` row older than this was left by a dead worker and is sent again. Must be

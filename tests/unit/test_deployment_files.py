@@ -23,7 +23,7 @@ import yaml
 from notify.categories import CATEGORIES
 from notify.celery_app import create_celery
 from notify.config import Settings
-from notify.queues import ALL_QUEUES, TASK_ROUTES
+from notify.queues import ALL_QUEUES, TASK_ROUTES, Queue
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -291,6 +291,22 @@ def test_compose_redis_keeps_broker_messages_with_appendonly_and_noeviction(
     compose: Compose,
 ) -> None:
     assert redis_problems(compose) == []
+
+
+def test_compose_gives_the_bulk_lane_less_cpu_weight_than_the_essential_lane(
+    compose: Compose,
+) -> None:
+    """A campaign must not take CPU from an alert: the bulk worker weighs less than the others."""
+    default_weight = 1024
+    weights = {
+        name: int(compose["services"][name].get("cpu_shares", default_weight))
+        for name in worker_queues(compose)
+    }
+    lanes = worker_queues(compose)
+    bulk = [name for name, queues in lanes.items() if Queue.BULK.value in queues]
+    essential = [name for name, queues in lanes.items() if Queue.ESSENTIAL.value in queues]
+    assert bulk and essential
+    assert max(weights[name] for name in bulk) < min(weights[name] for name in essential)
 
 
 def test_every_service_waited_on_as_healthy_in_compose_has_a_healthcheck(

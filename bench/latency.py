@@ -3,7 +3,8 @@ steady offered rate, alone and while a large campaign is sending.
 
 The whole service runs as docker-compose.yml lays it out, on one machine: ``notify web
 --workers 2``, one worker for the ``essential`` lane and one for ``bulk`` and ``periodic`` with
-beat (2 pool processes each), PostgreSQL, Redis db 12 and Postfix's ``smtp-sink``. wrk offers
+beat (2 pool processes each; the bulk one at ``NOTIFY_WORKER_NICENESS=10``, as compose gives
+it a quarter of the CPU weight), PostgreSQL, Redis db 12 and Postfix's ``smtp-sink``. wrk offers
 ``--rate`` alerts a second (each of 32 connections pacing its requests with jitter, every
 request a new person) for ``--duration`` seconds. Each alert's latency is its row's ``sent_at``
 (the time the relay accepted it) minus its ``created_at`` (taken when the request is accepted,

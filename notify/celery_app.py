@@ -17,6 +17,7 @@ from celery.utils.time import get_exponential_backoff_interval
 from sqlalchemy import Engine
 
 from notify.campaigns.rate_limit import RateLimiter
+from notify.campaigns.yielding import EssentialFirst, for_worker
 from notify.config import Settings
 from notify.db import SessionFactory, make_session_factory, open_database
 from notify.delivery import broker_redis
@@ -36,6 +37,8 @@ class WorkerContext:
         self._transport: Transport | None = None
         self._limiter: RateLimiter | None = None
         self._http: httpx.Client | None = None
+        self._essential_first: EssentialFirst | None = None
+        self.consumed: set[str] = set()  # the queues this worker serves (-Q), set at its start
 
     def _check_fork(self) -> None:
         if os.getpid() != self._pid:
@@ -49,6 +52,7 @@ class WorkerContext:
         self._transport = None
         self._limiter = None
         self._http = None  # its connections belong to the parent
+        self._essential_first = None
 
     @property
     def sessions(self) -> SessionFactory:
@@ -85,6 +89,18 @@ class WorkerContext:
         if self._limiter is None:
             self._limiter = RateLimiter(self.settings.rate_limit_storage)
         return self._limiter
+
+    @property
+    def essential_first(self) -> EssentialFirst:
+        """How this process's campaign batches give way to essential mail."""
+        self._check_fork()
+        if self._essential_first is None:
+            self._essential_first = for_worker(
+                self.settings.broker_url,
+                longest=self.settings.campaign_yield_seconds,
+                consumed=self.consumed,
+            )
+        return self._essential_first
 
     def retry_delay(self, attempts: int) -> float:
         """Exponential backoff with full jitter (Celery's own formula) and a floor."""
@@ -172,12 +188,13 @@ def _fresh_resources_in_child(**_: Any) -> None:
 
 
 @worker_init.connect
-def _lower_priority(sender: Any = None, **_: Any) -> None:
-    """Apply ``NOTIFY_WORKER_NICENESS`` in the worker's main process, before the pool forks."""
+def _at_worker_start(sender: Any = None, **_: Any) -> None:
+    """In the worker's main process, before the pool forks: note the queues it serves and
+    apply ``NOTIFY_WORKER_NICENESS``."""
     app = getattr(sender, "app", None)
-    context = getattr(app, "context", None)
-    if context is None:
+    context = cast(WorkerContext | None, getattr(app, "context", None))
+    if app is None or context is None:
         return
-    niceness = cast(WorkerContext, context).settings.worker_niceness
-    if niceness > 0:
-        os.nice(niceness)
+    context.consumed = set(app.amqp.queues.consume_from)
+    if context.settings.worker_niceness > 0:
+        os.nice(context.settings.worker_niceness)

@@ -153,6 +153,9 @@ class Settings(BaseSettings):
     mid-batch re-sends at most this many messages per batch in flight, and a pause, cancel or
     unsubscribe acts within this many messages of the batch (for a rate-limited campaign,
     within about a quarter of a second of its rate). 1 keeps one message."""
+    campaign_yield_seconds: float = Field(default=1.0, ge=0, le=10)
+    """The longest a campaign group waits, before its claim, while essential messages wait on a
+    Redis broker (only on a worker that does not serve the essential lane). 0 never waits."""
     campaign_batch_size: int = Field(default=500, ge=1, le=5000)
     campaign_batch_seconds: float = Field(default=60.0, gt=0)
     campaign_batch_lease_seconds: int = Field(default=15, ge=3)

@@ -176,6 +176,7 @@ def send_campaign_batch(self: Task, batch_id: int) -> dict[str, int]:
         batch_id,
         limiter=context.limiter,
         retry_delay=context.retry_delay,
+        essential_first=context.essential_first,
     )
     return {"sent": report.sent, "suppressed": report.suppressed, "failed": report.failed}
 

@@ -36,6 +36,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from notify.campaigns.rate_limit import RateLimiter
+from notify.campaigns.yielding import EssentialFirst
 from notify.config import Settings
 from notify.db import SessionFactory, unindexed
 from notify.delivery import outbox
@@ -77,6 +78,7 @@ class BatchReport:
     stopped: str | None = None  # why it stopped early: paused, cancelled, time, lease lost
     skipped: bool = False
     reasons: dict[str, int] = field(default_factory=dict)
+    gave_way_seconds: float = 0.0  # spent waiting for essential mail to be taken
 
     def count_suppressed(self, reason: str, how_many: int = 1) -> None:
         self.suppressed += how_many
@@ -409,8 +411,12 @@ def send_batch(
     limiter: RateLimiter,
     retry_delay: Callable[[int], float],
     clock: Callable[[], datetime] = utcnow,
+    essential_first: EssentialFirst | None = None,
 ) -> BatchReport:
-    """Send what is due in batch ``batch_id``; safe to call again for it at any time."""
+    """Send what is due in batch ``batch_id``; safe to call again for it at any time.
+
+    Before each group's claim it gives way to essential mail (``essential_first``, see
+    :mod:`notify.campaigns.yielding`)."""
     report = BatchReport(batch_id)
     lease = timedelta(seconds=settings.campaign_batch_lease_seconds)
     with sessions.begin() as session:
@@ -454,9 +460,12 @@ def send_batch(
             if heartbeat.lost.is_set():
                 report.stopped = "lease lost"
                 break
-            # The first message's rate-limit wait comes before the claim, so a slow rate never
-            # holds a claimed message (and its eligibility check) for long; the rest of a group
-            # waits at most a quarter of a second of the rate (group_size) after it.
+            # Giving way to essential mail and the first message's rate-limit wait come before
+            # the claim, so neither holds a claimed message (and its eligibility check) for
+            # long; the rest of a group waits at most a quarter of a second of the rate
+            # (group_size) after it.
+            if essential_first is not None:
+                report.gave_way_seconds += essential_first.give_way(until=deadline)
             if rate and not limiter.wait(f"campaign:{campaign_id}", rate, until=deadline):
                 report.stopped = "time"
                 break
@@ -550,12 +559,15 @@ def send_batch(
         finally:
             heartbeat.stop()
     log.info(
-        "campaign batch %s: %d sent, %d suppressed, %d failed, %d retrying%s",
+        "campaign batch %s: %d sent, %d suppressed, %d failed, %d retrying%s%s",
         batch_id,
         report.sent,
         report.suppressed,
         report.failed,
         report.retrying,
+        f", gave way to essential mail for {report.gave_way_seconds:.1f}s"
+        if report.gave_way_seconds >= 0.05
+        else "",
         f", stopped ({report.stopped})" if report.stopped else "",
     )
     return report

@@ -461,6 +461,44 @@ def test_a_security_alert_is_not_delayed_by_a_running_fifty_thousand_campaign(
         essential.stop()
 
 
+def test_a_campaign_gives_way_while_essential_mail_waits_and_still_completes(
+    stack: Stack, client: TestClient, auth: dict[str, str], tmp_path: Any
+) -> None:
+    """With alerts waiting on the broker and no essential worker to take them, a bulk-only
+    worker's campaign waits up to NOTIFY_CAMPAIGN_YIELD_SECONDS before each group, then goes on:
+    it completes, and the alerts go once an essential worker starts."""
+    locale = tag()
+    addresses = import_users(client, auth, locale, 60)
+    stack.worker.stop()
+    env = {**stack.env, "NOTIFY_CAMPAIGN_YIELD_SECONDS": "0.3"}
+    bulk = WorkerProcess(env, tmp_path / "bulk.log", queues="bulk,periodic")
+    essential = WorkerProcess(stack.env, tmp_path / "essential.log", queues="essential")
+    bulk.start()
+    try:
+        alerts = [f"waiting-{uuid.uuid4().hex[:8]}@example.com" for _ in range(2)]
+        for address in alerts:
+            body = {
+                "template": "security_alert",
+                "user_id": f"u-{address}",
+                "email": address,
+                "data": sample_data("security_alert"),
+            }
+            assert client.post("/v1/notifications", json=body, headers=auth).status_code == 202
+        campaign_id = create(client, auth, locale)
+        client.post(f"/v1/campaigns/{campaign_id}/schedule", headers=auth)
+        done = wait_status(client, auth, campaign_id, "completed")
+        assert done["counts"]["sent"] == len(addresses)
+        assert all(len(stack.smtp.handler.messages_to(address)) == 1 for address in addresses)
+        assert "gave way to essential mail" in bulk.log_text()
+        assert not any(stack.smtp.handler.messages_to(address) for address in alerts)
+        essential.start()
+        for address in alerts:
+            wait_until(lambda a=address: stack.smtp.handler.messages_to(a), 30, "the alert")
+    finally:
+        bulk.stop()
+        essential.stop()
+
+
 def test_the_rate_limit_holds_across_workers(
     stack: Stack, client: TestClient, auth: dict[str, str]
 ) -> None:

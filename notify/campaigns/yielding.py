@@ -1,0 +1,71 @@
+"""Campaigns give way to essential mail: before each group, a campaign batch on a worker that
+does not serve the ``essential`` lane waits while essential messages wait on the broker.
+
+On one machine the web, the essential worker and a bulk worker share the cores and the
+database. A campaign sending as fast as it can then slows every alert behind it, even on a
+worker of its own. Here the campaign pauses instead, so an alert waits for the essential
+worker only.
+
+Guarantees and bounds:
+
+* a group waits at most ``NOTIFY_CAMPAIGN_YIELD_SECONDS`` (1 s) and then goes on, so a lane with
+  no live worker, or essential mail that never stops, slows a campaign but never stops it;
+* nothing is claimed while it waits: a waiting campaign holds no message and no stale check;
+* only Redis brokers are read (one ``LLEN`` per group); on other brokers, and on a worker that
+  also serves ``essential`` (it would wait for itself), a campaign never waits.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+import redis
+
+from notify.queues import Queue
+
+log = logging.getLogger(__name__)
+STEP_SECONDS = 0.02  # how often a waiting campaign looks again
+
+
+class EssentialFirst:
+    """Waits while the broker holds essential messages, up to ``longest`` seconds a call."""
+
+    def __init__(self, waiting: Callable[[], int], longest: float) -> None:
+        self._waiting = waiting
+        self.longest = longest
+
+    def give_way(self, *, until: float | None = None) -> float:
+        """Return once no essential message waits, ``longest`` has passed or ``until``
+        (monotonic) comes; the seconds spent waiting. A broker that cannot be read counts as
+        nothing waiting: a campaign never stops for it."""
+        start = time.monotonic()
+        end = start + self.longest
+        if until is not None:
+            end = min(end, until)
+        while True:
+            try:
+                busy = self._waiting() > 0
+            except redis.RedisError as error:
+                log.warning("campaign: essential lane not readable: %s", type(error).__name__)
+                busy = False
+            now = time.monotonic()
+            if not busy or now + STEP_SECONDS > end:
+                return now - start
+            time.sleep(STEP_SECONDS)
+
+
+def never_waits() -> EssentialFirst:
+    return EssentialFirst(lambda: 0, 0.0)
+
+
+def for_worker(broker_url: str, *, longest: float, consumed: set[str]) -> EssentialFirst:
+    """What a worker consuming ``consumed`` does: wait on a Redis broker's ``essential`` list
+    when it does not serve that lane itself, else never."""
+    if longest <= 0 or Queue.ESSENTIAL.value in consumed or not consumed:
+        return never_waits()
+    if not broker_url.startswith(("redis://", "rediss://")):
+        return never_waits()
+    client = redis.Redis.from_url(broker_url, socket_timeout=1.0, socket_connect_timeout=1.0)
+    return EssentialFirst(lambda: int(client.llen(Queue.ESSENTIAL.value)), longest)

@@ -371,7 +371,7 @@ def run_dev(port: int, host: str = "127.0.0.1", state_dir: Path | None = None) -
     try:
         children.start(web_command(sys.executable, port, settings, host))
         children.start(worker_command(sys.executable, state / "celerybeat-schedule"))
-        if not _wait_for_health(f"{base}/healthz", children, timeout=60):
+        if not _wait_for_health(f"{base}/readyz", children, timeout=60):
             _say("the web server or worker did not start; see above")
             return 1
         mailbox = str(settings.smtp.mailbox) if settings.smtp.is_mailbox else ""

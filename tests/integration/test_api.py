@@ -211,16 +211,18 @@ def test_openapi_describes_the_contract(client: TestClient) -> None:
     assert client.get("/docs").status_code == 200
 
 
-def test_healthz_reports_each_dependency(stack: Stack, client: TestClient) -> None:
-    healthy = client.get("/healthz")
+def test_readyz_reports_each_dependency(stack: Stack, client: TestClient) -> None:
+    healthy = client.get("/readyz")
     assert healthy.status_code == 200
-    assert healthy.json()["checks"] == {"database": True, "broker": True}
+    assert healthy.json()["checks"] == {"database": True, "broker": True, "migrations": True}
 
     broken = Settings(database_url=stack.settings.database_url, broker_url="redis://127.0.0.1:1/0")
     with TestClient(create_app(broken)) as broken_client:
-        response = broken_client.get("/healthz")
+        response = broken_client.get("/readyz")
+        alive = broken_client.get("/healthz")
     assert response.status_code == 503
-    assert response.json()["checks"] == {"database": True, "broker": False}
+    assert response.json()["checks"] == {"database": True, "broker": False, "migrations": True}
+    assert alive.status_code == 200  # alive, though not ready
 
 
 def test_a_notification_is_accepted_even_when_the_broker_is_down(

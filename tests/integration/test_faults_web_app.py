@@ -281,13 +281,16 @@ def test_the_public_pages_answer_a_503_page_when_the_database_is_down(
         assert "try again" in response.text
 
 
-def test_healthz_says_which_part_is_down(down: TestClient) -> None:
-    response = down.get("/healthz")
+def test_readyz_says_which_part_is_down(down: TestClient) -> None:
+    response = down.get("/readyz")
     assert response.status_code == 503
+    assert int(response.headers["Retry-After"]) > 0
     body = response.json()
-    assert body["checks"] == {"database": False, "broker": True}
-    assert body["down"] == ["database"]
+    # The schema cannot be read while the database is down, so it is not known to be at head.
+    assert body["checks"] == {"database": False, "broker": True, "migrations": False}
+    assert body["down"] == ["database", "migrations"]
     assert "database" in body["detail"] and "broker" not in body["detail"]
+    assert down.get("/healthz").status_code == 200  # the process itself is alive
 
 
 def test_no_address_token_or_key_reaches_the_log_on_any_route(

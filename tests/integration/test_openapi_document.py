@@ -115,7 +115,8 @@ def test_each_error_status_beyond_the_shared_ones_is_documented_where_it_is_answ
     assert {"200", "415"} <= statuses("POST", "/v1/users/import")
     for action in ("schedule", "pause", "resume", "cancel"):
         assert {"404", "409"} <= statuses("POST", f"/v1/campaigns/{{campaign_id}}/{action}")
-    assert {"200", "413", "503"} <= statuses("GET", "/healthz")
+    assert {"200", "413"} <= statuses("GET", "/healthz")
+    assert {"200", "413", "503"} <= statuses("GET", "/readyz")
     schemas = api.document["components"]["schemas"]
     assert "HTTPValidationError" not in schemas, "FastAPI's 422 shape is not the one we answer"
 

@@ -317,12 +317,12 @@ class WebProcess:
             if self.process is not None and self.process.poll() is not None:
                 pytest.fail(f"notify web exited early:\n{self.log_path.read_text()[-3000:]}")
             try:
-                with urllib.request.urlopen(f"{self.base_url}/healthz", timeout=2) as response:
+                with urllib.request.urlopen(f"{self.base_url}/readyz", timeout=2) as response:
                     return bool(response.status == 200)
             except OSError:
                 return False
 
-        wait_until(healthy, timeout, "notify web to answer /healthz", interval=0.2)
+        wait_until(healthy, timeout, "notify web to answer /readyz", interval=0.2)
 
     def stop(self) -> None:
         if self.process is None:

@@ -1,14 +1,20 @@
-"""``/healthz``: is the database answering, and the broker?"""
+"""``/healthz``: is this process alive? ``/readyz``: can it serve: the database and the broker
+answer, and the schema is at the migrations' head?
+
+Orchestrators restart on the first and route traffic on the second: a database outage makes
+the web unready (503 with ``Retry-After``), never dead."""
 
 from __future__ import annotations
 
 import logging
+from functools import cache
 from typing import Literal
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 
 from notify.web.errors import RETRY_AFTER_SECONDS
 from notify.web.responses import ERRORS
@@ -16,12 +22,17 @@ from notify.web.state import WebState, web_state
 
 router = APIRouter(tags=["health"])
 log = logging.getLogger(__name__)
-Part = Literal["database", "broker"]
+Part = Literal["database", "broker", "migrations"]
+
+
+class AliveOut(BaseModel):
+    status: Literal["ok"]
 
 
 class ChecksOut(BaseModel):
     database: bool
     broker: bool
+    migrations: bool
 
 
 class HealthyOut(BaseModel):
@@ -36,14 +47,33 @@ class UnhealthyOut(BaseModel):
     detail: str
 
 
-def _database_ok(state: WebState) -> bool:
+def _database_at(state: WebState) -> str | None:
+    """The schema's migration revision ("" when it has none), or None if the database does not
+    answer."""
     try:
         with state.sessions() as session:
             session.execute(text("SELECT 1"))
-    except Exception as error:  # any failure means unhealthy; say which
+            try:
+                with session.begin_nested():
+                    found = session.execute(
+                        text("SELECT version_num FROM alembic_version")
+                    ).scalar()
+            except DBAPIError:  # no alembic_version table: never migrated
+                found = None
+    except Exception as error:  # any failure means unready; say which
         log.warning("health: database check failed: %s", type(error).__name__)
-        return False
-    return True
+        return None
+    return str(found or "")
+
+
+@cache
+def migrations_head() -> str:
+    """The newest revision in ``migrations/`` (read once a process)."""
+    from alembic.script import ScriptDirectory
+
+    from notify.migrate import alembic_config
+
+    return str(ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head())
 
 
 def _broker_ok(state: WebState) -> bool:
@@ -58,24 +88,37 @@ def _broker_ok(state: WebState) -> bool:
     return True
 
 
+@router.get("/healthz", response_model=AliveOut, responses={413: ERRORS[413]})
+def healthz() -> AliveOut:
+    """200 ``{"status": "ok"}`` while the process can answer at all; touches nothing else
+    (``/readyz`` checks what it depends on)."""
+    return AliveOut(status="ok")
+
+
 @router.get(
-    "/healthz",
+    "/readyz",
     response_model=HealthyOut,
     responses={
         413: ERRORS[413],
         503: {
             "model": UnhealthyOut,
-            "description": "The database or the broker does not answer.",
+            "description": "The database or the broker does not answer, or the schema is not "
+            "at the migrations' head.",
             "headers": ERRORS[503]["headers"],
         },
     },
 )
-def healthz(request: Request) -> JSONResponse:
-    """200 ``{"status": "ok", "checks": {"database": true, "broker": true}}`` when both answer;
-    otherwise 503 with ``Retry-After``, ``"down"`` listing what does not answer and ``"detail"``
-    saying it in words."""
+def readyz(request: Request) -> JSONResponse:
+    """200 ``{"status": "ok", "checks": {"database": true, "broker": true, "migrations":
+    true}}`` when all hold; otherwise 503 with ``Retry-After``, ``"down"`` listing what does
+    not and ``"detail"`` saying it in words."""
     state = web_state(request)
-    checks = {"database": _database_ok(state), "broker": _broker_ok(state)}
+    database = _database_at(state)
+    checks = {
+        "database": database is not None,
+        "broker": _broker_ok(state),
+        "migrations": database is not None and database == migrations_head(),
+    }
     down = [part for part, ok in checks.items() if not ok]
     if not down:
         return JSONResponse(status_code=200, content={"status": "ok", "checks": checks})
@@ -83,7 +126,14 @@ def healthz(request: Request) -> JSONResponse:
         "status": "unavailable",
         "checks": checks,
         "down": down,
-        "detail": f"not answering: {' and '.join(f'the {part}' for part in down)}",
+        "detail": f"not ready: {' and '.join(_WORDS[part] for part in down)}",
     }
     headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
     return JSONResponse(status_code=503, content=body, headers=headers)
+
+
+_WORDS = {
+    "database": "the database does not answer",
+    "broker": "the broker does not answer",
+    "migrations": "the schema is not at the migrations' head (run notify db upgrade)",
+}

@@ -12,7 +12,7 @@ from typing import Any, cast
 
 import httpx
 from celery import Celery
-from celery.signals import worker_init, worker_process_init
+from celery.signals import setup_logging, worker_init, worker_process_init
 from celery.utils.time import get_exponential_backoff_interval
 from sqlalchemy import Engine
 
@@ -22,6 +22,8 @@ from notify.config import Settings
 from notify.db import SessionFactory, make_session_factory, open_database
 from notify.delivery import broker_redis
 from notify.delivery.transport import Transport, make_transport
+from notify.observability import worker as observed_worker
+from notify.observability.logs import configure_logging
 from notify.producers.callbacks.delivery import new_client as new_http_client
 from notify.queues import TASK_ROUTES, Queue, TaskName
 
@@ -143,7 +145,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         # reached the relay must finish and record its outcome. Its message comes back after
         # the loss (late ack), and the claim makes that second delivery a no-op.
         "worker_cancel_long_running_tasks_on_connection_loss": False,
-        "worker_hijack_root_logger": True,
+        "worker_hijack_root_logger": False,  # notify.observability.logs sets logging up
+        "worker_send_task_events": settings.worker_events,  # for Flower
+        "task_send_sent_event": settings.worker_events,
         "task_routes": TASK_ROUTES,
         # A transactional send task lives at most NOTIFY_SEND_ATTEMPT_SECONDS (the sweeper
         # waits longer before it takes a "sending" row back).
@@ -198,3 +202,14 @@ def _at_worker_start(sender: Any = None, **_: Any) -> None:
     context.consumed = set(app.amqp.queues.consume_from)
     if context.settings.worker_niceness > 0:
         os.nice(context.settings.worker_niceness)
+    observed_worker.on_worker_start(context.settings, context.consumed)
+
+
+@setup_logging.connect
+def _logging(loglevel: Any = None, **_: Any) -> None:
+    """notify's log format for the worker and beat (Celery leaves logging to this)."""
+    from celery import current_app
+
+    context = getattr(current_app, "context", None)
+    if context is not None:
+        configure_logging(cast(WorkerContext, context).settings, loglevel or "INFO")

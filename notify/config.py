@@ -87,6 +87,20 @@ class Settings(BaseSettings):
     this, then ``en``, that notify ships (``en``, ``de``, ``fr``)."""
     postal_address: str = "1 Example Street, Example Town, EX1 1EX"
 
+    metrics_token: str = ""
+    """A bearer token ``GET /metrics`` on the web requires. Without one, ``/metrics`` is open in
+    development and answers 404 in production, so metrics are never public by accident."""
+    metrics_bind: str = "127.0.0.1"
+    """The address a worker's metrics port listens on (``0.0.0.0`` inside a container whose
+    port is not published)."""
+    worker_metrics_port: int = Field(default=9808, ge=0, le=65535)
+    """The port a Celery worker serves ``/metrics`` on, for its main and pool processes
+    together; 0 serves none. A second worker on the same host needs a port of its own."""
+    log_format: Literal["auto", "json", "text"] = "auto"
+    """``json``: one JSON object a line (structlog), for log collectors; ``text``: readable
+    lines; ``auto``: json in production, text in development."""
+    worker_events: bool = False
+    """Workers send Celery task events, so Flower (or ``celery events``) can show tasks live."""
     max_data_bytes: int = Field(default=16_384, gt=0)
     max_body_bytes: int = Field(default=32_768, gt=0)
     """The largest request body of the JSON API and the public pages, in bytes. Counted while

@@ -62,6 +62,7 @@ from notify.models import (
     Recipient,
 )
 from notify.models.base import utcnow
+from notify.observability import metrics
 from notify.people import eligibility
 
 log = logging.getLogger(__name__)
@@ -558,6 +559,7 @@ def send_batch(
             )
         finally:
             heartbeat.stop()
+    _count(report, category)
     log.info(
         "campaign batch %s: %d sent, %d suppressed, %d failed, %d retrying%s%s",
         batch_id,
@@ -569,5 +571,27 @@ def send_batch(
         if report.gave_way_seconds >= 0.05
         else "",
         f", stopped ({report.stopped})" if report.stopped else "",
+        extra={"campaign_id": campaign_id, "batch_id": batch_id},
     )
     return report
+
+
+def _count(report: BatchReport, category: str) -> None:
+    """The batch run's outcomes in the metrics (:mod:`notify.observability.metrics`)."""
+    for outcome, how_many in (
+        ("sent", report.sent),
+        ("failed", report.failed),
+        ("retried", report.retrying),
+    ):
+        if how_many:
+            metrics.CAMPAIGN_MESSAGES.labels(outcome).inc(how_many)
+            metrics.NOTIFICATIONS.labels(metrics.known_category(category), outcome, "").inc(
+                how_many
+            )
+    for reason, how_many in report.reasons.items():
+        metrics.CAMPAIGN_MESSAGES.labels("suppressed").inc(how_many)
+        metrics.NOTIFICATIONS.labels(metrics.known_category(category), "suppressed", reason).inc(
+            how_many
+        )
+    if report.gave_way_seconds:
+        metrics.CAMPAIGN_GAVE_WAY_SECONDS.inc(report.gave_way_seconds)

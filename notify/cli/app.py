@@ -62,6 +62,7 @@ def web(
     h11, the request head at most NOTIFY_MAX_HEADER_BYTES, no access log."""
     import uvicorn
 
+    from notify.observability.processes import share_metrics_between_processes
     from notify.web.routes.mailbox import is_loopback, pages_on
 
     settings = _settings()  # refuse bad configuration before uvicorn starts
@@ -71,6 +72,9 @@ def web(
             "answers loopback clients only (set NOTIFY_SMTP_URL to a relay to turn it off)",
             host,
         )
+    # uvicorn's workers are separate processes: they share one folder of metric files, so
+    # /metrics answers the same whichever serves it (notify.observability.processes).
+    share_metrics_between_processes()
     uvicorn.run(
         "notify.web.app:app_from_environment",
         factory=True,
@@ -78,6 +82,7 @@ def web(
         port=port,
         workers=workers,
         access_log=False,
+        log_config=None,  # the app sets logging up (notify.observability.logs)
         **uvicorn_limits(settings),
     )
 

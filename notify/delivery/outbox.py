@@ -96,8 +96,10 @@ def submit(
     *,
     max_data_bytes: int,
     hash_key: str,
+    request_id: str | None = None,
 ) -> Accepted:
-    """Store a queued notification in the caller's transaction.
+    """Store a queued notification in the caller's transaction; ``request_id`` is kept for the
+    worker's log lines about it.
 
     A repeat of an earlier request with the same idempotency key returns the earlier row; a
     different request with that key raises :class:`IdempotencyConflictError`. Raises
@@ -134,6 +136,7 @@ def submit(
             "next_attempt_at": now,
             "created_at": now,
             "updated_at": now,
+            "request_id": request_id,
         },
     )
     return Accepted(notification_id, template.category.key, Status.QUEUED.value, created=True)
@@ -146,6 +149,7 @@ def accept_in(
     *,
     max_data_bytes: int,
     hash_key: str,
+    request_id: str | None = None,
 ) -> Accepted:
     """:func:`submit` and commit, on a session the caller opened (and closes).
 
@@ -154,7 +158,12 @@ def accept_in(
     """
     try:
         accepted = submit(
-            session, api_key_id, request, max_data_bytes=max_data_bytes, hash_key=hash_key
+            session,
+            api_key_id,
+            request,
+            max_data_bytes=max_data_bytes,
+            hash_key=hash_key,
+            request_id=request_id,
         )
         session.commit()
         return accepted
@@ -176,11 +185,17 @@ def accept(
     *,
     max_data_bytes: int,
     hash_key: str,
+    request_id: str | None = None,
 ) -> Accepted:
     """:func:`accept_in` on a session of its own."""
     with sessions() as session:
         return accept_in(
-            session, api_key_id, request, max_data_bytes=max_data_bytes, hash_key=hash_key
+            session,
+            api_key_id,
+            request,
+            max_data_bytes=max_data_bytes,
+            hash_key=hash_key,
+            request_id=request_id,
         )
 
 
@@ -252,6 +267,8 @@ def claim_many(
         Notification.attempts,
         Notification.message_id,
         Notification.recipient_id,
+        Notification.created_at,
+        Notification.request_id,
     )
     rows: list[Any]
     if on_postgresql(session):
@@ -301,6 +318,8 @@ def _claimed(row: Any) -> Claimed:
         suppression=row.suppression,
         subscribed=row.subscribed,
         personal=PersonalFields(row.first_name, row.name, row.attributes or {}),
+        created_at=row.created_at,
+        request_id=row.request_id,
     )
 
 

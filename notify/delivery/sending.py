@@ -31,6 +31,7 @@ from notify.message import links
 from notify.message.composing import compose
 from notify.message.jobs import Claimed
 from notify.models.base import utcnow
+from notify.observability import metrics
 from notify.people import eligibility
 
 log = logging.getLogger(__name__)
@@ -104,16 +105,24 @@ def deliver_many(
     deadline = time.monotonic() + settings.send_attempt_seconds - margin
     outcomes: dict[str, Outcome] = dict.fromkeys(notification_ids, Outcome(Result.SKIPPED))
     sendable: list[Claimed] = []
+    categories: dict[str, str] = {}  # of the claimed messages, for the metrics
     with sessions.begin() as session:
         for job in outbox.claim_many(
             session, notification_ids, sending_domain=settings.sending_domain
         ):
+            categories[job.id] = job.category
             reason = why_blocked(settings, job)
             if reason is None:
                 sendable.append(job)
             else:
                 outbox.mark_suppressed(session, job.id, reason)
                 outcomes[job.id] = Outcome(Result.SUPPRESSED, reason)
+                log.info(
+                    "notification %s not sent: %s",
+                    job.id,
+                    reason,
+                    extra={"notification_id": job.id, "request_id": job.request_id},
+                )
     accepted = _AcceptedMessages(sessions, settings.send_commit_every, deadline)
     index = -1  # the message being handled
     try:
@@ -147,7 +156,25 @@ def deliver_many(
         raise
     finally:
         accepted.record()  # also when a time limit or a bug interrupts the loop
+    _count_unsent(outcomes, categories)
     return outcomes
+
+
+_UNSENT_OUTCOMES = {
+    Result.SUPPRESSED: "suppressed",
+    Result.FAILED: "failed",
+    Result.RETRY: "retried",
+}
+
+
+def _count_unsent(outcomes: dict[str, Outcome], categories: dict[str, str]) -> None:
+    """Metrics for the messages of a call that did not go (sent ones count as recorded)."""
+    for notification_id, outcome in outcomes.items():
+        name = _UNSENT_OUTCOMES.get(outcome.result)
+        if name is not None:
+            suppressed = outcome.result is Result.SUPPRESSED
+            reason = (outcome.reason or "") if suppressed else ""
+            metrics.count_notification(categories.get(notification_id, ""), name, reason)
 
 
 def _send_one(
@@ -206,8 +233,15 @@ class _AcceptedMessages:
             what=f"the relay's acceptance of {len(sent_at)} message(s)",
         )
         self.pending = []
-        for job, _ in jobs:
-            log.info("notification %s sent to %s", job.id, mask_email(job.email or ""))
+        for job, at in jobs:
+            if job.created_at is not None:
+                metrics.observe_delivered(job.category, (at - job.created_at).total_seconds())
+            log.info(
+                "notification %s sent to %s",
+                job.id,
+                mask_email(job.email or ""),
+                extra={"notification_id": job.id, "request_id": job.request_id},
+            )
 
 
 def _give_back(

@@ -9,6 +9,7 @@ from datetime import timedelta
 from notify.config import Settings
 from notify.db import SessionFactory
 from notify.delivery import outbox
+from notify.observability import metrics
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,7 @@ def republish_stuck(
                 limit=min(PAGE_SIZE, settings.sweep_max_per_run - total),
             )
         published = publish_sends([(item.id, item.category) for item in page.requeue])
+        metrics.SWEEPER_REPUBLISHED.inc(published)
         total += published
         if published < len(page.requeue):
             log.warning("sweeper stopped: the broker refused a publish")

@@ -14,6 +14,7 @@ import re
 import smtplib
 import ssl
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from email.message import Message
@@ -23,6 +24,7 @@ from typing import Protocol
 from notify.config import SmtpTarget
 from notify.masking import mask_addresses
 from notify.message.mime import ascii_address, needs_smtputf8
+from notify.observability import metrics
 
 log = logging.getLogger(__name__)
 
@@ -181,7 +183,15 @@ class SmtpTransport:
                 options = ("SMTPUTF8", "BODY=8BITMIME")
             return connection.sendmail(sender, [recipient], raw, mail_options=options)
 
-        self._send_with_reconnect(hand_over)
+        started = time.perf_counter()
+        try:
+            self._send_with_reconnect(hand_over)
+        except DeliveryError as error:
+            metrics.observe_smtp(
+                time.perf_counter() - started, refused=True, smtp_code=error.smtp_code
+            )
+            raise
+        metrics.observe_smtp(time.perf_counter() - started)
 
     def _send_with_reconnect(self, hand_over: _HandOver) -> None:
         try:

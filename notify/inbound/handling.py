@@ -29,6 +29,7 @@ from notify.delivery.transport import HARD_BOUNCE_CODES
 from notify.inbound import reports, sns
 from notify.message.return_addresses import BOUNCES, Returned, read
 from notify.models import ConsentSource, Notification, Recipient, SuppressionReason
+from notify.observability import metrics
 from notify.people import preferences, soft_bounces, suppressions
 from notify.people.consent import Origin
 from notify.producers.callbacks.events import EventType
@@ -71,7 +72,7 @@ def keep(settings: Settings, raw: bytes, why: str) -> Path | None:
 def handle(sessions: SessionFactory, settings: Settings, returned: Returned, raw: bytes) -> Outcome:
     """Apply one returned message for one of notify's addresses."""
     if returned.kind == BOUNCES:
-        return _bounce(sessions, settings, str(returned.notification_id), raw)
+        return _counted(_bounce(sessions, settings, str(returned.notification_id), raw))
     with sessions.begin() as session:
         holder = preferences.unsubscribe_link_holder(
             session,
@@ -153,6 +154,11 @@ def _ses_hard(event: sns.SesEvent, status: str | None) -> bool:
 
 
 def apply_ses(sessions: SessionFactory, settings: Settings, event: sns.SesEvent) -> Outcome:
+    """:func:`_apply_ses`, counted in the metrics."""
+    return _counted(_apply_ses(sessions, settings, event))
+
+
+def _apply_ses(sessions: SessionFactory, settings: Settings, event: sns.SesEvent) -> Outcome:
     """An Amazon SES bounce or complaint: a permanent bounce suppresses each address for all
     mail (SES gave up on it for good), a transient one is only reported, a complaint stops
     optional mail. With VERP on, ``mail.source`` names the notification, whose key hears of it."""
@@ -198,3 +204,13 @@ def apply_ses(sessions: SessionFactory, settings: Settings, event: sns.SesEvent)
     if complaint:
         return Outcome("complaint")
     return Outcome("hard_bounce" if event.permanent else "soft_bounce")
+
+
+FEEDBACK_KINDS = ("hard_bounce", "soft_bounce", "complaint")
+
+
+def _counted(outcome: Outcome) -> Outcome:
+    """A bounce or complaint applied: counted in ``notify_feedback_total`` by kind."""
+    if outcome.what in FEEDBACK_KINDS:
+        metrics.FEEDBACK.labels(outcome.what).inc()
+    return outcome

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from notify.message.personal import PersonalFields
@@ -28,3 +29,5 @@ class Claimed:
     personal: PersonalFields = field(default_factory=PersonalFields)  # recipient.* in templates
     campaign_id: int | None = None  # a campaign's message: its unsubscribe link names it
     time_zone: str | None = None  # the person's IANA zone, for dates and times in the message
+    created_at: datetime | None = None  # when the API accepted it (for the delivery latency)
+    request_id: str | None = None  # the API request that made it (for log lines)

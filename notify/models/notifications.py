@@ -67,5 +67,6 @@ class Notification(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     sent_at: Mapped[datetime | None]
     content_removed_at: Mapped[datetime | None]  # retention or erasure emptied ``data``
+    request_id: Mapped[str | None] = mapped_column(String(64))  # the API request's, for logs
 
     recipient: Mapped[Recipient] = relationship(lazy="raise")

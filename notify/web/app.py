@@ -24,12 +24,14 @@ from notify.web.console import routes as console
 from notify.web.console import stats as console_stats
 from notify.web.console.sessions import SignInThrottle
 from notify.web.errors import install_error_handlers
+from notify.web.observe import Observe
 from notify.web.routes import (
     callbacks,
     campaigns,
     health,
     imports,
     mailbox,
+    metrics,
     notifications,
     preference_pages,
     preferences_api,
@@ -87,6 +89,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.notify = state
     routers = [
         health.router,
+        metrics.router,
         notifications.router,
         imports.router,
         users.router,
@@ -117,8 +120,9 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(
         BodyLimit, api_bytes=settings.max_body_bytes, bulk_bytes=settings.max_import_bytes
     )
-    # the error boundary: last, so outermost
+    # the error boundary, then the request id and metrics: outermost, so they see every answer
     install_error_handlers(app, [route for router in routers for route in router.routes])
+    app.add_middleware(Observe)
     openapi.install(app, settings)
     return app
 
@@ -126,5 +130,8 @@ def create_app(settings: Settings) -> FastAPI:
 def app_from_environment() -> FastAPI:
     """For ``uvicorn --factory notify.web.app:app_from_environment``."""
     from notify.config import load_settings_or_exit
+    from notify.observability.logs import configure_logging
 
-    return create_app(load_settings_or_exit())
+    settings = load_settings_or_exit()
+    configure_logging(settings)
+    return create_app(settings)

@@ -95,6 +95,7 @@ def stack(
         "NOTIFY_PUBLIC_URL": "https://notify.example.com",
         "NOTIFY_SENDING_DOMAIN": SENDING_DOMAIN,
         "NOTIFY_SECRET_KEYS": "integration-test-key",
+        "NOTIFY_WORKER_METRICS_PORT": "0",  # a test that scrapes a worker gives it a port
         **TEST_TIMINGS,
     }
     env = {key: value for key, value in os.environ.items() if not key.startswith("NOTIFY_")}

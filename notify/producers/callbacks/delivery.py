@@ -34,6 +34,7 @@ from notify.models import (
     CallbackEventStatus,
 )
 from notify.models.base import utcnow
+from notify.observability import metrics
 from notify.producers.callbacks import endpoints, signing
 from notify.producers.callbacks.events import body_of, user_ids
 
@@ -277,11 +278,14 @@ def deliver_due(
             report.ids.append(event.id)
             if status == CallbackEventStatus.DELIVERED:
                 report.delivered += 1
+                metrics.CALLBACK_DELIVERIES.labels("delivered").inc()
             elif status == CallbackEventStatus.DEAD:
                 report.dead += 1
+                metrics.CALLBACK_DELIVERIES.labels("dead").inc()
                 log.warning("callback event %s to endpoint %s is dead", event.id, event.endpoint_id)
             else:
                 report.retrying += 1
+                metrics.CALLBACK_DELIVERIES.labels("retrying").inc()
                 log.info(
                     "callback event %s to endpoint %s: %s; retrying",
                     event.id,

@@ -13,6 +13,7 @@ from notify.delivery.outbox import NotificationRequest
 from notify.message.template_data import InvalidFieldError
 from notify.producers.api_keys import Caller
 from notify.web.auth import require_scope
+from notify.web.observe import request_id_of
 from notify.web.responses import API_ERRORS, also
 from notify.web.schemas import IdempotencyKey, NotificationAccepted, NotificationIn, NotificationOut
 from notify.web.state import db_session, web_state
@@ -49,6 +50,7 @@ async def send_notification(
         submitted,
         max_data_bytes=state.settings.max_data_bytes,
         hash_key=state.settings.hash_key,
+        request_id=request_id_of(request),
     )
     if accepted.created:  # committed: now the worker may see it
         state.publisher.submit(accepted.id, accepted.category)

@@ -1,0 +1,81 @@
+"""Log lines for people and for collectors: one setup for the web, the workers and the CLI.
+
+Every line passes through structlog's processors whether it was written with the standard
+library's ``logging`` (all of notify, Celery, uvicorn) or with structlog: level, logger,
+an ISO 8601 UTC time, ``extra=`` fields, and what is bound in the context (``request_id`` in
+the web, ``task`` and ``task_id`` in a worker). ``NOTIFY_LOG_FORMAT=json`` renders one JSON
+object a line; ``text`` a readable line. What reaches a line was masked where it was
+written (:mod:`notify.masking`): addresses masked, tokens never logged.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import MutableMapping
+from typing import Any
+
+import structlog
+
+from notify.config import Settings
+
+
+def wants_json(settings: Settings) -> bool:
+    if settings.log_format == "auto":
+        return settings.env == "production"
+    return settings.log_format == "json"
+
+
+def _celery_task_fields(
+    _: Any, __: str, event: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """Celery's own "Task … succeeded in …s" lines as fields: task, task_id, duration."""
+    record = event.get("_record")
+    if record is None or not record.name.startswith("celery.app.trace"):
+        return event
+    details = event.get("data")  # Celery passes them as extra={"data": {...}}
+    if not isinstance(details, dict):
+        details = record.args if isinstance(record.args, dict) else {}
+    if "name" in details:
+        event.setdefault("task", details["name"])
+    if "id" in details:
+        event.setdefault("task_id", details["id"])
+    if isinstance(details.get("runtime"), int | float):
+        event["duration_seconds"] = round(float(details["runtime"]), 4)
+    return event
+
+
+def configure_logging(settings: Settings, level: int | str = logging.INFO) -> None:
+    """Route every log record of this process to stderr in the chosen format."""
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    renderer: Any
+    if wants_json(settings):
+        renderer = structlog.processors.JSONRenderer()
+        finishing: list[Any] = [structlog.processors.dict_tracebacks]
+    else:
+        renderer = structlog.dev.ConsoleRenderer(colors=False)
+        finishing = []
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[*shared, structlog.stdlib.ExtraAdder(), _celery_task_fields],
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            *finishing,
+            renderer,
+        ],
+    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    root.handlers = [handler]
+    root.setLevel(level)
+    structlog.configure(
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )

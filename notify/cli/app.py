@@ -95,6 +95,16 @@ def inbound(
     port: Annotated[
         int, typer.Option(metavar="PORT", help="Port to listen on.", min=1, max=65535)
     ] = 2525,
+    metrics_port: Annotated[
+        int,
+        typer.Option(
+            metavar="PORT",
+            help="Serve /metrics (bounces and complaints received) here, on NOTIFY_METRICS_BIND;"
+            " 0 serves none.",
+            min=0,
+            max=65535,
+        ),
+    ] = 0,
 ) -> None:
     """Receive bounces, complaints and mailto unsubscribes over SMTP (see NOTIFY_INBOUND_DOMAIN).
 
@@ -103,10 +113,13 @@ def inbound(
 
     from notify.db import make_session_factory, open_database
     from notify.inbound.server import serve
+    from notify.observability import exposition
 
     settings = _settings()
     if not settings.inbound_domain:
         fail("NOTIFY_INBOUND_DOMAIN is not set: no message carries an address to come back to")
+    if metrics_port:
+        exposition.serve_port(metrics_port, settings.metrics_bind)
     controller = serve(make_session_factory(open_database(settings)), settings, host, port)
     typer.echo(f"receiving mail for {settings.inbound_domain} on {host}:{port}")
     try:

@@ -34,6 +34,15 @@ from notify.queues import Queue
 
 log = logging.getLogger(__name__)
 MAIL_LANES = (Queue.ESSENTIAL.value, Queue.BULK.value)
+NAMES = (
+    "notify_database_up",
+    "notify_queued_messages",
+    "notify_oldest_queued_seconds",
+    "notify_campaigns",
+    "notify_campaign_batches",
+    "notify_callback_backlog",
+    "notify_callback_oldest_due_seconds",
+)  # every family a scrape gets from here
 
 
 def _age(now: datetime, since: datetime | None) -> float:

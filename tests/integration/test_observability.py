@@ -44,14 +44,14 @@ def value(samples: Samples, name: str, **labels: str) -> float:
 class ObservedWorker:
     """A worker on every lane with a metrics port of its own and JSON logs."""
 
-    def __init__(self, stack: Stack, folder: Path) -> None:
+    def __init__(self, stack: Stack, folder: Path, *, beat: bool = False) -> None:
         self.port = free_port()
         env = {
             **stack.env,
             "NOTIFY_WORKER_METRICS_PORT": str(self.port),
             "NOTIFY_LOG_FORMAT": "json",
         }
-        self.process = WorkerProcess(env, folder / "worker.log", beat=False)
+        self.process = WorkerProcess(env, folder / "worker.log", beat=beat)
 
     @property
     def metrics_url(self) -> str:
@@ -65,14 +65,25 @@ class ObservedWorker:
         return lines
 
 
-@pytest.fixture
-def observed(stack: Stack, tmp_path: Path) -> Iterator[ObservedWorker]:
+def _observed(stack: Stack, folder: Path, *, beat: bool) -> Iterator[ObservedWorker]:
     stack.worker.stop()  # the stack's worker would take half the messages
-    worker = ObservedWorker(stack, tmp_path)
+    worker = ObservedWorker(stack, folder, beat=beat)
     worker.process.start()
     wait_until(lambda: _answers(worker.metrics_url), 20, "the worker's metrics port")
     yield worker
     worker.process.stop()
+
+
+@pytest.fixture
+def observed(stack: Stack, tmp_path: Path) -> Iterator[ObservedWorker]:
+    """Without beat: its only children are the two pool processes."""
+    yield from _observed(stack, tmp_path, beat=False)
+
+
+@pytest.fixture
+def observed_with_beat(stack: Stack, tmp_path: Path) -> Iterator[ObservedWorker]:
+    """With beat, which starts campaigns."""
+    yield from _observed(stack, tmp_path, beat=True)
 
 
 def _answers(url: str) -> bool:
@@ -140,6 +151,38 @@ def test_counters_move_by_exactly_the_messages_sent_and_carry_no_personal_data(
         for address in [*addresses, refused]:
             assert address not in scraped and address.split("@")[0] not in scraped
         assert auth["Authorization"].split()[1] not in scraped
+
+
+def test_a_campaign_is_counted_message_by_message(
+    stack: Stack, client: TestClient, auth: dict[str, str], observed_with_beat: ObservedWorker
+) -> None:
+    observed = observed_with_beat
+    from tests.integration.test_campaigns import create, import_users, tag, wait_status
+
+    _, before = scrape(observed.metrics_url)
+    locale = tag()
+    addresses = import_users(client, auth, locale, 7)
+    campaign_id = create(client, auth, locale)
+    client.post(f"/v1/campaigns/{campaign_id}/schedule", headers=auth)
+    wait_status(client, auth, campaign_id, "completed")
+    assert all(stack.smtp.handler.messages_to(address) for address in addresses)
+    _, after = scrape(observed.metrics_url)
+    sent = {"category": "product_updates", "outcome": "sent", "reason": ""}
+    assert (
+        value(after, "notify_campaign_messages_total", outcome="sent")
+        - value(before, "notify_campaign_messages_total", outcome="sent")
+        == 7
+    )
+    assert (
+        value(after, "notify_notifications_total", **sent)
+        - value(before, "notify_notifications_total", **sent)
+        == 7
+    )
+    assert (
+        value(after, "notify_smtp_send_seconds_count")
+        - value(before, "notify_smtp_send_seconds_count")
+        == 7
+    )
 
 
 def test_counts_survive_a_pool_process_being_replaced(

@@ -2,7 +2,8 @@
 
 Configuration follows the Redis caveats: late acks with reject-on-worker-lost (the claim makes
 redelivery safe), prefetch 1, no result backend, every countdown and the hard time limit below
-the visibility timeout. Built by :func:`create_celery` at process start.
+the visibility timeout. On RabbitMQ: quorum queues, publisher confirms and native delayed
+delivery (:func:`rabbitmq_config`). Built by :func:`create_celery` at process start.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from notify.delivery.transport import Transport, make_transport
 from notify.observability import worker as observed_worker
 from notify.observability.logs import configure_logging
 from notify.producers.callbacks.delivery import new_client as new_http_client
-from notify.queues import TASK_ROUTES, Queue, TaskName
+from notify.queues import ALL_QUEUES, TASK_ROUTES, Queue, TaskName
 
 
 class WorkerContext:
@@ -162,6 +163,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "timezone": "UTC",
         "enable_utc": True,
     }
+    if settings.broker_is_rabbitmq:
+        config.update(rabbitmq_config())
     if settings.broker_is_redis:
         # All three places, or the 1 h default wins somewhere (celery#7651).
         config["broker_transport_options"] = {"visibility_timeout": visibility}
@@ -169,6 +172,32 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         config["visibility_timeout"] = visibility
         config["worker_soft_shutdown_timeout"] = 30.0
     return config
+
+
+def rabbitmq_config() -> dict[str, Any]:
+    """RabbitMQ as the broker: every lane a durable quorum queue (replicated, and a message
+    that a consumer does not acknowledge is returned, never lost with a node) on a topic
+    exchange of its own, so a retry's countdown goes through the broker's native delayed
+    delivery (Celery declares its delay exchanges at worker start) instead of waiting
+    unacknowledged in a worker; publisher confirms, so a publish returns only once the broker
+    has the message. Late acks and prefetch 1 are set for every broker."""
+    from kombu.entity import Exchange
+    from kombu.entity import Queue as KombuQueue
+
+    return {
+        "task_queues": [
+            KombuQueue(  # type: ignore[no-untyped-call]
+                lane.value,
+                Exchange(lane.value, type="topic", durable=True),  # type: ignore[no-untyped-call]
+                routing_key=lane.value,
+                durable=True,
+                queue_arguments={"x-queue-type": "quorum"},
+            )
+            for lane in ALL_QUEUES
+        ],
+        "broker_transport_options": {"confirm_publish": True},
+        "worker_detect_quorum_queues": True,  # quorum queues refuse a global prefetch limit
+    }
 
 
 def create_celery(settings: Settings) -> NotifyCelery:

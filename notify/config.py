@@ -372,6 +372,10 @@ class Settings(BaseSettings):
     def broker_is_redis(self) -> bool:
         return self.broker_url.startswith(("redis://", "rediss://"))
 
+    @property
+    def broker_is_rabbitmq(self) -> bool:
+        return self.broker_url.startswith(("amqp://", "amqps://", "pyamqp://"))
+
     def sender_for(self, category: str) -> str:
         senders = {
             "security": self.from_security,

@@ -83,15 +83,14 @@ def smtp_server() -> Iterator[SmtpServer]:
     server.stop()
 
 
-@pytest.fixture(scope="session")
-def stack(
-    postgres_url: str, smtp_server: SmtpServer, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Stack]:
-    clean_redis(REDIS_TEST_URL)
+def service_env(
+    database_url: str, broker_url: str, smtp_url: str
+) -> tuple[dict[str, str], Settings]:
+    """The environment of the service's processes in the tests, and the same as Settings."""
     env_vars = {
-        "NOTIFY_DATABASE_URL": postgres_url,
-        "NOTIFY_BROKER_URL": REDIS_TEST_URL,
-        "NOTIFY_SMTP_URL": smtp_server.url,
+        "NOTIFY_DATABASE_URL": database_url,
+        "NOTIFY_BROKER_URL": broker_url,
+        "NOTIFY_SMTP_URL": smtp_url,
         "NOTIFY_PUBLIC_URL": "https://notify.example.com",
         "NOTIFY_SENDING_DOMAIN": SENDING_DOMAIN,
         "NOTIFY_SECRET_KEYS": "integration-test-key",
@@ -103,6 +102,15 @@ def stack(
     settings = Settings(
         **{key.removeprefix("NOTIFY_").lower(): value for key, value in env_vars.items()}
     )
+    return env, settings
+
+
+@pytest.fixture(scope="session")
+def stack(
+    postgres_url: str, smtp_server: SmtpServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
+    clean_redis(REDIS_TEST_URL)
+    env, settings = service_env(postgres_url, REDIS_TEST_URL, smtp_server.url)
     engine = open_database(settings)
     worker = WorkerProcess(env, tmp_path_factory.mktemp("worker") / "worker.log")
     worker.start()
@@ -135,6 +143,36 @@ def sqlite_stack(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iter
     finally:
         worker.stop()
         engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """The service on RabbitMQ: a virtual host of its own on the machine's broker, a database
+    and an SMTP server of its own and a worker with beat. It shares nothing with :func:`stack`,
+    so its tests can run in a pytest process beside the main run (``make test``)."""
+    from tests.support.rabbitmq import create_rabbitmq_vhost
+
+    broker_url, delete_vhost = create_rabbitmq_vhost()
+    database_url, drop_database = create_postgres_database()
+    smtp = SmtpServer()
+    smtp.start()
+    env, settings = service_env(database_url, broker_url, smtp.url)
+    engine = None
+    worker = None
+    try:
+        upgrade(database_url)
+        engine = open_database(settings)
+        worker = WorkerProcess(env, tmp_path_factory.mktemp("rabbitmq") / "worker.log")
+        worker.start()
+        yield Stack(env, settings, engine, make_session_factory(engine), smtp, worker)
+    finally:
+        if worker is not None:
+            worker.stop()
+        if engine is not None:
+            engine.dispose()
+        smtp.stop()
+        drop_database()
+        delete_vhost()
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,7 @@ from notify.config import Settings
 from notify.db import SessionFactory, make_session_factory, open_database
 from notify.migrate import upgrade
 from notify.web.app import create_app
-from tests.support.private_services import PrivatePostgres, PrivateRedis
+from tests.support.private_services import PrivatePostgres, PrivateRabbitMQ, PrivateRedis
 from tests.support.services import SmtpServer, WorkerProcess, create_postgres_database
 from tests.support.stack import SENDING_DOMAIN, TEST_TIMINGS, make_key
 
@@ -36,6 +36,7 @@ class FaultStack:
     auth: dict[str, str]
     redis: PrivateRedis | None
     postgres: PrivatePostgres | None
+    rabbitmq: PrivateRabbitMQ | None = None
 
 
 def _environment(database_url: str, broker_url: str, smtp: SmtpServer) -> dict[str, str]:
@@ -64,11 +65,12 @@ def _settings(env: dict[str, str]) -> Settings:
 
 
 def _fault_stack(
-    tmp_path: Path, overrides: dict[str, str], *, private_database: bool
+    tmp_path: Path, overrides: dict[str, str], *, private_database: bool, rabbitmq: bool = False
 ) -> Iterator[FaultStack]:
-    """A private Redis as the broker, a worker, an SMTP server and an API client; the database
-    is a private PostgreSQL cluster (``private_database``) or a database of the test's own on
-    the shared server. Every service is stopped even if another's stop fails."""
+    """A private Redis (or RabbitMQ node, ``rabbitmq``) as the broker, a worker, an SMTP server
+    and an API client; the database is a private PostgreSQL cluster (``private_database``) or a
+    database of the test's own on the shared server. Every service is stopped even if another's
+    stop fails."""
     with ExitStack() as cleanup:
         postgres = None
         if private_database:
@@ -79,14 +81,23 @@ def _fault_stack(
         else:
             database_url, drop = create_postgres_database()
             cleanup.callback(drop)
-        redis = PrivateRedis(tmp_path)
-        cleanup.callback(redis.stop)
-        redis.start()
+        redis = None
+        rabbit = None
+        if rabbitmq:
+            rabbit = PrivateRabbitMQ(tmp_path / "rabbitmq")
+            cleanup.callback(rabbit.stop)
+            rabbit.start()
+            broker_url = rabbit.url
+        else:
+            redis = PrivateRedis(tmp_path)
+            cleanup.callback(redis.stop)
+            redis.start()
+            broker_url = redis.url
         smtp = SmtpServer()
         smtp.start()
         cleanup.callback(smtp.stop)
         upgrade(database_url)
-        env = {**_environment(database_url, redis.url, smtp), **overrides}
+        env = {**_environment(database_url, broker_url, smtp), **overrides}
         settings = _settings(env)
         engine = open_database(settings)
         cleanup.callback(engine.dispose)
@@ -98,7 +109,9 @@ def _fault_stack(
             TestClient(create_app(settings), raise_server_exceptions=False)
         )
         auth = {"Authorization": f"Bearer {make_key(sessions)}"}
-        yield FaultStack(env, settings, sessions, smtp, worker, client, auth, redis, postgres)
+        yield FaultStack(
+            env, settings, sessions, smtp, worker, client, auth, redis, postgres, rabbit
+        )
 
 
 @pytest.fixture
@@ -116,6 +129,21 @@ def broker_fault_stack(request: pytest.FixtureRequest, tmp_path: Path) -> Iterat
             **extra,
         },
         private_database=False,
+    )
+
+
+@pytest.fixture
+def rabbitmq_fault_stack(tmp_path: Path) -> Iterator[FaultStack]:
+    """As :func:`broker_fault_stack`, with a private RabbitMQ node as the broker."""
+    yield from _fault_stack(
+        tmp_path,
+        {
+            "NOTIFY_RETRY_BASE_SECONDS": "2",
+            "NOTIFY_RETRY_MAX_SECONDS": "8",
+            "NOTIFY_MAX_ATTEMPTS": "40",
+        },
+        private_database=False,
+        rabbitmq=True,
     )
 
 

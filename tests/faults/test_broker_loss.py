@@ -1,11 +1,13 @@
-"""Redis, the broker, is SIGKILLed and restarted while security alerts flow: nothing is lost,
-nothing is delivered twice, and the worker process rides it out on its own."""
+"""The broker (Redis, or a RabbitMQ node) is SIGKILLed and restarted while security alerts
+flow: nothing is lost, nothing is delivered twice, and the worker process rides it out on its
+own."""
 
 from __future__ import annotations
 
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 
 from sqlalchemy import func, select
 
@@ -43,7 +45,22 @@ def test_redis_killed_six_times_under_load_loses_nothing_and_sends_nothing_twice
     broker_fault_stack: FaultStack,
 ) -> None:
     stack = broker_fault_stack
-    assert stack.redis is not None and stack.worker.process is not None
+    assert stack.redis is not None
+    _kill_under_load(stack, stack.redis.kill, stack.redis.start, TRIALS)
+
+
+def test_rabbitmq_killed_three_times_under_load_loses_nothing_and_sends_nothing_twice(
+    rabbitmq_fault_stack: FaultStack,
+) -> None:
+    stack = rabbitmq_fault_stack
+    assert stack.rabbitmq is not None
+    _kill_under_load(stack, stack.rabbitmq.kill, stack.rabbitmq.start, 3)
+
+
+def _kill_under_load(
+    stack: FaultStack, kill: Callable[[], None], start: Callable[[], None], trials: int
+) -> None:
+    assert stack.worker.process is not None
     worker_pid = stack.worker.process.pid
     stop = threading.Event()
     addresses: list[str] = []
@@ -51,10 +68,10 @@ def test_redis_killed_six_times_under_load_loses_nothing_and_sends_nothing_twice
     producer.start()
     try:
         time.sleep(UP_SECONDS)
-        for _ in range(TRIALS):
-            stack.redis.kill()
+        for _ in range(trials):
+            kill()
             time.sleep(DOWN_SECONDS)
-            stack.redis.start()
+            start()
             time.sleep(UP_SECONDS)
     finally:
         stop.set()
@@ -88,3 +105,4 @@ def test_redis_killed_six_times_under_load_loses_nothing_and_sends_nothing_twice
     )
     assert stack.worker.process.pid == worker_pid
     assert len(addresses) > 200
+    assert "Connection to broker lost" in stack.worker.log_text()  # the faults did happen

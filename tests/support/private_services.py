@@ -1,5 +1,5 @@
-"""Services a fault test may kill: a Redis server and a PostgreSQL cluster of the test's own,
-on spare loopback ports, with their data in a temporary folder.
+"""Services a fault test may kill: a Redis server, a RabbitMQ node and a PostgreSQL cluster of
+the test's own, on spare loopback ports, with their data in a temporary folder.
 
 They are started and stopped by PID only, so a test never touches the machine's shared
 PostgreSQL (5432) or Redis (6379).
@@ -64,6 +64,82 @@ class PrivateRedis:
         """SIGKILL: the server vanishes with whatever it held in memory."""
         assert self.process is not None
         self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=10)
+        self.process = None
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.kill()
+
+
+RABBITMQ_SERVER = Path("/usr/lib/rabbitmq/bin/rabbitmq-server")  # not the wrapper: it would su
+
+
+class PrivateRabbitMQ:
+    """A RabbitMQ node of its own: its own node name, AMQP and distribution ports on loopback,
+    data and logs in ``folder`` (kept across a kill, as a real node's disk is), no plugins, and
+    none of the machine node's configuration. Started in a process group of its own and killed
+    only through it."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.port = free_port()
+        self.node = f"notifytest{self.port}@localhost"
+        self.process: subprocess.Popen[bytes] | None = None
+        home = folder / "home"
+        home.mkdir(parents=True, exist_ok=True)
+        cookie = home / ".erlang.cookie"
+        if not cookie.exists():
+            cookie.write_text(f"notifytest{os.urandom(8).hex()}")
+            cookie.chmod(0o400)
+        (folder / "rabbitmq.conf").write_text(f"listeners.tcp.local = 127.0.0.1:{self.port}\n")
+        (folder / "enabled_plugins").write_text("[].\n")
+        (folder / "rabbitmq-env.conf").write_text("")
+
+    @property
+    def url(self) -> str:
+        return f"amqp://guest:guest@127.0.0.1:{self.port}//"
+
+    def start(self) -> None:
+        if not RABBITMQ_SERVER.exists():
+            pytest.fail(f"{RABBITMQ_SERVER} is missing; the RabbitMQ fault test needs it")
+        env = {
+            **os.environ,
+            "HOME": str(self.folder / "home"),
+            "RABBITMQ_NODENAME": self.node,
+            "RABBITMQ_DIST_PORT": str(free_port()),
+            "RABBITMQ_CONF_ENV_FILE": str(self.folder / "rabbitmq-env.conf"),
+            "RABBITMQ_CONFIG_FILE": str(self.folder / "rabbitmq.conf"),
+            "RABBITMQ_ENABLED_PLUGINS_FILE": str(self.folder / "enabled_plugins"),
+            "RABBITMQ_MNESIA_BASE": str(self.folder / "data"),
+            "RABBITMQ_LOG_BASE": str(self.folder / "log"),
+            "ERL_EPMD_ADDRESS": "127.0.0.1",
+            "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": "-kernel inet_dist_use_interface {127,0,0,1}",
+        }
+        log = (self.folder / "rabbitmq.out").open("ab")
+        self.process = subprocess.Popen(
+            [str(RABBITMQ_SERVER)], env=env, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+        log.close()
+        wait_until(self._answers, 60, f"the private RabbitMQ node on port {self.port}", 0.3)
+
+    def _answers(self) -> bool:
+        from kombu import Connection
+
+        if self.process is not None and self.process.poll() is not None:
+            pytest.fail(f"the private RabbitMQ node exited: {self.folder / 'rabbitmq.out'}")
+        try:
+            with Connection(self.url, connect_timeout=1) as connection:
+                connection.ensure_connection(max_retries=1)
+            return True
+        except Exception:
+            return False
+
+    def kill(self) -> None:
+        """SIGKILL to the node's process group: the node and its helpers vanish at once."""
+        assert self.process is not None
+        os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait(timeout=10)
         self.process = None
 

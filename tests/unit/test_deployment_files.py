@@ -109,12 +109,18 @@ def consumed_queues(compose: Compose) -> set[str]:
     return set().union(*worker_queues(compose).values())
 
 
+_DEFAULTED = re.compile(r"^\$\{[A-Z_]+:-(.*)\}$")
+
+
 def environment(service: dict[str, Any]) -> dict[str, str]:
-    """A service's ``environment`` in either compose form (mapping, or list of ``K=V``)."""
+    """A service's ``environment`` in either compose form (mapping, or list of ``K=V``), with
+    ``${VAR:-default}`` read as its default (what compose gives when VAR is unset)."""
     raw = service.get("environment") or {}
     if isinstance(raw, list):
-        return dict(str(item).split("=", 1) for item in raw)
-    return {str(key): "" if value is None else str(value) for key, value in raw.items()}
+        pairs = dict(str(item).split("=", 1) for item in raw)
+    else:
+        pairs = {str(key): "" if value is None else str(value) for key, value in raw.items()}
+    return {key: _DEFAULTED.sub(r"\1", value) for key, value in pairs.items()}
 
 
 def depends_on(service: dict[str, Any]) -> dict[str, str]:
@@ -307,6 +313,30 @@ def test_compose_gives_the_bulk_lane_less_cpu_weight_than_the_essential_lane(
     essential = [name for name, queues in lanes.items() if Queue.ESSENTIAL.value in queues]
     assert bulk and essential
     assert max(weights[name] for name in bulk) < min(weights[name] for name in essential)
+
+
+def test_compose_rabbitmq_profile_matches_the_broker_url_it_documents(compose: Compose) -> None:
+    """The rabbitmq profile's service has the user, password and vhost of the documented
+    NOTIFY_BROKER_URL, a health check workers may wait on, and a volume for its queues."""
+    text = COMPOSE_FILE.read_text()
+    documented = re.search(r"NOTIFY_BROKER_URL=(amqp://\S+)", text)
+    assert documented is not None
+    url = urlsplit(documented.group(1))
+    rabbitmq = compose["services"]["rabbitmq"]
+    assert rabbitmq["profiles"] == ["rabbitmq"]
+    env = environment(rabbitmq)
+    assert (url.hostname, url.port) == ("rabbitmq", 5672)
+    assert (url.username, url.password, url.path.lstrip("/")) == (
+        env["RABBITMQ_DEFAULT_USER"],
+        env["RABBITMQ_DEFAULT_PASS"],
+        env["RABBITMQ_DEFAULT_VHOST"],
+    )
+    assert "healthcheck" in rabbitmq and "/var/lib/rabbitmq" in rabbitmq["volumes"][0]
+    for name in worker_queues(compose):
+        wanted = compose["services"][name]["depends_on"]["rabbitmq"]
+        assert wanted == {"condition": "service_healthy", "required": False}
+    # Without the profile (NOTIFY_BROKER_URL unset) the broker is the compose Redis.
+    assert environment(compose["services"]["web"])["NOTIFY_BROKER_URL"].startswith("redis://")
 
 
 def test_every_service_waited_on_as_healthy_in_compose_has_a_healthcheck(

@@ -62,6 +62,7 @@ def web(
     h11, the request head at most NOTIFY_MAX_HEADER_BYTES, no access log."""
     import uvicorn
 
+    from notify.observability.logs import configure_logging
     from notify.observability.processes import share_metrics_between_processes
     from notify.web.routes.mailbox import is_loopback, pages_on
 
@@ -75,6 +76,7 @@ def web(
     # uvicorn's workers are separate processes: they share one folder of metric files, so
     # /metrics answers the same whichever serves it (notify.observability.processes).
     share_metrics_between_processes()
+    configure_logging(settings)  # this supervising process's own lines too
     uvicorn.run(
         "notify.web.app:app_from_environment",
         factory=True,
@@ -114,8 +116,10 @@ def inbound(
     from notify.db import make_session_factory, open_database
     from notify.inbound.server import serve
     from notify.observability import exposition
+    from notify.observability.logs import configure_logging
 
     settings = _settings()
+    configure_logging(settings)
     if not settings.inbound_domain:
         fail("NOTIFY_INBOUND_DOMAIN is not set: no message carries an address to come back to")
     if metrics_port:

@@ -16,8 +16,11 @@ from collections.abc import MutableMapping
 from typing import Any
 
 import structlog
+from structlog.tracebacks import ExceptionDictTransformer
 
 from notify.config import Settings
+
+HANDLER_NAME = "notify"
 
 
 def wants_json(settings: Settings) -> bool:
@@ -53,12 +56,18 @@ def configure_logging(settings: Settings, level: int | str = logging.INFO) -> No
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
+    # Tracebacks without the frames' local variables: they hold addresses, decrypted data
+    # and settings with their keys, which must never reach a log line.
     renderer: Any
     if wants_json(settings):
         renderer = structlog.processors.JSONRenderer()
-        finishing: list[Any] = [structlog.processors.dict_tracebacks]
+        finishing: list[Any] = [
+            structlog.processors.ExceptionRenderer(ExceptionDictTransformer(show_locals=False))
+        ]
     else:
-        renderer = structlog.dev.ConsoleRenderer(colors=False)
+        renderer = structlog.dev.ConsoleRenderer(
+            colors=False, exception_formatter=structlog.dev.plain_traceback
+        )
         finishing = []
     formatter = structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=[*shared, structlog.stdlib.ExtraAdder(), _celery_task_fields],
@@ -70,8 +79,14 @@ def configure_logging(settings: Settings, level: int | str = logging.INFO) -> No
     )
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(formatter)
+    handler.set_name(HANDLER_NAME)
     root = logging.getLogger()
-    root.handlers = [handler]
+    # Replace plain console handlers (basicConfig's, or ours from an earlier call); keep any
+    # other (a test's log capture, a file an operator added).
+    for old in list(root.handlers):
+        if old.get_name() == HANDLER_NAME or type(old) is logging.StreamHandler:
+            root.removeHandler(old)
+    root.addHandler(handler)
     root.setLevel(level)
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],

@@ -162,11 +162,17 @@ def test_a_configuration_error_prints_its_prefix_once(
 
 
 @pytest.fixture
-def uvicorn_calls(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+def uvicorn_calls(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[dict[str, Any]]:
+    """uvicorn.run recorded, not run; what `notify web` sets up for its process (the metrics
+    folder in the environment, the log format) stays inside the test."""
     import uvicorn
+
+    from notify.observability import logs
 
     calls: list[dict[str, Any]] = []
     monkeypatch.setattr(uvicorn, "run", lambda *args, **kwargs: calls.append(kwargs))
+    monkeypatch.setattr(logs, "configure_logging", lambda *args, **kwargs: None)
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
     for name in list(os.environ):
         if name.startswith("NOTIFY_"):
             monkeypatch.delenv(name)

@@ -98,11 +98,7 @@ class WorkerContext:
         """How this process's campaign batches give way to essential mail."""
         self._check_fork()
         if self._essential_first is None:
-            self._essential_first = for_worker(
-                self.settings.broker_url,
-                longest=self.settings.campaign_yield_seconds,
-                consumed=self.consumed,
-            )
+            self._essential_first = for_worker(self.settings, consumed=self.consumed)
         return self._essential_first
 
     def retry_delay(self, attempts: int) -> float:

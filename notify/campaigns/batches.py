@@ -465,7 +465,12 @@ def send_batch(
             # the claim, so neither holds a claimed message (and its eligibility check) for
             # long; the rest of a group waits at most a quarter of a second of the rate
             # (group_size) after it.
-            if essential_first is not None:
+            if essential_first is not None and essential_first.busy():
+                # Record what the relay accepted before waiting, so a crash meanwhile cannot
+                # send it again.
+                outbox.mark_sent_many(session, sent_pending)
+                session.commit()
+                sent_pending = {}
                 report.gave_way_seconds += essential_first.give_way(until=deadline)
             if rate and not limiter.wait(f"campaign:{campaign_id}", rate, until=deadline):
                 report.stopped = "time"

@@ -10,7 +10,8 @@ Guarantees and bounds:
 
 * a group waits at most ``NOTIFY_CAMPAIGN_YIELD_SECONDS`` (1 s) and then goes on, so a lane with
   no live worker, or essential mail that never stops, slows a campaign but never stops it;
-* nothing is claimed while it waits: a waiting campaign holds no message and no stale check;
+* nothing is claimed while it waits, and what the relay already accepted is recorded first:
+  a waiting campaign holds no message, no stale check and no unrecorded send;
 * only Redis brokers are read (one ``LLEN`` per group); on other brokers, and on a worker that
   also serves ``essential`` (it would wait for itself), a campaign never waits.
 """
@@ -23,10 +24,12 @@ from collections.abc import Callable
 
 import redis
 
+from notify.config import Settings
 from notify.queues import Queue
 
 log = logging.getLogger(__name__)
 STEP_SECONDS = 0.02  # how often a waiting campaign looks again
+WARN_EVERY_SECONDS = 60.0  # an unreadable broker is logged at most this often
 
 
 class EssentialFirst:
@@ -35,6 +38,19 @@ class EssentialFirst:
     def __init__(self, waiting: Callable[[], int], longest: float) -> None:
         self._waiting = waiting
         self.longest = longest
+        self._warned_at = float("-inf")
+
+    def busy(self) -> bool:
+        """One reading: do essential messages wait now? (A broker that cannot be read: no.)"""
+        if self.longest <= 0:
+            return False
+        try:
+            return self._waiting() > 0
+        except redis.RedisError as error:
+            if time.monotonic() - self._warned_at > WARN_EVERY_SECONDS:
+                self._warned_at = time.monotonic()
+                log.warning("campaign: essential lane not readable: %s", type(error).__name__)
+            return False
 
     def give_way(self, *, until: float | None = None) -> float:
         """Return once no essential message waits, ``longest`` has passed or ``until``
@@ -45,11 +61,7 @@ class EssentialFirst:
         if until is not None:
             end = min(end, until)
         while True:
-            try:
-                busy = self._waiting() > 0
-            except redis.RedisError as error:
-                log.warning("campaign: essential lane not readable: %s", type(error).__name__)
-                busy = False
+            busy = self.busy()
             now = time.monotonic()
             if not busy or now + STEP_SECONDS > end:
                 return now - start
@@ -60,12 +72,14 @@ def never_waits() -> EssentialFirst:
     return EssentialFirst(lambda: 0, 0.0)
 
 
-def for_worker(broker_url: str, *, longest: float, consumed: set[str]) -> EssentialFirst:
+def for_worker(settings: Settings, *, consumed: set[str]) -> EssentialFirst:
     """What a worker consuming ``consumed`` does: wait on a Redis broker's ``essential`` list
     when it does not serve that lane itself, else never."""
+    longest = settings.campaign_yield_seconds
     if longest <= 0 or Queue.ESSENTIAL.value in consumed or not consumed:
         return never_waits()
-    if not broker_url.startswith(("redis://", "rediss://")):
+    if not settings.broker_is_redis:
         return never_waits()
+    broker_url = settings.broker_url
     client = redis.Redis.from_url(broker_url, socket_timeout=1.0, socket_connect_timeout=1.0)
     return EssentialFirst(lambda: int(client.llen(Queue.ESSENTIAL.value)), longest)

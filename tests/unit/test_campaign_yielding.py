@@ -5,6 +5,7 @@ from __future__ import annotations
 import redis
 
 from notify.campaigns.yielding import STEP_SECONDS, EssentialFirst, for_worker
+from notify.config import Settings
 
 
 class Broker:
@@ -56,13 +57,14 @@ def test_a_broker_that_cannot_be_read_counts_as_nothing_waiting() -> None:
 
 
 def test_only_a_bulk_worker_on_redis_gives_way() -> None:
-    redis_url = "redis://127.0.0.1:6379/11"
+    on_redis = Settings(broker_url="redis://127.0.0.1:6379/11")
     bulk_only = {"bulk", "periodic"}
-    assert for_worker(redis_url, longest=1.0, consumed=bulk_only).longest == 1.0
+    assert for_worker(on_redis, consumed=bulk_only).longest == 1.0
     # A worker that also serves essential would wait for itself.
-    assert for_worker(redis_url, longest=1.0, consumed={"essential", "bulk"}).longest == 0
-    assert for_worker(redis_url, longest=1.0, consumed=set()).longest == 0
-    assert (
-        for_worker("sqla+sqlite:///var/broker.sqlite", longest=1.0, consumed=bulk_only).longest == 0
-    )
-    assert for_worker(redis_url, longest=0.0, consumed=bulk_only).longest == 0
+    assert for_worker(on_redis, consumed={"essential", "bulk"}).longest == 0
+    assert for_worker(on_redis, consumed=set()).longest == 0
+    for other in ("sqla+sqlite:///var/broker.sqlite", "amqp://guest:guest@127.0.0.1:5672//"):
+        assert for_worker(Settings(broker_url=other), consumed=bulk_only).longest == 0
+    off = Settings(broker_url="redis://127.0.0.1:6379/11", campaign_yield_seconds=0)
+    assert for_worker(off, consumed=bulk_only).longest == 0
+    assert not for_worker(off, consumed=bulk_only).busy()

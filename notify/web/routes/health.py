@@ -67,13 +67,24 @@ def _database_at(state: WebState) -> str | None:
 
 
 @cache
-def migrations_head() -> str:
-    """The newest revision in ``migrations/`` (read once a process)."""
+def _known_revisions() -> tuple[str, frozenset[str]]:
+    """This code's newest migration and every revision it knows (read once a process)."""
     from alembic.script import ScriptDirectory
 
     from notify.migrate import alembic_config
 
-    return str(ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head())
+    scripts = ScriptDirectory.from_config(alembic_config("sqlite://"))
+    known = frozenset(revision.revision for revision in scripts.walk_revisions())
+    return str(scripts.get_current_head()), known
+
+
+def schema_ready(revision: str) -> bool:
+    """True when the schema is at this code's head, or ahead of it: a revision this code does
+    not know was written by a newer release's migrations, which are additive, so the instances
+    still running the old code stay in service during a rolling deploy. A schema behind the
+    head (or never migrated) is not ready."""
+    head, known = _known_revisions()
+    return revision == head or (bool(revision) and revision not in known)
 
 
 def _broker_ok(state: WebState) -> bool:
@@ -110,14 +121,14 @@ def healthz() -> AliveOut:
 )
 def readyz(request: Request) -> JSONResponse:
     """200 ``{"status": "ok", "checks": {"database": true, "broker": true, "migrations":
-    true}}`` when all hold; otherwise 503 with ``Retry-After``, ``"down"`` listing what does
-    not and ``"detail"`` saying it in words."""
+    true}}`` when all hold (the schema at this code's head or newer); otherwise 503 with
+    ``Retry-After``, ``"down"`` listing what does not and ``"detail"`` saying it in words."""
     state = web_state(request)
     database = _database_at(state)
     checks = {
         "database": database is not None,
         "broker": _broker_ok(state),
-        "migrations": database is not None and database == migrations_head(),
+        "migrations": database is not None and schema_ready(database),
     }
     down = [part for part, ok in checks.items() if not ok]
     if not down:

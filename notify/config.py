@@ -338,6 +338,12 @@ class Settings(BaseSettings):
             raise ValueError(
                 "NOTIFY_SMTP_URL sends credentials in clear: use smtp+starttls:// or smtps://"
             )
+        if self.broker_is_rabbitmq and self.rate_limit_storage.startswith("memory://"):
+            raise ValueError(
+                "NOTIFY_RATE_LIMIT_URL must name a Redis in production with RabbitMQ as the "
+                "broker: in memory, each worker process would count campaign rates and console "
+                "sign-in attempts on its own"
+            )
         return self
 
     @property

@@ -24,6 +24,7 @@ from tests.integration.test_campaigns import (
     test_a_campaign_reaches_each_subscribed_user_exactly_once_and_nobody_else,
     test_a_worker_killed_mid_batch_finishes_the_campaign_with_no_one_skipped_and_one_group_twice,
     test_pause_stops_sending_and_resume_finishes_with_no_duplicate_and_no_skip,
+    test_the_rate_limit_holds_across_workers,
 )
 from tests.integration.test_sending import (
     test_a_451_reply_is_retried_with_backoff_and_then_delivered_once,
@@ -49,6 +50,7 @@ MATRIX = (
     test_a_campaign_reaches_each_subscribed_user_exactly_once_and_nobody_else,
     test_a_worker_killed_mid_batch_finishes_the_campaign_with_no_one_skipped_and_one_group_twice,
     test_pause_stops_sending_and_resume_finishes_with_no_duplicate_and_no_skip,
+    test_the_rate_limit_holds_across_workers,
 )  # collected again here, on RabbitMQ
 
 
@@ -84,8 +86,10 @@ def test_every_lane_is_a_quorum_queue_and_retries_wait_on_the_broker(
     with Connection(rabbitmq_stack.settings.broker_url) as connection:
         channel = connection.channel()
         for lane in ALL_QUEUES:
-            # RabbitMQ refuses a declare whose arguments differ from the existing queue's
-            # (PRECONDITION_FAILED): this one succeeds only if the lane is a quorum queue.
+            # The lane exists (a passive declare of a missing queue is refused with 404) ...
+            channel.queue_declare(queue=lane, passive=True)
+            # ... and RabbitMQ refuses a declare whose arguments differ from the existing
+            # queue's (PRECONDITION_FAILED): this one succeeds only if it is a quorum queue.
             name, _, _ = channel.queue_declare(
                 queue=lane,
                 passive=False,

@@ -157,6 +157,9 @@ def rabbitmq_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     smtp = SmtpServer()
     smtp.start()
     env, settings = service_env(database_url, broker_url, smtp.url)
+    # The campaign rate limit is shared through Redis, as production requires with RabbitMQ.
+    env["NOTIFY_RATE_LIMIT_URL"] = REDIS_TEST_URL
+    settings = settings.model_copy(update={"rate_limit_url": REDIS_TEST_URL})
     engine = None
     worker = None
     try:

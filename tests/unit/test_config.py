@@ -303,3 +303,12 @@ def test_a_default_subscription_to_an_essential_or_unknown_category_is_refused(m
     for value in ("security", "no_such_category"):
         message = refusal(monkeypatch, NOTIFY_SUBSCRIBED_BY_DEFAULT=value)
         assert "NOTIFY_SUBSCRIBED_BY_DEFAULT" in message
+
+
+def test_production_on_rabbitmq_needs_a_shared_rate_limit_store(monkeypatch):
+    on_rabbitmq = {**PRODUCTION, "NOTIFY_BROKER_URL": "amqp://notify:secret@mq:5672/notify"}
+    message = refusal(monkeypatch, **on_rabbitmq)
+    assert "NOTIFY_RATE_LIMIT_URL" in message
+    for key, value in {**on_rabbitmq, "NOTIFY_RATE_LIMIT_URL": "redis://redis:6379/1"}.items():
+        monkeypatch.setenv(key, value)
+    assert load_settings().rate_limit_storage == "redis://redis:6379/1"

@@ -148,7 +148,12 @@ def test_a_sent_notification_is_reported_signed_with_ids_and_never_the_address(
     assert event["data"]["status"] == "sent" and event["data"]["template"] == "security_alert"
     assert user_id not in item.body.decode() and "@" not in item.body.decode()
     assert item.headers["webhook-id"].startswith("msg_")
-    deliveries = client.get(f"/v1/callbacks/{endpoint['id']}/deliveries", headers=producer).json()
+    # The worker records the attempt once the receiver has answered: a moment after it got it.
+    deliveries = wait_until(
+        lambda: client.get(f"/v1/callbacks/{endpoint['id']}/deliveries", headers=producer).json(),
+        10,
+        "the attempt to be recorded",
+    )
     assert deliveries[0]["event_id"] == item.headers["webhook-id"]
     assert (deliveries[0]["status_code"], deliveries[0]["event_status"]) == (200, "delivered")
     # Another key sees none of it.

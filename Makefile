@@ -61,13 +61,15 @@ lint: $(STAMP)  ## ruff and mypy
 
 # The fault tier (tests/faults) uses services of its own and mostly waits on outages, so it runs
 # beside the rest; its output follows the main run's. Either failing fails the target.
+# Run beside the fault tier: a stack of their own (RabbitMQ, database, SMTP server).
+ON_RABBITMQ := tests/integration/on_rabbitmq
+
 test: $(STAMP) $(COMPILED) $(CHROMIUM) $(AXE) lint  ## install what the tests need, lint, run every test (needs PostgreSQL, Redis and RabbitMQ)
 	@mkdir -p var
-	$(BIN)/pytest tests/faults tests/integration/test_on_rabbitmq.py -p no:cacheprovider \
+	$(BIN)/pytest tests/faults $(ON_RABBITMQ) -p no:cacheprovider \
 		> var/test-faults.log 2>&1 & faults=$$!; \
 	trap 'kill $$faults 2>/dev/null' INT TERM HUP; \
-	$(BIN)/pytest --ignore=tests/faults --ignore=tests/integration/test_on_rabbitmq.py \
-		--durations=10; main=$$?; \
+	$(BIN)/pytest --ignore=tests/faults $(ON_RABBITMQ:%=--ignore=%) --durations=10; main=$$?; \
 	wait $$faults; faults_status=$$?; \
 	echo "---- tests/faults and the RabbitMQ matrix ----"; cat var/test-faults.log; \
 	test $$main -eq 0 && test $$faults_status -eq 0

@@ -1,7 +1,10 @@
 """Workers on many hosts: three worker processes started on their own, each with its own node
 name as if on three machines (one for essential and periodic with the one beat, one for bulk,
 and a spare for bulk and essential), sharing the database, the broker and the Redis rate limit.
-One is SIGKILLed in the middle of a campaign."""
+One is SIGKILLed in the middle of a campaign.
+
+It runs on the RabbitMQ stack (quorum queues hand a dead worker's unacknowledged batch to the
+next at once), beside the fault tier in ``make test``."""
 
 from __future__ import annotations
 

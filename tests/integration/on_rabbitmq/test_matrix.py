@@ -1,9 +1,10 @@
 """The delivery and campaign tests again, on RabbitMQ instead of Redis: the same test functions,
-collected here with ``stack``, ``client`` and ``auth`` pointing at a stack whose broker is a
-virtual host of its own on the machine's RabbitMQ (quorum queues, publisher confirms, retries
-on the broker's native delayed delivery). Together with the modules they come from, they form
-the broker matrix: exactly once, retries with backoff, SIGKILL mid-send, a group in one task,
-a campaign exactly once, pause and resume, SIGKILL mid-batch, the rate limit.
+collected here, where ``stack``, ``client`` and ``auth`` (this folder's conftest) point at a
+stack whose broker is a virtual host of its own on the machine's RabbitMQ (quorum queues,
+publisher confirms, retries on the broker's native delayed delivery). Together with the modules
+they come from, they form the broker matrix: exactly once, retries with backoff, SIGKILL
+mid-send, a group in one task, a campaign exactly once, pause and resume, SIGKILL mid-batch,
+the rate limit across workers.
 
 Only what is specific to one broker stays out: the Redis visibility timeout and a flushed Redis
 queue (tests/integration/test_sending.py), and the RabbitMQ queue types and delayed exchanges
@@ -12,13 +13,10 @@ checked at the bottom of this module.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from fastapi.testclient import TestClient
 
 from notify.queues import ALL_QUEUES
-from notify.web.app import create_app
 from tests.integration.test_campaigns import (
     On,
     test_a_campaign_reaches_each_subscribed_user_exactly_once_and_nobody_else,
@@ -35,7 +33,7 @@ from tests.integration.test_sending import (
     test_repeating_a_request_with_its_idempotency_key_sends_one_email,
     test_retries_that_never_succeed_end_failed_after_the_configured_attempts,
 )
-from tests.support.stack import Stack, make_key
+from tests.support.stack import Stack
 
 pytestmark = pytest.mark.integration
 
@@ -52,22 +50,6 @@ MATRIX = (
     test_pause_stops_sending_and_resume_finishes_with_no_duplicate_and_no_skip,
     test_the_rate_limit_holds_across_workers,
 )  # collected again here, on RabbitMQ
-
-
-@pytest.fixture(scope="session")
-def stack(rabbitmq_stack: Stack) -> Stack:
-    return rabbitmq_stack
-
-
-@pytest.fixture(scope="session")
-def client(rabbitmq_stack: Stack) -> Iterator[TestClient]:
-    with TestClient(create_app(rabbitmq_stack.settings), raise_server_exceptions=False) as test:
-        yield test
-
-
-@pytest.fixture(scope="session")
-def auth(rabbitmq_stack: Stack) -> dict[str, str]:
-    return {"Authorization": f"Bearer {make_key(rabbitmq_stack.sessions)}"}
 
 
 @pytest.fixture

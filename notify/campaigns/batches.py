@@ -564,7 +564,7 @@ def send_batch(
             )
         finally:
             heartbeat.stop()
-    _count(report, category)
+            _count(report, category)  # also when a time limit or an error ended the run
     log.info(
         "campaign batch %s: %d sent, %d suppressed, %d failed, %d retrying%s%s",
         batch_id,
@@ -590,13 +590,9 @@ def _count(report: BatchReport, category: str) -> None:
     ):
         if how_many:
             metrics.CAMPAIGN_MESSAGES.labels(outcome).inc(how_many)
-            metrics.NOTIFICATIONS.labels(metrics.known_category(category), outcome, "").inc(
-                how_many
-            )
+            metrics.count_notification(category, outcome, how_many=how_many)
     for reason, how_many in report.reasons.items():
         metrics.CAMPAIGN_MESSAGES.labels("suppressed").inc(how_many)
-        metrics.NOTIFICATIONS.labels(metrics.known_category(category), "suppressed", reason).inc(
-            how_many
-        )
+        metrics.count_notification(category, "suppressed", reason, how_many)
     if report.gave_way_seconds:
         metrics.CAMPAIGN_GAVE_WAY_SECONDS.inc(report.gave_way_seconds)

@@ -156,7 +156,7 @@ def deliver_many(
         raise
     finally:
         accepted.record()  # also when a time limit or a bug interrupts the loop
-    _count_unsent(outcomes, categories)
+        _count_unsent(outcomes, categories)
     return outcomes
 
 

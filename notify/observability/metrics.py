@@ -110,8 +110,8 @@ def known_category(category: str) -> str:
     return category if category in LANE_OF else "other"
 
 
-def count_notification(category: str, outcome: str, reason: str = "") -> None:
-    NOTIFICATIONS.labels(known_category(category), outcome, reason).inc()
+def count_notification(category: str, outcome: str, reason: str = "", how_many: int = 1) -> None:
+    NOTIFICATIONS.labels(known_category(category), outcome, reason).inc(how_many)
 
 
 def observe_delivered(category: str, seconds: float) -> None:

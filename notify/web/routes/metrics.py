@@ -16,6 +16,7 @@ from fastapi.responses import Response
 
 from notify.observability import exposition
 from notify.observability.database_gauges import DatabaseGauges
+from notify.web.auth import presented_secret
 from notify.web.state import web_state
 
 router = APIRouter(tags=["health"])
@@ -25,9 +26,10 @@ def _allowed(request: Request) -> bool:
     settings = web_state(request).settings
     if not settings.metrics_token:
         return settings.env == "development"
-    scheme, _, given = request.headers.get("authorization", "").partition(" ")
-    expected = settings.metrics_token.encode()
-    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), expected)
+    given = presented_secret(request.scope)
+    return given is not None and hmac.compare_digest(
+        given.encode(), settings.metrics_token.encode()
+    )
 
 
 @router.get(

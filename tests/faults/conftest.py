@@ -114,6 +114,14 @@ def _fault_stack(
         )
 
 
+# Retries spread over more than a minute, so a broker or relay outage that long is ridden out.
+RIDE_OUT_A_BROKER_OUTAGE = {
+    "NOTIFY_RETRY_BASE_SECONDS": "2",
+    "NOTIFY_RETRY_MAX_SECONDS": "8",
+    "NOTIFY_MAX_ATTEMPTS": "40",
+}
+
+
 @pytest.fixture
 def broker_fault_stack(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[FaultStack]:
     """Shared PostgreSQL (a database of this test's own), a private Redis as the broker.
@@ -122,12 +130,7 @@ def broker_fault_stack(request: pytest.FixtureRequest, tmp_path: Path) -> Iterat
     extra: dict[str, str] = getattr(request, "param", {})
     yield from _fault_stack(
         tmp_path,
-        {
-            "NOTIFY_RETRY_BASE_SECONDS": "2",
-            "NOTIFY_RETRY_MAX_SECONDS": "8",
-            "NOTIFY_MAX_ATTEMPTS": "40",
-            **extra,
-        },
+        {**RIDE_OUT_A_BROKER_OUTAGE, **extra},
         private_database=False,
     )
 
@@ -137,11 +140,7 @@ def rabbitmq_fault_stack(tmp_path: Path) -> Iterator[FaultStack]:
     """As :func:`broker_fault_stack`, with a private RabbitMQ node as the broker."""
     yield from _fault_stack(
         tmp_path,
-        {
-            "NOTIFY_RETRY_BASE_SECONDS": "2",
-            "NOTIFY_RETRY_MAX_SECONDS": "8",
-            "NOTIFY_MAX_ATTEMPTS": "40",
-        },
+        RIDE_OUT_A_BROKER_OUTAGE,
         private_database=False,
         rabbitmq=True,
     )

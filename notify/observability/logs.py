@@ -88,6 +88,10 @@ def configure_logging(settings: Settings, level: int | str = logging.INFO) -> No
             root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
+    # HTTP clients log each request's full URL at INFO: a callback receiver's or an SNS
+    # subscription URL may carry a token.
+    for chatty in ("httpx", "httpcore"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),

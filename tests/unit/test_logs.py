@@ -71,7 +71,7 @@ def test_json_lines_carry_the_bound_request_id_and_extra_fields(
 def test_configuring_twice_keeps_one_console_handler_and_leaves_others_alone(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    logging.basicConfig()  # a plain console handler, as the CLI installs
+    logging.getLogger().addHandler(logging.StreamHandler())  # as the CLI's basicConfig does
     configure_logging(Settings(log_format="text"))
     configure_logging(Settings(log_format="json"))
     root = logging.getLogger()
@@ -80,3 +80,12 @@ def test_configuring_twice_keeps_one_console_handler_and_leaves_others_alone(
     assert len(ours) == 1 and plain == ours
     logging.getLogger("notify.test").warning("still captured")
     assert "still captured" in caplog.text  # pytest's capture handler was kept
+
+
+def test_http_clients_do_not_log_the_urls_they_call() -> None:
+    """httpx logs each request's URL at INFO; a callback or SNS subscription URL may hold a
+    token."""
+    configure_logging(Settings(log_format="json"))
+    assert not logging.getLogger("httpx").isEnabledFor(logging.INFO)
+    assert not logging.getLogger("httpcore").isEnabledFor(logging.INFO)
+    assert logging.getLogger("notify.anything").isEnabledFor(logging.INFO)

@@ -62,6 +62,7 @@ class Outcome:
     retry_in: float = 0.0  # seconds, for RETRY
     relay_unreachable: bool = False  # the relay could not be reached or dropped the connection
     category: str | None = None  # for RETRY: whose lane the next attempt is published on
+    attempted: bool = True  # False: given back unsent (out of time, interrupted, relay down)
 
 
 def record_compose_error(session: Session, job: Claimed, error: Exception) -> Outcome:

@@ -155,8 +155,10 @@ def deliver_many(
             log.warning("could not give back %d message(s): %s", len(untried), type(error).__name__)
         raise
     finally:
-        accepted.record()  # also when a time limit or a bug interrupts the loop
-        _count_unsent(outcomes, categories)
+        try:
+            accepted.record()  # also when a time limit or a bug interrupts the loop
+        finally:
+            _count_unsent(outcomes, categories)
     return outcomes
 
 
@@ -168,10 +170,11 @@ _UNSENT_OUTCOMES = {
 
 
 def _count_unsent(outcomes: dict[str, Outcome], categories: dict[str, str]) -> None:
-    """Metrics for the messages of a call that did not go (sent ones count as recorded)."""
+    """Metrics for the messages of a call that did not go (sent ones count as recorded);
+    messages given back without an attempt are not counted."""
     for notification_id, outcome in outcomes.items():
         name = _UNSENT_OUTCOMES.get(outcome.result)
-        if name is not None:
+        if name is not None and outcome.attempted:
             suppressed = outcome.result is Result.SUPPRESSED
             reason = (outcome.reason or "") if suppressed else ""
             metrics.count_notification(categories.get(notification_id, ""), name, reason)
@@ -259,7 +262,9 @@ def _give_back(
     with sessions.begin() as session:
         outbox.release(session, [job.id for job in jobs])
     for job in jobs:
-        outcomes[job.id] = Outcome(Result.RETRY, reason, delay, category=job.category)
+        outcomes[job.id] = Outcome(
+            Result.RETRY, reason, delay, category=job.category, attempted=False
+        )
     log.info(
         "%d claimed message(s) given back unsent, again in %.1fs: %s",
         len(jobs),

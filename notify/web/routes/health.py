@@ -130,7 +130,13 @@ def readyz(request: Request) -> JSONResponse:
         "broker": _broker_ok(state),
         "migrations": database is not None and schema_ready(database),
     }
-    down = [part for part, ok in checks.items() if not ok]
+    # While the database does not answer, its schema is unknown: say the database is down,
+    # not that it needs migrating.
+    down = [
+        part
+        for part, ok in checks.items()
+        if not ok and not (part == "migrations" and database is None)
+    ]
     if not down:
         return JSONResponse(status_code=200, content={"status": "ok", "checks": checks})
     body = {

@@ -257,9 +257,16 @@ def test_the_request_id_follows_a_notification_into_the_workers_log_line(
     assert entry["level"] == "info" and "timestamp" in entry
     assert address not in json.dumps(entry)
     assert f"{address[0]}***@example.com" in str(entry["event"])
-    # A task's own line is structured too: its name and how long it ran.
-    finished = [e for e in observed.json_lines() if "duration_seconds" in e]
-    assert any(e.get("task") == "notify.send_notifications" for e in finished)
+    # A task's own line is structured too: its name and how long it ran (written once the
+    # task has returned, a moment after the line above).
+    wait_until(
+        lambda: any(
+            entry.get("task") == "notify.send_notifications" and "duration_seconds" in entry
+            for entry in observed.json_lines()
+        ),
+        10,
+        "the task's own line",
+    )
     # An id that is not a plain token is replaced, not echoed.
     odd = client.post(
         "/v1/notifications", json=_alert(address), headers={**auth, "X-Request-ID": "a b;c"}
@@ -283,7 +290,18 @@ def test_the_web_adds_up_its_uvicorn_workers_and_reports_the_waiting_mail(
     base = f"http://127.0.0.1:{port}"
 
     def writers() -> set[str]:
-        return {path.stem.rsplit("_", 1)[-1] for path in folder.glob("counter_*.db")}
+        """The processes that have counted an HTTP request (a worker makes its file when it
+        starts, before it has served anything)."""
+        from prometheus_client.mmap_dict import MmapedDict
+
+        return {
+            path.stem.rsplit("_", 1)[-1]
+            for path in folder.glob("counter_*.db")
+            if any(
+                "notify_http_requests" in key
+                for key, *_ in MmapedDict.read_all_values_from_file(str(path))
+            )
+        }
 
     try:
         wait_until(lambda: _answers(f"{base}/healthz"), 60, "notify web with two workers")

@@ -147,25 +147,31 @@ def sqlite_stack(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iter
 
 @pytest.fixture(scope="session")
 def rabbitmq_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """The service on RabbitMQ: a virtual host of its own on the machine's broker, a database
-    and an SMTP server of its own and a worker with beat. It shares nothing with :func:`stack`,
-    so its tests can run in a pytest process beside the main run (``make test``)."""
+    """The service on RabbitMQ: a virtual host of its own on the machine's broker, a database,
+    an SMTP server and a Redis (for the rate limit) of its own, and a worker with beat. It
+    shares nothing with :func:`stack`, so its tests can run in a pytest process beside the
+    main run (``make test``)."""
+    from tests.support.private_services import PrivateRedis
     from tests.support.rabbitmq import create_rabbitmq_vhost
 
     broker_url, delete_vhost = create_rabbitmq_vhost()
     database_url, drop_database = create_postgres_database()
     smtp = SmtpServer()
     smtp.start()
+    # The campaign rate limit is shared through Redis, as production requires with RabbitMQ:
+    # a Redis server of its own, so its counts never meet the main run's (db 11).
+    folder = tmp_path_factory.mktemp("rabbitmq")
+    rate_limits = PrivateRedis(folder)
+    rate_limits.start()
     env, settings = service_env(database_url, broker_url, smtp.url)
-    # The campaign rate limit is shared through Redis, as production requires with RabbitMQ.
-    env["NOTIFY_RATE_LIMIT_URL"] = REDIS_TEST_URL
-    settings = settings.model_copy(update={"rate_limit_url": REDIS_TEST_URL})
+    env["NOTIFY_RATE_LIMIT_URL"] = rate_limits.url
+    settings = settings.model_copy(update={"rate_limit_url": rate_limits.url})
     engine = None
     worker = None
     try:
         upgrade(database_url)
         engine = open_database(settings)
-        worker = WorkerProcess(env, tmp_path_factory.mktemp("rabbitmq") / "worker.log")
+        worker = WorkerProcess(env, folder / "worker.log")
         worker.start()
         yield Stack(env, settings, engine, make_session_factory(engine), smtp, worker)
     finally:
@@ -174,6 +180,7 @@ def rabbitmq_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         if engine is not None:
             engine.dispose()
         smtp.stop()
+        rate_limits.stop()
         drop_database()
         delete_vhost()
 

@@ -332,7 +332,7 @@ def test_compose_rabbitmq_profile_matches_the_broker_url_it_documents(compose: C
         env["RABBITMQ_DEFAULT_VHOST"],
     )
     assert "healthcheck" in rabbitmq and "/var/lib/rabbitmq" in rabbitmq["volumes"][0]
-    for name in worker_queues(compose):
+    for name in [*worker_queues(compose), "web"]:
         wanted = compose["services"][name]["depends_on"]["rabbitmq"]
         assert wanted == {"condition": "service_healthy", "required": False}
     # Without the profile (NOTIFY_BROKER_URL unset) the broker is the compose Redis.

@@ -98,16 +98,16 @@ WORKER_LANES = Gauge(
     multiprocess_mode="max",
 )
 
-LANE_OF = {name: category.lane.value for name, category in CATEGORIES.items()}
-
 
 def lane_of(category: str) -> str:
-    return LANE_OF.get(category, "unknown")
+    """The category's lane (from the registry, :mod:`notify.categories`), or ``unknown``."""
+    registered = CATEGORIES.get(category)
+    return registered.lane.value if registered is not None else "unknown"
 
 
 def known_category(category: str) -> str:
     """The category as a label: a registered name, else ``other`` (labels stay a closed set)."""
-    return category if category in LANE_OF else "other"
+    return category if category in CATEGORIES else "other"
 
 
 def count_notification(category: str, outcome: str, reason: str = "", how_many: int = 1) -> None:

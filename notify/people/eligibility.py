@@ -86,17 +86,48 @@ def facts_for(
     )
 
 
+class Rule(StrEnum):
+    """The step of the rule that decided (the numbers in this module's docstring)."""
+
+    ERASED = "erased"  # 1
+    NO_ADDRESS = "no_address"  # 2
+    HARD_BOUNCE = "hard_bounce"  # 3
+    ESSENTIAL = "essential"  # 4
+    SUPPRESSION = "suppression"  # 5
+    STORED_CHOICE = "stored_choice"  # 6, the person chose
+    CATEGORY_DEFAULT = "category_default"  # 6, they never chose
+
+
+def deciding_rule(facts: Facts) -> Rule:
+    """Which step of the rule decides for ``facts`` (what an explanation names)."""
+    if facts.erased:
+        return Rule.ERASED
+    if not facts.has_address:
+        return Rule.NO_ADDRESS
+    if facts.suppression is SuppressionReason.HARD_BOUNCE:
+        return Rule.HARD_BOUNCE
+    if facts.essential:
+        return Rule.ESSENTIAL
+    if facts.suppression is not None:
+        return Rule.SUPPRESSION
+    return Rule.CATEGORY_DEFAULT if facts.stored_choice is None else Rule.STORED_CHOICE
+
+
+_BLOCKED_BY_RULE = {
+    Rule.ERASED: Blocked.ERASED,
+    Rule.NO_ADDRESS: Blocked.NO_ADDRESS,
+    Rule.HARD_BOUNCE: Blocked.BOUNCED,
+}
+
+
 def why_not(facts: Facts) -> Blocked | None:
     """Why the message must not go out now, or None if it may."""
-    if facts.erased:
-        return Blocked.ERASED
-    if not facts.has_address:
-        return Blocked.NO_ADDRESS
-    if facts.suppression is SuppressionReason.HARD_BOUNCE:
-        return Blocked.BOUNCED
-    if facts.essential:
+    rule = deciding_rule(facts)
+    if rule in _BLOCKED_BY_RULE:
+        return _BLOCKED_BY_RULE[rule]
+    if rule is Rule.ESSENTIAL:
         return None
-    if facts.suppression is not None:
+    if rule is Rule.SUPPRESSION and facts.suppression is not None:
         return BLOCKED_BY_SUPPRESSION[facts.suppression]
     if wants(facts.essential, facts.default_subscribed, facts.stored_choice):
         return None

@@ -63,7 +63,8 @@ from notify.models import (
 )
 from notify.models.base import utcnow
 from notify.observability import metrics
-from notify.people import eligibility
+from notify.people import decisions, eligibility
+from notify.people.decisions import CampaignState
 
 log = logging.getLogger(__name__)
 IN_FLIGHT = NotificationStatus.in_flight()
@@ -147,11 +148,11 @@ def _blocked_for_row(scope: BatchScope) -> Any:
     )
 
 
-def suppress_ineligible(session: Session, scope: BatchScope, now: datetime) -> dict[str, int]:
+def suppress_ineligible(session: Session, scope: BatchScope, now: datetime) -> dict[str, str]:
     """Mark every due row of the batch whose recipient may not get it ``suppressed``, with the
-    reason, in one statement; returns how many per reason."""
+    reason, in one statement; returns each such row's id and reason."""
     blocked = _blocked_for_row(scope)
-    reasons = session.scalars(
+    rows = session.execute(
         update(Notification)
         .where(
             Notification.batch_id == scope.batch_id,
@@ -160,13 +161,10 @@ def suppress_ineligible(session: Session, scope: BatchScope, now: datetime) -> d
             blocked.is_not(None),
         )
         .values(status=NotificationStatus.SUPPRESSED, reason=blocked, updated_at=now)
-        .returning(Notification.reason)
+        .returning(Notification.id, Notification.reason)
         .execution_options(synchronize_session=False)
     ).all()
-    counts: dict[str, int] = {}
-    for reason in reasons:
-        counts[str(reason)] = counts.get(str(reason), 0) + 1
-    return counts
+    return {str(row[0]): str(row[1]) for row in rows}
 
 
 @dataclass(frozen=True)
@@ -439,8 +437,11 @@ def send_batch(
             report.stopped = campaign.status
             return report
         scope = BatchScope(batch_id, fence, campaign_id, category, settings.default_subscriptions)
-        for reason, how_many in suppress_ineligible(session, scope, now).items():
-            report.count_suppressed(reason, how_many)
+        as_claimed = CampaignState(campaign_id, CampaignStatus.RUNNING.value, rate)
+        suppressed = suppress_ineligible(session, scope, now)
+        for reason in suppressed.values():
+            report.count_suppressed(reason)
+        decisions.record_claims(session, suppressed, scope.defaults, now=now, campaign=as_claimed)
         rows = _due_rows(session, batch_id, now)
 
     deadline = time.monotonic() + settings.campaign_batch_seconds
@@ -481,6 +482,7 @@ def send_batch(
             claimed = claim_messages(
                 session, scope, [row.id for row in group], settings.sending_domain, now
             )
+            verdicts: dict[str, str | None] = dict.fromkeys(claimed)
             for row in group:
                 if row.id in claimed:
                     continue
@@ -488,7 +490,9 @@ def send_batch(
                 blocked = refusal.blocked
                 if blocked is not None and outbox.suppress_unsent(session, row.id, blocked):
                     report.count_suppressed(blocked)
+                    verdicts[row.id] = blocked
                 report.stopped = report.stopped or refusal.stop
+            decisions.record_claims(session, verdicts, scope.defaults, now=now, campaign=as_claimed)
             session.commit()
             sent_pending = {}  # recorded: only a commit makes it so
             unsent = [row.id for row in group if row.id in claimed]

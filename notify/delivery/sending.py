@@ -32,7 +32,7 @@ from notify.message.composing import compose
 from notify.message.jobs import Claimed
 from notify.models.base import utcnow
 from notify.observability import metrics
-from notify.people import eligibility
+from notify.people import decisions, eligibility
 
 log = logging.getLogger(__name__)
 # Besides a connection attempt, what the last write before the hard time limit may take.
@@ -106,12 +106,13 @@ def deliver_many(
     outcomes: dict[str, Outcome] = dict.fromkeys(notification_ids, Outcome(Result.SKIPPED))
     sendable: list[Claimed] = []
     categories: dict[str, str] = {}  # of the claimed messages, for the metrics
+    verdicts: dict[str, str | None] = {}  # of the claimed messages, for their explanations
     with sessions.begin() as session:
         for job in outbox.claim_many(
             session, notification_ids, sending_domain=settings.sending_domain
         ):
             categories[job.id] = job.category
-            reason = why_blocked(settings, job)
+            reason = verdicts[job.id] = why_blocked(settings, job)
             if reason is None:
                 sendable.append(job)
             else:
@@ -123,6 +124,7 @@ def deliver_many(
                     reason,
                     extra={"notification_id": job.id, "request_id": job.request_id},
                 )
+        decisions.record_claims(session, verdicts, settings.default_subscriptions, now=utcnow())
     accepted = _AcceptedMessages(sessions, settings.send_commit_every, deadline)
     index = -1  # the message being handled
     try:

@@ -9,6 +9,7 @@ from notify.models.callbacks import (
     CallbackEventStatus,
 )
 from notify.models.campaigns import BatchStatus, Campaign, CampaignBatch, CampaignStatus
+from notify.models.decisions import NotificationDecision
 from notify.models.notifications import Notification, NotificationStatus
 from notify.models.operators import AuditEntry, Operator, OperatorRole
 from notify.models.preferences import (
@@ -38,6 +39,7 @@ __all__ = [
     "ConsentSource",
     "DailyCount",
     "Notification",
+    "NotificationDecision",
     "NotificationStatus",
     "Operator",
     "OperatorRole",

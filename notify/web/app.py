@@ -28,6 +28,7 @@ from notify.web.observe import Observe
 from notify.web.routes import (
     callbacks,
     campaigns,
+    explain,
     health,
     imports,
     mailbox,
@@ -91,6 +92,7 @@ def create_app(settings: Settings) -> FastAPI:
         health.router,
         metrics.router,
         notifications.router,
+        explain.router,
         imports.router,
         users.router,
         preferences_api.router,

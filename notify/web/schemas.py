@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from zoneinfo import available_timezones
 
 from email_validator import SPECIAL_USE_DOMAIN_NAMES
@@ -131,6 +131,86 @@ class NotificationOut(BaseModel):
     created_at: datetime
     sent_at: datetime | None
     message_id: str | None
+
+
+class ConsentEventRef(BaseModel):
+    """The consent-log event that set a choice: its id, when, and by which route."""
+
+    id: int
+    at: datetime | None
+    route: str
+
+
+class ChoiceSeen(BaseModel):
+    """The person's stored choice for the category, as the decision saw it."""
+
+    subscribed: bool
+    since: datetime | None
+    source: str
+    consent_event: ConsentEventRef | None
+
+
+class SuppressionSeen(BaseModel):
+    """The suppression-list entry of the person's address (``source`` and the event id only
+    where this person's own consent log recorded it)."""
+
+    reason: str
+    since: datetime | None
+    source: str | None
+    consent_event_id: int | None
+
+
+class CategorySeen(BaseModel):
+    key: str
+    essential: bool
+    default: Literal["subscribed", "unsubscribed"]
+    lane: str
+
+
+class PersonSeen(BaseModel):
+    erased: bool
+    has_address: bool
+
+
+class CampaignSeen(BaseModel):
+    id: int
+    status: str
+    rate_per_second: float | None
+
+
+class Decision(BaseModel):
+    """Why a message goes out or not: the verdict, the step of the rule that decided
+    (``erased``, ``no_address``, ``hard_bounce``, ``essential``, ``suppression``,
+    ``stored_choice`` or ``category_default``) and the facts it saw. Never an address."""
+
+    decided_by: Literal["claim", "dry_run"]
+    decided_at: datetime
+    sends: bool
+    blocked: str | None
+    rule: str
+    category: CategorySeen
+    person: PersonSeen
+    choice: ChoiceSeen | None
+    suppression: SuppressionSeen | None
+    campaign: CampaignSeen | None
+
+
+class NotificationExplained(BaseModel):
+    id: str
+    status: str
+    reason: str | None
+    decision: Decision | None  # None until a worker has claimed it
+
+
+class ExplainIn(Strict):
+    template: str = Field(max_length=100)
+    user_id: UserId
+
+
+class ExplainOut(BaseModel):
+    user_id: str
+    template: str
+    decision: Decision
 
 
 # The shared user model under the name the OpenAPI document has always published.

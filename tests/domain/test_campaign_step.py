@@ -168,8 +168,8 @@ def test_suppress_ineligible_marks_each_blocked_row_with_its_reason(session: Ses
     session.add(Suppression(address_hash="step-hash-1", reason=SuppressionReason.HARD_BOUNCE))
     session.add(Suppression(address_hash="step-hash-2", reason=SuppressionReason.COMPLAINT))
     session.flush()
-    counts = batches.suppress_ineligible(session, scope, NOW)
-    assert counts == {"unsubscribed": 1, "bounced": 1, "complained": 1}
+    suppressed = batches.suppress_ineligible(session, scope, NOW)
+    assert suppressed == {ids[0]: "unsubscribed", ids[1]: "bounced", ids[2]: "complained"}
     assert _status(session, ids[0]) == (NotificationStatus.SUPPRESSED, "unsubscribed")
     assert _status(session, ids[1]) == (NotificationStatus.SUPPRESSED, "bounced")
     assert _status(session, ids[2]) == (NotificationStatus.SUPPRESSED, "complained")

@@ -26,7 +26,7 @@ from sqlalchemy import select, update
 from notify.campaigns import lifecycle as campaigns
 from notify.campaigns import planning
 from notify.campaigns.batches import group_size
-from notify.models import Campaign, ConsentEvent, Notification
+from notify.models import Campaign, ConsentEvent, Notification, Recipient
 from notify.web.app import create_app
 from tests.support.services import ROOT, WorkerProcess, wait_until
 from tests.support.stack import Stack, ensure_worker, make_key, sample_data
@@ -168,6 +168,18 @@ def test_an_unsubscribe_during_the_campaign_stops_the_rest_of_it_for_that_person
     client.patch(f"/v1/users/{last}/preferences", json={"product_updates": False}, headers=auth)
     wait_status(client, auth, campaign_id, "completed")
     assert addresses[-1] not in received_per_address(stack, addresses)
+    with stack.sessions() as session:
+        held = session.scalar(
+            select(Notification.id)
+            .join(Recipient, Recipient.id == Notification.recipient_id)
+            .where(Notification.campaign_id == campaign_id, Recipient.user_id == last)
+        )
+    explained = client.get(f"/v1/notifications/{held}/explain", headers=auth).json()
+    assert (explained["status"], explained["reason"]) == ("suppressed", "unsubscribed")
+    decision = explained["decision"]  # recorded by the claim that found the opt-out
+    assert (decision["blocked"], decision["rule"]) == ("unsubscribed", "stored_choice")
+    assert decision["campaign"]["id"] == campaign_id
+    assert decision["choice"]["consent_event"]["route"] == "api"
 
 
 def in_flight_after_a_stop(stack: Stack, per_second: float) -> int:

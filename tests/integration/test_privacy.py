@@ -320,6 +320,8 @@ def test_data_keys_rotate_without_losing_anything(
 ACCESS: dict[tuple[str, str], set[str]] = {
     ("POST", "/v1/notifications"): {"notifications:send"},
     ("GET", "/v1/notifications/{notification_id}"): {"notifications:send"},
+    ("GET", "/v1/notifications/{notification_id}/explain"): {"notifications:send", "users:read"},
+    ("POST", "/v1/explain"): {"preferences:read"},
     ("PUT", "/v1/users/{user_id}"): {"users:write"},
     ("GET", "/v1/users/{user_id}"): {"users:read"},
     ("POST", "/v1/users/import"): {"users:write", "campaigns:write"},

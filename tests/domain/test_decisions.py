@@ -1,0 +1,138 @@
+"""Explanations on PostgreSQL and SQLite: what a claim records, and the dry run for now."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from notify.config import Settings
+from notify.delivery import outbox
+from notify.delivery.outbox import NotificationRequest
+from notify.message.templates import get_template
+from notify.models import ConsentSource, Notification, NotificationDecision, SuppressionReason
+from notify.people import decisions, preferences, suppressions
+from notify.people.consent import Origin
+from notify.people.decisions import CampaignState
+
+DEFAULTS = Settings().default_subscriptions
+NOW = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)
+HASH_KEY = "domain-test-hash-key"
+
+
+def _accept(session: Session, template: str, user_id: str) -> tuple[str, int]:
+    request = NotificationRequest(
+        template=template,
+        user_id=user_id,
+        email=f"{user_id}@example.com",
+        data=dict(get_template(template).sample),
+    )
+    accepted = outbox.submit(session, None, request, max_data_bytes=16_384, hash_key=HASH_KEY)
+    recipient_id = session.scalar(
+        select(Notification.recipient_id).where(Notification.id == accepted.id)
+    )
+    assert recipient_id is not None
+    return accepted.id, recipient_id
+
+
+def test_the_dry_run_names_the_default_when_the_person_never_chose(session: Session) -> None:
+    _, person = _accept(session, "product_update", "explain-default")
+    record = decisions.explain_now(session, person, "product_updates", DEFAULTS, now=NOW)
+    assert record is not None
+    assert record["decided_by"] == "dry_run"
+    assert record["sends"] is True and record["blocked"] is None
+    assert record["rule"] == "category_default"
+    assert record["category"] == {
+        "key": "product_updates",
+        "essential": False,
+        "default": "subscribed",
+        "lane": "bulk",
+    }
+    assert record["choice"] is None and record["suppression"] is None
+    assert record["campaign"] is None
+
+
+def test_the_dry_run_names_the_consent_event_that_set_the_choice(session: Session) -> None:
+    _, person = _accept(session, "product_update", "explain-choice")
+    origin = Origin(ConsentSource.ONE_CLICK)
+    preferences.set_subscription(session, person, "product_updates", False, origin, DEFAULTS)
+    session.flush()
+    record = decisions.explain_now(session, person, "product_updates", DEFAULTS, now=NOW)
+    assert record is not None
+    assert (record["sends"], record["blocked"], record["rule"]) == (
+        False,
+        "unsubscribed",
+        "stored_choice",
+    )
+    choice = record["choice"]
+    assert choice["subscribed"] is False and choice["source"] == "one_click"
+    event = choice["consent_event"]
+    assert event["route"] == "one_click" and isinstance(event["id"], int)
+    # A later change is a later event, and the record follows it.
+    preferences.set_subscription(
+        session, person, "product_updates", True, Origin(ConsentSource.PAGE), DEFAULTS
+    )
+    session.flush()
+    again = decisions.explain_now(session, person, "product_updates", DEFAULTS, now=NOW)
+    assert again is not None and again["sends"] is True
+    assert again["choice"]["consent_event"]["route"] == "page"
+    assert again["choice"]["consent_event"]["id"] > event["id"]
+
+
+def test_a_complaint_blocks_optional_mail_and_not_security_alerts(session: Session) -> None:
+    _, person = _accept(session, "security_alert", "explain-complaint")
+    suppressions.suppress(
+        session,
+        HASH_KEY,
+        "explain-complaint@example.com",
+        SuppressionReason.COMPLAINT,
+        Origin(ConsentSource.COMPLAINT),
+    )
+    session.flush()
+    optional = decisions.explain_now(session, person, "product_updates", DEFAULTS, now=NOW)
+    assert optional is not None
+    assert (optional["blocked"], optional["rule"]) == ("complained", "suppression")
+    assert optional["suppression"]["reason"] == "complaint"
+    assert optional["suppression"]["source"] == "complaint"
+    essential = decisions.explain_now(session, person, "security", DEFAULTS, now=NOW)
+    assert essential is not None
+    assert (essential["sends"], essential["rule"]) == (True, "essential")
+    assert essential["suppression"]["reason"] == "complaint"  # seen, and overruled
+
+
+def test_no_address_or_name_is_in_a_record(session: Session) -> None:
+    notification_id, _ = _accept(session, "product_update", "explain-private")
+    decisions.record_claims(session, {notification_id: None}, DEFAULTS, now=NOW)
+    stored = decisions.recorded(session, notification_id)
+    assert stored is not None
+    text = json.dumps(stored)
+    assert "explain-private" not in text and "example.com" not in text
+
+
+def test_a_claim_records_its_verdict_and_a_later_claim_replaces_it(session: Session) -> None:
+    notification_id, _ = _accept(session, "product_update", "explain-claim")
+    assert decisions.recorded(session, notification_id) is None  # not claimed yet
+    campaign = CampaignState(7, "running", 25.0)
+    decisions.record_claims(session, {notification_id: None}, DEFAULTS, now=NOW, campaign=campaign)
+    first = decisions.recorded(session, notification_id)
+    assert first is not None and first["sends"] is True and first["decided_by"] == "claim"
+    assert first["campaign"] == {"id": 7, "status": "running", "rate_per_second": 25.0}
+    decisions.record_claims(session, {notification_id: "unsubscribed"}, DEFAULTS, now=NOW)
+    second = decisions.recorded(session, notification_id)
+    assert second is not None and second["blocked"] == "unsubscribed"
+    assert second["campaign"] is None
+
+
+def test_the_record_goes_with_its_notification(session: Session) -> None:
+    notification_id, _ = _accept(session, "security_alert", "explain-retention")
+    decisions.record_claims(session, {notification_id: None}, DEFAULTS, now=NOW)
+    session.flush()
+    session.execute(delete(Notification).where(Notification.id == notification_id))
+    left = session.scalar(
+        select(NotificationDecision.notification_id).where(
+            NotificationDecision.notification_id == notification_id
+        )
+    )
+    assert left is None

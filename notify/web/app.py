@@ -20,6 +20,7 @@ from notify.web.auth import AuthenticateFirst
 from notify.web.body_limit import BodyLimit
 from notify.web.console import audience as console_audience
 from notify.web.console import authoring as console_authoring
+from notify.web.console import people as console_people
 from notify.web.console import routes as console
 from notify.web.console import stats as console_stats
 from notify.web.console.sessions import SignInThrottle
@@ -107,6 +108,7 @@ def create_app(settings: Settings) -> FastAPI:
         console_authoring.router,  # before console.router: /campaigns/new is not an id
         console_audience.router,
         console_stats.router,
+        console_people.router,
         console.router,
     ]
     if mailbox.pages_on(settings):

@@ -23,6 +23,13 @@ class Category:
     the preference page). Every category has one."""
     why_always_on: str = ""
     """Why an essential category cannot be turned off (empty for the others)."""
+    version: str = "1"
+    """The version of ``description``. A material change of its wording makes a new version,
+    and the wording it replaces goes into ``earlier``; every consent event records the version
+    current when it was made (``tests/unit/test_category_versions.py`` pins each wording to
+    its version, so a changed text cannot slip through unversioned)."""
+    earlier: tuple[tuple[str, str], ...] = ()
+    """``(version, description)`` of each earlier wording, oldest first."""
     label_in_text: str = ""
     """The label as it reads inside a sentence ("you are subscribed to product updates"); each
     language writes it its own way (German keeps the capital), so it is a message of its own.
@@ -70,6 +77,20 @@ CATEGORIES: dict[str, Category] = {
         ),
     )
 }
+
+
+def wording(category: Category, version: str) -> str | None:
+    """The description people saw under ``version`` of ``category``, or None if unknown."""
+    if version == category.version:
+        return category.description
+    return dict(category.earlier).get(version)
+
+
+def current_version(category_key: str) -> str | None:
+    """The version of the category's wording shown now; None for a key that is no category
+    (such as ``*``, all of them)."""
+    category = CATEGORIES.get(category_key)
+    return None if category is None else category.version
 
 
 class UnknownCategoryError(KeyError):

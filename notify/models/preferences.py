@@ -60,6 +60,9 @@ class ConsentEvent(Base):
     campaign_id: Mapped[int | None] = mapped_column(index=True)  # per-campaign unsubscribes
     detail: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    # The version of the category's wording current when the event was made (None: an event
+    # about all categories, or one logged before versions were kept).
+    category_version: Mapped[str | None] = mapped_column(String(20))
 
 
 class Suppression(Base):

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from notify.categories import CATEGORIES, current_version, wording
 from notify.models import ConsentEvent
 from notify.producers.callbacks import events as callback_events
 
@@ -32,8 +33,9 @@ def record(
     origin: Origin,
     detail: str | None = None,
 ) -> ConsentEvent:
-    """Append one event (never updated afterwards), and queue ``preference.changed`` for the
-    endpoints that asked for it, in the same transaction. The caller commits."""
+    """Append one event (never updated afterwards), with the version of the category's wording
+    shown now, and queue ``preference.changed`` for the endpoints that asked for it, in the
+    same transaction. The caller commits."""
     event = ConsentEvent(
         recipient_id=recipient_id,
         category=category,
@@ -43,6 +45,7 @@ def record(
         notification_id=origin.notification_id,
         campaign_id=origin.campaign_id,
         detail=detail,
+        category_version=current_version(category),
     )
     session.add(event)
     if not action.startswith(NOT_A_SUBSCRIPTION):
@@ -58,3 +61,12 @@ def history(session: Session, recipient_id: int, limit: int = 1000) -> Sequence[
         .order_by(ConsentEvent.created_at.desc(), ConsentEvent.id.desc())
         .limit(limit)
     ).all()
+
+
+def wording_seen(event: ConsentEvent) -> dict[str, str | None]:
+    """The version of the category's wording the event was made under, and that wording
+    (None where either is unknown), for the export and the consent log."""
+    category = CATEGORIES.get(event.category)
+    version = event.category_version
+    text = None if category is None or version is None else wording(category, version)
+    return {"category_version": version, "category_wording": text}

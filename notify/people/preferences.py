@@ -28,7 +28,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
-from notify.categories import CATEGORIES, Category, get_category
+from notify.categories import CATEGORIES, Category, current_version, get_category
 from notify.db import insert_on_conflict, on_postgresql
 from notify.models import ConsentEvent, Preference, Recipient
 from notify.models.base import utcnow
@@ -211,6 +211,7 @@ def unsubscribe_link_holder(
             "source": origin.source,
             "actor": origin.actor,
             "campaign_id": origin.campaign_id,
+            "category_version": current_version(category_key),
             "now": utcnow(),
             # A new row changes what they get only if the category's default was on.
             "default_on": category_key in defaults,
@@ -256,7 +257,16 @@ def _one_click_statement() -> Any:
     logged = (
         insert(ConsentEvent)
         .from_select(
-            ["recipient_id", "category", "action", "source", "actor", "campaign_id", "created_at"],
+            [
+                "recipient_id",
+                "category",
+                "action",
+                "source",
+                "actor",
+                "campaign_id",
+                "category_version",
+                "created_at",
+            ],
             select(
                 changed.c.recipient_id,
                 category,
@@ -264,6 +274,7 @@ def _one_click_statement() -> Any:
                 source,
                 bindparam("actor", type_=String()),
                 bindparam("campaign_id", type_=Integer()),
+                bindparam("category_version", type_=String()),
                 now,
             ).where(or_(changed.c.inserted.is_(False), bindparam("default_on", type_=Boolean()))),
         )

@@ -66,6 +66,7 @@ def export(
                 "notification_id": event.notification_id,
                 "campaign_id": event.campaign_id,
                 "at": event.created_at.isoformat(),
+                **consent.wording_seen(event),
             }
             for event in consent.history(session, recipient.id, limit=100_000)
         ],

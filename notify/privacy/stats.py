@@ -4,7 +4,8 @@ route. Rows deleted by retention are counted from ``daily_counts``, live rows di
 An unsubscribe's route is the source its consent event records (``ConsentSource``): a mail
 client's RFC 8058 POST is ``one_click``, a press of the button on the unsubscribe page is
 ``page``, the preference page ``preference_centre``, the API ``api``; each route is counted on
-its own."""
+its own. ``consent_versions`` counts people by the version of a category's wording they last
+agreed to (:func:`consent_versions`), as of now."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from notify.models import ConsentEvent, DailyCount, Notification, NotificationStatus
+from notify.models import ConsentEvent, DailyCount, Notification, NotificationStatus, Recipient
 from notify.privacy.daily_counts import day_of, suppression_reason_column
 
 FINISHED = (NotificationStatus.SENT, NotificationStatus.FAILED, NotificationStatus.CANCELLED)
@@ -131,4 +132,32 @@ def daily(session: Session, start: date, end: date) -> dict[str, Any]:
             {"day": str(d), "category": c, "route": source, "count": int(n)}
             for d, c, source, n in sorted(unsubscribes, key=lambda r: (str(r[0]), r[1], r[2]))
         ],
+        "consent_versions": consent_versions(session),  # now, whatever the range
     }
+
+
+def consent_versions(session: Session) -> list[dict[str, Any]]:
+    """How many live people agree to each category, by the version of its wording they last
+    agreed to: people whose latest subscribe-or-unsubscribe event for the category is a
+    subscribe, counted by that event's version (``unknown`` for events logged before versions
+    were kept). People on a category's default who never chose are not counted. Counts only."""
+    latest = (
+        select(func.max(ConsentEvent.id).label("id"))
+        .where(
+            ConsentEvent.action.in_(("subscribed", "unsubscribed")),
+            ConsentEvent.recipient_id.is_not(None),
+        )
+        .group_by(ConsentEvent.recipient_id, ConsentEvent.category)
+        .subquery()
+    )
+    rows = session.execute(
+        select(ConsentEvent.category, ConsentEvent.category_version, func.count())
+        .join(latest, latest.c.id == ConsentEvent.id)
+        .join(Recipient, Recipient.id == ConsentEvent.recipient_id)
+        .where(ConsentEvent.action == "subscribed", Recipient.erased_at.is_(None))
+        .group_by(ConsentEvent.category, ConsentEvent.category_version)
+    ).all()
+    return [
+        {"category": category, "version": version or "unknown", "people": int(count)}
+        for category, version, count in sorted(rows, key=lambda r: (r[0], r[1] or ""))
+    ]

@@ -461,6 +461,39 @@ def test_stats_count_outcomes_and_unsubscribe_routes_without_any_personal_data(
     )
 
 
+def test_consent_events_carry_the_wording_version_and_stats_count_agreement_by_it(
+    stack: Stack, client: TestClient, auth: dict[str, str]
+) -> None:
+    from notify.categories import CATEGORIES
+
+    def agreeing() -> int:
+        figures = client.get("/v1/stats", headers=auth).json()["consent_versions"]
+        current = CATEGORIES["product_updates"].version
+        return sum(
+            row["people"]
+            for row in figures
+            if row["category"] == "product_updates" and row["version"] == current
+        )
+
+    user_id, _ = person(client, auth)
+    before = agreeing()
+    for subscribed in (False, True):
+        answer = client.patch(
+            f"/v1/users/{user_id}/preferences",
+            json={"product_updates": subscribed},
+            headers=auth,
+        )
+        assert answer.status_code == 200
+    assert agreeing() == before + 1
+    events = client.get(f"/v1/users/{user_id}/consent", headers=auth).json()
+    assert [event["action"] for event in events] == ["subscribed", "unsubscribed"]
+    for event in events:
+        assert event["category_version"] == CATEGORIES["product_updates"].version
+        assert event["category_wording"] == CATEGORIES["product_updates"].description
+    exported = client.get(f"/v1/users/{user_id}/export", headers=auth).json()
+    assert exported["consent_history"][0]["category_version"] == events[0]["category_version"]
+
+
 def test_broker_messages_and_logs_hold_no_address_token_or_body(
     stack: Stack, client: TestClient, auth: dict[str, str], web_server: Any
 ) -> None:

@@ -46,6 +46,8 @@ class ConsentEventOut(BaseModel):
     campaign_id: int | None
     detail: str | None
     created_at: datetime
+    category_version: str | None = None  # of the category's wording (None: not recorded)
+    category_wording: str | None = None  # that wording, in English
 
 
 def _out(session: Session, recipient: Recipient, defaults: frozenset[str]) -> PreferencesOut:
@@ -131,7 +133,13 @@ def patch_preferences(
 
 @router.get("/{user_id}/consent", response_model=list[ConsentEventOut], responses=also(404))
 def get_consent(user_id: UserId, request: Request, _: Reader) -> list[ConsentEventOut]:
-    """Every recorded change for this person, newest first."""
+    """Every recorded change for this person, newest first, with the version of the
+    category's wording each was made under and that wording."""
     with web_state(request).sessions() as session:
         events = consent.history(session, recipients.require_live(session, user_id).id)
-        return [ConsentEventOut.model_validate(event, from_attributes=True) for event in events]
+        return [
+            ConsentEventOut.model_validate(event, from_attributes=True).model_copy(
+                update=consent.wording_seen(event)
+            )
+            for event in events
+        ]

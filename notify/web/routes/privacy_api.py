@@ -96,8 +96,10 @@ def get_stats(
     end: Annotated[str | None, _day_query("to")] = None,
 ) -> dict[str, Any]:
     """Per UTC day, category and template: sent, suppressed by reason, failed, pending; and
-    unsubscribes by route. No addresses, no user ids. ``to`` defaults to today and ``from`` to
-    the 30 days ending at ``to``. A day outside 2000-01-01..2100-01-01 (or not a day), ``from``
-    after ``to``, or a range of more than 400 days is a 422 naming the query field."""
+    unsubscribes by route; and, as of now, how many people agree to each category by the
+    version of its wording they last agreed to. No addresses, no user ids. ``to`` defaults to
+    today and ``from`` to the 30 days ending at ``to``. A day outside 2000-01-01..2100-01-01
+    (or not a day), ``from`` after ``to``, or a range of more than 400 days is a 422 naming
+    the query field."""
     first, last = stats.stats_range(_day("from", start), _day("to", end), utcnow().date())
     return stats.daily(session, first, last)

@@ -119,7 +119,7 @@ def subscribed_audience(
     """Recipients who may get ``category`` now (:func:`notify.people.eligibility.may_receive`:
     an address, not erased, not suppressed, subscribed), narrowed by ``narrow``."""
     query = select(Recipient.id, Recipient.timezone).where(
-        eligibility.may_receive(category, defaults)
+        eligibility.may_receive(category, defaults, utcnow())
     )
     if narrow.locales:
         query = query.where(
@@ -230,7 +230,7 @@ def reach(session: Session, category: str, defaults: frozenset[str]) -> dict[str
     """How many people a campaign of ``category`` would reach now, and why the others would
     not: ``{"reachable": n, "unsubscribed": n, "suppressed": n, ...}`` by the eligibility
     rule's own reasons (erased people are left out: they are nobody any more)."""
-    reason = eligibility.blocked_reason(category, defaults).label("reason")
+    reason = eligibility.blocked_reason(category, defaults, utcnow()).label("reason")
     rows = session.execute(
         select(reason, func.count()).where(Recipient.erased_at.is_(None)).group_by(reason)
     ).all()

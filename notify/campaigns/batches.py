@@ -63,7 +63,7 @@ from notify.models import (
 )
 from notify.models.base import utcnow
 from notify.observability import metrics
-from notify.people import decisions, eligibility
+from notify.people import decisions, eligibility, quiet_hours
 from notify.people.decisions import CampaignState
 
 log = logging.getLogger(__name__)
@@ -77,6 +77,7 @@ class BatchReport:
     suppressed: int = 0
     failed: int = 0
     retrying: int = 0
+    deferred: int = 0  # held back by the recipient's quiet hours, due again at their end
     stopped: str | None = None  # why it stopped early: paused, cancelled, time, lease lost
     skipped: bool = False
     reasons: dict[str, int] = field(default_factory=dict)
@@ -138,11 +139,11 @@ def _campaign_status(scope: BatchScope) -> Any:
     return select(Campaign.status).where(Campaign.id == scope.campaign_id).scalar_subquery()
 
 
-def _blocked_for_row(scope: BatchScope) -> Any:
+def _blocked_for_row(scope: BatchScope, now: datetime) -> Any:
     """The eligibility rule for the recipient of the notification row in the enclosing
-    statement: NULL if they may get the campaign now, else why not."""
+    statement: NULL if they may get the campaign at ``now``, else why not."""
     return (
-        select(eligibility.blocked_reason(scope.category, scope.defaults))
+        select(eligibility.blocked_reason(scope.category, scope.defaults, now))
         .where(Recipient.id == Notification.recipient_id)
         .scalar_subquery()
     )
@@ -151,7 +152,7 @@ def _blocked_for_row(scope: BatchScope) -> Any:
 def suppress_ineligible(session: Session, scope: BatchScope, now: datetime) -> dict[str, str]:
     """Mark every due row of the batch whose recipient may not get it ``suppressed``, with the
     reason, in one statement; returns each such row's id and reason."""
-    blocked = _blocked_for_row(scope)
+    blocked = _blocked_for_row(scope, now)
     rows = session.execute(
         update(Notification)
         .where(
@@ -178,6 +179,7 @@ class DueRow:
     locale: str | None
     time_zone: str | None
     personal: PersonalFields
+    quiet_hours: tuple[str | None, str | None] = (None, None)
 
 
 def _due_rows(session: Session, batch_id: int, now: datetime) -> list[DueRow]:
@@ -205,6 +207,8 @@ def _due_rows(session: Session, batch_id: int, now: datetime) -> list[DueRow]:
                 Recipient.first_name,
                 Recipient.name,
                 Recipient.attributes,
+                Recipient.quiet_hours_start,
+                Recipient.quiet_hours_end,
             ).where(Recipient.id.in_([recipient_id for _, recipient_id in due]))
         )
     }
@@ -217,6 +221,7 @@ def _due_rows(session: Session, batch_id: int, now: datetime) -> list[DueRow]:
             locale=person.locale,
             time_zone=person.timezone,
             personal=PersonalFields(person.first_name, person.name, person.attributes or {}),
+            quiet_hours=(person.quiet_hours_start, person.quiet_hours_end),
         )
         for notification_id, recipient_id in due
         # suppress_ineligible, earlier in the same transaction, took rows without an address
@@ -252,7 +257,7 @@ def claim_messages(
             unindexed(Notification.status).in_(IN_FLIGHT),
             _lease_held(scope),
             _campaign_status(scope) == CampaignStatus.RUNNING,
-            _blocked_for_row(scope).is_(None),
+            _blocked_for_row(scope, now).is_(None),
         )
         .values(
             status=NotificationStatus.SENDING,
@@ -265,6 +270,31 @@ def claim_messages(
         .execution_options(synchronize_session=False)
     ).all()
     return {str(row[0]): (int(row[1]), str(row[2])) for row in claimed}
+
+
+def hold_quiet_hours(
+    session: Session,
+    scope: BatchScope,
+    group: Sequence[DueRow],
+    claimed: dict[str, tuple[int, str]],
+    now: datetime,
+) -> dict[str, datetime]:
+    """Give back the claimed rows whose recipient is inside their quiet hours, each due at the
+    end of their window (:func:`notify.people.quiet_hours.holds_until`), and take them out of
+    ``claimed``: the rest of the group goes on, and the batch is due again at its earliest
+    held row. Returns each held row's due time."""
+    held: dict[str, datetime] = {}
+    for row in group:
+        if row.id not in claimed:
+            continue
+        start, end = row.quiet_hours
+        until = quiet_hours.holds_until(scope.category, start, end, row.time_zone, now)
+        if until is not None:
+            held[row.id] = until
+    for notification_id, until in held.items():
+        outbox.release(session, [notification_id], only_if=_lease_held(scope), due=until)
+        del claimed[notification_id]
+    return held
 
 
 def release_untried(session: Session, scope: BatchScope, notification_ids: Sequence[str]) -> int:
@@ -291,13 +321,15 @@ class Refusal:
     blocked: str | None  # the recipient may not get it: the eligibility reason
 
 
-def why_unclaimed(session: Session, scope: BatchScope, notification_id: str) -> Refusal:
+def why_unclaimed(
+    session: Session, scope: BatchScope, notification_id: str, now: datetime
+) -> Refusal:
     """Read what refused a claim (rare: a pause, a cancel, an unsubscribe, a lost lease)."""
     found = session.execute(
         select(
             _lease_held(scope),
             _campaign_status(scope),
-            select(eligibility.blocked_reason(scope.category, scope.defaults))
+            select(eligibility.blocked_reason(scope.category, scope.defaults, now))
             .join(Notification, Notification.recipient_id == Recipient.id)
             .where(Notification.id == notification_id)
             .scalar_subquery(),
@@ -483,16 +515,20 @@ def send_batch(
                 session, scope, [row.id for row in group], settings.sending_domain, now
             )
             verdicts: dict[str, str | None] = dict.fromkeys(claimed)
+            waiting = hold_quiet_hours(session, scope, group, claimed, now)
+            report.deferred += len(waiting)
             for row in group:
                 if row.id in claimed:
                     continue
-                refusal = why_unclaimed(session, scope, row.id)
+                refusal = why_unclaimed(session, scope, row.id, now)
                 blocked = refusal.blocked
                 if blocked is not None and outbox.suppress_unsent(session, row.id, blocked):
                     report.count_suppressed(blocked)
                     verdicts[row.id] = blocked
                 report.stopped = report.stopped or refusal.stop
-            decisions.record_claims(session, verdicts, scope.defaults, now=now, campaign=as_claimed)
+            decisions.record_claims(
+                session, verdicts, scope.defaults, now=now, held=waiting, campaign=as_claimed
+            )
             session.commit()
             sent_pending = {}  # recorded: only a commit makes it so
             unsent = [row.id for row in group if row.id in claimed]
@@ -570,12 +606,13 @@ def send_batch(
             heartbeat.stop()
             _count(report, category)  # also when a time limit or an error ended the run
     log.info(
-        "campaign batch %s: %d sent, %d suppressed, %d failed, %d retrying%s%s",
+        "campaign batch %s: %d sent, %d suppressed, %d failed, %d retrying, %d in quiet hours%s%s",
         batch_id,
         report.sent,
         report.suppressed,
         report.failed,
         report.retrying,
+        report.deferred,
         f", gave way to essential mail for {report.gave_way_seconds:.1f}s"
         if report.gave_way_seconds >= 0.05
         else "",

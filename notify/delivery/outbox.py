@@ -240,8 +240,11 @@ def claim_many(
         Recipient.first_name,
         Recipient.name,
         Recipient.attributes,
+        Recipient.quiet_hours_start,
+        Recipient.quiet_hours_end,
         eligibility.suppression_of_address().label("suppression"),
         eligibility.stored_choice(Notification.category).label("subscribed"),
+        eligibility.paused_at(Notification.category, now).label("paused"),
     )
     claimed = (
         update(Notification)
@@ -320,6 +323,8 @@ def _claimed(row: Any) -> Claimed:
         personal=PersonalFields(row.first_name, row.name, row.attributes or {}),
         created_at=row.created_at,
         request_id=row.request_id,
+        paused=bool(row.paused),
+        quiet_hours=(row.quiet_hours_start, row.quiet_hours_end),
     )
 
 
@@ -437,11 +442,17 @@ def mark_sent_many(session: Session, sent_at: Mapping[str, datetime]) -> int:
 
 
 def release(
-    session: Session, notification_ids: Sequence[str], *, only_if: Any | None = None
+    session: Session,
+    notification_ids: Sequence[str],
+    *,
+    only_if: Any | None = None,
+    due: datetime | None = None,
 ) -> int:
-    """Give claimed rows back unsent (``sending → queued``, due now, the attempt not counted):
-    a group that stopped before reaching them. ``only_if`` adds a condition (a campaign
-    batch's lease). How many were still ours."""
+    """Give claimed rows back unsent (``sending → queued``, the attempt not counted), due now
+    (a group that stopped before reaching them) or at ``due`` (held back by quiet hours: the
+    sweeper publishes a transactional row once it is due, a campaign's batch is due again at
+    its earliest row). ``only_if`` adds a condition (a campaign batch's lease). How many were
+    still ours."""
     if not notification_ids:
         return 0
     now = utcnow()
@@ -457,7 +468,7 @@ def release(
         .values(
             status=Status.QUEUED,
             attempts=Notification.attempts - 1,
-            next_attempt_at=now,
+            next_attempt_at=due or now,
             updated_at=now,
         )
         .execution_options(synchronize_session=False)

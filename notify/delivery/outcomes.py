@@ -53,6 +53,7 @@ class Result(StrEnum):
     SUPPRESSED = "suppressed"
     FAILED = "failed"
     RETRY = "retry"
+    DEFERRED = "deferred"  # held back by the person's quiet hours: due at their end
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ from notify.message.composing import compose
 from notify.message.jobs import Claimed
 from notify.models.base import utcnow
 from notify.observability import metrics
-from notify.people import decisions, eligibility
+from notify.people import decisions, eligibility, quiet_hours
 
 log = logging.getLogger(__name__)
 # Besides a connection attempt, what the last write before the hard time limit may take.
@@ -52,6 +52,7 @@ def why_blocked(settings: Settings, job: Claimed) -> str | None:
         has_address=job.email is not None,
         suppression=job.suppression,
         stored_choice=job.subscribed,
+        paused=job.paused,
     )
     blocked = eligibility.why_not(facts)
     return None if blocked is None else blocked.value
@@ -91,6 +92,8 @@ def deliver_many(
       and always before this function returns. A process killed in between leaves at most that
       many accepted messages ``sending``; the sweeper sends them again. Refusals, retries and
       template errors are recorded per message at once.
+    * Optional mail claimed inside the person's quiet hours goes back to ``queued``, due at
+      their end (outcome ``DEFERRED``); the sweeper publishes it once it is due.
     * Transient relay errors put the row back in ``queued`` with a due time from
       ``retry_delay(attempts)`` until ``settings.max_attempts`` is used (outcome ``RETRY``);
       permanent ones fail it at once (:mod:`notify.delivery.outcomes`). When the relay cannot be
@@ -107,13 +110,23 @@ def deliver_many(
     sendable: list[Claimed] = []
     categories: dict[str, str] = {}  # of the claimed messages, for the metrics
     verdicts: dict[str, str | None] = {}  # of the claimed messages, for their explanations
+    held: dict[str, datetime] = {}  # held back by quiet hours, until when
     with sessions.begin() as session:
+        now = utcnow()
         for job in outbox.claim_many(
             session, notification_ids, sending_domain=settings.sending_domain
         ):
             categories[job.id] = job.category
             reason = verdicts[job.id] = why_blocked(settings, job)
+            until = None
             if reason is None:
+                start, end = job.quiet_hours
+                until = quiet_hours.holds_until(job.category, start, end, job.time_zone, now)
+            if until is not None:
+                held[job.id] = until
+                outbox.release(session, [job.id], due=until)
+                outcomes[job.id] = Outcome(Result.DEFERRED, "quiet hours", attempted=False)
+            elif reason is None:
                 sendable.append(job)
             else:
                 outbox.mark_suppressed(session, job.id, reason)
@@ -124,7 +137,9 @@ def deliver_many(
                     reason,
                     extra={"notification_id": job.id, "request_id": job.request_id},
                 )
-        decisions.record_claims(session, verdicts, settings.default_subscriptions, now=utcnow())
+        decisions.record_claims(
+            session, verdicts, settings.default_subscriptions, now=now, held=held
+        )
     accepted = _AcceptedMessages(sessions, settings.send_commit_every, deadline)
     index = -1  # the message being handled
     try:

@@ -31,3 +31,5 @@ class Claimed:
     time_zone: str | None = None  # the person's IANA zone, for dates and times in the message
     created_at: datetime | None = None  # when the API accepted it (for the delivery latency)
     request_id: str | None = None  # the API request that made it (for log lines)
+    paused: bool = False  # the person paused the category past the claim's time
+    quiet_hours: tuple[str | None, str | None] = (None, None)  # the person's window, HH:MM

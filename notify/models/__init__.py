@@ -15,6 +15,7 @@ from notify.models.operators import AuditEntry, Operator, OperatorRole
 from notify.models.preferences import (
     ConsentEvent,
     ConsentSource,
+    Pause,
     Preference,
     SoftBounce,
     Suppression,
@@ -43,6 +44,7 @@ __all__ = [
     "NotificationStatus",
     "Operator",
     "OperatorRole",
+    "Pause",
     "Preference",
     "Recipient",
     "SoftBounce",

@@ -43,6 +43,20 @@ class Preference(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class Pause(Base):
+    """A person's pause of one optional category: none of its mail until ``until``, then it
+    resumes by itself (a row whose ``until`` has passed means nothing)."""
+
+    __tablename__ = "pauses"
+
+    recipient_id: Mapped[int] = mapped_column(
+        ForeignKey("recipients.id", ondelete="CASCADE"), primary_key=True
+    )
+    category: Mapped[str] = mapped_column(String(50), primary_key=True)
+    until: Mapped[datetime]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class ConsentEvent(Base):
     """Append-only: rows are inserted, never updated (proof of consent, GDPR Art. 7(1))."""
 

@@ -33,6 +33,10 @@ class Recipient(Base):
     email_hash: Mapped[str | None] = mapped_column(String(64), index=True)  # HMAC, for lookups
     locale: Mapped[str | None] = mapped_column(String(35))
     timezone: Mapped[str | None] = mapped_column(String(64))
+    # No optional mail from start to end ("HH:MM", the person's time zone; both or neither):
+    # such mail waits for the end (notify.people.quiet_hours).
+    quiet_hours_start: Mapped[str | None] = mapped_column(String(5))
+    quiet_hours_end: Mapped[str | None] = mapped_column(String(5))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     erased_at: Mapped[datetime | None]

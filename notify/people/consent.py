@@ -12,7 +12,8 @@ from notify.categories import CATEGORIES, current_version, wording
 from notify.models import ConsentEvent
 from notify.producers.callbacks import events as callback_events
 
-NOT_A_SUBSCRIPTION = ("language:",)  # actions that change no subscription: no callback
+# Actions that change no subscription: no callback. (A pause does: it stops a category.)
+NOT_A_SUBSCRIPTION = ("language:", "quiet_hours:")
 
 
 @dataclass(frozen=True)

@@ -29,11 +29,12 @@ from notify.models import (
     ConsentEvent,
     Notification,
     NotificationDecision,
+    Pause,
     Preference,
     Recipient,
     Suppression,
 )
-from notify.people import eligibility
+from notify.people import eligibility, quiet_hours
 from notify.people.eligibility import CategoryKey
 from notify.people.suppressions import ALL_CATEGORIES
 
@@ -83,6 +84,10 @@ def _facts(category: CategoryKey) -> FactsQuery:
         _SuppressionEvent.id.label("suppression_event_id"),
         _SuppressionEvent.action.label("suppression_event_action"),
         _SuppressionEvent.source.label("suppression_event_source"),
+        Pause.until.label("paused_until"),
+        Recipient.quiet_hours_start,
+        Recipient.quiet_hours_end,
+        Recipient.timezone,
     )
 
 
@@ -97,10 +102,13 @@ def _joined(statement: FactsQuery, category: CategoryKey) -> FactsQuery:
         .outerjoin(Suppression, Suppression.address_hash == Recipient.email_hash)
         .outerjoin(_ChoiceEvent, _ChoiceEvent.id == choice)
         .outerjoin(_SuppressionEvent, _SuppressionEvent.id == listed)
+        .outerjoin(Pause, and_(Pause.recipient_id == Recipient.id, Pause.category == category))
     )
 
 
-def _facts_of(row: Any, category_key: str, defaults: frozenset[str]) -> eligibility.Facts:
+def _facts_of(
+    row: Any, category_key: str, defaults: frozenset[str], now: datetime
+) -> eligibility.Facts:
     return eligibility.facts_for(
         category_key,
         defaults,
@@ -108,7 +116,15 @@ def _facts_of(row: Any, category_key: str, defaults: frozenset[str]) -> eligibil
         has_address=bool(row.has_address),
         suppression=None if row.suppression is None else str(row.suppression),
         stored_choice=row.subscribed,
+        paused=row.paused_until is not None and row.paused_until > now,
     )
+
+
+def _quiet_hours(row: Any) -> dict[str, str] | None:
+    window = quiet_hours.parse(row.quiet_hours_start, row.quiet_hours_end)
+    if window is None:
+        return None
+    return {"window": window.text, "time_zone": row.timezone or "UTC"}
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -123,12 +139,14 @@ def build_record(
     blocked: str | None,
     decided_at: datetime,
     decided_by: str,
+    held_until: datetime | None = None,
     campaign: CampaignState | None = None,
 ) -> dict[str, Any]:
-    """The explanation of one decision: ``blocked`` is the verdict (None: it goes out), ``row``
-    the facts read by :func:`_facts`."""
+    """The explanation of one decision: ``blocked`` is the verdict (None: it may go out),
+    ``held_until`` the end of the quiet hours it waits for, ``row`` the facts read by
+    :func:`_facts`."""
     category = get_category(category_key)
-    facts = _facts_of(row, category_key, defaults)
+    facts = _facts_of(row, category_key, defaults, decided_at)
     choice = None
     if row.subscribed is not None:
         event = None
@@ -159,8 +177,9 @@ def build_record(
     return {
         "decided_by": decided_by,
         "decided_at": decided_at.isoformat(),
-        "sends": blocked is None,
+        "sends": blocked is None and held_until is None,
         "blocked": blocked,
+        "delayed_until": _iso(held_until),
         "rule": eligibility.deciding_rule(facts).value,
         "category": {
             "key": category.key,
@@ -171,6 +190,8 @@ def build_record(
         "person": {"erased": facts.erased, "has_address": facts.has_address},
         "choice": choice,
         "suppression": suppression,
+        "pause": None if row.paused_until is None else {"until": _iso(row.paused_until)},
+        "quiet_hours": _quiet_hours(row),
         "campaign": None
         if campaign is None
         else {
@@ -187,11 +208,13 @@ def record_claims(
     defaults: frozenset[str],
     *,
     now: datetime,
+    held: Mapping[str, datetime] | None = None,
     campaign: CampaignState | None = None,
 ) -> None:
     """Record the decision for each claimed notification: ``verdicts`` maps its id to the
-    claim's verdict (None: it goes out; else the reason it was suppressed). Two statements for
-    the whole group (one read, one upsert); a notification decided again replaces its record."""
+    claim's verdict (None: it may go out; else the reason it was suppressed), ``held`` the ids
+    quiet hours hold back to when. Two statements for the whole group (one read, one upsert);
+    a notification decided again replaces its record."""
     if not verdicts:
         return
     statement = _joined(
@@ -212,6 +235,7 @@ def record_claims(
                 blocked=verdicts[row.notification_id],
                 decided_at=now,
                 decided_by=CLAIM,
+                held_until=(held or {}).get(row.notification_id),
                 campaign=campaign,
             ),
         }
@@ -256,8 +280,12 @@ def explain_now(
     ).one_or_none()
     if row is None:
         return None
-    facts = _facts_of(row, category_key, defaults)
-    blocked = eligibility.why_not(facts)
+    blocked = eligibility.why_not(_facts_of(row, category_key, defaults, now))
+    held_until = None
+    if blocked is None:
+        held_until = quiet_hours.holds_until(
+            category_key, row.quiet_hours_start, row.quiet_hours_end, row.timezone, now
+        )
     return build_record(
         row,
         category_key,
@@ -265,6 +293,7 @@ def explain_now(
         blocked=None if blocked is None else blocked.value,
         decided_at=now,
         decided_by=DRY_RUN,
+        held_until=held_until,
     )
 
 

@@ -8,7 +8,12 @@ The rule, in order (the first that applies is the answer):
 4. essential mail (security, admin) goes out;
 5. any other suppression stops optional mail (``complained``, ``suppressed``);
 6. optional mail goes out if the person's stored choice, or the category's default where they
-   never chose, is "subscribed"; otherwise not (``unsubscribed``).
+   never chose, is "subscribed"; otherwise not (``unsubscribed``);
+7. unless the person paused the category until a time after now (``paused``): a pause ends by
+   itself, and mail it held back is not sent later.
+
+Quiet hours are not part of the rule: they delay optional mail that may go out
+(:mod:`notify.people.quiet_hours`), they never stop it.
 
 It is written twice, once for each place it runs, and nowhere else: :func:`why_not` decides
 on facts already read (a claimed row), :func:`blocked_reason` is the same rule as a SQL
@@ -20,14 +25,15 @@ to agree.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import ColumnElement, case, false, func, literal, null, select, true
+from sqlalchemy import ColumnElement, case, exists, false, func, literal, null, select, true
 from sqlalchemy.orm import QueryableAttribute
 
 from notify.categories import CATEGORIES, get_category
-from notify.models import Preference, Recipient, Suppression, SuppressionReason
+from notify.models import Pause, Preference, Recipient, Suppression, SuppressionReason
 
 CategoryKey = str | ColumnElement[str] | QueryableAttribute[str]
 """A category key: a Python string, or a SQL expression (a column) that holds one."""
@@ -42,6 +48,7 @@ class Blocked(StrEnum):
     COMPLAINED = "complained"
     SUPPRESSED = "suppressed"
     UNSUBSCRIBED = "unsubscribed"
+    PAUSED = "paused"
 
 
 # What each suppression-list entry means for a send that it stops.
@@ -63,6 +70,7 @@ class Facts:
     has_address: bool
     suppression: SuppressionReason | None
     stored_choice: bool | None  # None: the person never chose
+    paused: bool = False  # the person paused the category until a time after now
 
 
 def facts_for(
@@ -73,6 +81,7 @@ def facts_for(
     has_address: bool,
     suppression: str | None,
     stored_choice: bool | None,
+    paused: bool = False,
 ) -> Facts:
     """:class:`Facts` for a category by key, with its default from ``defaults``."""
     category = get_category(category_key)
@@ -83,6 +92,7 @@ def facts_for(
         has_address=has_address,
         suppression=None if suppression is None else SuppressionReason(suppression),
         stored_choice=stored_choice,
+        paused=paused,
     )
 
 
@@ -96,6 +106,7 @@ class Rule(StrEnum):
     SUPPRESSION = "suppression"  # 5
     STORED_CHOICE = "stored_choice"  # 6, the person chose
     CATEGORY_DEFAULT = "category_default"  # 6, they never chose
+    PAUSED = "paused"  # 7
 
 
 def deciding_rule(facts: Facts) -> Rule:
@@ -110,6 +121,8 @@ def deciding_rule(facts: Facts) -> Rule:
         return Rule.ESSENTIAL
     if facts.suppression is not None:
         return Rule.SUPPRESSION
+    if facts.paused and wants(facts.essential, facts.default_subscribed, facts.stored_choice):
+        return Rule.PAUSED
     return Rule.CATEGORY_DEFAULT if facts.stored_choice is None else Rule.STORED_CHOICE
 
 
@@ -129,6 +142,8 @@ def why_not(facts: Facts) -> Blocked | None:
         return None
     if rule is Rule.SUPPRESSION and facts.suppression is not None:
         return BLOCKED_BY_SUPPRESSION[facts.suppression]
+    if rule is Rule.PAUSED:
+        return Blocked.PAUSED
     if wants(facts.essential, facts.default_subscribed, facts.stored_choice):
         return None
     return Blocked.UNSUBSCRIBED
@@ -168,9 +183,19 @@ def _membership(category: CategoryKey, keys: frozenset[str]) -> ColumnElement[bo
     return category.in_(sorted(keys)) if keys else false()
 
 
-def blocked_reason(category: CategoryKey, defaults: frozenset[str]) -> ColumnElement[str | None]:
+def paused_at(category: CategoryKey, now: datetime) -> ColumnElement[bool]:
+    """Whether the person, correlated to :class:`Recipient`, paused ``category`` past ``now``."""
+    return exists().where(
+        Pause.recipient_id == Recipient.id, Pause.category == category, Pause.until > now
+    )
+
+
+def blocked_reason(
+    category: CategoryKey, defaults: frozenset[str], now: datetime
+) -> ColumnElement[str | None]:
     """:func:`why_not` as a SQL expression over :class:`Recipient` (a ``CASE`` that is NULL when
-    the message may go). ``category`` is a key, or a column holding one.
+    the message may go) at the time ``now`` (for pauses). ``category`` is a key, or a column
+    holding one.
 
     The suppression-list lookup is the operand of a simple ``CASE``, so it is evaluated once a
     row, and the person's stored choice only when no suppression decided.
@@ -190,8 +215,9 @@ def blocked_reason(category: CategoryKey, defaults: frozenset[str]) -> ColumnEle
     }
     by_choice = case(
         (essential, null()),
-        (_coalesce_choice(category, defaults), null()),
-        else_=literal(Blocked.UNSUBSCRIBED.value),
+        (~_coalesce_choice(category, defaults), literal(Blocked.UNSUBSCRIBED.value)),
+        (paused_at(category, now), literal(Blocked.PAUSED.value)),
+        else_=null(),
     )
     return case(
         (Recipient.erased_at.is_not(None), literal(Blocked.ERASED.value)),
@@ -204,6 +230,8 @@ def _coalesce_choice(category: CategoryKey, defaults: frozenset[str]) -> ColumnE
     return func.coalesce(stored_choice(category), _membership(category, defaults))
 
 
-def may_receive(category: CategoryKey, defaults: frozenset[str]) -> ColumnElement[bool]:
-    """The rule as a WHERE clause: true for people who may get ``category`` now."""
-    return blocked_reason(category, defaults).is_(None)
+def may_receive(
+    category: CategoryKey, defaults: frozenset[str], now: datetime
+) -> ColumnElement[bool]:
+    """The rule as a WHERE clause: true for people who may get ``category`` at ``now``."""
+    return blocked_reason(category, defaults, now).is_(None)

@@ -16,6 +16,7 @@ from notify.models import (
     ConsentEvent,
     ConsentSource,
     Notification,
+    Pause,
     Preference,
     Recipient,
     SoftBounce,
@@ -43,11 +44,18 @@ def export(
             "email": recipient.email,
             "locale": recipient.locale,
             "timezone": recipient.timezone,
+            "quiet_hours": None
+            if recipient.quiet_hours_start is None
+            else {"start": recipient.quiet_hours_start, "end": recipient.quiet_hours_end},
             "first_name": recipient.first_name,
             "name": recipient.name,
             "attributes": recipient.attributes or {},
             "created_at": recipient.created_at.isoformat(),
             "updated_at": recipient.updated_at.isoformat(),
+        },
+        "pauses": {
+            pause.category: pause.until.isoformat()
+            for pause in session.scalars(select(Pause).where(Pause.recipient_id == recipient.id))
         },
         "preferences": {
             key: {
@@ -118,6 +126,7 @@ def erase(session: Session, recipient: Recipient, *, hash_key: str, actor: str |
         .execution_options(synchronize_session=False)
     )
     session.execute(delete(Preference).where(Preference.recipient_id == recipient.id))
+    session.execute(delete(Pause).where(Pause.recipient_id == recipient.id))
     session.execute(
         update(ConsentEvent)
         .where(ConsentEvent.recipient_id == recipient.id)
@@ -139,5 +148,6 @@ def erase(session: Session, recipient: Recipient, *, hash_key: str, actor: str |
     recipient.attributes = None
     recipient.locale = None
     recipient.timezone = None
+    recipient.quiet_hours_start = recipient.quiet_hours_end = None
     recipient.erased_at = now
     session.flush()

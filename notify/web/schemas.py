@@ -172,6 +172,15 @@ class PersonSeen(BaseModel):
     has_address: bool
 
 
+class PauseSeen(BaseModel):
+    until: datetime
+
+
+class QuietHoursSeen(BaseModel):
+    window: str  # HH:MM-HH:MM
+    time_zone: str  # the person's, or UTC when they have none
+
+
 class CampaignSeen(BaseModel):
     id: int
     status: str
@@ -181,17 +190,21 @@ class CampaignSeen(BaseModel):
 class Decision(BaseModel):
     """Why a message goes out or not: the verdict, the step of the rule that decided
     (``erased``, ``no_address``, ``hard_bounce``, ``essential``, ``suppression``,
-    ``stored_choice`` or ``category_default``) and the facts it saw. Never an address."""
+    ``stored_choice``, ``category_default`` or ``paused``), when quiet hours hold it back to,
+    and the facts it saw. Never an address."""
 
     decided_by: Literal["claim", "dry_run"]
     decided_at: datetime
-    sends: bool
-    blocked: str | None
+    sends: bool  # it goes out at this claim (or would, now)
+    blocked: str | None  # why it never will: the reason it was suppressed
+    delayed_until: datetime | None = None  # the person's quiet hours hold it back until then
     rule: str
     category: CategorySeen
     person: PersonSeen
     choice: ChoiceSeen | None
     suppression: SuppressionSeen | None
+    pause: PauseSeen | None = None
+    quiet_hours: QuietHoursSeen | None = None
     campaign: CampaignSeen | None
 
 

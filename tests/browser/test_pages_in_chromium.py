@@ -16,10 +16,12 @@ from sqlalchemy import select
 
 from notify.message.links import preferences_url, unsubscribe_url
 from notify.models import Recipient
-from tests.support.services import WebProcess
+from tests.browser.checks import accessible_and_photographed
+from tests.support.services import ROOT, WebProcess
 from tests.support.stack import Stack
 
 pytestmark = pytest.mark.integration
+SHOTS = ROOT / "var" / "screenshots" / "pages"
 
 
 @pytest.fixture
@@ -117,3 +119,39 @@ def test_the_pages_fit_a_phone_screen_without_sideways_scrolling(
             assert width <= 360, url
     finally:
         context.close()
+
+
+def test_a_person_pauses_updates_and_sets_quiet_hours_on_the_preference_page(
+    stack: Stack, client: TestClient, auth: dict[str, str], web_server: WebProcess, page: Page
+) -> None:
+    user_id, public_id = person(client, auth, stack)
+    page.goto(local(preferences_url(stack.settings, public_id), web_server))
+    page.get_by_label("Take a break from product updates").select_option(label="Pause for 30 days")
+    page.get_by_label("Hold optional emails during these hours every day").check()
+    page.get_by_label("From", exact=True).fill("21:30")
+    page.get_by_label("Until", exact=True).fill("06:45")
+    page.get_by_role("button", name="Save my preferences").click()
+    page.wait_for_load_state("networkidle")
+    assert "Saved." in page.content()
+    notice = page.locator("#paused-product_updates").inner_text()
+    assert notice.startswith("Paused until ") and "starts again by itself" in notice
+    assert page.get_by_label("From", exact=True).input_value() == "21:30"
+    assert page.get_by_label("Hold optional emails during these hours every day").is_checked()
+    accessible_and_photographed(page, "preferences-paused", SHOTS)
+
+    state = client.get(f"/v1/users/{user_id}/preferences", headers=auth).json()
+    assert state["quiet_hours"] == {"start": "21:30", "end": "06:45"}
+    assert state["categories"]["product_updates"]["paused_until"] is not None
+    assert state["categories"]["product_updates"]["subscribed"] is True
+    actions = [e["action"] for e in client.get(f"/v1/users/{user_id}/consent", headers=auth).json()]
+    # (saving also confirms the page's language for a person who had none: language:en)
+    assert {"paused", "quiet_hours:21:30-06:45"} <= set(actions)
+
+    page.get_by_label("Take a break from product updates").select_option(label="End the pause now")
+    page.get_by_label("Hold optional emails during these hours every day").uncheck()
+    page.get_by_role("button", name="Save my preferences").click()
+    page.wait_for_load_state("networkidle")
+    assert page.locator("#paused-product_updates").count() == 0
+    state = client.get(f"/v1/users/{user_id}/preferences", headers=auth).json()
+    assert state["quiet_hours"] is None
+    assert state["categories"]["product_updates"]["paused_until"] is None

@@ -115,7 +115,7 @@ def test_claim_message_claims_once_with_a_message_id(session: Session) -> None:
     assert _status(session, ids[0])[0] is NotificationStatus.SENDING
     assert outbox.mark_sent(session, ids[0])
     assert batches.claim_message(session, scope, ids[0], DOMAIN, NOW) is None
-    assert batches.why_unclaimed(session, scope, ids[0]) == batches.Refusal(None, None)
+    assert batches.why_unclaimed(session, scope, ids[0], NOW) == batches.Refusal(None, None)
 
 
 def test_a_paused_campaign_stops_the_batch_before_the_next_message(session: Session) -> None:
@@ -126,7 +126,7 @@ def test_a_paused_campaign_stops_the_batch_before_the_next_message(session: Sess
         .values(status=CampaignStatus.PAUSED)
     )
     assert batches.claim_message(session, scope, ids[0], DOMAIN, NOW) is None
-    assert batches.why_unclaimed(session, scope, ids[0]) == batches.Refusal("paused", None)
+    assert batches.why_unclaimed(session, scope, ids[0], NOW) == batches.Refusal("paused", None)
     assert _status(session, ids[0])[0] is NotificationStatus.QUEUED
 
 
@@ -135,7 +135,7 @@ def test_a_lost_lease_stops_the_old_holder(session: Session) -> None:
     later = NOW + timedelta(seconds=61)
     batches.claim_batch(session, scope.batch_id, now=later, lease=timedelta(seconds=60))
     assert batches.claim_message(session, scope, ids[0], DOMAIN, later) is None
-    assert batches.why_unclaimed(session, scope, ids[0]).stop == "lease lost"
+    assert batches.why_unclaimed(session, scope, ids[0], NOW).stop == "lease lost"
 
 
 def test_an_unsubscribe_mid_batch_is_honoured_at_the_claim(session: Session) -> None:
@@ -148,7 +148,7 @@ def test_an_unsubscribe_mid_batch_is_honoured_at_the_claim(session: Session) -> 
     )
     session.flush()
     assert batches.claim_message(session, scope, ids[1], DOMAIN, NOW) is None
-    refusal = batches.why_unclaimed(session, scope, ids[1])
+    refusal = batches.why_unclaimed(session, scope, ids[1], NOW)
     assert refusal == batches.Refusal(None, "unsubscribed")
     assert outbox.suppress_unsent(session, ids[1], "unsubscribed")
     assert _status(session, ids[1]) == (NotificationStatus.SUPPRESSED, "unsubscribed")
@@ -217,7 +217,9 @@ def test_a_group_is_claimed_in_one_statement_and_a_blocked_person_is_left_out(
     assert batches.claim_messages(session, scope, ids, DOMAIN, NOW) == {
         key: (2, message_id) for key, (_, message_id) in claimed.items()
     }  # still in flight: a later holder may claim again, keeping the Message-ID
-    assert batches.why_unclaimed(session, scope, ids[2]) == batches.Refusal(None, "unsubscribed")
+    assert batches.why_unclaimed(session, scope, ids[2], NOW) == batches.Refusal(
+        None, "unsubscribed"
+    )
 
 
 def test_a_paused_campaign_claims_none_of_a_group(session: Session) -> None:

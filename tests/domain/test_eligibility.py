@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import insert, literal, select
 from sqlalchemy.orm import Session
 
 from notify.categories import CATEGORIES
-from notify.models import Preference, Recipient, Suppression, SuppressionReason
+from notify.models import Pause, Preference, Recipient, Suppression, SuppressionReason
 from notify.people.eligibility import Blocked, Facts, blocked_reason, may_receive, why_not
 
 ESSENTIAL = next(key for key, category in CATEGORIES.items() if category.essential)
@@ -28,6 +28,7 @@ class Case:
     suppression: SuppressionReason | None
     erased: bool
     has_address: bool
+    pause: str  # "none", "active" (until after NOW) or "over" (ended before NOW)
 
     @property
     def facts(self) -> Facts:
@@ -38,6 +39,7 @@ class Case:
             has_address=self.has_address,
             suppression=self.suppression,
             stored_choice=self.stored_choice,
+            paused=self.pause == "active",
         )
 
 
@@ -50,6 +52,7 @@ CASES = [
         (None, *SuppressionReason),
         (False, True),
         (True, False),
+        ("none", "active", "over"),
     )
 ]
 
@@ -70,6 +73,9 @@ def test_the_table_covers_every_reason_and_both_answers() -> None:
         (Facts(False, True, False, True, SuppressionReason.ERASED, True), Blocked.SUPPRESSED),
         (Facts(True, True, True, False, None, None), Blocked.ERASED),
         (Facts(True, True, False, False, None, None), Blocked.NO_ADDRESS),
+        (Facts(False, True, False, True, None, None, paused=True), Blocked.PAUSED),
+        (Facts(False, True, False, True, None, False, paused=True), Blocked.UNSUBSCRIBED),
+        (Facts(True, True, False, True, None, None, paused=True), None),
     ],
 )
 def test_the_rule_by_hand(facts: Facts, expected: Blocked | None) -> None:
@@ -106,6 +112,9 @@ def _store(session: Session) -> dict[str, Case]:
                     updated_at=NOW,
                 )
             )
+        if case.pause != "none":
+            until = NOW + timedelta(days=1 if case.pause == "active" else -1)
+            session.add(Pause(recipient_id=recipient_id, category=case.category, until=until))
         if case.suppression is not None and address_hash is not None:
             session.add(Suppression(address_hash=address_hash, reason=case.suppression))
         by_user[user_id] = case
@@ -123,8 +132,8 @@ def test_sql_and_python_agree_on_every_combination(session: Session) -> None:
             rows = session.execute(
                 select(
                     Recipient.user_id,
-                    blocked_reason(spelled, defaults),
-                    may_receive(spelled, defaults),
+                    blocked_reason(spelled, defaults, NOW),
+                    may_receive(spelled, defaults, NOW),
                 ).where(Recipient.user_id.like("eligibility-%"))
             ).all()
             for user_id, reason, may in rows:

@@ -17,14 +17,18 @@ from sqlalchemy import func, select
 from notify.categories import non_essential
 from notify.delivery import outbox
 from notify.delivery.outbox import NotificationRequest
+from notify.i18n import formatting
+from notify.i18n.catalogues import N_
 from notify.i18n.locales import SHIPPED_LOCALES, own_name
 from notify.masking import mask_email
 from notify.message.tokens import TokenExpiredError, read_preferences_token
 from notify.message.validation import normalised_email
 from notify.models import ConsentSource, Notification, Recipient
 from notify.models.base import utcnow
-from notify.people import preferences
+from notify.people import pauses, preferences, quiet_hours
 from notify.people.consent import Origin
+from notify.people.pauses import PAUSE_DAYS, PauseLengthError
+from notify.people.quiet_hours import QuietHours, QuietHoursError
 from notify.people.suppressions import address_hash
 from notify.web.forms import lenient_form
 from notify.web.pages import invalid_link, page, page_locale
@@ -32,6 +36,11 @@ from notify.web.state import WebState, web_state
 
 router = APIRouter(include_in_schema=False)
 LINK_TEMPLATE = "preferences_link"
+RESUME = "resume"  # the pause menu's choice to end a running pause now
+DEFAULT_QUIET_START, DEFAULT_QUIET_END = "22:00", "07:00"  # offered while none are set
+QUIET_HOURS_PROBLEM = N_(
+    "Nothing was saved: quiet hours need a start and an end time, and a pause lasts 30 or 90 days."
+)
 
 
 @dataclass(frozen=True)
@@ -39,6 +48,7 @@ class Person:
     recipient_id: int
     masked_email: str
     locale: str | None  # as stored: the page is in this language, along its chain
+    time_zone: str | None = None  # as stored: quiet hours and dates are in it (UTC if None)
 
 
 class Expired:
@@ -59,23 +69,39 @@ def _person(state: WebState, token: str) -> Person | Expired | None:
         ).one_or_none()
         if recipient is None or recipient.erased_at is not None:
             return None
-        return Person(recipient.id, mask_email(recipient.email or ""), recipient.locale)
+        return Person(
+            recipient.id, mask_email(recipient.email or ""), recipient.locale, recipient.timezone
+        )
 
 
-def _show(request: Request, token: str, person: Person, saved: bool) -> Response:
+def _show(
+    request: Request,
+    token: str,
+    person: Person,
+    saved: bool,
+    problem: str | None = None,
+) -> Response:
     state = web_state(request)
+    locale = page_locale(request, person.locale)
     with state.sessions() as session:
         states = preferences.current(
             session, person.recipient_id, state.settings.default_subscriptions
         )
+        paused = pauses.paused_until(session, person.recipient_id, utcnow())
+        recipient = session.get_one(Recipient, person.recipient_id)
+        quiet = (recipient.quiet_hours_start, recipient.quiet_hours_end)
     categories = [
         {
             "key": key,
             "label": item.category.label,
+            "label_in_text": item.category.label_in_text,
             "essential": item.category.essential,
             "description": item.category.description,
             "why_always_on": item.category.why_always_on,
             "subscribed": item.subscribed,
+            "paused_until": formatting.day(paused[key], locale, person.time_zone)
+            if key in paused
+            else None,
         }
         for key, item in states.items()
     ]
@@ -84,9 +110,16 @@ def _show(request: Request, token: str, person: Person, saved: bool) -> Response
         "categories": categories,
         "action": f"/preferences/{token}",
         "saved": saved,
+        "problem": problem,
         "languages": [{"tag": tag, "name": own_name(tag)} for tag in SHIPPED_LOCALES],
+        "pause_days": PAUSE_DAYS,
+        "quiet_on": quiet[0] is not None,
+        "quiet_start": quiet[0] or DEFAULT_QUIET_START,
+        "quiet_end": quiet[1] or DEFAULT_QUIET_END,
+        "time_zone": person.time_zone,
     }
-    return page(request, "preferences.html", context, person_locale=person.locale)
+    status = 200 if problem is None else 400
+    return page(request, "preferences.html", context, status, person_locale=person.locale)
 
 
 def _request_page(request: Request, *, expired: bool = False, sent: bool = False) -> Response:
@@ -120,6 +153,11 @@ async def save_preferences(token: str, request: Request) -> Response:
         return await run_in_threadpool(_show, request, token, person, False)
     chosen = set(form.get("category", []))
     language = (form.get("language") or [""])[0]
+    try:
+        quiet = _quiet_hours_chosen(form)
+        pausing = _pauses_chosen(form)
+    except (QuietHoursError, PauseLengthError):
+        return await run_in_threadpool(_show, request, token, person, False, QUIET_HOURS_PROBLEM)
     # A person with no stored locale saw the page in their browser's language: saving it
     # confirms that language for their emails too.
     stored_language = page_locale(request, person.locale) if person.locale else None
@@ -139,6 +177,13 @@ async def save_preferences(token: str, request: Request) -> Response:
                     defaults=defaults,
                     hash_key=state.settings.hash_key,
                 )
+            now = utcnow()
+            for key, choice in pausing.items():
+                if isinstance(choice, int):
+                    pauses.pause(session, person.recipient_id, key, choice, origin, now=now)
+                else:
+                    pauses.resume(session, person.recipient_id, key, origin, now=now)
+            pauses.set_quiet_hours(session, person.recipient_id, quiet, origin)
             if language in SHIPPED_LOCALES and language != stored_language:
                 preferences.choose_language(session, person.recipient_id, language, origin)
                 return replace(person, locale=language)
@@ -146,6 +191,34 @@ async def save_preferences(token: str, request: Request) -> Response:
 
     saved = await run_in_threadpool(save)
     return await run_in_threadpool(_show, request, token, saved, True)
+
+
+def _first(form: dict[str, list[str]], name: str) -> str:
+    return (form.get(name) or [""])[0].strip()
+
+
+def _quiet_hours_chosen(form: dict[str, list[str]]) -> QuietHours | None:
+    """The window the form asks for (None: the box is unticked). Raises QuietHoursError."""
+    if not _first(form, "quiet"):
+        return None
+    return quiet_hours.parse(_first(form, "quiet_start"), _first(form, "quiet_end"))
+
+
+def _pauses_chosen(form: dict[str, list[str]]) -> dict[str, int | str]:
+    """Per optional category, what the form asks: a pause of so many days, or RESUME; a
+    category left at "no change" is absent. Raises PauseLengthError for anything else."""
+    chosen: dict[str, int | str] = {}
+    for category in non_essential():
+        value = _first(form, f"pause_{category.key}")
+        if not value:
+            continue
+        if value == RESUME:
+            chosen[category.key] = RESUME
+        elif value.isdigit() and int(value) in PAUSE_DAYS:
+            chosen[category.key] = int(value)
+        else:
+            raise PauseLengthError(value)
+    return chosen
 
 
 @router.get("/preferences")

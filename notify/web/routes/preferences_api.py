@@ -12,7 +12,8 @@ from sqlalchemy.orm import Session
 from notify.categories import CATEGORIES
 from notify.message.template_data import InvalidFieldError
 from notify.models import ConsentSource, Recipient
-from notify.people import consent, preferences, recipients
+from notify.models.base import utcnow
+from notify.people import consent, pauses, preferences, recipients
 from notify.people.consent import Origin
 from notify.producers.api_keys import Caller
 from notify.web.auth import require_scope
@@ -30,11 +31,18 @@ class CategoryState(BaseModel):
     essential: bool
     changed_at: datetime | None = None
     source: str | None = None
+    paused_until: datetime | None = None  # the person paused it: none of it until then
+
+
+class QuietHoursOut(BaseModel):
+    start: str  # HH:MM, in the person's time zone (UTC when they have none)
+    end: str
 
 
 class PreferencesOut(BaseModel):
     user_id: str
     categories: dict[str, CategoryState]
+    quiet_hours: QuietHoursOut | None = None  # optional mail waits for their end
 
 
 class ConsentEventOut(BaseModel):
@@ -52,16 +60,21 @@ class ConsentEventOut(BaseModel):
 
 def _out(session: Session, recipient: Recipient, defaults: frozenset[str]) -> PreferencesOut:
     states = preferences.current(session, recipient.id, defaults)
+    paused = pauses.paused_until(session, recipient.id, utcnow())
     categories = {
         key: CategoryState(
             subscribed=state.subscribed,
             essential=state.category.essential,
             changed_at=state.changed_at,
             source=state.source,
+            paused_until=paused.get(key),
         )
         for key, state in states.items()
     }
-    return PreferencesOut(user_id=recipient.user_id, categories=categories)
+    quiet = None
+    if recipient.quiet_hours_start and recipient.quiet_hours_end:
+        quiet = QuietHoursOut(start=recipient.quiet_hours_start, end=recipient.quiet_hours_end)
+    return PreferencesOut(user_id=recipient.user_id, categories=categories, quiet_hours=quiet)
 
 
 def _changes_schema() -> dict[str, Any]:

@@ -518,7 +518,7 @@ def send_batch(
             waiting = hold_quiet_hours(session, scope, group, claimed, now)
             report.deferred += len(waiting)
             for row in group:
-                if row.id in claimed:
+                if row.id in claimed or row.id in waiting:
                     continue
                 refusal = why_unclaimed(session, scope, row.id, now)
                 blocked = refusal.blocked

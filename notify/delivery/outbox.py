@@ -450,9 +450,9 @@ def release(
 ) -> int:
     """Give claimed rows back unsent (``sending → queued``, the attempt not counted), due now
     (a group that stopped before reaching them) or at ``due`` (held back by quiet hours: the
-    sweeper publishes a transactional row once it is due, a campaign's batch is due again at
-    its earliest row). ``only_if`` adds a condition (a campaign batch's lease). How many were
-    still ours."""
+    sweeper publishes a transactional row ``NOTIFY_SWEEP_QUEUED_AFTER_SECONDS`` after it is
+    due, a campaign's batch is due again at its earliest row). ``only_if`` adds a condition
+    (a campaign batch's lease). How many were still ours."""
     if not notification_ids:
         return 0
     now = utcnow()

@@ -93,7 +93,8 @@ def deliver_many(
       many accepted messages ``sending``; the sweeper sends them again. Refusals, retries and
       template errors are recorded per message at once.
     * Optional mail claimed inside the person's quiet hours goes back to ``queued``, due at
-      their end (outcome ``DEFERRED``); the sweeper publishes it once it is due.
+      their end (outcome ``DEFERRED``); the sweeper publishes it at most
+      ``NOTIFY_SWEEP_QUEUED_AFTER_SECONDS`` plus one sweep interval after that.
     * Transient relay errors put the row back in ``queued`` with a due time from
       ``retry_delay(attempts)`` until ``settings.max_attempts`` is used (outcome ``RETRY``);
       permanent ones fail it at once (:mod:`notify.delivery.outcomes`). When the relay cannot be

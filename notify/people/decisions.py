@@ -121,7 +121,10 @@ def _facts_of(
 
 
 def _quiet_hours(row: Any) -> dict[str, str] | None:
-    window = quiet_hours.parse(row.quiet_hours_start, row.quiet_hours_end)
+    try:
+        window = quiet_hours.parse(row.quiet_hours_start, row.quiet_hours_end)
+    except quiet_hours.QuietHoursError:  # as holds_until: a bad stored window holds nothing
+        return None
     if window is None:
         return None
     return {"window": window.text, "time_zone": row.timezone or "UTC"}

@@ -16,6 +16,7 @@ from notify.models import (
     ConsentEvent,
     ConsentSource,
     Notification,
+    NotificationDecision,
     Pause,
     Preference,
     Recipient,
@@ -100,7 +101,8 @@ def export(
 def erase(session: Session, recipient: Recipient, *, hash_key: str, actor: str | None) -> None:
     """Forget a person; safe to repeat.
 
-    Removes the address, names, attributes, locale, time zone and preferences; empties the
+    Removes the address, names, attributes, locale, time zone, quiet hours, pauses,
+    preferences and the explanations of their notifications; empties the
     personal content of every notification and marks those still queued ``suppressed``
     (reason ``erased``); frees the ``user_id`` so a later import is a new person; keeps only a
     keyed hash of the address on the suppression list, so that address gets no optional mail
@@ -127,6 +129,14 @@ def erase(session: Session, recipient: Recipient, *, hash_key: str, actor: str |
     )
     session.execute(delete(Preference).where(Preference.recipient_id == recipient.id))
     session.execute(delete(Pause).where(Pause.recipient_id == recipient.id))
+    # Explanations name the person's quiet hours, time zone and the times of their choices.
+    session.execute(
+        delete(NotificationDecision).where(
+            NotificationDecision.notification_id.in_(
+                select(Notification.id).where(Notification.recipient_id == recipient.id)
+            )
+        )
+    )
     session.execute(
         update(ConsentEvent)
         .where(ConsentEvent.recipient_id == recipient.id)

@@ -148,7 +148,7 @@ def test_the_emails_html_is_shown_sandboxed_and_runs_no_script(
 
 def boxes(page: Page) -> list[dict[str, Any]]:
     """Each category row's checkbox box and where its label text starts."""
-    rows = page.locator("label.category")
+    rows = page.locator("label.category[data-category]")
     found = []
     for index in range(rows.count()):
         row = rows.nth(index)
@@ -181,6 +181,11 @@ def test_every_checkbox_on_the_preference_page_has_the_same_box_and_a_descriptio
     assert rows[0]["box"][1:] == (22.0, 22.0)
     assert {row["text_x"] for row in rows} == {rows[0]["text_x"]}, rows
     assert all(row["note"] for row in rows), rows
+    quiet = page.locator("fieldset.quiet-hours input[type=checkbox]").bounding_box()
+    assert quiet is not None  # the quiet hours' box is drawn as the categories' are
+    assert (round(quiet["x"], 1), round(quiet["width"], 1), round(quiet["height"], 1)) == rows[0][
+        "box"
+    ]
 
 
 def test_every_page_has_the_same_stylesheet_and_links_are_the_same_blue(

@@ -28,6 +28,7 @@ RULES = {  # each step of notify.people.eligibility.Rule, as the page says it
     "suppression": "the address is on the suppression list: no optional mail",
     "stored_choice": "the person's own choice",
     "category_default": "the category's default (they never chose)",
+    "paused": "the person paused this category",
 }
 
 

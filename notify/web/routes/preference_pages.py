@@ -214,7 +214,7 @@ def _pauses_chosen(form: dict[str, list[str]]) -> dict[str, int | str]:
             continue
         if value == RESUME:
             chosen[category.key] = RESUME
-        elif value.isdigit() and int(value) in PAUSE_DAYS:
+        elif value in {str(days) for days in PAUSE_DAYS}:
             chosen[category.key] = int(value)
         else:
             raise PauseLengthError(value)

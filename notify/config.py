@@ -75,6 +75,20 @@ class Settings(BaseSettings):
     preferences_token_days: int = Field(default=30, gt=0)
     preferences_link_interval_seconds: int = Field(default=600, ge=0)
     subscribed_by_default: str = "product_updates"
+    scanner_burst_seconds: int = Field(default=60, ge=1, le=3600)
+    """The window in which presses of the unsubscribe page's button are counted for a burst."""
+    scanner_burst_per_network: int = Field(default=5, ge=2)
+    """Presses from one network (an IPv4 /24 or IPv6 /48) within ``scanner_burst_seconds``,
+    each for a different person and soon after their message was sent, that make a burst."""
+    scanner_burst_per_domain: int = Field(default=20, ge=2)
+    """The same for people whose addresses share one domain (higher: a big mailbox provider's
+    people press at the same time more often than one network's)."""
+    scanner_early_seconds: int = Field(default=300, ge=0)
+    """Only presses this soon after the person's message was sent count toward a burst
+    (scanners press within seconds of delivery; people mostly later); 0 counts every press."""
+    scanner_hold_minutes: int = Field(default=60, ge=0)
+    """How long presses from a source that made a burst are asked for an explicit
+    confirmation; 0 only flags the burst and asks nothing."""
 
     sending_domain: str = "notify.localhost"
     from_security: str = "Security <security@notify.localhost>"

@@ -22,6 +22,7 @@ from notify.models.preferences import (
     SuppressionReason,
 )
 from notify.models.recipients import Recipient
+from notify.models.scanners import PagePress, ScannerHold
 from notify.models.stats import DailyCount
 
 __all__ = [
@@ -44,9 +45,11 @@ __all__ = [
     "NotificationStatus",
     "Operator",
     "OperatorRole",
+    "PagePress",
     "Pause",
     "Preference",
     "Recipient",
+    "ScannerHold",
     "SoftBounce",
     "Suppression",
     "SuppressionReason",

@@ -12,8 +12,10 @@ from notify.categories import CATEGORIES, current_version, wording
 from notify.models import ConsentEvent
 from notify.producers.callbacks import events as callback_events
 
+SUSPECTED = "suspected_automated"  # a press of the unsubscribe page found in a scanner's burst
+HELD = "held_for_confirmation"  # a press from a held source: asked to confirm, nothing changed
 # Actions that change no subscription: no callback. (A pause does: it stops a category.)
-NOT_A_SUBSCRIPTION = ("language:", "quiet_hours:")
+NOT_A_SUBSCRIPTION = ("language:", "quiet_hours:", SUSPECTED, HELD)
 
 
 @dataclass(frozen=True)

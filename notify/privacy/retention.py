@@ -9,11 +9,12 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, select, update
 
 from notify.db import SessionFactory
-from notify.models import Notification
+from notify.models import Notification, PagePress, ScannerHold
 from notify.models.base import utcnow
 from notify.privacy.daily_counts import roll_up
 
 log = logging.getLogger(__name__)
+PRESSES_KEPT = timedelta(hours=1)  # longer than any burst window (at most an hour)
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,8 @@ def apply_retention(
     max_batches: int = 200,
 ) -> RetentionReport:
     """Empty the content of old notifications, then delete very old ones, ``batch_size`` rows
-    per short transaction, so no lock is held long; returns what it removed."""
+    per short transaction, so no lock is held long; returns what it removed. Also forgets
+    presses of the unsubscribe page older than an hour and ended scanner holds."""
     now = now or utcnow()
     content_before = now - timedelta(days=content_days)
     delete_before = now - timedelta(days=log_days)
@@ -74,6 +76,11 @@ def apply_retention(
             roll_up(session, ids)
             session.execute(delete(Notification).where(Notification.id.in_(ids)))
             deleted += len(ids)
+    with sessions.begin() as session:
+        # Presses of the unsubscribe page are kept for the scanner guard's burst window only;
+        # each press prunes them, and this catches those no later press came after.
+        session.execute(delete(PagePress).where(PagePress.at < now - PRESSES_KEPT))
+        session.execute(delete(ScannerHold).where(ScannerHold.until < now))
     # A run that found nothing to do stays out of the INFO log (it runs every hour).
     log.log(
         logging.INFO if removed or deleted else logging.DEBUG,

@@ -4,7 +4,9 @@ route. Rows deleted by retention are counted from ``daily_counts``, live rows di
 An unsubscribe's route is the source its consent event records (``ConsentSource``): a mail
 client's RFC 8058 POST is ``one_click``, a press of the button on the unsubscribe page is
 ``page``, the preference page ``preference_centre``, the API ``api``; each route is counted on
-its own. ``consent_versions`` counts people by the version of a category's wording they last
+its own; of each route's count, ``suspected`` were presses of the page's button later found in a
+link scanner's burst (:mod:`notify.people.scanner_guard`) and ``confirmed`` the rest.
+``consent_versions`` counts people by the version of a category's wording they last
 agreed to (:func:`consent_versions`), as of now."""
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from notify.models import ConsentEvent, DailyCount, Notification, NotificationStatus, Recipient
+from notify.people.consent import SUSPECTED
 from notify.privacy.daily_counts import day_of, suppression_reason_column
 
 FINISHED = (NotificationStatus.SENT, NotificationStatus.FAILED, NotificationStatus.CANCELLED)
@@ -112,15 +115,23 @@ def daily(session: Session, start: date, end: date) -> dict[str, Any]:
         else:
             entry[outcome.value] += int(count)
     event_day = day_of(session, ConsentEvent.created_at).label("day")
-    unsubscribes = session.execute(
-        select(event_day, ConsentEvent.category, ConsentEvent.source, func.count())
+    opt_outs = session.execute(
+        select(
+            event_day, ConsentEvent.category, ConsentEvent.source, ConsentEvent.action, func.count()
+        )
         .where(
-            ConsentEvent.action == "unsubscribed",
+            ConsentEvent.action.in_(("unsubscribed", SUSPECTED)),
             ConsentEvent.created_at >= since,
             ConsentEvent.created_at < until,
         )
-        .group_by(event_day, ConsentEvent.category, ConsentEvent.source)
+        .group_by(event_day, ConsentEvent.category, ConsentEvent.source, ConsentEvent.action)
     ).all()
+    unsubscribes: dict[tuple[str, str, str], dict[str, int]] = defaultdict(
+        lambda: {"count": 0, "suspected": 0}
+    )
+    for d, category, source, action, n in opt_outs:
+        entry = unsubscribes[(str(d), str(category), str(source))]
+        entry["count" if action == "unsubscribed" else "suspected"] += int(n)
     return {
         "from": start.isoformat(),
         "to": end.isoformat(),
@@ -129,8 +140,16 @@ def daily(session: Session, start: date, end: date) -> dict[str, Any]:
             for (d, c, t), v in sorted(table.items())
         ],
         "unsubscribes": [
-            {"day": str(d), "category": c, "route": source, "count": int(n)}
-            for d, c, source, n in sorted(unsubscribes, key=lambda r: (str(r[0]), r[1], r[2]))
+            {
+                "day": d,
+                "category": c,
+                "route": source,
+                "count": n["count"],
+                "suspected": min(n["suspected"], n["count"]),
+                "confirmed": n["count"] - min(n["suspected"], n["count"]),
+            }
+            for (d, c, source), n in sorted(unsubscribes.items())
+            if n["count"]
         ],
         "consent_versions": consent_versions(session),  # now, whatever the range
     }

@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
 from playwright.sync_api import Browser, Page
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from notify.message.links import preferences_url, unsubscribe_url
-from notify.models import Recipient
+from notify.models import Recipient, ScannerHold
+from notify.people.scanner_guard import source_of
 from tests.browser.checks import accessible_and_photographed
 from tests.support.services import ROOT, WebProcess
 from tests.support.stack import Stack
@@ -155,3 +157,34 @@ def test_a_person_pauses_updates_and_sets_quiet_hours_on_the_preference_page(
     state = client.get(f"/v1/users/{user_id}/preferences", headers=auth).json()
     assert state["quiet_hours"] is None
     assert state["categories"]["product_updates"]["paused_until"] is None
+
+
+def test_a_person_held_after_a_scanners_burst_confirms_with_a_tick_and_a_press(
+    stack: Stack, client: TestClient, auth: dict[str, str], web_server: WebProcess, page: Page
+) -> None:
+    """The browser's network is held (as after a burst, see tests/integration/
+    test_scanner_guard.py): pressing the page's button asks to confirm and changes nothing;
+    the box must be ticked before the press counts."""
+    user_id, public_id = person(client, auth, stack)
+    key = source_of(stack.settings.hash_key, "127.0.0.1", None).network_key
+    with stack.sessions.begin() as session:
+        until = datetime.now(UTC) + timedelta(minutes=5)
+        session.add(ScannerHold(source_key=key, kind="network", until=until))
+    try:
+        page.goto(local(unsubscribe_url(stack.settings, public_id, "product_updates"), web_server))
+        page.get_by_role("button", name="Unsubscribe from product updates").click()
+        page.wait_for_load_state("networkidle")
+        assert page.get_by_role("heading", name="Please confirm").count() == 1
+        assert product_updates(client, auth, user_id)
+        accessible_and_photographed(page, "unsubscribe-confirm", SHOTS)
+        page.get_by_role("button", name="Confirm").click()  # unticked: the browser refuses
+        assert page.get_by_role("heading", name="Please confirm").count() == 1
+        assert product_updates(client, auth, user_id)
+        page.get_by_label("Yes, stop sending product updates").check()
+        page.get_by_role("button", name="Confirm").click()
+        page.wait_for_load_state("networkidle")
+        assert "You are unsubscribed" in page.content()
+        assert not product_updates(client, auth, user_id)
+    finally:
+        with stack.sessions.begin() as session:
+            session.execute(delete(ScannerHold).where(ScannerHold.source_key == key))

@@ -9,7 +9,9 @@ before the 200, and repeating it is harmless.
 The consent log (and so the stats' unsubscribes by route) tells the two apart by the body: a
 press of the page's own button sends ``via=page`` and is recorded as ``page``; any other body,
 ``List-Unsubscribe=One-Click`` as a mail client sends it, an empty or an unreadable one, is
-recorded as ``one_click``.
+recorded as ``one_click``. A press of the page's button goes through the scanner guard
+(:mod:`notify.people.scanner_guard`): during a hold after a burst, it changes nothing and the
+person is asked to tick a box and press again; one-click POSTs are never held.
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ from notify.categories import CATEGORIES, Category, non_essential
 from notify.masking import mask_email
 from notify.message.tokens import preferences_token, read_unsubscribe_token
 from notify.models import ConsentSource, Recipient
-from notify.people import preferences
+from notify.models.base import utcnow
+from notify.people import preferences, scanner_guard
 from notify.people.consent import Origin
 from notify.web.forms import lenient_form
 from notify.web.pages import invalid_link, page
@@ -33,6 +36,7 @@ from notify.web.state import WebState, web_state
 
 router = APIRouter(include_in_schema=False)
 PAGE_FIELD = "via"  # the page's forms send via=page; a mail client's one-click POST does not
+CONFIRM_FIELD, CONFIRMED = "confirm", "yes"  # the ticked box of the page asking to confirm
 
 
 @dataclass(frozen=True)
@@ -83,6 +87,15 @@ def source_of(form: dict[str, list[str]], subscribed: bool) -> ConsentSource:
     return ConsentSource.ONE_CLICK
 
 
+@dataclass(frozen=True)
+class Held:
+    """A press of the page's button from a source held after a scanner's burst
+    (:mod:`notify.people.scanner_guard`): nothing changed, the person is asked to confirm."""
+
+    target: Target
+    all_optional: bool  # the press was "stop all optional emails"
+
+
 def _keys_for(target: Target, form: dict[str, list[str]], subscribed: bool) -> list[str]:
     """What a POST changes: the link's category, all optional ones (``scope=all``), or on undo
     the categories the unsubscribe named."""
@@ -94,16 +107,23 @@ def _keys_for(target: Target, form: dict[str, list[str]], subscribed: bool) -> l
 
 
 def _apply(
-    state: WebState, token: str, form: dict[str, list[str]], subscribed: bool
-) -> tuple[Target, list[str]] | None:
+    state: WebState,
+    token: str,
+    form: dict[str, list[str]],
+    subscribed: bool,
+    client_ip: str | None = None,
+) -> tuple[Target, list[str]] | Held | None:
     """Resolve the token and record the choice in one session and one transaction; committed
-    before the answer is sent. None for any kind of bad token (nothing changes)."""
+    before the answer is sent. None for any kind of bad token (nothing changes). A press of
+    the page's unsubscribe button goes through the scanner guard (:func:`_page_press`)."""
     defaults = state.settings.default_subscriptions
     source = source_of(form, subscribed)
     link = _link(state, token)
     if link is None:
         return None
     origin = Origin(source, campaign_id=link[2])  # the campaign whose message held the link
+    if source is ConsentSource.PAGE and not subscribed:
+        return _page_press(state, token, form, origin, client_ip)
     if not subscribed and "all" not in form.get("scope", []):
         return _unsubscribe_link_category(state, link, origin)
     with state.sessions.begin() as session:
@@ -122,6 +142,55 @@ def _apply(
                 hash_key=state.settings.hash_key,
             )
         return target, keys
+
+
+def _page_press(
+    state: WebState, token: str, form: dict[str, list[str]], origin: Origin, client_ip: str | None
+) -> tuple[Target, list[str]] | Held | None:
+    """The page's unsubscribe button: held for a confirmation while its network or domain is
+    held after a burst, else honoured and counted toward bursts; a confirmed press is honoured
+    and not counted. One transaction."""
+    now = utcnow()
+    confirmed = CONFIRMED in form.get(CONFIRM_FIELD, [])
+    limits = scanner_guard.Limits.of(state.settings)
+    with state.sessions.begin() as session:
+        target = _resolve(session, state, token)
+        if target is None:
+            return None
+        address = session.scalar(select(Recipient.email).where(Recipient.id == target.recipient_id))
+        where = scanner_guard.source_of(state.settings.hash_key, client_ip, address)
+        keys = _keys_for(target, form, False)
+        hold = None if confirmed else scanner_guard.held(session, where, now)
+        changed: list[str] = []
+        if hold is not None:
+            for key in keys:
+                scanner_guard.log_held(session, target.recipient_id, key, hold)
+        else:
+            for key in keys:
+                if preferences.choose(
+                    session,
+                    target.recipient_id,
+                    key,
+                    False,
+                    origin,
+                    defaults=state.settings.default_subscriptions,
+                    hash_key=state.settings.hash_key,
+                ):
+                    changed.append(key)
+        if not confirmed:  # a confirmed press is a person's: it does not count toward a burst
+            for key in changed or [target.category.key]:
+                scanner_guard.record_press(
+                    session,
+                    target.recipient_id,
+                    key,
+                    where,
+                    honoured=key in changed,
+                    now=now,
+                    limits=limits,
+                )
+    if hold is not None:
+        return Held(target, all_optional="all" in form.get("scope", []))
+    return target, keys
 
 
 def _unsubscribe_link_category(
@@ -182,9 +251,18 @@ def confirm_page(token: str, request: Request) -> Response:
 @router.post("/u/{token}")
 async def unsubscribe(token: str, request: Request) -> Response:
     form = await lenient_form(request)
-    done = await run_in_threadpool(_apply, web_state(request), token, form, False)
+    client_ip = request.client.host if request.client else None
+    done = await run_in_threadpool(_apply, web_state(request), token, form, False, client_ip)
     if done is None:
         return invalid_link(request)
+    if isinstance(done, Held):
+        context = {
+            "category_label": done.target.category.label_in_text,
+            "masked_email": done.target.masked_email,
+            "action": f"/u/{token}",
+            "all_optional": done.all_optional,
+        }
+        return page(request, "unsubscribe_confirm.html", context, person_locale=done.target.locale)
     target, keys = done
     context = {
         "labels": [CATEGORIES[key].label_in_text for key in keys],
@@ -202,7 +280,7 @@ async def undo(token: str, request: Request) -> Response:
     records it."""
     form = await lenient_form(request)
     done = await run_in_threadpool(_apply, web_state(request), token, form, True)
-    if done is None:
+    if done is None or isinstance(done, Held):  # a subscribe is never held
         return invalid_link(request)
     target, keys = done
     context = {

@@ -18,9 +18,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, func, select
+from sqlalchemy import ColumnElement, Select, and_, bindparam, func, select
 from sqlalchemy.orm import Session, aliased
 
 from notify.categories import get_category
@@ -220,13 +221,7 @@ def record_claims(
     a notification decided again replaces its record."""
     if not verdicts:
         return
-    statement = _joined(
-        _facts(Notification.category)
-        .add_columns(Notification.id.label("notification_id"), Notification.category)
-        .select_from(Notification)
-        .join(Recipient, Recipient.id == Notification.recipient_id),
-        Notification.category,
-    ).where(Notification.id.in_(list(verdicts)))
+    found = session.execute(_claimed_facts(), {"ids": list(verdicts)})
     rows = [
         {
             "notification_id": row.notification_id,
@@ -242,10 +237,12 @@ def record_claims(
                 campaign=campaign,
             ),
         }
-        for row in session.execute(statement)
+        for row in found
     ]
     if not rows:
         return
+    # An executemany (pipelined by psycopg): half the time of one statement with many VALUES
+    # rows, which is compiled again for each group.
     upsert = insert_on_conflict(session, NotificationDecision)
     session.execute(
         upsert.on_conflict_do_update(
@@ -254,6 +251,19 @@ def record_claims(
         ),
         rows,
     )
+
+
+@cache
+def _claimed_facts() -> FactsQuery:
+    """:func:`_facts` for the notifications in the bound list ``ids``, each for its own
+    category; built once (building it costs more than running it)."""
+    return _joined(
+        _facts(Notification.category)
+        .add_columns(Notification.id.label("notification_id"), Notification.category)
+        .select_from(Notification)
+        .join(Recipient, Recipient.id == Notification.recipient_id),
+        Notification.category,
+    ).where(Notification.id.in_(bindparam("ids", expanding=True)))
 
 
 def recorded(session: Session, notification_id: str) -> dict[str, Any] | None:

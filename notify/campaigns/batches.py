@@ -97,6 +97,7 @@ class BatchScope:
     campaign_id: int
     category: str
     defaults: frozenset[str]
+    default_zone: str = "UTC"  # for people without a time zone (NOTIFY_DEFAULT_TIMEZONE)
 
 
 def claim_batch(
@@ -288,7 +289,8 @@ def hold_quiet_hours(
         if row.id not in claimed:
             continue
         start, end = row.quiet_hours
-        until = quiet_hours.holds_until(scope.category, start, end, row.time_zone, now)
+        zone = row.time_zone or scope.default_zone
+        until = quiet_hours.holds_until(scope.category, start, end, zone, now)
         if until is not None:
             held[row.id] = until
     for notification_id, until in held.items():
@@ -468,12 +470,26 @@ def send_batch(
             _finish_batch(session, batch_id, now, fence)
             report.stopped = campaign.status
             return report
-        scope = BatchScope(batch_id, fence, campaign_id, category, settings.default_subscriptions)
+        scope = BatchScope(
+            batch_id,
+            fence,
+            campaign_id,
+            category,
+            settings.default_subscriptions,
+            settings.default_timezone,
+        )
         as_claimed = CampaignState(campaign_id, CampaignStatus.RUNNING.value, rate)
         suppressed = suppress_ineligible(session, scope, now)
         for reason in suppressed.values():
             report.count_suppressed(reason)
-        decisions.record_claims(session, suppressed, scope.defaults, now=now, campaign=as_claimed)
+        decisions.record_claims(
+            session,
+            suppressed,
+            scope.defaults,
+            now=now,
+            default_zone=scope.default_zone,
+            campaign=as_claimed,
+        )
         rows = _due_rows(session, batch_id, now)
 
     deadline = time.monotonic() + settings.campaign_batch_seconds
@@ -527,7 +543,13 @@ def send_batch(
                     verdicts[row.id] = blocked
                 report.stopped = report.stopped or refusal.stop
             decisions.record_claims(
-                session, verdicts, scope.defaults, now=now, held=waiting, campaign=as_claimed
+                session,
+                verdicts,
+                scope.defaults,
+                now=now,
+                default_zone=scope.default_zone,
+                held=waiting,
+                campaign=as_claimed,
             )
             session.commit()
             sent_pending = {}  # recorded: only a commit makes it so

@@ -122,7 +122,8 @@ def deliver_many(
             until = None
             if reason is None:
                 start, end = job.quiet_hours
-                until = quiet_hours.holds_until(job.category, start, end, job.time_zone, now)
+                zone = job.time_zone or settings.default_timezone
+                until = quiet_hours.holds_until(job.category, start, end, zone, now)
             if until is not None:
                 held[job.id] = until
                 outbox.release(session, [job.id], due=until)
@@ -139,7 +140,12 @@ def deliver_many(
                     extra={"notification_id": job.id, "request_id": job.request_id},
                 )
         decisions.record_claims(
-            session, verdicts, settings.default_subscriptions, now=now, held=held
+            session,
+            verdicts,
+            settings.default_subscriptions,
+            now=now,
+            default_zone=settings.default_timezone,
+            held=held,
         )
     accepted = _AcceptedMessages(sessions, settings.send_commit_every, deadline)
     index = -1  # the message being handled

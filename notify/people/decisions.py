@@ -121,14 +121,14 @@ def _facts_of(
     )
 
 
-def _quiet_hours(row: Any) -> dict[str, str] | None:
+def _quiet_hours(row: Any, default_zone: str) -> dict[str, str] | None:
     try:
         window = quiet_hours.parse(row.quiet_hours_start, row.quiet_hours_end)
     except quiet_hours.QuietHoursError:  # as holds_until: a bad stored window holds nothing
         return None
     if window is None:
         return None
-    return {"window": window.text, "time_zone": row.timezone or "UTC"}
+    return {"window": window.text, "time_zone": row.timezone or default_zone}
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -143,6 +143,7 @@ def build_record(
     blocked: str | None,
     decided_at: datetime,
     decided_by: str,
+    default_zone: str,
     held_until: datetime | None = None,
     campaign: CampaignState | None = None,
 ) -> dict[str, Any]:
@@ -195,7 +196,7 @@ def build_record(
         "choice": choice,
         "suppression": suppression,
         "pause": None if row.paused_until is None else {"until": _iso(row.paused_until)},
-        "quiet_hours": _quiet_hours(row),
+        "quiet_hours": _quiet_hours(row, default_zone),
         "campaign": None
         if campaign is None
         else {
@@ -212,6 +213,7 @@ def record_claims(
     defaults: frozenset[str],
     *,
     now: datetime,
+    default_zone: str,
     held: Mapping[str, datetime] | None = None,
     campaign: CampaignState | None = None,
 ) -> None:
@@ -233,6 +235,7 @@ def record_claims(
                 blocked=verdicts[row.notification_id],
                 decided_at=now,
                 decided_by=CLAIM,
+                default_zone=default_zone,
                 held_until=(held or {}).get(row.notification_id),
                 campaign=campaign,
             ),
@@ -283,9 +286,11 @@ def explain_now(
     defaults: frozenset[str],
     *,
     now: datetime,
+    default_zone: str,
 ) -> dict[str, Any] | None:
     """What a message of ``category_key`` to the person would meet now, without sending or
-    writing anything (a dry run); None when there is no such recipient."""
+    writing anything (a dry run); None when there is no such recipient. ``default_zone``
+    stands in for the person's time zone when they have none (``NOTIFY_DEFAULT_TIMEZONE``)."""
     row = session.execute(
         _joined(_facts(category_key).select_from(Recipient), category_key).where(
             Recipient.id == recipient_id
@@ -296,8 +301,9 @@ def explain_now(
     blocked = eligibility.why_not(_facts_of(row, category_key, defaults, now))
     held_until = None
     if blocked is None:
+        zone = row.timezone or default_zone
         held_until = quiet_hours.holds_until(
-            category_key, row.quiet_hours_start, row.quiet_hours_end, row.timezone, now
+            category_key, row.quiet_hours_start, row.quiet_hours_end, zone, now
         )
     return build_record(
         row,
@@ -306,6 +312,7 @@ def explain_now(
         blocked=None if blocked is None else blocked.value,
         decided_at=now,
         decided_by=DRY_RUN,
+        default_zone=default_zone,
         held_until=held_until,
     )
 

@@ -39,7 +39,9 @@ def _accept(session: Session, template: str, user_id: str) -> tuple[str, int]:
 
 def test_the_dry_run_names_the_default_when_the_person_never_chose(session: Session) -> None:
     _, person = _accept(session, "product_update", "explain-default")
-    record = decisions.explain_now(session, person, "product_updates", DEFAULTS, now=NOW)
+    record = decisions.explain_now(
+        session, person, "product_updates", DEFAULTS, now=NOW, default_zone="UTC"
+    )
     assert record is not None
     assert record["decided_by"] == "dry_run"
     assert record["sends"] is True and record["blocked"] is None
@@ -59,7 +61,9 @@ def test_the_dry_run_names_the_consent_event_that_set_the_choice(session: Sessio
     origin = Origin(ConsentSource.ONE_CLICK)
     preferences.set_subscription(session, person, "product_updates", False, origin, DEFAULTS)
     session.flush()
-    record = decisions.explain_now(session, person, "product_updates", DEFAULTS, now=NOW)
+    record = decisions.explain_now(
+        session, person, "product_updates", DEFAULTS, now=NOW, default_zone="UTC"
+    )
     assert record is not None
     assert (record["sends"], record["blocked"], record["rule"]) == (
         False,
@@ -75,7 +79,9 @@ def test_the_dry_run_names_the_consent_event_that_set_the_choice(session: Sessio
         session, person, "product_updates", True, Origin(ConsentSource.PAGE), DEFAULTS
     )
     session.flush()
-    again = decisions.explain_now(session, person, "product_updates", DEFAULTS, now=NOW)
+    again = decisions.explain_now(
+        session, person, "product_updates", DEFAULTS, now=NOW, default_zone="UTC"
+    )
     assert again is not None and again["sends"] is True
     assert again["choice"]["consent_event"]["route"] == "page"
     assert again["choice"]["consent_event"]["id"] > event["id"]
@@ -91,12 +97,16 @@ def test_a_complaint_blocks_optional_mail_and_not_security_alerts(session: Sessi
         Origin(ConsentSource.COMPLAINT),
     )
     session.flush()
-    optional = decisions.explain_now(session, person, "product_updates", DEFAULTS, now=NOW)
+    optional = decisions.explain_now(
+        session, person, "product_updates", DEFAULTS, now=NOW, default_zone="UTC"
+    )
     assert optional is not None
     assert (optional["blocked"], optional["rule"]) == ("complained", "suppression")
     assert optional["suppression"]["reason"] == "complaint"
     assert optional["suppression"]["source"] == "complaint"
-    essential = decisions.explain_now(session, person, "security", DEFAULTS, now=NOW)
+    essential = decisions.explain_now(
+        session, person, "security", DEFAULTS, now=NOW, default_zone="UTC"
+    )
     assert essential is not None
     assert (essential["sends"], essential["rule"]) == (True, "essential")
     assert essential["suppression"]["reason"] == "complaint"  # seen, and overruled
@@ -104,7 +114,7 @@ def test_a_complaint_blocks_optional_mail_and_not_security_alerts(session: Sessi
 
 def test_no_address_or_name_is_in_a_record(session: Session) -> None:
     notification_id, _ = _accept(session, "product_update", "explain-private")
-    decisions.record_claims(session, {notification_id: None}, DEFAULTS, now=NOW)
+    decisions.record_claims(session, {notification_id: None}, DEFAULTS, now=NOW, default_zone="UTC")
     stored = decisions.recorded(session, notification_id)
     assert stored is not None
     text = json.dumps(stored)
@@ -115,11 +125,15 @@ def test_a_claim_records_its_verdict_and_a_later_claim_replaces_it(session: Sess
     notification_id, _ = _accept(session, "product_update", "explain-claim")
     assert decisions.recorded(session, notification_id) is None  # not claimed yet
     campaign = CampaignState(7, "running", 25.0)
-    decisions.record_claims(session, {notification_id: None}, DEFAULTS, now=NOW, campaign=campaign)
+    decisions.record_claims(
+        session, {notification_id: None}, DEFAULTS, now=NOW, default_zone="UTC", campaign=campaign
+    )
     first = decisions.recorded(session, notification_id)
     assert first is not None and first["sends"] is True and first["decided_by"] == "claim"
     assert first["campaign"] == {"id": 7, "status": "running", "rate_per_second": 25.0}
-    decisions.record_claims(session, {notification_id: "unsubscribed"}, DEFAULTS, now=NOW)
+    decisions.record_claims(
+        session, {notification_id: "unsubscribed"}, DEFAULTS, now=NOW, default_zone="UTC"
+    )
     second = decisions.recorded(session, notification_id)
     assert second is not None and second["blocked"] == "unsubscribed"
     assert second["campaign"] is None
@@ -127,7 +141,7 @@ def test_a_claim_records_its_verdict_and_a_later_claim_replaces_it(session: Sess
 
 def test_the_record_goes_with_its_notification(session: Session) -> None:
     notification_id, _ = _accept(session, "security_alert", "explain-retention")
-    decisions.record_claims(session, {notification_id: None}, DEFAULTS, now=NOW)
+    decisions.record_claims(session, {notification_id: None}, DEFAULTS, now=NOW, default_zone="UTC")
     session.flush()
     session.execute(delete(Notification).where(Notification.id == notification_id))
     left = session.scalar(

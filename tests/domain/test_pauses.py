@@ -48,13 +48,17 @@ def test_a_pause_stops_optional_mail_until_it_ends_and_then_it_flows_again(
     until = pauses.pause(session, person, CATEGORY, 30, ORIGIN, now=NOW)
     session.flush()
     assert until == NOW + timedelta(days=30)
-    during = decisions.explain_now(session, person, CATEGORY, DEFAULTS, now=NOW)
+    during = decisions.explain_now(session, person, CATEGORY, DEFAULTS, now=NOW, default_zone="UTC")
     assert during is not None
     assert (during["sends"], during["blocked"], during["rule"]) == (False, "paused", "paused")
     assert during["pause"] == {"until": until.isoformat()}
-    alert = decisions.explain_now(session, person, "security", DEFAULTS, now=NOW)
+    alert = decisions.explain_now(
+        session, person, "security", DEFAULTS, now=NOW, default_zone="UTC"
+    )
     assert alert is not None and alert["sends"] is True  # essential mail is never paused
-    after = decisions.explain_now(session, person, CATEGORY, DEFAULTS, now=until)
+    after = decisions.explain_now(
+        session, person, CATEGORY, DEFAULTS, now=until, default_zone="UTC"
+    )
     assert after is not None and after["sends"] is True  # ended by itself, nothing to do
     assert pauses.paused_until(session, person, NOW) == {CATEGORY: until}
     assert pauses.paused_until(session, person, until) == {}
@@ -90,13 +94,22 @@ def test_quiet_hours_delay_optional_mail_and_each_change_is_logged(session: Sess
     assert pauses.set_quiet_hours(session, person, parse("22:00", "07:00"), ORIGIN)
     assert not pauses.set_quiet_hours(session, person, parse("22:00", "07:00"), ORIGIN)
     session.flush()
-    held = decisions.explain_now(session, person, CATEGORY, DEFAULTS, now=NOW)
+    held = decisions.explain_now(session, person, CATEGORY, DEFAULTS, now=NOW, default_zone="UTC")
     assert held is not None
     assert (held["sends"], held["blocked"]) == (False, None)
     assert held["delayed_until"] == datetime(2026, 11, 29, 7, 0, tzinfo=UTC).isoformat()
     assert held["quiet_hours"] == {"window": "22:00-07:00", "time_zone": "UTC"}
-    alert = decisions.explain_now(session, person, "security", DEFAULTS, now=NOW)
+    alert = decisions.explain_now(
+        session, person, "security", DEFAULTS, now=NOW, default_zone="UTC"
+    )
     assert alert is not None and alert["sends"] is True and alert["delayed_until"] is None
+    # Without a zone of their own, the person's window is in NOTIFY_DEFAULT_TIMEZONE: 23:00 UTC
+    # is 18:00 in New York, outside 22:00-07:00 there.
+    elsewhere = decisions.explain_now(
+        session, person, CATEGORY, DEFAULTS, now=NOW, default_zone="America/New_York"
+    )
+    assert elsewhere is not None and elsewhere["sends"] is True
+    assert elsewhere["quiet_hours"]["time_zone"] == "America/New_York"
     assert pauses.set_quiet_hours(session, person, None, ORIGIN)
     assert _actions(session, person) == [("*", "quiet_hours:22:00-07:00"), ("*", "quiet_hours:off")]
 

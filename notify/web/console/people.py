@@ -55,7 +55,7 @@ def person_page(request: Request, user_id: str = "") -> Response:
         recipient = recipients.get_by_user_id(session, wanted)
         if recipient is None or recipient.erased_at is not None:
             return _problem(request, signed, wanted, "No person has this user id.", 404)
-        now = utcnow()
+        now, zone = utcnow(), state.settings.default_timezone
         defaults = state.settings.default_subscriptions
         context: dict[str, Any] = {
             "user_id": wanted,
@@ -66,7 +66,12 @@ def person_page(request: Request, user_id: str = "") -> Response:
                 "time_zone": recipient.timezone or "",
             },
             "now": [
-                (category, decisions.explain_now(session, recipient.id, key, defaults, now=now))
+                (
+                    category,
+                    decisions.explain_now(
+                        session, recipient.id, key, defaults, now=now, default_zone=zone
+                    ),
+                )
                 for key, category in CATEGORIES.items()
             ],
             "notifications": decisions.recent(session, recipient.id, SHOWN_NOTIFICATIONS),

@@ -68,7 +68,12 @@ def explain_now(body: ExplainIn, request: Request, _: PreferenceReader) -> Expla
     with state.sessions() as session:
         recipient = recipients.require_live(session, body.user_id)
         record = decisions.explain_now(
-            session, recipient.id, category, state.settings.default_subscriptions, now=utcnow()
+            session,
+            recipient.id,
+            category,
+            state.settings.default_subscriptions,
+            now=utcnow(),
+            default_zone=state.settings.default_timezone,
         )
     if record is None:  # erased between the two reads
         raise recipients.UnknownRecipientError(body.user_id)

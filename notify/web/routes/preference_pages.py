@@ -48,7 +48,8 @@ class Person:
     recipient_id: int
     masked_email: str
     locale: str | None  # as stored: the page is in this language, along its chain
-    time_zone: str | None = None  # as stored: quiet hours and dates are in it (UTC if None)
+    time_zone: str | None = None  # as stored: quiet hours and dates are in it (if None, in
+    # NOTIFY_DEFAULT_TIMEZONE)
 
 
 class Expired:
@@ -83,6 +84,7 @@ def _show(
 ) -> Response:
     state = web_state(request)
     locale = page_locale(request, person.locale)
+    zone = person.time_zone or state.settings.default_timezone
     with state.sessions() as session:
         states = preferences.current(
             session, person.recipient_id, state.settings.default_subscriptions
@@ -99,9 +101,7 @@ def _show(
             "description": item.category.description,
             "why_always_on": item.category.why_always_on,
             "subscribed": item.subscribed,
-            "paused_until": formatting.day(paused[key], locale, person.time_zone)
-            if key in paused
-            else None,
+            "paused_until": formatting.day(paused[key], locale, zone) if key in paused else None,
         }
         for key, item in states.items()
     ]
@@ -116,7 +116,8 @@ def _show(
         "quiet_on": quiet[0] is not None,
         "quiet_start": quiet[0] or DEFAULT_QUIET_START,
         "quiet_end": quiet[1] or DEFAULT_QUIET_END,
-        "time_zone": person.time_zone,
+        "time_zone": zone,
+        "own_zone": person.time_zone is not None,
     }
     status = 200 if problem is None else 400
     return page(request, "preferences.html", context, status, person_locale=person.locale)

@@ -156,8 +156,9 @@ def preference_changed(
 ) -> int:
     """Queue ``preference.changed`` for every endpoint that asked for it (any key: a person's
     choices concern every producer): the person's ``user_id``, the category (``*`` for all),
-    what happened (``subscribed``, ``unsubscribed``, ``suppressed:<reason>``, ``erased``) and
-    the route it came by."""
+    what happened (``subscribed``, ``unsubscribed``, ``paused``, ``resumed``,
+    ``suppressed:<reason>``, ``erased``) and the route it came by. Quiet hours, languages and
+    the scanner guard's flags change no subscription and are not sent."""
     if recipient_id is None:
         return 0
     wanting = [

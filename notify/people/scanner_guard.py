@@ -19,7 +19,9 @@ The rule:
   the page asks for an explicit confirmation (a ticked box), which is then honoured.
 
 Sources are kept as keyed hashes (``NOTIFY_HASH_KEY``) of the network and the domain, never an
-IP address or an address, and presses only for the burst window.
+IP address or an address; presses are read for the burst window only and deleted by the
+hourly retention run once an hour old. A press whose network or domain is unknown is not
+counted for it.
 
 Data functions take the session first and never commit.
 """
@@ -32,17 +34,18 @@ import ipaddress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, delete, func, select, update
+from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.orm import Session
 
 from notify.config import Settings
-from notify.db import insert_on_conflict
+from notify.db import insert_on_conflict, on_postgresql
 from notify.models import ConsentSource, Notification, NotificationStatus, PagePress, ScannerHold
 from notify.people import consent
 from notify.people.consent import HELD, SUSPECTED, Origin
 
 NETWORK, DOMAIN = "network", "domain"
 IPV4_PREFIX, IPV6_PREFIX = 24, 48
+UNKNOWN = "unknown"  # a client address that is missing or not an IP address
 
 
 @dataclass(frozen=True)
@@ -83,7 +86,7 @@ def network_of(client_ip: str | None) -> str:
     try:
         address = ipaddress.ip_address(client_ip or "")
     except ValueError:
-        return "unknown"
+        return UNKNOWN
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         address = address.ipv4_mapped
     prefix = IPV4_PREFIX if address.version == 4 else IPV6_PREFIX
@@ -91,19 +94,23 @@ def network_of(client_ip: str | None) -> str:
 
 
 def source_of(hash_key: str, client_ip: str | None, address: str | None) -> Source:
+    """The press's source; a key is empty where it is unknown (no client address, no
+    domain), and an empty key is never counted or held."""
+    network = network_of(client_ip)
     domain = address.rsplit("@", 1)[-1].strip().lower() if address and "@" in address else ""
     return Source(
-        network_key=_keyed(hash_key, f"network:{network_of(client_ip)}"),
-        domain_key=_keyed(hash_key, f"domain:{domain}"),
+        network_key="" if network == UNKNOWN else _keyed(hash_key, f"network:{network}"),
+        domain_key=_keyed(hash_key, f"domain:{domain}") if domain else "",
     )
 
 
 def held(session: Session, source: Source, now: datetime) -> str | None:
     """``network`` or ``domain`` if presses from ``source`` must be confirmed now, else None."""
+    keys = [key for key in (source.network_key, source.domain_key) if key]
     kind = session.scalar(
         select(ScannerHold.kind)
         .where(
-            ScannerHold.source_key.in_([source.network_key, source.domain_key]),
+            ScannerHold.source_key.in_(keys),
             ScannerHold.until > now,
         )
         .limit(1)
@@ -111,9 +118,11 @@ def held(session: Session, source: Source, now: datetime) -> str | None:
     return None if kind is None else str(kind)
 
 
-def _early(
+def is_early(
     session: Session, recipient_id: int, category: str, now: datetime, limits: Limits
 ) -> bool:
+    """Whether a press at ``now`` came soon enough after the person's latest message of
+    ``category`` (the link's) was sent to count toward a burst."""
     if limits.early_seconds == 0:
         return True
     last_sent = session.scalar(
@@ -132,18 +141,25 @@ def record_press(
     category: str,
     source: Source,
     *,
+    early: bool,
     honoured: bool,
     now: datetime,
     limits: Limits,
 ) -> list[str]:
     """Record one press of the page's button for ``category`` and act on a burst it completes
     (see the module's docstring); returns the kinds of source (``network``, ``domain``) found
-    bursting. ``honoured`` is whether the press unsubscribed the person from ``category`` (a
-    press that changed nothing, or was held, counts toward a burst but is never logged as a
-    suspected unsubscribe)."""
-    window_start = now - timedelta(seconds=limits.burst_seconds)
-    session.execute(delete(PagePress).where(PagePress.at < window_start))
-    session.execute(delete(ScannerHold).where(ScannerHold.until <= now))
+    bursting. ``early`` is :func:`is_early` for the link's category; ``honoured`` is whether
+    the press unsubscribed the person from ``category`` (a press that changed nothing, or was
+    held, counts toward a burst but is never logged as a suspected unsubscribe).
+
+    On PostgreSQL the press takes a transaction lock on its network and its domain first
+    (always in that order), so presses arriving together are counted one after the other and
+    none of a burst is missed; SQLite lets one writer in at a time anyway. Old presses are
+    not deleted here (retention does it): the counts read only the window."""
+    if on_postgresql(session):
+        for key in (source.network_key, source.domain_key):
+            if key:
+                session.execute(select(func.pg_advisory_xact_lock(_lock_id(key))))
     session.add(
         PagePress(
             at=now,
@@ -151,16 +167,19 @@ def record_press(
             category=category,
             network_key=source.network_key,
             domain_key=source.domain_key,
-            early=_early(session, recipient_id, category, now, limits),
+            early=early,
             honoured=honoured,
         )
     )
     session.flush()
+    window_start = now - timedelta(seconds=limits.burst_seconds)
     bursts = []
     for kind, column, key, threshold in (
         (NETWORK, PagePress.network_key, source.network_key, limits.per_network),
         (DOMAIN, PagePress.domain_key, source.domain_key, limits.per_domain),
     ):
+        if not key:  # an unknown network: every such press would seem to share one
+            continue
         people = session.scalar(
             select(func.count(func.distinct(PagePress.recipient_id))).where(
                 column == key, PagePress.early.is_(True), PagePress.at >= window_start
@@ -170,6 +189,11 @@ def record_press(
             bursts.append(kind)
             _flag(session, kind, column == key, key, now, window_start, limits)
     return bursts
+
+
+def _lock_id(key: str) -> int:
+    """A 63-bit advisory-lock number from a source's hex key."""
+    return int(key[:15], 16)
 
 
 def _flag(

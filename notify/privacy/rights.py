@@ -17,6 +17,7 @@ from notify.models import (
     ConsentSource,
     Notification,
     NotificationDecision,
+    PagePress,
     Pause,
     Preference,
     Recipient,
@@ -102,7 +103,8 @@ def erase(session: Session, recipient: Recipient, *, hash_key: str, actor: str |
     """Forget a person; safe to repeat.
 
     Removes the address, names, attributes, locale, time zone, quiet hours, pauses,
-    preferences and the explanations of their notifications; empties the
+    preferences, recent presses of unsubscribe pages and the explanations of their
+    notifications; empties the
     personal content of every notification and marks those still queued ``suppressed``
     (reason ``erased``); frees the ``user_id`` so a later import is a new person; keeps only a
     keyed hash of the address on the suppression list, so that address gets no optional mail
@@ -129,6 +131,7 @@ def erase(session: Session, recipient: Recipient, *, hash_key: str, actor: str |
     )
     session.execute(delete(Preference).where(Preference.recipient_id == recipient.id))
     session.execute(delete(Pause).where(Pause.recipient_id == recipient.id))
+    session.execute(delete(PagePress).where(PagePress.recipient_id == recipient.id))
     # Explanations name the person's quiet hours, time zone and the times of their choices.
     session.execute(
         delete(NotificationDecision).where(

@@ -178,7 +178,7 @@ class PauseSeen(BaseModel):
 
 class QuietHoursSeen(BaseModel):
     window: str  # HH:MM-HH:MM
-    time_zone: str  # the person's, or UTC when they have none
+    time_zone: str  # the person's, or NOTIFY_DEFAULT_TIMEZONE when they have none
 
 
 class CampaignSeen(BaseModel):

@@ -55,8 +55,9 @@ def _events(session: Session, action: str, people: list[int]) -> list[int]:
 
 
 def _press(session: Session, person: int, source: Source, at: datetime) -> list[str]:
+    early = scanner_guard.is_early(session, person, CATEGORY, at, LIMITS)
     return scanner_guard.record_press(
-        session, person, CATEGORY, source, honoured=True, now=at, limits=LIMITS
+        session, person, CATEGORY, source, early=early, honoured=True, now=at, limits=LIMITS
     )
 
 
@@ -65,6 +66,8 @@ def test_networks_are_cut_to_their_prefix_and_nothing_else_is_kept() -> None:
     assert network_of("::ffff:203.0.113.77") == "203.0.113.0/24"
     assert network_of("2001:db8:1:2::5") == "2001:db8:1::/48"
     assert network_of("testclient") == network_of(None) == "unknown"
+    unknown = scanner_guard.source_of(HASH_KEY, "testclient", None)
+    assert unknown == Source(network_key="", domain_key="")  # counted for neither
     source = scanner_guard.source_of(HASH_KEY, "203.0.113.77", "ada@example.com")
     assert "203.0.113" not in source.network_key and "example.com" not in source.domain_key
     assert source == scanner_guard.source_of(HASH_KEY, "203.0.113.9", "bob@EXAMPLE.com")
@@ -114,3 +117,10 @@ def test_one_domain_across_networks_makes_a_burst_at_its_own_threshold(session: 
     assert found[-1] == ["domain"] and all(kinds == [] for kinds in found[:-1])
     any_network = scanner_guard.source_of(HASH_KEY, "172.16.0.1", "y@one-company.example")
     assert scanner_guard.held(session, any_network, NOW + timedelta(minutes=1)) == "domain"
+
+
+def test_presses_from_an_unknown_network_never_make_a_network_burst(session: Session) -> None:
+    for n in range(LIMITS.per_network + 1):
+        person = _sent_update(session, f"unknown-net-{n}", NOW)
+        source = scanner_guard.source_of(HASH_KEY, None, f"x{n}@domain-{n}.example")
+        assert _press(session, person, source, NOW + timedelta(seconds=n)) == []

@@ -9,8 +9,10 @@ shared stack sets them out of reach, since every test presses from one address).
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 import pytest
@@ -141,3 +143,26 @@ def test_a_trickle_below_the_threshold_is_honoured_and_never_flagged(
         answer = pressing.post(path, data={"via": "page"})
         assert answer.status_code == 200 and "Please confirm" not in answer.text
         assert _consent(client, auth, _user_of(stack, path)) == ["unsubscribed"]
+
+
+def test_presses_arriving_together_still_make_a_burst(
+    stack: Stack,
+    client: TestClient,
+    auth: dict[str, str],
+    scanner: tuple[TestClient, str],
+) -> None:
+    """A scanner presses in parallel: each press counts the others (PostgreSQL takes a lock per
+    source), so the burst is seen and every press of it flagged."""
+    pressing, _ = scanner
+    paths = _people(stack, client, auth, PER_NETWORK)
+    start = threading.Barrier(len(paths))
+
+    def press(path: str) -> int:
+        start.wait()
+        return pressing.post(path, data={"via": "page"}).status_code
+
+    with ThreadPoolExecutor(len(paths)) as pool:
+        assert list(pool.map(press, paths)) == [200] * len(paths)
+    for path in paths:
+        actions = _consent(client, auth, _user_of(stack, path))
+        assert sorted(actions) == ["suspected_automated", "unsubscribed"], actions

@@ -178,12 +178,16 @@ def _page_press(
                 ):
                     changed.append(key)
         if not confirmed:  # a confirmed press is a person's: it does not count toward a burst
+            early = scanner_guard.is_early(
+                session, target.recipient_id, target.category.key, now, limits
+            )
             for key in changed or [target.category.key]:
                 scanner_guard.record_press(
                     session,
                     target.recipient_id,
                     key,
                     where,
+                    early=early,
                     honoured=key in changed,
                     now=now,
                     limits=limits,
@@ -196,7 +200,7 @@ def _page_press(
 def _unsubscribe_link_category(
     state: WebState, link: tuple[str, Category, int | None], origin: Origin
 ) -> tuple[Target, list[str]] | None:
-    """The common press (one-click or the page's button): the link's own category off, found
+    """The common press, a mail client's one-click POST: the link's own category off, found
     and recorded in one statement on PostgreSQL, committed before the answer."""
     public_id, category, _ = link
     with state.sessions.begin() as session:

@@ -183,7 +183,8 @@ class Settings(BaseSettings):
     within about a quarter of a second of its rate). 1 keeps one message."""
     campaign_yield_seconds: float = Field(default=1.0, ge=0, le=10)
     """The longest a campaign group waits, before its claim, while essential messages wait on a
-    Redis broker (only on a worker that does not serve the essential lane). 0 never waits."""
+    Redis or RabbitMQ broker (only on a worker that does not serve the essential lane). 0 never
+    waits."""
     campaign_batch_size: int = Field(default=500, ge=1, le=5000)
     campaign_batch_seconds: float = Field(default=60.0, gt=0)
     campaign_batch_lease_seconds: int = Field(default=15, ge=3)

@@ -56,15 +56,21 @@ def test_a_broker_that_cannot_be_read_counts_as_nothing_waiting() -> None:
     assert broker.reads == 1
 
 
-def test_only_a_bulk_worker_on_redis_gives_way() -> None:
+def test_only_a_bulk_worker_on_redis_or_rabbitmq_gives_way() -> None:
     on_redis = Settings(broker_url="redis://127.0.0.1:6379/11")
     bulk_only = {"bulk", "periodic"}
     assert for_worker(on_redis, consumed=bulk_only).longest == 1.0
     # A worker that also serves essential would wait for itself.
     assert for_worker(on_redis, consumed={"essential", "bulk"}).longest == 0
     assert for_worker(on_redis, consumed=set()).longest == 0
-    for other in ("sqla+sqlite:///var/broker.sqlite", "amqp://guest:guest@127.0.0.1:5672//"):
-        assert for_worker(Settings(broker_url=other), consumed=bulk_only).longest == 0
+    on_rabbitmq = Settings(
+        broker_url="amqp://guest:guest@127.0.0.1:5672//",
+        rate_limit_url="redis://127.0.0.1:6379/11",
+    )
+    assert for_worker(on_rabbitmq, consumed=bulk_only).longest == 1.0
+    assert for_worker(on_rabbitmq, consumed={"essential", "bulk"}).longest == 0
+    sql = Settings(broker_url="sqla+sqlite:///var/broker.sqlite")
+    assert for_worker(sql, consumed=bulk_only).longest == 0
     off = Settings(broker_url="redis://127.0.0.1:6379/11", campaign_yield_seconds=0)
     assert for_worker(off, consumed=bulk_only).longest == 0
     assert not for_worker(off, consumed=bulk_only).busy()

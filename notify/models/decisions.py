@@ -13,8 +13,9 @@ from notify.models.base import Base
 
 class NotificationDecision(Base):
     """One row per decided notification, replaced at each later claim (a retry decides
-    again). Holds ids, categories, reasons and times only, never an address or a name
-    (:mod:`notify.people.decisions` builds ``record``). Deleted with its notification."""
+    again). Holds ids, categories, reasons, times and the person's quiet-hours window and
+    zone, never an address or a name (:mod:`notify.people.decisions` builds ``record``).
+    Deleted with its notification, and on the person's erasure."""
 
     __tablename__ = "notification_decisions"
 

@@ -4,11 +4,13 @@ A notification's decision is recorded when it is claimed (:func:`record_claims`)
 transaction, and read back by ``GET /v1/notifications/{id}/explain`` and the console; the same
 record for a template and a person *now*, without sending, is :func:`explain_now`.
 
-The record holds categories, reasons, ids of consent events and campaigns, and times: never an
-address, a name or a token. Its ``sends`` and ``blocked`` are the claim's own verdict. The facts
-beside them (the stored choice, the suppression entry, ``rule``) are read by the next statement
-of the same transaction, so on PostgreSQL (read committed) a change committed between the two
-statements, a few milliseconds apart, can show in the facts and not in the verdict.
+The record holds categories, reasons, ids of consent events and campaigns, times, and the
+person's quiet-hours window with its time zone (erasure deletes the records of an erased
+person's notifications): never an address, a name or a token. Its ``sends`` and ``blocked``
+are the claim's own verdict. The facts beside them (the stored choice, the suppression entry,
+``rule``) are read by the next statement of the same transaction, so on PostgreSQL (read
+committed) a change committed between the two statements, a few milliseconds apart, can show in
+the facts and not in the verdict.
 
 Data functions take the session first and never commit.
 """

@@ -3,10 +3,10 @@
 Optional mail that may go out (:mod:`notify.people.eligibility`) but is claimed inside the window
 waits until the window ends; essential mail never waits. A window may cross midnight
 (``22:00``-``07:00``); start and end equal means no window. The time zone is the person's own
-(``Recipient.timezone``), UTC when they have none or it is not one this machine knows. On a day a
-clock change skips the end time, the window ends that much later by the clock (02:30 for an end
-of 01:30 skipped by a one-hour change); on a day the end time happens twice, at its first
-occurrence.
+(``Recipient.timezone``), or ``NOTIFY_DEFAULT_TIMEZONE`` when they have none (the callers pass
+it in); a zone this machine does not know counts as UTC. On a day a clock change skips the end
+time, the window ends that much later by the clock (02:30 for an end of 01:30 skipped by a
+one-hour change); on a day the end time happens twice, at its first occurrence.
 
 Pure: no database, no clock (``now`` is passed in). :func:`holds_until` is the one place that
 decides whether a message waits.

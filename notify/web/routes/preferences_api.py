@@ -35,7 +35,7 @@ class CategoryState(BaseModel):
 
 
 class QuietHoursOut(BaseModel):
-    start: str  # HH:MM, in the person's time zone (UTC when they have none)
+    start: str  # HH:MM, in the person's time zone (NOTIFY_DEFAULT_TIMEZONE when they have none)
     end: str
 
 

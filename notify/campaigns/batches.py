@@ -293,8 +293,8 @@ def hold_quiet_hours(
         until = quiet_hours.holds_until(scope.category, start, end, zone, now)
         if until is not None:
             held[row.id] = until
-    for notification_id, until in held.items():
-        outbox.release(session, [notification_id], only_if=_lease_held(scope), due=until)
+    outbox.release_until(session, held, only_if=_lease_held(scope))
+    for notification_id in held:
         del claimed[notification_id]
     return held
 

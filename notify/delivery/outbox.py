@@ -476,6 +476,17 @@ def release(
     return int(getattr(result, "rowcount", 0))
 
 
+def release_until(
+    session: Session, due: Mapping[str, datetime], *, only_if: Any | None = None
+) -> int:
+    """:func:`release` of claimed rows each due at its own time (held by quiet hours): one
+    statement per distinct time, so people who share a window share a statement."""
+    by_time: dict[datetime, list[str]] = {}
+    for notification_id, at in due.items():
+        by_time.setdefault(at, []).append(notification_id)
+    return sum(release(session, ids, only_if=only_if, due=at) for at, ids in by_time.items())
+
+
 def mark_failed(
     session: Session, notification_id: str, reason: str, *, bounced: bool = False
 ) -> bool:

@@ -126,7 +126,6 @@ def deliver_many(
                 until = quiet_hours.holds_until(job.category, start, end, zone, now)
             if until is not None:
                 held[job.id] = until
-                outbox.release(session, [job.id], due=until)
                 outcomes[job.id] = Outcome(Result.DEFERRED, "quiet hours", attempted=False)
             elif reason is None:
                 sendable.append(job)
@@ -139,6 +138,7 @@ def deliver_many(
                     reason,
                     extra={"notification_id": job.id, "request_id": job.request_id},
                 )
+        outbox.release_until(session, held)
         decisions.record_claims(
             session,
             verdicts,

@@ -17,9 +17,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from notify.categories import get_category
+from notify.i18n import formatting
 
 CLOCK = re.compile(r"^(?:[01][0-9]|2[0-3]):[0-5][0-9]$")
 
@@ -49,15 +49,6 @@ def parse(start: str | None, end: str | None) -> QuietHours | None:
     return None if window.start == window.end else window
 
 
-def zone_of(name: str | None) -> tzinfo:
-    if not name:
-        return UTC
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        return UTC
-
-
 def _at(day: date, clock: time, zone: tzinfo) -> datetime:
     """``clock`` on ``day`` in ``zone``, in UTC (``fold=0``: a time the zone skips moves forward
     by the gap, a time it repeats is its first occurrence)."""
@@ -69,7 +60,7 @@ def waits_until(window: QuietHours | None, zone_name: str | None, now: datetime)
     it (in the person's zone), else None (it may go now)."""
     if window is None:
         return None
-    zone = zone_of(zone_name)
+    zone = formatting.zone(zone_name)
     local = now.astimezone(zone)
     clock = local.time().replace(tzinfo=None)
     today = local.date()

@@ -153,7 +153,7 @@ async def save_preferences(token: str, request: Request) -> Response:
     if "choices" not in form:  # not our form (empty, oversized, garbled): change nothing
         return await run_in_threadpool(_show, request, token, person, False)
     chosen = set(form.get("category", []))
-    language = (form.get("language") or [""])[0]
+    language = _first(form, "language")
     try:
         quiet = _quiet_hours_chosen(form)
         pausing = _pauses_chosen(form)

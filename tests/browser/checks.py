@@ -30,3 +30,12 @@ def accessible_and_photographed(page: Page, name: str, folder: Path) -> None:
         page.set_viewport_size({"width": width, "height": height})
         page.screenshot(path=str(folder / f"{name}-{label}.png"), full_page=True)
     page.set_viewport_size({"width": 1280, "height": 800})
+
+
+def sign_in(page: Page, base_url: str, email: str, password: str) -> None:
+    """Sign in to the console as ``email``; on the campaigns list afterwards."""
+    page.goto(f"{base_url}/console/login")
+    page.get_by_label("Email address").fill(email)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url("**/console/campaigns")

@@ -12,12 +12,11 @@ from email import policy
 import pytest
 from playwright.sync_api import BrowserContext
 
-from notify.models import Operator
-from notify.operators import accounts
 from notify.people import recipients
+from tests.browser.checks import sign_in
 from tests.browser.test_console_in_chromium import PASSWORD, check_and_photograph
 from tests.support.services import WebProcess, wait_until
-from tests.support.stack import Stack
+from tests.support.stack import Stack, operator_with_password
 
 pytestmark = pytest.mark.integration
 
@@ -41,17 +40,10 @@ def test_a_marketer_tests_schedules_and_watches_a_campaign_to_completed(
                 session, user_id, email=f"{user_id}@example.com",
                 hash_key=stack.settings.hash_key, locale=tag, first_name=first_name,
             )  # fmt: skip
-        link = accounts.create(session, operator_address, "marketing")
-        operator = session.get(Operator, link.operator_id)
-        assert operator is not None
-        accounts.set_password(session, operator, PASSWORD)
+        operator_with_password(session, operator_address, "marketing", PASSWORD)
 
     page = tab.new_page()
-    page.goto(f"{web_server.base_url}/console/login")
-    page.get_by_label("Email address").fill(operator_address)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url("**/console/campaigns")
+    sign_in(page, web_server.base_url, operator_address, PASSWORD)
 
     page.get_by_role("link", name="New campaign").click()
     page.get_by_label("Name (for you").fill(f"Snow {tag}")

@@ -4,26 +4,16 @@ messages went out or not, as the worker's claim recorded it, and what a message 
 
 from __future__ import annotations
 
-import uuid
-
 import pytest
 from fastapi.testclient import TestClient
 from playwright.sync_api import BrowserContext
 
-from notify.models import Operator
-from notify.operators import accounts
+from tests.browser.checks import sign_in
 from tests.browser.test_console_in_chromium import PASSWORD, check_and_photograph
 from tests.support.services import WebProcess
-from tests.support.stack import Stack, sample_data, wait_for_status
+from tests.support.stack import Stack, new_person, operator_with_password, send, wait_for_status
 
 pytestmark = pytest.mark.integration
-
-
-def _send(client: TestClient, auth: dict[str, str], user_id: str, template: str) -> str:
-    body = {"template": template, "user_id": user_id, "data": sample_data(template)}
-    answer = client.post("/v1/notifications", json=body, headers=auth)
-    assert answer.status_code == 202, answer.text
-    return str(answer.json()["id"])
 
 
 def test_an_operator_reads_why_each_message_to_a_person_went_out_or_not(
@@ -33,28 +23,20 @@ def test_an_operator_reads_why_each_message_to_a_person_went_out_or_not(
     client: TestClient,
     auth: dict[str, str],
 ) -> None:
-    tag = uuid.uuid4().hex[:8]
-    user_id, address = f"person-{tag}", f"person-{tag}@example.com"
+    user_id = new_person(client, auth, "person")
+    address, tag = f"{user_id}@example.com", user_id.removeprefix("person-")
     operator_address = f"support-{tag}@example.com"
     with stack.sessions.begin() as session:
-        link = accounts.create(session, operator_address, "marketing")
-        operator = session.get(Operator, link.operator_id)
-        assert operator is not None
-        accounts.set_password(session, operator, PASSWORD)
-    assert client.put(f"/v1/users/{user_id}", json={"email": address}, headers=auth).is_success
+        operator_with_password(session, operator_address, "marketing", PASSWORD)
     unsubscribed = client.patch(
         f"/v1/users/{user_id}/preferences", json={"product_updates": False}, headers=auth
     )
     assert unsubscribed.status_code == 200
-    wait_for_status(stack, _send(client, auth, user_id, "security_alert"), "sent")
-    wait_for_status(stack, _send(client, auth, user_id, "product_update"), "suppressed")
+    wait_for_status(stack, send(client, auth, user_id, "security_alert"), "sent")
+    wait_for_status(stack, send(client, auth, user_id, "product_update"), "suppressed")
 
     page = tab.new_page()
-    page.goto(f"{web_server.base_url}/console/login")
-    page.get_by_label("Email address").fill(operator_address)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url("**/console/campaigns")
+    sign_in(page, web_server.base_url, operator_address, PASSWORD)
     page.get_by_role("link", name="People").click()
     page.get_by_label("User id").fill(user_id)
     page.get_by_role("button", name="Find").click()

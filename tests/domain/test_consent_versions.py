@@ -12,22 +12,15 @@ from sqlalchemy.orm import Session
 
 from notify.categories import CATEGORIES
 from notify.models import ConsentEvent, ConsentSource, Recipient, SuppressionReason
-from notify.people import consent, preferences, recipients, suppressions
+from notify.people import consent, preferences, suppressions
 from notify.people.consent import Origin
 from notify.privacy import rights
 from notify.privacy.stats import consent_versions
+from tests.domain import people
+from tests.domain.people import HASH_KEY
 
-HASH_KEY = "domain-test-hash-key"
 CATEGORY = "product_updates"
 DEFAULTS = frozenset({CATEGORY})
-
-
-def _person(session: Session, user_id: str) -> int:
-    recipient_id = recipients.upsert_for_send(
-        session, user_id, email=f"{user_id}@example.com", hash_key=HASH_KEY
-    )
-    assert recipient_id is not None
-    return recipient_id
 
 
 def _choose(session: Session, recipient_id: int, subscribed: bool) -> None:
@@ -59,7 +52,7 @@ def _new_wording(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_each_route_records_the_version_shown_now_and_the_rest_none(session: Session) -> None:
-    recipient_id = _person(session, "versions-routes")
+    recipient_id = people.person(session, "versions-routes")
     public_id = session.scalar(select(Recipient.public_id).where(Recipient.id == recipient_id))
     assert public_id is not None
     _choose(session, recipient_id, False)
@@ -95,7 +88,8 @@ def test_people_are_counted_by_the_version_they_last_agreed_to(
 ) -> None:
     before = _agreeing(session)
     stays, leaves, erased, renews = (
-        _person(session, f"versions-{name}") for name in ("stays", "leaves", "erased", "renews")
+        people.person(session, f"versions-{name}")
+        for name in ("stays", "leaves", "erased", "renews")
     )
     for person in (stays, leaves, erased, renews):
         _choose(session, person, False)
@@ -116,7 +110,7 @@ def test_people_are_counted_by_the_version_they_last_agreed_to(
 def test_the_export_and_the_log_show_the_version_and_the_wording_seen(
     session: Session, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    person = _person(session, "versions-export")
+    person = people.person(session, "versions-export")
     _choose(session, person, False)
     _new_wording(monkeypatch)
     _choose(session, person, True)

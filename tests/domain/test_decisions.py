@@ -9,36 +9,18 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from notify.config import Settings
-from notify.delivery import outbox
-from notify.delivery.outbox import NotificationRequest
-from notify.message.templates import get_template
 from notify.models import ConsentSource, Notification, NotificationDecision, SuppressionReason
 from notify.people import decisions, preferences, suppressions
 from notify.people.consent import Origin
 from notify.people.decisions import CampaignState
+from tests.domain.people import HASH_KEY, accepted
 
 DEFAULTS = Settings().default_subscriptions
 NOW = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)
-HASH_KEY = "domain-test-hash-key"
-
-
-def _accept(session: Session, template: str, user_id: str) -> tuple[str, int]:
-    request = NotificationRequest(
-        template=template,
-        user_id=user_id,
-        email=f"{user_id}@example.com",
-        data=dict(get_template(template).sample),
-    )
-    accepted = outbox.submit(session, None, request, max_data_bytes=16_384, hash_key=HASH_KEY)
-    recipient_id = session.scalar(
-        select(Notification.recipient_id).where(Notification.id == accepted.id)
-    )
-    assert recipient_id is not None
-    return accepted.id, recipient_id
 
 
 def test_the_dry_run_names_the_default_when_the_person_never_chose(session: Session) -> None:
-    _, person = _accept(session, "product_update", "explain-default")
+    _, person = accepted(session, "product_update", "explain-default")
     record = decisions.explain_now(
         session, person, "product_updates", DEFAULTS, now=NOW, default_zone="UTC"
     )
@@ -57,7 +39,7 @@ def test_the_dry_run_names_the_default_when_the_person_never_chose(session: Sess
 
 
 def test_the_dry_run_names_the_consent_event_that_set_the_choice(session: Session) -> None:
-    _, person = _accept(session, "product_update", "explain-choice")
+    _, person = accepted(session, "product_update", "explain-choice")
     origin = Origin(ConsentSource.ONE_CLICK)
     preferences.set_subscription(session, person, "product_updates", False, origin, DEFAULTS)
     session.flush()
@@ -88,7 +70,7 @@ def test_the_dry_run_names_the_consent_event_that_set_the_choice(session: Sessio
 
 
 def test_a_complaint_blocks_optional_mail_and_not_security_alerts(session: Session) -> None:
-    _, person = _accept(session, "security_alert", "explain-complaint")
+    _, person = accepted(session, "security_alert", "explain-complaint")
     suppressions.suppress(
         session,
         HASH_KEY,
@@ -113,7 +95,7 @@ def test_a_complaint_blocks_optional_mail_and_not_security_alerts(session: Sessi
 
 
 def test_no_address_or_name_is_in_a_record(session: Session) -> None:
-    notification_id, _ = _accept(session, "product_update", "explain-private")
+    notification_id, _ = accepted(session, "product_update", "explain-private")
     decisions.record_claims(session, {notification_id: None}, DEFAULTS, now=NOW, default_zone="UTC")
     stored = decisions.recorded(session, notification_id)
     assert stored is not None
@@ -122,7 +104,7 @@ def test_no_address_or_name_is_in_a_record(session: Session) -> None:
 
 
 def test_a_claim_records_its_verdict_and_a_later_claim_replaces_it(session: Session) -> None:
-    notification_id, _ = _accept(session, "product_update", "explain-claim")
+    notification_id, _ = accepted(session, "product_update", "explain-claim")
     assert decisions.recorded(session, notification_id) is None  # not claimed yet
     campaign = CampaignState(7, "running", 25.0)
     decisions.record_claims(
@@ -140,7 +122,7 @@ def test_a_claim_records_its_verdict_and_a_later_claim_replaces_it(session: Sess
 
 
 def test_the_record_goes_with_its_notification(session: Session) -> None:
-    notification_id, _ = _accept(session, "security_alert", "explain-retention")
+    notification_id, _ = accepted(session, "security_alert", "explain-retention")
     decisions.record_claims(session, {notification_id: None}, DEFAULTS, now=NOW, default_zone="UTC")
     session.flush()
     session.execute(delete(Notification).where(Notification.id == notification_id))

@@ -10,32 +10,18 @@ from sqlalchemy.orm import Session
 
 from notify.config import Settings
 from notify.delivery import outbox
-from notify.delivery.outbox import NotificationRequest
 from notify.delivery.sending import why_blocked
-from notify.message.templates import get_template
 from notify.models import ConsentSource, Notification, SuppressionReason
 from notify.people import preferences, suppressions
 from notify.people.consent import Origin
+from tests.domain.people import HASH_KEY, accepted
 
 SETTINGS = Settings()
 NOW = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)
-HASH_KEY = "domain-test-hash-key"
-
-
-def _accept(session: Session, template: str, user_id: str) -> str:
-    request = NotificationRequest(
-        template=template,
-        user_id=user_id,
-        email=f"{user_id}@example.com",
-        data=dict(get_template(template).sample),
-    )
-    accepted = outbox.submit(session, None, request, max_data_bytes=16_384, hash_key=HASH_KEY)
-    assert accepted.created
-    return accepted.id
 
 
 def test_a_notification_is_claimed_once(session: Session) -> None:
-    notification_id = _accept(session, "security_alert", "outbox-once")
+    notification_id = accepted(session, "security_alert", "outbox-once")[0]
     job = outbox.claim(session, notification_id, sending_domain="example.test")
     assert job is not None
     assert job.attempts == 1
@@ -45,11 +31,11 @@ def test_a_notification_is_claimed_once(session: Session) -> None:
 
 
 def test_an_unsubscribe_before_the_claim_suppresses_optional_mail(session: Session) -> None:
-    notification_id = _accept(session, "product_update", "outbox-unsub")
+    notification_id = accepted(session, "product_update", "outbox-unsub")[0]
     job = outbox.claim(session, notification_id, sending_domain="example.test")
     assert job is not None and job.subscribed is None
     assert why_blocked(SETTINGS, job) is None  # subscribed by default
-    second = _accept(session, "product_update", "outbox-unsub")
+    second = accepted(session, "product_update", "outbox-unsub")[0]
     preferences.set_subscription(
         session,
         job.recipient_id,
@@ -75,8 +61,8 @@ def test_the_claim_reads_the_suppression_list(
     session: Session, reason: SuppressionReason, security: str | None, product: str | None
 ) -> None:
     user_id = f"outbox-{reason.value}"
-    alert = _accept(session, "security_alert", user_id)
-    update = _accept(session, "product_update", user_id)
+    alert = accepted(session, "security_alert", user_id)[0]
+    update = accepted(session, "product_update", user_id)[0]
     suppressions.suppress(
         session, HASH_KEY, f"{user_id}@example.com", reason, Origin(ConsentSource.OPERATOR)
     )
@@ -89,7 +75,7 @@ def test_the_claim_reads_the_suppression_list(
 def test_a_group_is_claimed_in_one_statement_each_with_its_own_message_id(
     session: Session,
 ) -> None:
-    ids = [_accept(session, "security_alert", f"group-{n}") for n in range(5)]
+    ids = [accepted(session, "security_alert", f"group-{n}")[0] for n in range(5)]
     already = outbox.claim(session, ids[2], sending_domain="example.test")
     assert already is not None
     jobs = outbox.claim_many(session, [*reversed(ids), "no-such-id"], sending_domain="example.test")
@@ -102,8 +88,8 @@ def test_a_group_is_claimed_in_one_statement_each_with_its_own_message_id(
 def test_a_group_claim_reads_each_persons_choice_for_their_own_category(
     session: Session,
 ) -> None:
-    update = _accept(session, "product_update", "group-choice")
-    alert = _accept(session, "security_alert", "group-choice")
+    update = accepted(session, "product_update", "group-choice")[0]
+    alert = accepted(session, "security_alert", "group-choice")[0]
     first = outbox.claim(session, update, sending_domain="example.test")
     assert first is not None
     preferences.set_subscription(
@@ -114,7 +100,7 @@ def test_a_group_claim_reads_each_persons_choice_for_their_own_category(
         Origin(ConsentSource.API),
         SETTINGS.default_subscriptions,
     )
-    again = _accept(session, "product_update", "group-choice")
+    again = accepted(session, "product_update", "group-choice")[0]
     jobs = {
         job.category: job
         for job in outbox.claim_many(session, [again, alert], sending_domain="example.test")
@@ -124,7 +110,7 @@ def test_a_group_claim_reads_each_persons_choice_for_their_own_category(
 
 
 def test_sent_and_given_back_apply_only_to_rows_still_sending(session: Session) -> None:
-    ids = [_accept(session, "security_alert", f"group-end-{n}") for n in range(4)]
+    ids = [accepted(session, "security_alert", f"group-end-{n}")[0] for n in range(4)]
     jobs = outbox.claim_many(session, ids, sending_domain="example.test")
     accepted_at = {ids[0]: NOW, ids[1]: NOW + timedelta(seconds=1)}
     assert outbox.mark_sent_many(session, accepted_at) == 2

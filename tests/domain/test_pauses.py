@@ -10,26 +10,19 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from notify.models import ConsentEvent, ConsentSource, Pause, Recipient
-from notify.people import decisions, pauses, recipients
+from notify.people import decisions, pauses
 from notify.people.consent import Origin
 from notify.people.pauses import PauseLengthError
 from notify.people.preferences import EssentialCategoryError
 from notify.people.quiet_hours import parse
 from notify.privacy import rights
+from tests.domain import people
+from tests.domain.people import HASH_KEY
 
-HASH_KEY = "domain-test-hash-key"
 CATEGORY = "product_updates"
 DEFAULTS = frozenset({CATEGORY})
 NOW = datetime(2026, 11, 28, 23, 0, tzinfo=UTC)
 ORIGIN = Origin(ConsentSource.PREFERENCE_CENTRE)
-
-
-def _person(session: Session, user_id: str) -> int:
-    recipient_id = recipients.upsert_for_send(
-        session, user_id, email=f"{user_id}@example.com", hash_key=HASH_KEY
-    )
-    assert recipient_id is not None
-    return recipient_id
 
 
 def _actions(session: Session, recipient_id: int) -> list[tuple[str, str]]:
@@ -44,7 +37,7 @@ def _actions(session: Session, recipient_id: int) -> list[tuple[str, str]]:
 def test_a_pause_stops_optional_mail_until_it_ends_and_then_it_flows_again(
     session: Session,
 ) -> None:
-    person = _person(session, "pause-ends")
+    person = people.person(session, "pause-ends")
     until = pauses.pause(session, person, CATEGORY, 30, ORIGIN, now=NOW)
     session.flush()
     assert until == NOW + timedelta(days=30)
@@ -65,7 +58,7 @@ def test_a_pause_stops_optional_mail_until_it_ends_and_then_it_flows_again(
 
 
 def test_a_new_pause_replaces_the_running_one_and_resume_ends_it(session: Session) -> None:
-    person = _person(session, "pause-replace")
+    person = people.person(session, "pause-replace")
     pauses.pause(session, person, CATEGORY, 30, ORIGIN, now=NOW)
     longer = pauses.pause(session, person, CATEGORY, 90, ORIGIN, now=NOW)
     assert pauses.paused_until(session, person, NOW) == {CATEGORY: longer}
@@ -80,7 +73,7 @@ def test_a_new_pause_replaces_the_running_one_and_resume_ends_it(session: Sessio
 
 
 def test_only_the_offered_lengths_and_optional_categories_can_be_paused(session: Session) -> None:
-    person = _person(session, "pause-refused")
+    person = people.person(session, "pause-refused")
     with pytest.raises(PauseLengthError):
         pauses.pause(session, person, CATEGORY, 45, ORIGIN, now=NOW)
     with pytest.raises(EssentialCategoryError):
@@ -90,7 +83,7 @@ def test_only_the_offered_lengths_and_optional_categories_can_be_paused(session:
 
 
 def test_quiet_hours_delay_optional_mail_and_each_change_is_logged(session: Session) -> None:
-    person = _person(session, "quiet-hours")
+    person = people.person(session, "quiet-hours")
     assert pauses.set_quiet_hours(session, person, parse("22:00", "07:00"), ORIGIN)
     assert not pauses.set_quiet_hours(session, person, parse("22:00", "07:00"), ORIGIN)
     session.flush()
@@ -117,7 +110,7 @@ def test_quiet_hours_delay_optional_mail_and_each_change_is_logged(session: Sess
 def test_erasure_forgets_pauses_and_quiet_hours_and_the_export_shows_them(
     session: Session,
 ) -> None:
-    person = _person(session, "pause-erased")
+    person = people.person(session, "pause-erased")
     until = pauses.pause(session, person, CATEGORY, 90, ORIGIN, now=NOW)
     pauses.set_quiet_hours(session, person, parse("21:30", "06:00"), ORIGIN)
     session.flush()

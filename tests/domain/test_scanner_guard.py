@@ -8,15 +8,12 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from notify.delivery import outbox
-from notify.delivery.outbox import NotificationRequest
-from notify.message.templates import get_template
 from notify.models import ConsentEvent, Notification, NotificationStatus
 from notify.people import scanner_guard
 from notify.people.consent import HELD, SUSPECTED
 from notify.people.scanner_guard import Limits, Source, network_of
+from tests.domain.people import HASH_KEY, accepted
 
-HASH_KEY = "domain-test-hash-key"
 CATEGORY = "product_updates"
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 LIMITS = Limits(burst_seconds=60, per_network=5, per_domain=8, early_seconds=300, hold_minutes=60)
@@ -24,22 +21,12 @@ LIMITS = Limits(burst_seconds=60, per_network=5, per_domain=8, early_seconds=300
 
 def _sent_update(session: Session, user_id: str, sent_at: datetime) -> int:
     """A person who got a product update at ``sent_at``; their recipient id."""
-    request = NotificationRequest(
-        "product_update",
-        user_id,
-        f"{user_id}@example.com",
-        dict(get_template("product_update").sample),
-    )
-    accepted = outbox.submit(session, None, request, max_data_bytes=16_384, hash_key=HASH_KEY)
+    notification_id, recipient_id = accepted(session, "product_update", user_id)
     session.execute(
         update(Notification)
-        .where(Notification.id == accepted.id)
+        .where(Notification.id == notification_id)
         .values(status=NotificationStatus.SENT, sent_at=sent_at)
     )
-    recipient_id = session.scalar(
-        select(Notification.recipient_id).where(Notification.id == accepted.id)
-    )
-    assert recipient_id is not None
     return recipient_id
 
 

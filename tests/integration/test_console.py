@@ -23,7 +23,7 @@ from starlette.routing import Route
 from notify.campaigns import changes, lifecycle
 from notify.campaigns.lifecycle import CampaignDraft
 from notify.message.tokens import read_unsubscribe_token
-from notify.models import AuditEntry, Campaign, Notification, Operator, Recipient
+from notify.models import AuditEntry, Campaign, Notification, Recipient
 from notify.operators import accounts
 from notify.people import recipients
 from notify.web.app import create_app
@@ -32,7 +32,7 @@ from notify.web.console import authoring as console_authoring
 from notify.web.console import routes as console_routes
 from notify.web.console import stats as console_stats
 from tests.support.services import wait_until
-from tests.support.stack import OwnStack, Stack, sample_data
+from tests.support.stack import OwnStack, Stack, operator_with_password, sample_data
 
 PASSWORD = "a long enough password"
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
@@ -51,10 +51,7 @@ class Console:
         if role is not None:
             email = f"{role}-{time.monotonic_ns()}@example.com"
             with self.stack.sessions.begin() as session:
-                link = accounts.create(session, email, role)
-                operator = session.get(Operator, link.operator_id)
-                assert operator is not None
-                accounts.set_password(session, operator, PASSWORD)
+                operator_with_password(session, email, role, PASSWORD)
             sign_in(client, email, PASSWORD)
         return client
 
@@ -321,10 +318,7 @@ def test_send_a_test_to_me_reaches_the_operator_at_the_smtp_server_with_dead_lin
     app = create_app(stack.settings)
     operator_address = f"op-{time.monotonic_ns()}@example.com"
     with stack.sessions.begin() as session:
-        link = accounts.create(session, operator_address, "marketing")
-        operator = session.get(Operator, link.operator_id)
-        assert operator is not None
-        accounts.set_password(session, operator, PASSWORD)
+        operator_with_password(session, operator_address, "marketing", PASSWORD)
         recipients.upsert(
             session,
             f"tst-{time.monotonic_ns()}",

@@ -11,25 +11,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from notify.models import Notification, NotificationDecision
-from tests.support.services import wait_until
-from tests.support.stack import Stack, make_key, sample_data, wait_for_status
+from tests.integration.test_campaigns import create, import_users, tag, wait_status
+from tests.support.stack import Stack, make_key, new_person, send, wait_for_status
 
 pytestmark = pytest.mark.integration
-
-
-def _user(client: TestClient, auth: dict[str, str]) -> tuple[str, str]:
-    user_id = f"explain-{uuid.uuid4().hex[:10]}"
-    address = f"{user_id}@example.com"
-    answer = client.put(f"/v1/users/{user_id}", json={"email": address}, headers=auth)
-    assert answer.status_code == 201, answer.text
-    return user_id, address
-
-
-def _send(client: TestClient, auth: dict[str, str], user_id: str, template: str) -> str:
-    body = {"template": template, "user_id": user_id, "data": sample_data(template)}
-    answer = client.post("/v1/notifications", json=body, headers=auth)
-    assert answer.status_code == 202, answer.text
-    return str(answer.json()["id"])
 
 
 def _explained(client: TestClient, auth: dict[str, str], notification_id: str) -> dict[str, Any]:
@@ -42,13 +27,14 @@ def _explained(client: TestClient, auth: dict[str, str], notification_id: str) -
 def test_a_sent_alert_and_a_suppressed_update_explain_themselves(
     stack: Stack, client: TestClient, auth: dict[str, str]
 ) -> None:
-    user_id, address = _user(client, auth)
+    user_id = new_person(client, auth, "explain")
+    address = f"{user_id}@example.com"
     unsubscribe = client.patch(
         f"/v1/users/{user_id}/preferences", json={"product_updates": False}, headers=auth
     )
     assert unsubscribe.status_code == 200
-    alert = _send(client, auth, user_id, "security_alert")
-    update = _send(client, auth, user_id, "product_update")
+    alert = send(client, auth, user_id, "security_alert")
+    update = send(client, auth, user_id, "product_update")
     wait_for_status(stack, alert, "sent")
     wait_for_status(stack, update, "suppressed")
     assert len(stack.smtp.handler.messages_to(address)) == 1
@@ -79,12 +65,12 @@ def test_a_sent_alert_and_a_suppressed_update_explain_themselves(
 def test_only_the_sending_key_or_a_reader_of_users_may_read_an_explanation(
     stack: Stack, client: TestClient, auth: dict[str, str]
 ) -> None:
-    user_id, _ = _user(client, auth)
+    user_id = new_person(client, auth, "explain")
     sender = {"Authorization": f"Bearer {make_key(stack.sessions, 'notifications:send')}"}
     other = {"Authorization": f"Bearer {make_key(stack.sessions, 'notifications:send')}"}
     reader = {"Authorization": f"Bearer {make_key(stack.sessions, 'users:read')}"}
     nobody = {"Authorization": f"Bearer {make_key(stack.sessions, 'campaigns:read')}"}
-    alert = _send(client, sender, user_id, "security_alert")
+    alert = send(client, sender, user_id, "security_alert")
     wait_for_status(stack, alert, "sent")
     assert _explained(client, sender, alert)["decision"]["sends"] is True
     assert _explained(client, reader, alert)["decision"]["sends"] is True
@@ -99,35 +85,12 @@ def test_only_the_sending_key_or_a_reader_of_users_may_read_an_explanation(
 def test_a_campaigns_messages_carry_the_campaign_in_their_explanation(
     stack: Stack, client: TestClient, auth: dict[str, str]
 ) -> None:
-    locale = f"en-x{uuid.uuid4().hex[:7]}"
-    lines = ["user_id,email,locale"] + [
-        f"{locale}-{n},{locale}-{n}@example.com,{locale}" for n in range(3)
-    ]
-    imported = client.post(
-        "/v1/users/import",
-        content="\n".join(lines).encode(),
-        headers={**auth, "Content-Type": "text/csv"},
-    )
-    assert imported.status_code == 200, imported.text
+    locale = tag()
+    import_users(client, auth, locale, 3)
     client.patch(f"/v1/users/{locale}-1/preferences", json={"product_updates": False}, headers=auth)
-    body = {
-        "name": "explained",
-        "template": "product_update",
-        "data": sample_data("product_update"),
-        "audience": {"locales": [locale]},
-        "rate_limit": 50,
-    }
-    created = client.post("/v1/campaigns", json=body, headers=auth)
-    assert created.status_code == 201, created.text
-    campaign_id = created.json()["id"]
+    campaign_id = create(client, auth, locale, rate_limit=50)
     assert client.post(f"/v1/campaigns/{campaign_id}/schedule", headers=auth).status_code == 200
-    wait_until(
-        lambda: (
-            client.get(f"/v1/campaigns/{campaign_id}", headers=auth).json()["status"] == "completed"
-        ),
-        90,
-        "the campaign to complete",
-    )
+    wait_status(client, auth, campaign_id, "completed")
     with stack.sessions() as session:
         rows = session.execute(
             select(Notification.id, Notification.status).where(
@@ -146,7 +109,8 @@ def test_a_campaigns_messages_carry_the_campaign_in_their_explanation(
 def test_the_dry_run_answers_for_now_and_sends_and_writes_nothing(
     stack: Stack, client: TestClient, auth: dict[str, str]
 ) -> None:
-    user_id, address = _user(client, auth)
+    user_id = new_person(client, auth, "explain")
+    address = f"{user_id}@example.com"
 
     def decisions_stored() -> int:
         with stack.sessions() as session:
@@ -173,7 +137,7 @@ def test_the_dry_run_answers_for_now_and_sends_and_writes_nothing(
 def test_the_dry_run_refuses_bad_requests_clearly(
     stack: Stack, client: TestClient, auth: dict[str, str]
 ) -> None:
-    user_id, _ = _user(client, auth)
+    user_id = new_person(client, auth, "explain")
     cases = [
         ({"template": "product_update", "user_id": "nobody-at-all"}, 404, "no such user"),
         ({"template": "no_such_template", "user_id": user_id}, 404, "no_such_template"),

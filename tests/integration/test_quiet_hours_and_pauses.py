@@ -7,7 +7,6 @@ rather than waiting for the clock (said at each place)."""
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,17 +16,11 @@ from sqlalchemy import select, update
 
 from notify.message.tokens import preferences_token
 from notify.models import CampaignBatch, Notification, Pause, Recipient
+from tests.integration.test_campaigns import create, tag, wait_status
 from tests.support.services import wait_until
-from tests.support.stack import Stack, sample_data, wait_for_status
+from tests.support.stack import Stack, new_person, send, wait_for_status
 
 pytestmark = pytest.mark.integration
-
-
-def _user(client: TestClient, auth: dict[str, str], prefix: str, **fields: str) -> str:
-    user_id = f"{prefix}-{uuid.uuid4().hex[:10]}"
-    body = {"email": f"{user_id}@example.com", **fields}
-    assert client.put(f"/v1/users/{user_id}", json=body, headers=auth).status_code == 201
-    return user_id
 
 
 def _page(stack: Stack, user_id: str) -> str:
@@ -49,13 +42,6 @@ def _window_around_now() -> tuple[str, str, datetime]:
     return f"{now - timedelta(hours=1):%H:%M}", f"{end:%H:%M}", end
 
 
-def _send(client: TestClient, auth: dict[str, str], user_id: str, template: str) -> str:
-    body = {"template": template, "user_id": user_id, "data": sample_data(template)}
-    answer = client.post("/v1/notifications", json=body, headers=auth)
-    assert answer.status_code == 202, answer.text
-    return str(answer.json()["id"])
-
-
 def _row(stack: Stack, notification_id: str) -> Notification:
     with stack.sessions() as session:
         return session.get_one(Notification, notification_id)
@@ -64,15 +50,15 @@ def _row(stack: Stack, notification_id: str) -> Notification:
 def test_quiet_hours_hold_an_update_to_their_end_and_let_an_alert_through(
     stack: Stack, client: TestClient, auth: dict[str, str]
 ) -> None:
-    user_id = _user(client, auth, "quiet")
+    user_id = new_person(client, auth, "quiet")
     start, end_text, end = _window_around_now()
     saved = _choose(client, stack, user_id, quiet="1", quiet_start=start, quiet_end=end_text)
     assert saved.status_code == 200 and "Saved." in saved.text
     prefs = client.get(f"/v1/users/{user_id}/preferences", headers=auth).json()
     assert prefs["quiet_hours"] == {"start": start, "end": end_text}
 
-    alert = _send(client, auth, user_id, "security_alert")
-    held = _send(client, auth, user_id, "product_update")
+    alert = send(client, auth, user_id, "security_alert")
+    held = send(client, auth, user_id, "product_update")
     wait_for_status(stack, alert, "sent")
     wait_until(
         lambda: _row(stack, held).attempts == 0 and _explained(client, auth, held),
@@ -110,15 +96,15 @@ def _explained(client: TestClient, auth: dict[str, str], notification_id: str) -
 def test_a_pause_stops_updates_until_it_ends_and_is_logged(
     stack: Stack, client: TestClient, auth: dict[str, str]
 ) -> None:
-    user_id = _user(client, auth, "pause")
+    user_id = new_person(client, auth, "pause")
     assert _choose(client, stack, user_id, pause_product_updates="30").status_code == 200
     prefs = client.get(f"/v1/users/{user_id}/preferences", headers=auth).json()
     paused_until = datetime.fromisoformat(prefs["categories"]["product_updates"]["paused_until"])
     assert timedelta(days=29, hours=23) < paused_until - datetime.now(UTC) <= timedelta(days=30)
     assert prefs["categories"]["product_updates"]["subscribed"] is True  # paused, not gone
 
-    stopped = _send(client, auth, user_id, "product_update")
-    alert = _send(client, auth, user_id, "security_alert")
+    stopped = send(client, auth, user_id, "product_update")
+    alert = send(client, auth, user_id, "security_alert")
     assert wait_for_status(stack, stopped, "suppressed").reason == "paused"
     wait_for_status(stack, alert, "sent")
     assert _explained(client, auth, stopped)["rule"] == "paused"
@@ -135,26 +121,20 @@ def test_a_pause_stops_updates_until_it_ends_and_is_logged(
             )
             .values(until=datetime.now(UTC) - timedelta(seconds=1))
         )
-    wait_for_status(stack, _send(client, auth, user_id, "product_update"), "sent")
+    wait_for_status(stack, send(client, auth, user_id, "product_update"), "sent")
 
 
 def test_a_campaign_holds_back_only_the_person_in_quiet_hours_and_still_completes(
     stack: Stack, client: TestClient, auth: dict[str, str]
 ) -> None:
-    locale = f"en-q{uuid.uuid4().hex[:7]}"
-    awake = _user(client, auth, "awake", locale=locale)
-    asleep = _user(client, auth, "asleep", locale=locale)
-    resting = _user(client, auth, "resting", locale=locale)
+    locale = tag()
+    awake = new_person(client, auth, "awake", locale=locale)
+    asleep = new_person(client, auth, "asleep", locale=locale)
+    resting = new_person(client, auth, "resting", locale=locale)
     start, end_text, end = _window_around_now()
     _choose(client, stack, asleep, quiet="1", quiet_start=start, quiet_end=end_text)
     _choose(client, stack, resting, pause_product_updates="90")
-    body = {
-        "name": "quiet",
-        "template": "product_update",
-        "data": sample_data("product_update"),
-        "audience": {"locales": [locale]},
-    }
-    campaign_id = client.post("/v1/campaigns", json=body, headers=auth).json()["id"]
+    campaign_id = create(client, auth, locale)
     assert client.post(f"/v1/campaigns/{campaign_id}/schedule", headers=auth).status_code == 200
     wait_until(
         lambda: stack.smtp.handler.messages_to(f"{awake}@example.com"), 60, "the awake person"
@@ -200,13 +180,7 @@ def test_a_campaign_holds_back_only_the_person_in_quiet_hours_and_still_complete
             .where(CampaignBatch.id == held[asleep].batch_id, CampaignBatch.status == "pending")
             .values(due_at=past)
         )
-    wait_until(
-        lambda: (
-            client.get(f"/v1/campaigns/{campaign_id}", headers=auth).json()["status"] == "completed"
-        ),
-        60,
-        "the campaign to complete",
-    )
+    wait_status(client, auth, campaign_id, "completed", timeout=60)
     assert len(stack.smtp.handler.messages_to(f"{asleep}@example.com")) == 1
     assert len(stack.smtp.handler.messages_to(f"{awake}@example.com")) == 1
     assert stack.smtp.handler.messages_to(f"{resting}@example.com") == []
@@ -215,7 +189,7 @@ def test_a_campaign_holds_back_only_the_person_in_quiet_hours_and_still_complete
 def test_a_malformed_window_or_pause_saves_nothing_and_says_why(
     stack: Stack, client: TestClient, auth: dict[str, str]
 ) -> None:
-    user_id = _user(client, auth, "quiet-bad")
+    user_id = new_person(client, auth, "quiet-bad")
     for form in (
         {"quiet": "1", "quiet_start": "25:00", "quiet_end": "07:00"},
         {"quiet": "1", "quiet_start": "22:00"},

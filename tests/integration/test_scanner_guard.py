@@ -23,7 +23,7 @@ from notify.message.tokens import read_unsubscribe_token, unsubscribe_token
 from notify.models import Recipient, ScannerHold
 from notify.people.scanner_guard import source_of
 from notify.web.app import create_app
-from tests.support.stack import Stack, sample_data, wait_for_status
+from tests.support.stack import Stack, new_person, send, wait_for_status
 
 pytestmark = pytest.mark.integration
 PER_NETWORK = 4
@@ -49,16 +49,8 @@ def _people(stack: Stack, client: TestClient, auth: dict[str, str], count: int) 
     """People who each just got a product update; their unsubscribe paths."""
     paths = []
     for _ in range(count):
-        user_id = f"scan-{uuid.uuid4().hex[:10]}"
-        body = {"email": f"{user_id}@example.com"}
-        assert client.put(f"/v1/users/{user_id}", json=body, headers=auth).status_code == 201
-        data = sample_data("product_update")
-        sent = client.post(
-            "/v1/notifications",
-            json={"template": "product_update", "user_id": user_id, "data": data},
-            headers=auth,
-        )
-        wait_for_status(stack, sent.json()["id"], "sent")
+        user_id = new_person(client, auth, "scan")
+        wait_for_status(stack, send(client, auth, user_id, "product_update"), "sent")
         with stack.sessions() as session:
             public_id = session.scalar(
                 select(Recipient.public_id).where(Recipient.user_id == user_id)

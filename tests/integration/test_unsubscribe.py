@@ -21,7 +21,7 @@ from notify.message.tokens import unsubscribe_token
 from notify.models import ConsentEvent, Recipient
 from notify.web.app import create_app
 from tests.support.services import WebProcess, wait_until
-from tests.support.stack import Stack, sample_data, wait_for_status
+from tests.support.stack import Stack, send, wait_for_status
 
 pytestmark = pytest.mark.integration
 SCANNERS = [
@@ -40,13 +40,6 @@ def new_user(client: TestClient, auth: dict[str, str]) -> tuple[str, str]:
         client.put(f"/v1/users/{user_id}", json={"email": address}, headers=auth).status_code == 201
     )
     return user_id, address
-
-
-def send(client: TestClient, auth: dict[str, str], user_id: str, template: str) -> str:
-    body = {"template": template, "user_id": user_id, "data": sample_data(template)}
-    response = client.post("/v1/notifications", json=body, headers=auth)
-    assert response.status_code == 202, response.text
-    return str(response.json()["id"])
 
 
 def delivered(

@@ -13,11 +13,13 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
+from sqlalchemy.orm import Session
 
 from notify.config import Settings
 from notify.db import SessionFactory, make_session_factory, open_database
 from notify.migrate import upgrade
-from notify.models import Notification
+from notify.models import Notification, Operator
+from notify.operators import accounts
 from notify.producers.api_keys import SCOPES, create_key
 from notify.web.app import create_app
 from tests.support.services import (
@@ -252,6 +254,29 @@ def sample_data(template: str) -> dict[str, Any]:
     from notify.message.templates import get_template
 
     return dict(get_template(template).sample)
+
+
+def operator_with_password(session: Session, email: str, role: str, password: str) -> None:
+    """A console operator who has already chosen ``password`` (their setup link used)."""
+    link = accounts.create(session, email, role)
+    accounts.set_password(session, session.get_one(Operator, link.operator_id), password)
+
+
+def new_person(client: TestClient, auth: dict[str, str], prefix: str, **fields: str) -> str:
+    """A new user ``<prefix>-…`` at ``<user id>@example.com`` (and ``fields``); their user id."""
+    user_id = f"{prefix}-{uuid.uuid4().hex[:10]}"
+    body = {"email": f"{user_id}@example.com", **fields}
+    answer = client.put(f"/v1/users/{user_id}", json=body, headers=auth)
+    assert answer.status_code == 201, answer.text
+    return user_id
+
+
+def send(client: TestClient, auth: dict[str, str], user_id: str, template: str) -> str:
+    """Queue ``template`` with its sample data to a known user; the notification's id."""
+    body = {"template": template, "user_id": user_id, "data": sample_data(template)}
+    answer = client.post("/v1/notifications", json=body, headers=auth)
+    assert answer.status_code == 202, answer.text
+    return str(answer.json()["id"])
 
 
 def send_alert(client: TestClient, auth: dict[str, str], prefix: str) -> tuple[str, str]:

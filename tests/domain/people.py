@@ -1,0 +1,42 @@
+"""What the domain tests make again and again: a person, and a notification accepted for one
+(at ``<user id>@example.com``, with the template's sample data)."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from notify.delivery import outbox
+from notify.delivery.outbox import NotificationRequest
+from notify.message.templates import get_template
+from notify.models import Notification
+from notify.people import recipients
+
+HASH_KEY = "domain-test-hash-key"
+
+
+def person(session: Session, user_id: str) -> int:
+    """A recipient with an address; their id."""
+    recipient_id = recipients.upsert_for_send(
+        session, user_id, email=f"{user_id}@example.com", hash_key=HASH_KEY
+    )
+    assert recipient_id is not None
+    return recipient_id
+
+
+def accepted(session: Session, template: str, user_id: str) -> tuple[str, int]:
+    """A notification of ``template`` accepted for ``user_id`` (made if new); its id and the
+    recipient's."""
+    request = NotificationRequest(
+        template=template,
+        user_id=user_id,
+        email=f"{user_id}@example.com",
+        data=dict(get_template(template).sample),
+    )
+    made = outbox.submit(session, None, request, max_data_bytes=16_384, hash_key=HASH_KEY)
+    assert made.created
+    recipient_id = session.scalar(
+        select(Notification.recipient_id).where(Notification.id == made.id)
+    )
+    assert recipient_id is not None
+    return made.id, recipient_id

@@ -3,6 +3,7 @@
 from alembic import context
 from sqlalchemy import Connection
 
+from notify import partitions
 from notify.db import make_engine
 from notify.models import Base
 
@@ -27,6 +28,7 @@ def _run(connection: Connection) -> None:
         target_metadata=target_metadata,
         render_as_batch=True,
         compare_type=True,
+        include_name=partitions.include_name,
     )
     with context.begin_transaction():
         context.run_migrations()

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
+    Connection,
     Engine,
     String,
     create_engine,
@@ -88,8 +89,11 @@ def open_database(settings: Settings, **options: Any) -> Engine:
     return make_engine(settings.database_url, **options)
 
 
-def on_postgresql(session_or_factory: Session | SessionFactory) -> bool:
-    """Whether the session (or the sessions a factory makes) talks to PostgreSQL; else SQLite."""
+def on_postgresql(session_or_factory: Session | SessionFactory | Connection) -> bool:
+    """Whether the session (or the sessions a factory makes, or the connection) talks to
+    PostgreSQL; else SQLite."""
+    if isinstance(session_or_factory, Connection):
+        return session_or_factory.dialect.name == "postgresql"
     if isinstance(session_or_factory, Session):
         bind: Any = session_or_factory.get_bind()
     else:

@@ -25,6 +25,7 @@ class TaskName(StrEnum):
     PLAN_CAMPAIGN = "notify.plan_campaign"
     SEND_CAMPAIGN_BATCH = "notify.send_campaign_batch"
     APPLY_RETENTION = "notify.apply_retention"
+    CREATE_PARTITIONS = "notify.create_partitions"
     DELIVER_CALLBACKS = "notify.deliver_due_callbacks"
 
 
@@ -38,6 +39,7 @@ TASK_ROUTES: dict[str, dict[str, str]] = {
     TaskName.PLAN_CAMPAIGN: {"queue": Queue.PERIODIC},
     TaskName.SEND_CAMPAIGN_BATCH: {"queue": Queue.BULK},
     TaskName.APPLY_RETENTION: {"queue": Queue.PERIODIC},
+    TaskName.CREATE_PARTITIONS: {"queue": Queue.PERIODIC},
     TaskName.DELIVER_CALLBACKS: {"queue": Queue.CALLBACKS},
 }
 

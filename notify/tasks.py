@@ -11,6 +11,7 @@ from typing import cast
 
 from celery import Task, shared_task
 
+from notify import partitions
 from notify.campaigns.batches import send_batch
 from notify.campaigns.dispatch import dispatch_due
 from notify.campaigns.planning import plan_for_a_while
@@ -20,6 +21,7 @@ from notify.delivery.enqueue import enqueue_by_name, enqueue_send, enqueue_sends
 from notify.delivery.outcomes import Outcome, Result
 from notify.delivery.sending import deliver_many
 from notify.delivery.sweeper import republish_stuck
+from notify.models.base import utcnow
 from notify.privacy import retention
 from notify.producers.callbacks.delivery import deliver_due
 from notify.queues import Publish, TaskName
@@ -30,6 +32,7 @@ PERIODIC_TASKS = frozenset(
         TaskName.PURGE_BROKER_TABLE.value,
         TaskName.DISPATCH_DUE_CAMPAIGNS.value,
         TaskName.APPLY_RETENTION.value,
+        TaskName.CREATE_PARTITIONS.value,
         TaskName.DELIVER_CALLBACKS.value,
     }
 )
@@ -191,6 +194,16 @@ def apply_retention(self: Task) -> dict[str, int]:
         log_days=context.settings.retention_log_days,
     )
     return {"contents_removed": report.contents_removed, "rows_deleted": report.rows_deleted}
+
+
+@shared_task(bind=True, name=TaskName.CREATE_PARTITIONS.value)
+def create_partitions(self: Task) -> dict[str, int]:
+    """Beat, hourly: keep the notifications' monthly partitions created ahead on PostgreSQL
+    (:func:`notify.partitions.create_ahead`; nothing on SQLite)."""
+    context = _app(self).context
+    with context.sessions.begin() as session:
+        created = partitions.create_ahead(session.connection(), utcnow())
+    return {"created": len(created)}
 
 
 @shared_task(bind=True, name=TaskName.DELIVER_CALLBACKS.value)

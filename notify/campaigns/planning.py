@@ -54,6 +54,9 @@ def plan_next_page(
     page; on SQLite a second planner fails on the unique batch number instead and its task
     gives up. The cursor moves in the same transaction as the rows it covers.
     A batch due now is marked ``enqueued``: the caller publishes it after commit.
+    Every message of the campaign is dated ``planned_at``, the moment its first page was
+    planned, so a person planned twice meets the unique ``(campaign_id, recipient_id,
+    created_at)`` and is skipped, and the campaign's rows share one month's partition.
     """
     # populate_existing: a campaign already loaded in this session must be re-read under the
     # lock, or the cursor below would be the stale one and two planners would collide.
@@ -72,6 +75,8 @@ def plan_next_page(
     if not page:
         campaign.planning_done = True
         return None
+    if campaign.planned_at is None:
+        campaign.planned_at = now
     dues = [due_time(campaign, row[1], default_timezone) for row in page]
     first_due = min(dues)
     batch = CampaignBatch(
@@ -94,14 +99,14 @@ def plan_next_page(
             "status": NotificationStatus.QUEUED.value,
             "attempts": 0,
             "next_attempt_at": due,
-            "created_at": now,
+            "created_at": campaign.planned_at,
             "updated_at": now,
         }
         for row, due in zip(page, dues, strict=True)
     ]
     session.execute(
         insert_on_conflict(session, Notification).on_conflict_do_nothing(
-            index_elements=["campaign_id", "recipient_id"]
+            index_elements=["campaign_id", "recipient_id", "created_at"]
         ),
         rows,
     )

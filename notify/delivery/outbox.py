@@ -24,7 +24,7 @@ from notify.message.mime import new_message_id
 from notify.message.personal import PersonalFields
 from notify.message.template_data import InvalidFieldError, check_data
 from notify.message.templates import get_template
-from notify.models import Notification, NotificationStatus, Recipient
+from notify.models import IdempotencyKey, Notification, NotificationStatus, Recipient
 from notify.models.base import utcnow
 from notify.models.notifications import new_notification_id
 from notify.people import eligibility, recipients
@@ -57,12 +57,21 @@ class NotificationRequest:
         return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
-_BY_IDEMPOTENCY_KEY = select(
-    Notification.id, Notification.category, Notification.status, Notification.request_hash
-).where(
-    Notification.api_key_id == bindparam("api_key_id"),
-    Notification.idempotency_key == bindparam("idempotency_key"),
+_BY_IDEMPOTENCY_KEY = (
+    select(Notification.id, Notification.category, Notification.status, IdempotencyKey.request_hash)
+    .join(
+        Notification,
+        and_(
+            Notification.id == IdempotencyKey.notification_id,
+            Notification.created_at == IdempotencyKey.notification_created_at,  # its partition
+        ),
+    )
+    .where(
+        IdempotencyKey.api_key_id == bindparam("api_key_id"),
+        IdempotencyKey.idempotency_key == bindparam("idempotency_key"),
+    )
 )  # built once: every request with a key runs it
+_INSERT_IDEMPOTENCY_KEY = insert(cast(Table, IdempotencyKey.__table__))
 
 
 def find_by_idempotency_key(session: Session, api_key_id: int, idempotency_key: str) -> Any:
@@ -104,13 +113,15 @@ def submit(
     A repeat of an earlier request with the same idempotency key returns the earlier row; a
     different request with that key raises :class:`IdempotencyConflictError`. Raises
     ``TemplateNotFoundError`` and :class:`InvalidFieldError` before writing anything. Costs one
-    statement for the recipient and one for the row (plus one lookup when a key is given).
+    statement for the recipient and one for the row (plus, when a key is given, one lookup and
+    one insert of the key, whose primary key is what two requests with one key race on).
     """
     template = get_template(request.template)
     check_data(template, request.data, max_data_bytes)
-    fingerprint = request.fingerprint()
-    if api_key_id is not None and request.idempotency_key:
-        existing = find_by_idempotency_key(session, api_key_id, request.idempotency_key)
+    key = request.idempotency_key if api_key_id is not None else None
+    fingerprint = request.fingerprint() if key else ""
+    if api_key_id is not None and key:
+        existing = find_by_idempotency_key(session, api_key_id, key)
         if existing is not None:
             return _same_request(existing, fingerprint)
     recipient_id = recipients.upsert_for_send(
@@ -125,8 +136,6 @@ def submit(
         {
             "id": notification_id,
             "api_key_id": api_key_id,
-            "idempotency_key": request.idempotency_key,
-            "request_hash": fingerprint,
             "recipient_id": recipient_id,
             "template": template.name,
             "category": template.category.key,
@@ -139,6 +148,17 @@ def submit(
             "request_id": request_id,
         },
     )
+    if key:
+        session.execute(
+            _INSERT_IDEMPOTENCY_KEY,
+            {
+                "api_key_id": api_key_id,
+                "idempotency_key": key,
+                "request_hash": fingerprint,
+                "notification_id": notification_id,
+                "notification_created_at": now,
+            },
+        )
     return Accepted(notification_id, template.category.key, Status.QUEUED.value, created=True)
 
 

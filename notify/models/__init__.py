@@ -10,6 +10,7 @@ from notify.models.callbacks import (
 )
 from notify.models.campaigns import BatchStatus, Campaign, CampaignBatch, CampaignStatus
 from notify.models.decisions import NotificationDecision
+from notify.models.idempotency_keys import IdempotencyKey
 from notify.models.notifications import Notification, NotificationStatus
 from notify.models.operators import AuditEntry, Operator, OperatorRole
 from notify.models.preferences import (
@@ -40,6 +41,7 @@ __all__ = [
     "ConsentEvent",
     "ConsentSource",
     "DailyCount",
+    "IdempotencyKey",
     "Notification",
     "NotificationDecision",
     "NotificationStatus",

@@ -54,6 +54,8 @@ class Campaign(Base):
     start_at: Mapped[datetime | None]  # earliest moment any of its messages is due
     planned_through: Mapped[int] = mapped_column(Integer, default=0)  # recipient id cursor
     planning_done: Mapped[bool] = mapped_column(default=False)
+    # When planning began: every message of the campaign carries it as its created_at.
+    planned_at: Mapped[datetime | None]
     batches_planned: Mapped[int] = mapped_column(Integer, default=0)
     created_by: Mapped[str | None] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -1,4 +1,12 @@
-"""The outbox: one row per notification, written before anything is enqueued."""
+"""The outbox: one row per notification, written before anything is enqueued.
+
+On PostgreSQL the table is partitioned by month of ``created_at`` (:mod:`notify.partitions`),
+so its primary key there is ``(id, created_at)`` and every unique constraint holds
+``created_at``: the idempotency keys live in a table of their own (:mod:`idempotency_keys
+<notify.models.idempotency_keys>`), and a campaign's messages all carry the moment its planning
+began (``Campaign.planned_at``), so ``(campaign_id, recipient_id, created_at)`` is unique per
+campaign as ``(campaign_id, recipient_id)`` would be. SQLite keeps one table.
+"""
 
 from __future__ import annotations
 
@@ -35,8 +43,7 @@ def new_notification_id() -> str:
 class Notification(Base):
     __tablename__ = "notifications"
     __table_args__ = (
-        UniqueConstraint("api_key_id", "idempotency_key"),
-        UniqueConstraint("campaign_id", "recipient_id"),
+        UniqueConstraint("campaign_id", "recipient_id", "created_at"),
         Index("ix_notifications_batch_status", "batch_id", "status"),
         Index("ix_notifications_created_at", "created_at"),
         Index("ix_notifications_status_due", "status", "next_attempt_at"),
@@ -44,8 +51,6 @@ class Notification(Base):
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_notification_id)
     api_key_id: Mapped[int | None] = mapped_column(ForeignKey("api_keys.id"))
-    idempotency_key: Mapped[str | None] = mapped_column(String(255))
-    request_hash: Mapped[str | None] = mapped_column(String(64))
     recipient_id: Mapped[int] = mapped_column(ForeignKey("recipients.id"), index=True)
     template: Mapped[str] = mapped_column(String(100))
     category: Mapped[str] = mapped_column(String(50))

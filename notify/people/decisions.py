@@ -229,6 +229,7 @@ def record_claims(
     rows = [
         {
             "notification_id": row.notification_id,
+            "notification_created_at": row.notification_created_at,
             "decided_at": now,
             "record": build_record(
                 row,
@@ -251,7 +252,7 @@ def record_claims(
     upsert = insert_on_conflict(session, NotificationDecision)
     session.execute(
         upsert.on_conflict_do_update(
-            index_elements=["notification_id"],
+            index_elements=["notification_id", "notification_created_at"],
             set_={"decided_at": upsert.excluded.decided_at, "record": upsert.excluded.record},
         ),
         rows,
@@ -264,7 +265,11 @@ def _claimed_facts() -> FactsQuery:
     category; built once (building it costs more than running it)."""
     return _joined(
         _facts(Notification.category)
-        .add_columns(Notification.id.label("notification_id"), Notification.category)
+        .add_columns(
+            Notification.id.label("notification_id"),
+            Notification.created_at.label("notification_created_at"),
+            Notification.category,
+        )
         .select_from(Notification)
         .join(Recipient, Recipient.id == Notification.recipient_id),
         Notification.category,
@@ -345,7 +350,13 @@ def recent(session: Session, recipient_id: int, limit: int = 20) -> list[Explain
             Notification.created_at,
             NotificationDecision.record,
         )
-        .outerjoin(NotificationDecision, NotificationDecision.notification_id == Notification.id)
+        .outerjoin(
+            NotificationDecision,
+            and_(
+                NotificationDecision.notification_id == Notification.id,
+                NotificationDecision.notification_created_at == Notification.created_at,
+            ),
+        )
         .where(Notification.recipient_id == recipient_id)
         .order_by(Notification.created_at.desc(), Notification.id)
         .limit(limit)

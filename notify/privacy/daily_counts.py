@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import case, func, select
+from sqlalchemy import ColumnElement, case, func, select
 from sqlalchemy.orm import Session
 
 from notify.db import utc_text
@@ -28,8 +28,9 @@ def suppression_reason_column() -> Any:
     )
 
 
-def roll_up(session: Session, ids: list[str]) -> None:
-    """Add the rows about to be deleted to the daily counts, so aggregates survive."""
+def roll_up(session: Session, which: ColumnElement[bool]) -> int:
+    """Add the notifications ``which`` selects, about to be deleted, to the daily counts, so
+    aggregates survive; returns how many rows it counted."""
     grouped = session.execute(
         select(
             day_of(session, Notification.created_at).label("day"),
@@ -39,12 +40,14 @@ def roll_up(session: Session, ids: list[str]) -> None:
             suppression_reason_column().label("reason"),
             func.count(),
         )
-        .where(Notification.id.in_(ids))
+        .where(which)
         .group_by(
             "day", Notification.category, Notification.template, Notification.status, "reason"
         )
     ).all()
+    counted = 0
     for day, category, template, status, reason_key, count in grouped:
+        counted += int(count)
         key = {
             "day": str(day),
             "category": category,
@@ -58,3 +61,4 @@ def roll_up(session: Session, ids: list[str]) -> None:
         else:
             row.count += int(count)
     session.flush()
+    return counted

@@ -15,6 +15,7 @@ from notify.delivery import outbox
 from notify.models import (
     ConsentEvent,
     ConsentSource,
+    IdempotencyKey,
     Notification,
     NotificationDecision,
     PagePress,
@@ -126,8 +127,16 @@ def erase(session: Session, recipient: Recipient, *, hash_key: str, actor: str |
     session.execute(
         update(Notification)
         .where(Notification.recipient_id == recipient.id)
-        .values(data={}, content_removed_at=now, idempotency_key=None, request_hash=None)
+        .values(data={}, content_removed_at=now)
         .execution_options(synchronize_session=False)
+    )
+    # A key names the request that made a notification of theirs; a repeat now sends anew.
+    session.execute(
+        delete(IdempotencyKey).where(
+            IdempotencyKey.notification_id.in_(
+                select(Notification.id).where(Notification.recipient_id == recipient.id)
+            )
+        )
     )
     session.execute(delete(Preference).where(Preference.recipient_id == recipient.id))
     session.execute(delete(Pause).where(Pause.recipient_id == recipient.id))

@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
-from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from notify.config import Settings
-from notify.models import ConsentSource, Notification, NotificationDecision, SuppressionReason
+from notify.models import ConsentSource, SuppressionReason
 from notify.people import decisions, preferences, suppressions
 from notify.people.consent import Origin
 from notify.people.decisions import CampaignState
@@ -119,16 +118,3 @@ def test_a_claim_records_its_verdict_and_a_later_claim_replaces_it(session: Sess
     second = decisions.recorded(session, notification_id)
     assert second is not None and second["blocked"] == "unsubscribed"
     assert second["campaign"] is None
-
-
-def test_the_record_goes_with_its_notification(session: Session) -> None:
-    notification_id, _ = accepted(session, "security_alert", "explain-retention")
-    decisions.record_claims(session, {notification_id: None}, DEFAULTS, now=NOW, default_zone="UTC")
-    session.flush()
-    session.execute(delete(Notification).where(Notification.id == notification_id))
-    left = session.scalar(
-        select(NotificationDecision.notification_id).where(
-            NotificationDecision.notification_id == notification_id
-        )
-    )
-    assert left is None

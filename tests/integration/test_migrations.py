@@ -10,6 +10,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect
 
+from notify import partitions
 from notify.db import make_engine
 from notify.migrate import upgrade
 from notify.models import Base
@@ -36,7 +37,10 @@ def test_upgrade_on_an_empty_database_matches_the_models_exactly(empty_database:
     engine = make_engine(empty_database)
     try:
         with engine.connect() as connection:
-            context = MigrationContext.configure(connection, opts={"compare_type": True})
+            context = MigrationContext.configure(
+                connection,
+                opts={"compare_type": True, "include_name": partitions.include_name},
+            )
             differences = compare_metadata(context, Base.metadata)
             tables = set(inspect(connection).get_table_names())
     finally:
@@ -130,3 +134,76 @@ def test_upgrading_a_database_with_campaign_rows_keeps_every_row(empty_database:
         "notifications": 2,
         "suppressions": 1,
     }
+
+
+def test_partitioning_keeps_keys_decisions_and_puts_each_row_in_its_month(
+    empty_database: str,
+) -> None:
+    """Migration 0019: idempotency keys move to their table, decisions learn their
+    notification's time, and on PostgreSQL every row lands in its month's partition."""
+    from sqlalchemy import text
+
+    from notify.db import make_session_factory
+    from notify.delivery import outbox
+
+    upgrade(empty_database, "0018")
+    engine = make_engine(empty_database)
+    times = {"n-old": "2026-03-10 08:00:00+00:00", "n-new": "2026-11-28 09:00:00+00:00"}
+    rows = [
+        "INSERT INTO api_keys (id, name, secret_hash, scopes, created_at) "
+        "VALUES (7, 'k', 'h', 'notifications:send', '2026-01-01 00:00:00+00:00')",
+        "INSERT INTO recipients (id, public_id, user_id, email, email_hash, created_at, "
+        "updated_at) VALUES (1, 'p1', 'u1', 'x', 'h1', '2026-01-01 00:00:00+00:00', "
+        "'2026-01-01 00:00:00+00:00')",
+        *(
+            "INSERT INTO notifications (id, api_key_id, idempotency_key, request_hash, "
+            "recipient_id, template, category, data, status, attempts, next_attempt_at, "
+            f"created_at, updated_at) VALUES ('{key}', 7, 'key-{key}', 'hash-{key}', 1, "
+            f"'security_alert', 'security', 'x', 'sent', 1, '{at}', '{at}', '{at}')"
+            for key, at in times.items()
+        ),
+        *(
+            "INSERT INTO notification_decisions (notification_id, decided_at, record) "
+            f"VALUES ('{key}', '{at}', '{{}}')"
+            for key, at in times.items()
+        ),
+    ]
+    try:
+        with engine.begin() as connection:
+            for statement in rows:
+                connection.execute(text(statement))
+        upgrade(empty_database)
+        with engine.connect() as connection:
+            keys = connection.execute(
+                text(
+                    "SELECT idempotency_key, request_hash, notification_id "
+                    "FROM idempotency_keys ORDER BY notification_id"
+                )
+            ).all()
+            decided = connection.execute(
+                text(
+                    "SELECT count(*) FROM notification_decisions d JOIN notifications n "
+                    "ON n.id = d.notification_id AND n.created_at = d.notification_created_at"
+                )
+            ).scalar()
+            homes = (
+                dict(
+                    connection.execute(
+                        text("SELECT id, tableoid::regclass::text FROM notifications")
+                    ).all()
+                )
+                if connection.dialect.name == "postgresql"
+                else None
+            )
+        with make_session_factory(engine)() as session:
+            found = outbox.find_by_idempotency_key(session, 7, "key-n-old")
+    finally:
+        engine.dispose()
+    assert [tuple(row) for row in keys] == [
+        ("key-n-new", "hash-n-new", "n-new"),
+        ("key-n-old", "hash-n-old", "n-old"),
+    ]
+    assert decided == 2
+    assert found is not None and found.id == "n-old" and found.request_hash == "hash-n-old"
+    if homes is not None:
+        assert homes == {"n-old": "notifications_p2026_03", "n-new": "notifications_p2026_11"}

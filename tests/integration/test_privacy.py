@@ -20,7 +20,8 @@ from notify import crypto
 from notify.db import make_session_factory, open_database
 from notify.message.tokens import unsubscribe_token
 from notify.migrate import upgrade
-from notify.models import Notification, NotificationDecision, Recipient
+from notify.models import Notification, Recipient
+from notify.people import decisions
 from notify.privacy import key_rotation, retention, rights
 from tests.support.services import REDIS_TEST_URL, wait_until
 from tests.support.stack import Stack, make_key, sample_data, wait_for_status
@@ -252,13 +253,13 @@ def test_retention_removes_old_content_and_rows_and_keeps_the_daily_counts(
     before = sent_on(day_old)
     assert before >= 1
     with stack.sessions() as session:  # each claim explained itself
-        assert session.get(NotificationDecision, ids[0]) is not None
+        assert decisions.recorded(session, ids[0]) is not None
     report = retention.apply_retention(stack.sessions, content_days=30, log_days=395, now=now)
     assert report.rows_deleted >= 1 and report.contents_removed >= 1
     with stack.sessions() as session:
         assert session.get(Notification, ids[0]) is None
-        assert session.get(NotificationDecision, ids[0]) is None  # gone with its notification
-        assert session.get(NotificationDecision, ids[2]) is not None
+        assert decisions.recorded(session, ids[0]) is None  # gone with its notification
+        assert decisions.recorded(session, ids[2]) is not None
         emptied = session.get(Notification, ids[1])
         kept = session.get(Notification, ids[2])
     assert emptied is not None and emptied.data == {} and emptied.status == "sent"

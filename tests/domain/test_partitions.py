@@ -1,0 +1,194 @@
+"""Monthly partitions on PostgreSQL: rows land in their month, months are made ahead, and
+retention drops whole months (counting them first) while the default partition's rows go one
+by one. Each test has a database of its own: dropping months would disturb the shared one."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select, text
+from sqlalchemy.orm import Session
+
+from notify import partitions
+from notify.config import Settings
+from notify.db import make_session_factory, open_database
+from notify.migrate import upgrade
+from notify.models import (
+    ApiKey,
+    DailyCount,
+    IdempotencyKey,
+    Notification,
+    NotificationDecision,
+    NotificationStatus,
+)
+from notify.privacy.retention import apply_retention
+from tests.domain.people import person
+from tests.support.services import create_postgres_database
+
+NOW = datetime(2026, 11, 15, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def sessions() -> Iterator[Any]:
+    url, drop = create_postgres_database()
+    upgrade(url)
+    engine = open_database(Settings(database_url=url))
+    try:
+        yield make_session_factory(engine)
+    finally:
+        engine.dispose()
+        drop()
+
+
+def _notification(session: Session, recipient_id: int, created_at: datetime, key: str) -> str:
+    """A sent notification made at ``created_at``, with its decision and an idempotency key."""
+    api_key = session.scalar(select(ApiKey.id).limit(1))
+    if api_key is None:
+        made = ApiKey(name="partitions", secret_hash=f"hash-{key}", scopes="notifications:send")
+        session.add(made)
+        session.flush()
+        api_key = made.id
+    row = Notification(
+        recipient_id=recipient_id,
+        template="product_update",
+        category="product_updates",
+        data={},
+        status=NotificationStatus.SENT,
+        created_at=created_at,
+        next_attempt_at=created_at,
+        api_key_id=api_key,
+    )
+    session.add(row)
+    session.flush()
+    session.add(
+        NotificationDecision(
+            notification_id=row.id,
+            notification_created_at=created_at,
+            decided_at=created_at,
+            record={"sends": True},
+        )
+    )
+    session.add(
+        IdempotencyKey(
+            api_key_id=api_key,
+            idempotency_key=key,
+            request_hash="0" * 64,
+            notification_id=row.id,
+            notification_created_at=created_at,
+        )
+    )
+    return row.id
+
+
+def _partition_of(session: Session, notification_id: str) -> str:
+    return str(
+        session.scalar(
+            text("SELECT tableoid::regclass::text FROM notifications WHERE id = :id"),
+            {"id": notification_id},
+        )
+    )
+
+
+def _exists(session: Session, name: str) -> bool:
+    return bool(session.scalar(text("SELECT to_regclass(:name) IS NOT NULL"), {"name": name}))
+
+
+def test_retention_drops_whole_months_and_deletes_the_default_partitions_rows_singly(
+    sessions: Any,
+) -> None:
+    old_month = NOW - timedelta(days=460)  # its whole month is past 395 days
+    straddling = NOW - timedelta(days=396)  # past 395 days, its month is not
+    uncovered = NOW - timedelta(days=520)  # no month made for it: the default partition
+    with sessions.begin() as session:
+        partitions.ensure_months(
+            session.connection(), (NOW - timedelta(days=480)).date(), NOW.date()
+        )
+        recipient_id = person(session, "partitioned")
+        ids = {
+            name: _notification(session, recipient_id, at, name)
+            for name, at in {
+                "old": old_month,
+                "straddling": straddling,
+                "uncovered": uncovered,
+                "recent": NOW - timedelta(days=2),
+            }.items()
+        }
+    with sessions() as session:
+        assert _partition_of(session, ids["old"]) == f"notifications_p{old_month:%Y_%m}"
+        assert _partition_of(session, ids["uncovered"]) == "notifications_default"
+        decision_in = session.scalar(
+            text(
+                "SELECT tableoid::regclass::text FROM notification_decisions "
+                "WHERE notification_id = :id"
+            ),
+            {"id": ids["old"]},
+        )
+        assert decision_in == f"notification_decisions_p{old_month:%Y_%m}"
+
+    report = apply_retention(sessions, content_days=30, log_days=395, now=NOW)
+
+    assert report.rows_deleted == 2
+    with sessions() as session:
+        for table in ("notifications", "notification_decisions"):
+            assert not _exists(session, f"{table}_p{old_month:%Y_%m}")
+            assert _exists(session, f"{table}_p{straddling:%Y_%m}")
+        left = set(session.scalars(select(Notification.id)))
+        assert left == {ids["straddling"], ids["recent"]}
+        assert set(session.scalars(select(NotificationDecision.notification_id))) == left
+        assert set(session.scalars(select(IdempotencyKey.notification_id))) == left
+        counted = {
+            row.day: row.count
+            for row in session.scalars(select(DailyCount).where(DailyCount.status == "sent"))
+        }
+    assert counted == {f"{old_month:%Y-%m-%d}": 1, f"{uncovered:%Y-%m-%d}": 1}
+
+
+def test_a_month_in_use_is_dropped_by_the_next_run(
+    sessions: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    old_month = NOW - timedelta(days=460)
+    with sessions.begin() as session:
+        partitions.ensure_months(session.connection(), old_month.date(), old_month.date())
+        _notification(session, person(session, "busy"), old_month, "busy")
+    reader = sessions()
+    reader.execute(select(func.count()).select_from(Notification))  # holds a lock until it ends
+    try:
+        with caplog.at_level(logging.WARNING, logger="notify.privacy.retention"):
+            first = apply_retention(
+                sessions, content_days=30, log_days=395, now=NOW, lock_timeout="200ms"
+            )
+    finally:
+        reader.close()
+    assert first.rows_deleted == 0
+    assert any("in use" in record.getMessage() for record in caplog.records)
+    with sessions() as session:
+        assert session.scalar(select(func.count()).select_from(Notification)) == 1
+        assert session.scalar(select(func.count()).select_from(DailyCount)) == 0  # rolled back
+    second = apply_retention(sessions, content_days=30, log_days=395, now=NOW, lock_timeout="200ms")
+    assert second.rows_deleted == 1
+
+
+def test_months_are_made_ahead_and_one_the_default_holds_rows_of_is_left_to_it(
+    sessions: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    later = NOW + timedelta(days=400)
+    with sessions.begin() as session:
+        stray = _notification(session, person(session, "ahead"), later, "ahead")
+    with sessions.begin() as session, caplog.at_level(logging.WARNING, logger="notify.partitions"):
+        created = partitions.create_ahead(session.connection(), later - timedelta(days=31))
+    month = partitions.month_of(later - timedelta(days=31))
+    wanted = set()
+    for _ in range(partitions.MONTHS_AHEAD + 1):  # the current month and those ahead
+        wanted.add(f"notifications_p{month:%Y_%m}")
+        month = partitions.next_month(month)
+    held = f"notifications_p{later:%Y_%m}"
+    assert held in wanted
+    assert {name for name in created if name.startswith("notifications_p")} == wanted - {held}
+    assert any(f"{later:%Y-%m}" in record.getMessage() for record in caplog.records)
+    with sessions() as session:
+        assert _partition_of(session, stray) == "notifications_default"
+        assert not _exists(session, held)

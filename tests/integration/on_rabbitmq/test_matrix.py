@@ -4,7 +4,8 @@ stack whose broker is a virtual host of its own on the machine's RabbitMQ (quoru
 publisher confirms, retries on the broker's native delayed delivery). Together with the modules
 they come from, they form the broker matrix: exactly once, retries with backoff, SIGKILL
 mid-send, a group in one task, a campaign exactly once, pause and resume, SIGKILL mid-batch,
-the rate limit across workers, a campaign giving way to essential mail.
+the rate limit across workers, a campaign giving way to essential mail, and the lanes: a
+security alert not held behind a running 50,000-recipient campaign.
 
 Only what is specific to one broker stays out: the Redis visibility timeout and a flushed Redis
 queue (tests/integration/test_sending.py), and the RabbitMQ queue types and delayed exchanges
@@ -21,6 +22,7 @@ from tests.integration.test_campaigns import (
     On,
     test_a_campaign_gives_way_while_essential_mail_waits_and_still_completes,
     test_a_campaign_reaches_each_subscribed_user_exactly_once_and_nobody_else,
+    test_a_security_alert_is_not_delayed_by_a_running_fifty_thousand_campaign,
     test_a_worker_killed_mid_batch_finishes_the_campaign_with_no_one_skipped_and_one_group_twice,
     test_pause_stops_sending_and_resume_finishes_with_no_duplicate_and_no_skip,
     test_the_rate_limit_holds_across_workers,
@@ -51,6 +53,7 @@ MATRIX = (
     test_pause_stops_sending_and_resume_finishes_with_no_duplicate_and_no_skip,
     test_the_rate_limit_holds_across_workers,
     test_a_campaign_gives_way_while_essential_mail_waits_and_still_completes,
+    test_a_security_alert_is_not_delayed_by_a_running_fifty_thousand_campaign,
 )  # collected again here, on RabbitMQ
 
 

@@ -30,7 +30,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -195,7 +195,9 @@ def store_queued(settings: Settings, admin: psycopg.Connection[Any], count: int)
     from notify.delivery import outbox
     from notify.message.templates import get_template
 
-    admin.execute("TRUNCATE notifications, recipients RESTART IDENTITY CASCADE")
+    admin.execute(
+        "TRUNCATE notifications, notification_decisions, recipients RESTART IDENTITY CASCADE"
+    )
     engine = open_database(settings)  # installs the data keys: addresses are encrypted at rest
     sessions = make_session_factory(engine)
     sample = dict(get_template("security_alert").sample)
@@ -255,7 +257,9 @@ def publish_as_the_service_does(settings: Settings, ids: list[str], *, grouped: 
         celery.close()
 
 
-def run_ours(services: Services, count: int, profile: bool, *, grouped: bool = True) -> RunResult:
+def run_ours(
+    services: Services, count: int, profile: bool, *, grouped: bool = True, label: str = ""
+) -> RunResult:
     import psycopg
 
     flush_redis()
@@ -302,7 +306,7 @@ def run_ours(services: Services, count: int, profile: bool, *, grouped: bool = T
     finally:
         admin.close()
     result = RunResult(
-        label="ours" if grouped else "ours 1/task", count=count, polled_rate=rate,
+        label=label or ("ours" if grouped else "ours 1/task"), count=count, polled_rate=rate,
         exact_rate=(sent - 1) / span if span > 0 else float("nan"), seconds=seconds,
         failed=failed, received=services.sink.count() - received_before, cpu=cpu,
     )  # fmt: skip
@@ -401,6 +405,11 @@ def main(argv: list[str] | None = None) -> int:
         help="a setting for ours (worker and publisher), e.g. NOTIFY_SEND_COMMIT_EVERY=1",
     )  # fmt: skip
     parser.add_argument(
+        "--rabbitmq", action="store_true",
+        help="in each round, one more run of ours on RabbitMQ (a vhost of its own on "
+             "127.0.0.1:5672); the baseline stays on Redis",
+    )  # fmt: skip
+    parser.add_argument(
         "--single-id-tasks", action="store_true",
         help="afterwards, one more run of ours with one task per notification (the old publish)",
     )  # fmt: skip
@@ -413,6 +422,7 @@ def main(argv: list[str] | None = None) -> int:
     say(f"SMTP sink: {sink.name} on 127.0.0.1:{sink.port}")
     database_url, drop_database = create_postgres_database()
     finished = False
+    cleanups: list[Callable[[], None]] = []
     try:
         from notify.migrate import upgrade
 
@@ -438,9 +448,18 @@ def main(argv: list[str] | None = None) -> int:
         say(f"  {'run':<12}{'count':>6}{'msg/s poll':>12}{'msg/s exact':>12}{'seconds':>9}"
             f"{'failed':>8}{'received':>10}")  # fmt: skip
         results: list[RunResult] = []
+        runners: list[Callable[[], RunResult]] = [lambda: run_baseline(services, args.count),
+                   lambda: run_ours(services, args.count, False)]  # fmt: skip
+        if args.rabbitmq:
+            from tests.support.rabbitmq import create_rabbitmq_vhost
+
+            broker_url, delete_vhost = create_rabbitmq_vhost()
+            cleanups.append(delete_vhost)
+            on_rabbitmq = replace(services, env={**services.env, "NOTIFY_BROKER_URL": broker_url})
+            say(f"ours on RabbitMQ: vhost {broker_url.rsplit('/', 1)[1]} (quorum queues)")
+            runners.append(lambda: run_ours(on_rabbitmq, args.count, False, label="ours rabbit"))
         for _ in range(args.rounds):
-            for runner in (lambda: run_baseline(services, args.count),
-                           lambda: run_ours(services, args.count, False)):  # fmt: skip
+            for runner in runners:
                 result = runner()
                 results.append(result)
                 print_run(result)
@@ -474,6 +493,19 @@ def main(argv: list[str] | None = None) -> int:
             f"naive Celery task {sum(base) / len(base):.0f} msg/s", ratio,
             f">= {GOAL_RATIO:g}x naive", ratio >= GOAL_RATIO and failed == 0 and lost == 0,
         )  # fmt: skip
+        rabbit = [result.exact_rate for result in results if result.label == "ours rabbit"]
+        if rabbit:
+            mean_rabbit = sum(rabbit) / len(rabbit)
+            rabbit_ratio = mean_rabbit / (sum(base) / len(base))
+            rabbit_failed = sum(r.failed for r in results if r.label == "ours rabbit")
+            say(f"  on RabbitMQ: ours {mean_rabbit:.0f} msg/s, {rabbit_ratio:.2f}x the baseline "
+                f"(on Redis), {mean_rabbit / (sum(ours) / len(ours)):.2f}x ours on Redis; "
+                f"failed rows: {rabbit_failed}")  # fmt: skip
+            report_row(
+                "transactional delivery on RabbitMQ", f"{mean_rabbit:.0f} msg/s",
+                f"naive Celery task on Redis {sum(base) / len(base):.0f} msg/s", rabbit_ratio,
+                f">= {GOAL_RATIO:g}x naive", rabbit_ratio >= GOAL_RATIO and rabbit_failed == 0,
+            )  # fmt: skip
         if args.single_id_tasks:
             single = run_ours(services, args.count, False, grouped=False)
             print_run(single)
@@ -489,6 +521,8 @@ def main(argv: list[str] | None = None) -> int:
         sink.child.stop(timeout=10)
         flush_redis()
         drop_database()
+        for cleanup in cleanups:
+            cleanup()
         if finished:
             shutil.rmtree(workdir, ignore_errors=True)
         else:

@@ -467,9 +467,15 @@ def main(argv: list[str] | None = None) -> int:
         say("  msg/s poll: from the first 0.2 s poll that saw a message done to the one that saw")
         say("  all N; msg/s exact: (N-1) over first to last completion time (sent_at in the")
         say("  database for ours, a timestamp pushed by each baseline task)")
-        shown = ["celery worker (ours)", "celery worker (baseline)", "smtp sink", "postgres",
-                 "redis-server"]  # fmt: skip
-        for result in results[-2:]:
+        shown = [
+            "celery worker (ours)",
+            "celery worker (baseline)",
+            "smtp sink",
+            "postgres",
+            "redis-server",
+            "beam.smp",  # RabbitMQ's Erlang VM
+        ]
+        for result in results[-len(runners) :]:
             say()
             say(f"  CPU during the last {result.label} run ({result.cpu.wall:.1f}s wall):")
             for line in result.cpu.table(result.count, "message", shown):

@@ -11,9 +11,13 @@ Guarantees:
   :data:`MONTHS_AHEAD` more created, so rows normally land in their month, never the default.
 * A month is created only while the default partition holds none of its rows; otherwise it is
   left to the default (logged), whose rows retention deletes one by one.
-* :func:`drop_month` drops a month's partitions of both tables in the caller's transaction,
-  waiting at most ``lock_timeout`` for the lock on the parent tables, so a long query never
-  stalls sending behind it: the drop fails and the next run tries again.
+* A month leaves in two steps. :func:`detach_month` takes it out of both tables in one short
+  transaction of catalog changes, locking ``notifications`` before ``notification_decisions``
+  as every claim does, and waiting at most ``lock_timeout`` for each lock (statements on the
+  table queue behind that wait, so it is short; a month still in use is left to the next run).
+  Its rows are then no longer the service's: retention counts them and drops the detached
+  tables together (:func:`take_detached` keeps two runs from counting a month twice), and a
+  run that stopped between the steps is finished by the next (:func:`detached_months`).
 
 Functions take a SQLAlchemy ``Connection`` (a session's, or a migration's) and never commit.
 """
@@ -25,7 +29,8 @@ import re
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 
-from sqlalchemy import Connection, text
+import sqlalchemy
+from sqlalchemy import Connection, TableClause, text
 
 from notify.db import on_postgresql
 
@@ -39,8 +44,6 @@ PARTITIONED: tuple[tuple[str, str], ...] = (
 
 MONTHS_AHEAD = 3
 """Months past the current one that :func:`create_ahead` keeps created."""
-
-_MONTH_NAME = re.compile(r"_p(\d{4})_(\d{2})$")
 
 
 def is_partitioned(connection: Connection) -> bool:
@@ -57,8 +60,7 @@ def is_partitioned(connection: Connection) -> bool:
 def is_partition(name: str | None) -> bool:
     """Whether ``name`` is a partition's table name (made here, not by the models)."""
     return name is not None and any(
-        name == default_name(table)
-        or (name.startswith(f"{table}_p") and _MONTH_NAME.search(name) is not None)
+        name == default_name(table) or _month_of_name(table, name) is not None
         for table, _column in PARTITIONED
     )
 
@@ -99,6 +101,15 @@ def default_name(table: str) -> str:
 def start_of(month: date) -> datetime:
     """The first instant of ``month`` in UTC: a partition's lower bound."""
     return datetime(month.year, month.month, 1, tzinfo=UTC)
+
+
+def holding(connection: Connection, table: str, moment: datetime) -> str:
+    """The table that holds ``table``'s rows of ``moment``: its month's partition, or the default
+    one when that month has none, or ``table`` itself when it is not partitioned."""
+    if not is_partitioned(connection):
+        return table
+    name = partition_name(table, month_of(moment))
+    return name if _exists(connection, name) else default_name(table)
 
 
 def _exists(connection: Connection, name: str) -> bool:
@@ -176,9 +187,16 @@ def create_ahead(connection: Connection, now: datetime, *, lock_timeout: str = "
     return ensure_months(connection, month_of(now), last)
 
 
+def _month_of_name(table: str, name: str) -> date | None:
+    """The month ``name`` is ``table``'s partition of (named as :func:`partition_name` names
+    them), else None."""
+    matched = re.fullmatch(rf"{table}_p(\d{{4}})_(\d{{2}})", name)
+    return date(int(matched[1]), int(matched[2]), 1) if matched else None
+
+
 def months_before(connection: Connection, cutoff: datetime) -> list[date]:
-    """The months with a partition of ``notifications`` that ended at or before ``cutoff``,
-    oldest first (none on SQLite)."""
+    """The months with a partition attached to ``notifications`` that ended at or before
+    ``cutoff``, oldest first (none on SQLite)."""
     if not is_partitioned(connection):
         return []
     names = connection.scalars(
@@ -188,21 +206,83 @@ def months_before(connection: Connection, cutoff: datetime) -> list[date]:
             "WHERE pg_inherits.inhparent = to_regclass('notifications')"
         )
     )
-    found = []
-    for name in names:
-        matched = _MONTH_NAME.search(name)
-        if matched:
-            month = date(int(matched[1]), int(matched[2]), 1)
-            if start_of(next_month(month)) <= cutoff:
-                found.append(month)
-    return sorted(found)
+    table = PARTITIONED[0][0]
+    months = [month for name in names if (month := _month_of_name(table, name)) is not None]
+    return sorted(month for month in months if start_of(next_month(month)) <= cutoff)
 
 
-def drop_month(connection: Connection, month: date, *, lock_timeout: str = "5s") -> None:
-    """Drop ``month``'s partition of every partitioned table, decisions first (the caller
-    commits; waits at most ``lock_timeout`` for the lock on each parent table)."""
+def oldest_month(connection: Connection) -> date | None:
+    """The oldest month with a partition attached to ``notifications`` (None: none, or SQLite)."""
+    months = months_before(connection, datetime.max.replace(tzinfo=UTC))
+    return months[0] if months else None
+
+
+def detach_month(connection: Connection, month: date, *, lock_timeout: str = "5s") -> None:
+    """Detach ``month``'s partition from every partitioned table, in the caller's transaction:
+    catalog changes only, so the tables' exclusive locks are held for moments. ``notifications``
+    first, the order a claim takes its locks in (it updates notifications, then writes
+    decisions), so the two never wait on each other in a cycle. Each lock is waited for at most
+    ``lock_timeout``; meanwhile statements on the table queue behind the request, so keep it
+    short."""
     connection.execute(
         text("SELECT set_config('lock_timeout', :value, true)"), {"value": lock_timeout}
     )
-    for table, _column in reversed(PARTITIONED):
-        connection.execute(text(f"DROP TABLE IF EXISTS {partition_name(table, month)}"))
+    for table, _column in PARTITIONED:
+        name = partition_name(table, month)
+        attached = connection.scalar(
+            text(
+                "SELECT EXISTS (SELECT 1 FROM pg_inherits WHERE inhrelid = to_regclass(:name) "
+                "AND inhparent = to_regclass(:parent))"
+            ),
+            {"name": name, "parent": table},
+        )
+        if attached:
+            connection.execute(text(f"ALTER TABLE {table} DETACH PARTITION {name}"))
+
+
+def detached_months(connection: Connection) -> list[date]:
+    """Months whose partition of some partitioned table is detached and not dropped yet,
+    oldest first: their rows are no longer the service's and wait to be counted and dropped."""
+    if not is_partitioned(connection):
+        return []
+    found: set[date] = set()
+    for table, _column in PARTITIONED:
+        names = connection.scalars(
+            text(
+                "SELECT relname FROM pg_class WHERE relkind = 'r' AND NOT relispartition "
+                "AND relname LIKE :prefix"
+            ),
+            {"prefix": f"{table}\\_p%"},
+        )
+        found.update(month for name in names if (month := _month_of_name(table, name)))
+    return sorted(found)
+
+
+def take_detached(connection: Connection, month: date) -> bool:
+    """Hold ``month``'s detached tables for the caller's transaction (an advisory lock), so two
+    retention runs never count one month twice; False if another run holds them or they are
+    gone."""
+    name = partition_name(PARTITIONED[0][0], month)
+    held = connection.scalar(
+        text("SELECT pg_try_advisory_xact_lock(hashtext(:key))"), {"key": f"notify:{name}"}
+    )
+    return bool(held) and any(
+        _exists(connection, partition_name(table, month)) for table, _column in PARTITIONED
+    )
+
+
+def detached_rows(month: date) -> TableClause:
+    """``month``'s detached notifications, with the columns the daily counts read."""
+    return sqlalchemy.table(
+        partition_name(PARTITIONED[0][0], month),
+        *(
+            sqlalchemy.column(name)
+            for name in ("created_at", "category", "template", "status", "reason")
+        ),
+    )
+
+
+def drop_detached(connection: Connection, month: date) -> None:
+    """Drop ``month``'s detached tables (the caller commits)."""
+    for table_name, _column in reversed(PARTITIONED):
+        connection.execute(text(f"DROP TABLE IF EXISTS {partition_name(table_name, month)}"))

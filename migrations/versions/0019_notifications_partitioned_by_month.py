@@ -6,14 +6,13 @@ Create Date: 2026-11-28 23:50:00
 
 """
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Sequence, Union
 
 import sqlalchemy as sa
 from alembic import op
 
 import notify.models.base
-from notify import partitions
 
 revision: str = "0019"
 down_revision: Union[str, Sequence[str], None] = "0018"
@@ -67,6 +66,11 @@ def upgrade() -> None:
         batch.add_column(
             sa.Column("planned_at", notify.models.base.UtcDateTime(timezone=True), nullable=True)
         )
+    # A campaign planned in part goes on with the date of its first rows.
+    op.execute(
+        "UPDATE campaigns SET planned_at = (SELECT min(created_at) FROM notifications "
+        "WHERE notifications.campaign_id = campaigns.id) WHERE planned_at IS NULL"
+    )
     with op.batch_alter_table("notifications") as batch:
         batch.drop_constraint("uq_notifications_api_key_id_idempotency_key", type_="unique")
         batch.drop_constraint("uq_notifications_campaign_id_recipient_id", type_="unique")
@@ -100,10 +104,7 @@ def _partition_on_postgresql() -> None:
     )
     now = datetime.now(UTC)
     oldest = connection.scalar(sa.text("SELECT min(created_at) FROM notifications_unpartitioned"))
-    last = partitions.month_of(now)
-    for _ in range(partitions.MONTHS_AHEAD):
-        last = partitions.next_month(last)
-    partitions.ensure_months(connection, partitions.month_of(oldest or now), last)
+    _make_months(_month_of(oldest or now), _month_of(now), months_ahead=3)
     op.execute("INSERT INTO notifications SELECT * FROM notifications_unpartitioned")
     op.execute(
         "INSERT INTO notification_decisions "
@@ -144,6 +145,35 @@ def _partition_on_postgresql() -> None:
         "PRIMARY KEY (notification_id, notification_created_at)"
     )
     op.execute("ANALYZE notifications")
+
+
+def _month_of(moment: datetime) -> date:
+    moment = moment.astimezone(UTC)
+    return date(moment.year, moment.month, 1)
+
+
+def _next_month(first: date) -> date:
+    return date(first.year + first.month // 12, first.month % 12 + 1, 1)
+
+
+def _make_months(first: date, current: date, *, months_ahead: int) -> None:
+    """The default partitions, and one per month from ``first`` to ``months_ahead`` past
+    ``current``, named as ``notify.partitions`` names them (written out here, so this migration
+    stays what it was whatever that module becomes)."""
+    for table in ("notifications", "notification_decisions"):
+        op.execute(f"CREATE TABLE {table}_default PARTITION OF {table} DEFAULT")
+    last = current
+    for _ in range(months_ahead):
+        last = _next_month(last)
+    month = first
+    while month <= last:
+        start, end = month.isoformat(), _next_month(month).isoformat()
+        for table in ("notifications", "notification_decisions"):
+            op.execute(
+                f"CREATE TABLE {table}_p{month:%Y_%m} PARTITION OF {table} "
+                f"FOR VALUES FROM ('{start} 00:00:00+00') TO ('{end} 00:00:00+00')"
+            )
+        month = _next_month(month)
 
 
 def _rebuild_decisions_on_sqlite() -> None:

@@ -11,9 +11,11 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from notify import partitions
 from notify.campaigns.audience import AudienceFilter, due_time, members
 from notify.config import Settings
 from notify.db import ANALYZE_AFTER_ROWS, SessionFactory, insert_on_conflict, refresh_statistics
@@ -149,7 +151,14 @@ def plan_for_a_while(
     else:  # out of time with pages left: a fresh task goes on from the cursor
         publish(TaskName.PLAN_CAMPAIGN, campaign_id)
     if sum(batch.size for batch in batches) >= ANALYZE_AFTER_ROWS:
-        refresh_statistics(sessions, Notification.__tablename__)
+        with sessions() as session:  # the campaign's month only: a partition, not the table
+            planned_at = session.scalar(
+                select(Campaign.planned_at).where(Campaign.id == campaign_id)
+            )
+            table = Notification.__tablename__
+            if planned_at is not None:
+                table = partitions.holding(session.connection(), table, planned_at)
+        refresh_statistics(sessions, table)
     return len(batches)
 
 

@@ -17,34 +17,38 @@ def day_of(session: Session, column: Any) -> Any:
     return utc_text(session, column, "day")
 
 
-def suppression_reason_column() -> Any:
-    """The reason of a suppressed row ("" for every other outcome: free text never groups)."""
+def suppression_reason_column(rows: Any = None) -> Any:
+    """The reason of a suppressed row ("" for every other outcome: free text never groups), of
+    ``rows`` (the notifications table unless given: a detached month's)."""
+    columns = (rows if rows is not None else Notification.__table__).c
     return case(
         (
-            Notification.status == NotificationStatus.SUPPRESSED,
-            func.coalesce(Notification.reason, ""),
+            columns.status == NotificationStatus.SUPPRESSED.value,
+            func.coalesce(columns.reason, ""),
         ),
         else_="",
     )
 
 
-def roll_up(session: Session, which: ColumnElement[bool]) -> int:
-    """Add the notifications ``which`` selects, about to be deleted, to the daily counts, so
-    aggregates survive; returns how many rows it counted."""
-    grouped = session.execute(
+def roll_up(session: Session, which: ColumnElement[bool] | None = None, rows: Any = None) -> int:
+    """Add the notifications about to be deleted to the daily counts, so aggregates survive;
+    returns how many rows it counted. They are those ``which`` selects of ``rows`` (the
+    notifications table unless given: a detached month's, as a whole when ``which`` is None)."""
+    source = rows if rows is not None else Notification.__table__
+    columns = source.c
+    statement = (
         select(
-            day_of(session, Notification.created_at).label("day"),
-            Notification.category,
-            Notification.template,
-            Notification.status,
-            suppression_reason_column().label("reason"),
+            day_of(session, columns.created_at).label("day"),
+            columns.category,
+            columns.template,
+            columns.status,
+            suppression_reason_column(source).label("reason"),
             func.count(),
         )
-        .where(which)
-        .group_by(
-            "day", Notification.category, Notification.template, Notification.status, "reason"
-        )
-    ).all()
+        .select_from(source)
+        .group_by("day", columns.category, columns.template, columns.status, "reason")
+    )
+    grouped = session.execute(statement if which is None else statement.where(which)).all()
     counted = 0
     for day, category, template, status, reason_key, count in grouped:
         counted += int(count)

@@ -1,21 +1,22 @@
 """Retention: old notifications lose their content, very old ones are deleted (counts kept).
 
 On PostgreSQL, where ``notifications`` is partitioned by month (:mod:`notify.partitions`),
-rows are deleted a whole month at a time: a month's partitions are dropped once every row in
-them is older than the log retention, so a row is kept between ``log_days`` and ``log_days``
-plus one month. Rows in the default partition, and every row on SQLite, are deleted one batch
-at a time once they are older than ``log_days``. Content is removed row by row on both, at
-``content_days`` exactly.
+rows are deleted a whole month at a time: once every row of a month is older than the log
+retention, its partitions are detached, counted into the daily counts and dropped, so a row is
+kept between ``log_days`` and ``log_days`` plus one month (longer only while the month is in
+use when retention runs: it is taken at the next hourly run). Rows in the default partition,
+and every row on SQLite, are deleted one batch at a time once they are older than
+``log_days``. Content is removed row by row on both, at ``content_days`` exactly.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import column, delete, select, table, update
+from sqlalchemy import column, delete, exists, select, table, tuple_, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
@@ -33,7 +34,7 @@ from notify.privacy.daily_counts import roll_up
 
 log = logging.getLogger(__name__)
 PRESSES_KEPT = timedelta(hours=1)  # longer than any burst window (at most an hour)
-LOCK_NOT_AVAILABLE = "55P03"  # PostgreSQL's SQLSTATE when lock_timeout ran out
+IN_USE = ("55P03", "40P01")  # PostgreSQL's lock_timeout ran out; a deadlock was broken
 
 
 @dataclass(frozen=True)
@@ -83,17 +84,7 @@ def apply_retention(
                 .execution_options(synchronize_session=False)
             )
             removed += len(ids)
-    with sessions.begin() as session:
-        droppable = partitions.months_before(session.connection(), delete_before)
-    for month in droppable:
-        try:
-            with sessions.begin() as session:
-                deleted += _drop_month(session, month, lock_timeout)
-        except OperationalError as error:
-            if getattr(error.orig, "sqlstate", None) != LOCK_NOT_AVAILABLE:
-                raise
-            log.warning("retention: month %s is in use; the next run drops it", f"{month:%Y-%m}")
-            break
+    deleted += _retire_months(sessions, delete_before, lock_timeout)
     for _ in range(max_batches):
         with sessions.begin() as session:
             rows = _rows_kept_singly(session)
@@ -111,6 +102,7 @@ def apply_retention(
             _delete_belongings(session, ids)
             session.execute(delete(rows).where(rows.c.id.in_(ids)))
             deleted += len(ids)
+    _forget_keys_of_retired_months(sessions, delete_before, batch_size, max_batches)
     with sessions.begin() as session:
         # Presses of the unsubscribe page are kept for the scanner guard's burst window only;
         # each press prunes them, and this catches those no later press came after.
@@ -126,21 +118,67 @@ def apply_retention(
     return RetentionReport(removed, deleted)
 
 
-def _drop_month(session: Session, month: date, lock_timeout: str) -> int:
-    """Count a month's notifications into the daily counts, delete their idempotency keys and
-    drop the month's partitions, in the session's transaction; returns how many rows went."""
-    start = partitions.start_of(month)
-    end = partitions.start_of(partitions.next_month(month))
-    counted = roll_up(session, (Notification.created_at >= start) & (Notification.created_at < end))
-    session.execute(
-        delete(IdempotencyKey).where(
-            IdempotencyKey.notification_created_at >= start,
-            IdempotencyKey.notification_created_at < end,
+def _retire_months(sessions: SessionFactory, delete_before: datetime, lock_timeout: str) -> int:
+    """PostgreSQL: detach each month whose rows are all older than ``delete_before`` (a short
+    transaction each; a month in use waits for the next run), then count and drop every
+    detached month, this run's and any an earlier run left; returns how many rows went."""
+    with sessions.begin() as session:
+        due = partitions.months_before(session.connection(), delete_before)
+    for month in due:
+        try:
+            with sessions.begin() as session:
+                partitions.detach_month(session.connection(), month, lock_timeout=lock_timeout)
+        except OperationalError as error:
+            if getattr(error.orig, "sqlstate", None) not in IN_USE:
+                raise
+            log.warning("retention: month %s is in use; the next run takes it", f"{month:%Y-%m}")
+            break
+    deleted = 0
+    with sessions.begin() as session:
+        detached = partitions.detached_months(session.connection())
+    for month in detached:
+        with sessions.begin() as session:
+            if not partitions.take_detached(session.connection(), month):
+                continue  # another run is counting it, or has dropped it
+            counted = roll_up(session, rows=partitions.detached_rows(month))
+            partitions.drop_detached(session.connection(), month)
+        log.info("retention: dropped the month %s (%d notifications)", f"{month:%Y-%m}", counted)
+        deleted += counted
+    return deleted
+
+
+def _forget_keys_of_retired_months(
+    sessions: SessionFactory, delete_before: datetime, batch_size: int, max_batches: int
+) -> None:
+    """Delete, ``batch_size`` at a time, the idempotency keys whose notification went with its
+    month (rows deleted singly take their keys with them). Only keys older than both
+    ``delete_before`` and the oldest month still attached are looked at, and a key whose
+    notification still exists (in the default partition) is kept."""
+    with sessions.begin() as session:
+        oldest = partitions.oldest_month(session.connection())
+    if oldest is None:
+        return  # SQLite, or no month attached: every row goes singly, with its key
+    before = min(delete_before, partitions.start_of(oldest))
+    orphaned = (
+        select(IdempotencyKey.api_key_id, IdempotencyKey.idempotency_key)
+        .where(
+            IdempotencyKey.notification_created_at < before,
+            ~exists().where(
+                Notification.id == IdempotencyKey.notification_id,
+                Notification.created_at == IdempotencyKey.notification_created_at,
+            ),
         )
+        .limit(batch_size)
     )
-    partitions.drop_month(session.connection(), month, lock_timeout=lock_timeout)
-    log.info("retention: dropped the month %s (%d notifications)", f"{month:%Y-%m}", counted)
-    return counted
+    for _ in range(max_batches):
+        with sessions.begin() as session:
+            result = session.execute(
+                delete(IdempotencyKey).where(
+                    tuple_(IdempotencyKey.api_key_id, IdempotencyKey.idempotency_key).in_(orphaned)
+                )
+            )
+        if not getattr(result, "rowcount", 0):
+            break
 
 
 def _rows_kept_singly(session: Session) -> Any:

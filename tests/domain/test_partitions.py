@@ -192,3 +192,82 @@ def test_months_are_made_ahead_and_one_the_default_holds_rows_of_is_left_to_it(
     with sessions() as session:
         assert _partition_of(session, stray) == "notifications_default"
         assert not _exists(session, held)
+
+
+def test_a_month_a_writer_holds_is_left_to_the_next_run_without_an_error(sessions: Any) -> None:
+    """A claim's transaction (an update of notifications, then a decision) holding both tables:
+    the detach waits at most the lock timeout, gives up, and nothing is counted."""
+    old_month = NOW - timedelta(days=460)
+    with sessions.begin() as session:
+        partitions.ensure_months(session.connection(), old_month.date(), NOW.date())
+        recipient_id = person(session, "writer")
+        _notification(session, recipient_id, old_month, "writer-old")
+        recent = _notification(session, recipient_id, NOW - timedelta(days=1), "writer-new")
+    writer = sessions()
+    writer.execute(
+        text("UPDATE notifications SET attempts = attempts + 1 WHERE id = :id"), {"id": recent}
+    )
+    writer.execute(
+        text("UPDATE notification_decisions SET decided_at = now() WHERE notification_id = :id"),
+        {"id": recent},
+    )
+    try:
+        report = apply_retention(
+            sessions, content_days=30, log_days=395, now=NOW, lock_timeout="200ms"
+        )
+    finally:
+        writer.rollback()
+        writer.close()
+    assert report.rows_deleted == 0
+    with sessions() as session:
+        assert _exists(session, f"notifications_p{old_month:%Y_%m}")
+        assert partitions.detached_months(session.connection()) == []
+
+
+def test_a_month_detached_by_a_run_that_stopped_is_counted_once_and_dropped_by_the_next(
+    sessions: Any,
+) -> None:
+    old_month = NOW - timedelta(days=460)
+    with sessions.begin() as session:
+        partitions.ensure_months(session.connection(), old_month.date(), NOW.date())
+        _notification(session, person(session, "stopped"), old_month, "stopped")
+    month = partitions.month_of(old_month)
+    with sessions.begin() as session:  # the first step of a run that then stopped
+        partitions.detach_month(session.connection(), month)
+    with sessions() as session:
+        assert partitions.detached_months(session.connection()) == [month]
+        assert session.scalar(select(func.count()).select_from(Notification)) == 0
+    with sessions.begin() as other:  # another run counting it meanwhile: this one skips it
+        assert partitions.take_detached(other.connection(), month)
+        skipped = apply_retention(sessions, content_days=30, log_days=395, now=NOW)
+    assert skipped.rows_deleted == 0
+    report = apply_retention(sessions, content_days=30, log_days=395, now=NOW)
+    assert report.rows_deleted == 1
+    again = apply_retention(sessions, content_days=30, log_days=395, now=NOW)
+    assert again.rows_deleted == 0
+    with sessions() as session:
+        assert partitions.detached_months(session.connection()) == []
+        assert not _exists(session, f"notifications_p{old_month:%Y_%m}")
+        assert session.scalar(select(func.sum(DailyCount.count))) == 1
+        assert session.scalar(select(func.count()).select_from(IdempotencyKey)) == 0
+
+
+def test_on_sqlite_rows_go_singly_with_their_keys_and_decisions(tmp_path: Any) -> None:
+    url = f"sqlite:///{tmp_path / 'retention.sqlite'}"
+    upgrade(url)
+    engine = open_database(Settings(database_url=url))
+    sqlite_sessions = make_session_factory(engine)
+    try:
+        with sqlite_sessions.begin() as session:
+            recipient_id = person(session, "on-sqlite")
+            old = _notification(session, recipient_id, NOW - timedelta(days=396), "sqlite-old")
+            kept = _notification(session, recipient_id, NOW - timedelta(days=394), "sqlite-new")
+        report = apply_retention(sqlite_sessions, content_days=30, log_days=395, now=NOW)
+        with sqlite_sessions() as session:
+            left = set(session.scalars(select(Notification.id)))
+            keys = set(session.scalars(select(IdempotencyKey.notification_id)))
+            decided = set(session.scalars(select(NotificationDecision.notification_id)))
+    finally:
+        engine.dispose()
+    assert report.rows_deleted == 1
+    assert old not in left and left == keys == decided == {kept}

@@ -62,6 +62,7 @@ from notify.models import (
     Recipient,
 )
 from notify.models.base import utcnow
+from notify.models.notifications import with_ids
 from notify.observability import metrics
 from notify.people import decisions, eligibility, quiet_hours
 from notify.people.decisions import CampaignState
@@ -254,7 +255,7 @@ def claim_messages(
     claimed = session.execute(
         update(Notification)
         .where(
-            Notification.id.in_(list(notification_ids)),
+            with_ids(list(notification_ids)),
             unindexed(Notification.status).in_(IN_FLIGHT),
             _lease_held(scope),
             _campaign_status(scope) == CampaignStatus.RUNNING,
@@ -333,7 +334,7 @@ def why_unclaimed(
             _campaign_status(scope),
             select(eligibility.blocked_reason(scope.category, scope.defaults, now))
             .join(Notification, Notification.recipient_id == Recipient.id)
-            .where(Notification.id == notification_id)
+            .where(with_ids([notification_id]))
             .scalar_subquery(),
         )
     ).one()

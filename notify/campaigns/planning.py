@@ -91,7 +91,7 @@ def plan_next_page(
     session.flush()
     rows = [
         {
-            "id": new_notification_id(),
+            "id": new_notification_id(campaign.planned_at),
             "recipient_id": row[0],
             "template": campaign.template,
             "category": campaign.category,

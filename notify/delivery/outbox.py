@@ -26,7 +26,7 @@ from notify.message.template_data import InvalidFieldError, check_data
 from notify.message.templates import get_template
 from notify.models import IdempotencyKey, Notification, NotificationStatus, Recipient
 from notify.models.base import utcnow
-from notify.models.notifications import new_notification_id
+from notify.models.notifications import new_notification_id, with_ids
 from notify.people import eligibility, recipients
 from notify.producers.callbacks import events as callback_events
 from notify.producers.callbacks.events import EventType, NotificationChange
@@ -129,8 +129,8 @@ def submit(
     )
     if recipient_id is None:
         raise InvalidFieldError(("email",), "is required for a user this service does not know yet")
-    notification_id = new_notification_id()
     now = utcnow()
+    notification_id = new_notification_id(now)  # carries ``created_at``: its month's partition
     session.execute(
         _INSERT_NOTIFICATION,  # one statement object: its compiled form is cached
         {
@@ -223,7 +223,7 @@ def get_for_caller(session: Session, notification_id: str, api_key_id: int) -> N
     """A notification, only if the calling key made it."""
     return session.scalars(
         select(Notification).where(
-            Notification.id == notification_id, Notification.api_key_id == api_key_id
+            with_ids([notification_id]), Notification.api_key_id == api_key_id
         )
     ).one_or_none()
 
@@ -269,7 +269,7 @@ def claim_many(
     claimed = (
         update(Notification)
         .where(
-            Notification.id.in_(wanted),
+            with_ids(wanted),
             unindexed(Notification.status) == Status.QUEUED,
             Notification.campaign_id.is_(None),  # campaign rows belong to their batch
         )
@@ -397,7 +397,7 @@ def _finish(
     the row was not ours any more (nothing is reported then)."""
     rows = session.execute(
         update(Notification)
-        .where(Notification.id == notification_id, unindexed(Notification.status) == Status.SENDING)
+        .where(with_ids([notification_id]), unindexed(Notification.status) == Status.SENDING)
         .values(status=status, reason=reason, updated_at=utcnow(), **extra)
         .returning(*_REPORTED)
         .execution_options(synchronize_session=False)
@@ -412,7 +412,7 @@ def sent_to(session: Session, notification_id: str, email_hash: str) -> bool:
         session.scalar(
             select(Recipient.email_hash)
             .join(Notification, Notification.recipient_id == Recipient.id)
-            .where(Notification.id == notification_id)
+            .where(with_ids([notification_id]))
         )
         == email_hash
     )
@@ -422,16 +422,14 @@ def campaign_of(session: Session, notification_id: str | None) -> int | None:
     """The campaign a notification belongs to, if any (None for an unknown id)."""
     if notification_id is None:
         return None
-    return session.scalar(
-        select(Notification.campaign_id).where(Notification.id == notification_id)
-    )
+    return session.scalar(select(Notification.campaign_id).where(with_ids([notification_id])))
 
 
 def report_feedback(session: Session, notification_id: str, kind: EventType) -> bool:
     """A bounce or complaint that came back later for a notification: ``kind``
     (``notification.bounced`` or ``.complained``) for its key's endpoints. False for an unknown
     id (nothing is reported)."""
-    rows = session.execute(select(*_REPORTED).where(Notification.id == notification_id)).all()
+    rows = session.execute(select(*_REPORTED).where(with_ids([notification_id]))).all()
     _report(session, rows, kind)
     return bool(rows)
 
@@ -447,7 +445,7 @@ def mark_sent_many(session: Session, sent_at: Mapping[str, datetime]) -> int:
         return 0
     rows = session.execute(
         update(Notification)
-        .where(Notification.id.in_(list(sent_at)), unindexed(Notification.status) == Status.SENDING)
+        .where(with_ids(list(sent_at)), unindexed(Notification.status) == Status.SENDING)
         .values(
             status=Status.SENT,
             reason=None,
@@ -477,7 +475,7 @@ def release(
         return 0
     now = utcnow()
     conditions = [
-        Notification.id.in_(list(notification_ids)),
+        with_ids(list(notification_ids)),
         unindexed(Notification.status) == Status.SENDING,
     ]
     if only_if is not None:
@@ -526,7 +524,7 @@ def suppress_unsent(session: Session, notification_id: str, reason: str) -> bool
     rows = session.execute(
         update(Notification)
         .where(
-            Notification.id == notification_id,
+            with_ids([notification_id]),
             unindexed(Notification.status).in_(Status.in_flight()),
         )
         .values(status=Status.SUPPRESSED, reason=reason, updated_at=utcnow())
@@ -612,9 +610,7 @@ def sweep_stuck(
             continue
         taken = session.execute(
             update(Notification)
-            .where(
-                Notification.id == row.id, unindexed(Notification.status) == row.status
-            )  # as read
+            .where(with_ids([row.id]), unindexed(Notification.status) == row.status)  # as read
             .values(status=Status.QUEUED, next_attempt_at=now, updated_at=now)
             .execution_options(synchronize_session=False)
         )

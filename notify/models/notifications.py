@@ -10,16 +10,28 @@ campaign as ``(campaign_id, recipient_id)`` would be. SQLite keeps one table.
 
 from __future__ import annotations
 
+import secrets
 import uuid
-from datetime import datetime
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    ColumnElement,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    and_,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from notify.models.base import Base, EncryptedJSON, enum_column_type, utcnow
 from notify.models.recipients import Recipient
+from notify.partitions import month_of, next_month, start_of
 
 
 class NotificationStatus(StrEnum):
@@ -36,8 +48,63 @@ class NotificationStatus(StrEnum):
         return (cls.QUEUED, cls.SENDING)
 
 
-def new_notification_id() -> str:
-    return str(uuid.uuid4())
+_MILLISECOND = timedelta(milliseconds=1)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def new_notification_id(created_at: datetime | None = None) -> str:
+    """A new notification id. Given the row's ``created_at``, a UUID version 7 (RFC 9562) whose
+    timestamp is that moment to the millisecond, so the id tells which month's partition holds
+    the row (:func:`with_ids`); the service makes every id this way. Without it, a random UUID
+    version 4, which tells nothing (the ORM's default, for rows made by hand)."""
+    if created_at is None:
+        return str(uuid.uuid4())
+    millis = (created_at - _EPOCH) // _MILLISECOND
+    random_bits = secrets.randbits(74)
+    value = (
+        (millis & (2**48 - 1)) << 80
+        | 0x7 << 76  # version
+        | (random_bits >> 62) << 64  # rand_a, 12 bits
+        | 0b10 << 62  # variant
+        | random_bits & (2**62 - 1)  # rand_b, 62 bits
+    )
+    return str(uuid.UUID(int=value))
+
+
+def created_at_of(notification_id: str) -> datetime | None:
+    """The ``created_at`` an id of :func:`new_notification_id` carries (to the millisecond), or
+    None for any other id."""
+    try:
+        parsed = uuid.UUID(notification_id)
+    except ValueError:
+        return None
+    if parsed.version != 7:
+        return None
+    return _EPOCH + (parsed.int >> 80) * _MILLISECOND
+
+
+def month_bounds(notification_ids: Sequence[str]) -> tuple[datetime, datetime] | None:
+    """From the start of the month the earliest of ``notification_ids`` was made in to the end
+    of the latest's, when every id carries its creation time; else None."""
+    times = [created_at_of(notification_id) for notification_id in notification_ids]
+    known = [moment for moment in times if moment is not None]
+    if not known or len(known) < len(times):
+        return None
+    return start_of(month_of(min(known))), start_of(next_month(month_of(max(known))))
+
+
+def with_ids(notification_ids: Sequence[str]) -> ColumnElement[bool]:
+    """``Notification.id IN ids``, and when every id carries its creation time, the months they
+    were made in as well (:func:`month_bounds`), so PostgreSQL reads only those months'
+    partitions instead of probing every partition's index. The same rows either way, as long
+    as a row's ``created_at`` is the time its id carries (the service never changes it)."""
+    condition = Notification.id.in_(list(notification_ids))
+    bounds = month_bounds(notification_ids)
+    if bounds is None:
+        return condition
+    return and_(
+        condition, Notification.created_at >= bounds[0], Notification.created_at < bounds[1]
+    )
 
 
 class Notification(Base):

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
@@ -37,6 +37,7 @@ from notify.models import (
     Recipient,
     Suppression,
 )
+from notify.models.notifications import month_bounds
 from notify.people import eligibility, quiet_hours
 from notify.people.eligibility import CategoryKey
 from notify.people.suppressions import ALL_CATEGORIES
@@ -225,7 +226,9 @@ def record_claims(
     a notification decided again replaces its record."""
     if not verdicts:
         return
-    found = session.execute(_claimed_facts(), {"ids": list(verdicts)})
+    ids = list(verdicts)
+    since, until = month_bounds(ids) or (ANY_TIME_FROM, ANY_TIME_UNTIL)
+    found = session.execute(_claimed_facts(), {"ids": ids, "since": since, "until": until})
     rows = [
         {
             "notification_id": row.notification_id,
@@ -259,10 +262,15 @@ def record_claims(
     )
 
 
+ANY_TIME_FROM = datetime(1970, 1, 1, tzinfo=UTC)  # bounds that leave no row out
+ANY_TIME_UNTIL = datetime(9999, 1, 1, tzinfo=UTC)
+
+
 @cache
 def _claimed_facts() -> FactsQuery:
-    """:func:`_facts` for the notifications in the bound list ``ids``, each for its own
-    category; built once (building it costs more than running it)."""
+    """:func:`_facts` for the notifications in the bound list ``ids``, made from ``since`` to
+    before ``until`` (their months: the partitions to read), each for its own category; built
+    once (building it costs more than running it)."""
     return _joined(
         _facts(Notification.category)
         .add_columns(
@@ -273,7 +281,11 @@ def _claimed_facts() -> FactsQuery:
         .select_from(Notification)
         .join(Recipient, Recipient.id == Notification.recipient_id),
         Notification.category,
-    ).where(Notification.id.in_(bindparam("ids", expanding=True)))
+    ).where(
+        Notification.id.in_(bindparam("ids", expanding=True)),
+        Notification.created_at >= bindparam("since"),
+        Notification.created_at < bindparam("until"),
+    )
 
 
 def recorded(session: Session, notification_id: str) -> dict[str, Any] | None:

@@ -25,8 +25,10 @@ from notify.models import (
     NotificationDecision,
     NotificationStatus,
 )
+from notify.models.base import utcnow
+from notify.models.notifications import with_ids
 from notify.privacy.retention import apply_retention
-from tests.domain.people import person
+from tests.domain.people import accepted, person
 from tests.support.services import create_postgres_database
 
 NOW = datetime(2031, 6, 15, 12, 0, tzinfo=UTC)  # far from the months the migration makes
@@ -271,3 +273,30 @@ def test_on_sqlite_rows_go_singly_with_their_keys_and_decisions(tmp_path: Any) -
         engine.dispose()
     assert report.rows_deleted == 1
     assert old not in left and left == keys == decided == {kept}
+
+
+def test_statements_by_the_ids_the_service_makes_read_only_those_months(sessions: Any) -> None:
+    """An id made by the service carries its time, so a lookup by it reads one partition; an id
+    made any other way is still found, by reading every partition."""
+    with sessions.begin() as session:
+        partitions.ensure_months(session.connection(), NOW.date(), NOW.date())
+        made, _ = accepted(session, "security_alert", "pruned")  # this month's, by the service
+        other = _notification(session, person(session, "unpruned"), NOW, "unpruned")
+    with sessions() as session:
+        month = partitions.partition_name("notifications", partitions.month_of(utcnow()))
+
+        def plan(notification_id: str) -> str:
+            statement = select(Notification.id).where(with_ids([notification_id]))
+            compiled = statement.compile(
+                dialect=session.get_bind().dialect, compile_kwargs={"render_postcompile": True}
+            )
+            lines = session.connection().exec_driver_sql(
+                f"EXPLAIN {compiled.string}", compiled.params
+            )
+            return "\n".join(line for (line,) in lines)
+
+        assert session.scalar(select(Notification.id).where(with_ids([made]))) == made
+        assert session.scalar(select(Notification.id).where(with_ids([other]))) == other
+        pruned, unpruned = plan(made), plan(other)
+    assert month in pruned and pruned.count("notifications_p") == 1
+    assert unpruned.count("notifications_p") > 1

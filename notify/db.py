@@ -61,6 +61,14 @@ def make_engine(url: str, **options: Any) -> Engine:
         engine = create_engine(url, **options)
         event.listen(engine, "connect", _configure_sqlite)
         return engine
+    # Plan each statement for its parameters. psycopg prepares a statement on its sixth run,
+    # and PostgreSQL 15 then prefers a generic plan, which cannot leave out the months of the
+    # partitioned notifications table: it locks and opens every partition at each run. With
+    # generic plans the campaign path (bench.campaign, 20,000) cost 1.24 ms of database CPU a
+    # message, with this 0.41 ms (0.22 ms before partitioning).
+    connect_args = dict(options.get("connect_args") or {})
+    connect_args.setdefault("options", "-c plan_cache_mode=force_custom_plan")
+    options["connect_args"] = connect_args
     options.setdefault("pool_pre_ping", True)
     # As many as the web process's worker threads (WEB_THREADS), so connections are reused,
     # never opened and closed per request; a Celery pool process uses one, and a second while

@@ -12,9 +12,9 @@ Guarantees:
 * A month is created only while the default partition holds none of its rows; otherwise it is
   left to the default (logged), whose rows retention deletes one by one.
 * A month leaves in two steps. :func:`detach_month` takes it out of both tables in one short
-  transaction of catalog changes, locking ``notifications`` before ``notification_decisions``
-  as every claim does, and waiting at most ``lock_timeout`` for each lock (statements on the
-  table queue behind that wait, so it is short; a month still in use is left to the next run).
+  transaction of catalog changes, taking its locks in the order writers take them, and
+  waiting at most :data:`LOCK_TIMEOUT` for each (statements on a table queue behind that wait,
+  so it is short; a month still in use is left to the next run).
   Its rows are then no longer the service's: retention counts them and drops the detached
   tables together (:func:`take_detached` keeps two runs from counting a month twice), and a
   run that stopped between the steps is finished by the next (:func:`detached_months`).
@@ -217,16 +217,33 @@ def oldest_month(connection: Connection) -> date | None:
     return months[0] if months else None
 
 
-def detach_month(connection: Connection, month: date, *, lock_timeout: str = "5s") -> None:
-    """Detach ``month``'s partition from every partitioned table, in the caller's transaction:
-    catalog changes only, so the tables' exclusive locks are held for moments. ``notifications``
-    first, the order a claim takes its locks in (it updates notifications, then writes
-    decisions), so the two never wait on each other in a cycle. Each lock is waited for at most
-    ``lock_timeout``; meanwhile statements on the table queue behind the request, so keep it
-    short."""
+REFERENCED = ("api_keys", "recipients", "campaigns", "campaign_batches")
+"""The tables ``notifications`` has foreign keys to: detaching or dropping a month of it
+changes their triggers, so it locks them too."""
+
+LOCK_TIMEOUT = "1s"
+"""How long a month's detach or drop waits for each lock. Statements on a table queue behind a
+waiting exclusive request, so sending can stall this long at most; a month whose lock is not
+granted is left to the next run."""
+
+
+def _lock_referenced(connection: Connection, lock_timeout: str) -> None:
+    """Set ``lock_timeout`` for the transaction and lock the tables ``notifications``
+    references first, as every writer does (a submit writes ``recipients``, then inserts the
+    notification), so a detach or drop never waits on them while holding ``notifications``."""
     connection.execute(
         text("SELECT set_config('lock_timeout', :value, true)"), {"value": lock_timeout}
     )
+    connection.execute(text(f"LOCK TABLE {', '.join(REFERENCED)} IN SHARE ROW EXCLUSIVE MODE"))
+
+
+def detach_month(connection: Connection, month: date, *, lock_timeout: str = LOCK_TIMEOUT) -> None:
+    """Detach ``month``'s partition from every partitioned table, in the caller's transaction:
+    catalog changes only, so each lock is held for moments. The referenced tables are locked
+    first, then ``notifications``, then ``notification_decisions``: the order writers take
+    them in (a claim updates notifications, then writes its decisions). A lock not granted
+    within ``lock_timeout`` raises, and the month waits for the next run."""
+    _lock_referenced(connection, lock_timeout)
     for table, _column in PARTITIONED:
         name = partition_name(table, month)
         attached = connection.scalar(
@@ -282,7 +299,9 @@ def detached_rows(month: date) -> TableClause:
     )
 
 
-def drop_detached(connection: Connection, month: date) -> None:
-    """Drop ``month``'s detached tables (the caller commits)."""
+def drop_detached(connection: Connection, month: date, *, lock_timeout: str = LOCK_TIMEOUT) -> None:
+    """Drop ``month``'s detached tables (the caller commits). Their foreign keys have triggers
+    on the referenced tables, so those are locked first, waiting at most ``lock_timeout``."""
+    _lock_referenced(connection, lock_timeout)
     for table_name, _column in reversed(PARTITIONED):
         connection.execute(text(f"DROP TABLE IF EXISTS {partition_name(table_name, month)}"))

@@ -50,6 +50,7 @@ class NotificationStatus(StrEnum):
 
 _MILLISECOND = timedelta(milliseconds=1)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_LATEST_MILLIS = (datetime(9000, 1, 1, tzinfo=UTC) - _EPOCH) // _MILLISECOND
 
 
 def new_notification_id(created_at: datetime | None = None) -> str:
@@ -80,7 +81,10 @@ def created_at_of(notification_id: str) -> datetime | None:
         return None
     if parsed.version != 7:
         return None
-    return _EPOCH + (parsed.int >> 80) * _MILLISECOND
+    millis = parsed.int >> 80
+    if millis >= _LATEST_MILLIS:
+        return None  # a made-up id, past any month the service makes (and past datetime's)
+    return _EPOCH + millis * _MILLISECOND
 
 
 def month_bounds(notification_ids: Sequence[str]) -> tuple[datetime, datetime] | None:

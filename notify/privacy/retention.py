@@ -51,7 +51,7 @@ def apply_retention(
     batch_size: int = 500,
     now: datetime | None = None,
     max_batches: int = 200,
-    lock_timeout: str = "5s",
+    lock_timeout: str = partitions.LOCK_TIMEOUT,
 ) -> RetentionReport:
     """Empty the content of old notifications, then delete very old ones, ``batch_size`` rows
     per short transaction, so no lock is held long; returns what it removed. On PostgreSQL a
@@ -137,11 +137,17 @@ def _retire_months(sessions: SessionFactory, delete_before: datetime, lock_timeo
     with sessions.begin() as session:
         detached = partitions.detached_months(session.connection())
     for month in detached:
-        with sessions.begin() as session:
-            if not partitions.take_detached(session.connection(), month):
-                continue  # another run is counting it, or has dropped it
-            counted = roll_up(session, rows=partitions.detached_rows(month))
-            partitions.drop_detached(session.connection(), month)
+        try:
+            with sessions.begin() as session:
+                if not partitions.take_detached(session.connection(), month):
+                    continue  # another run is counting it, or has dropped it
+                counted = roll_up(session, rows=partitions.detached_rows(month))
+                partitions.drop_detached(session.connection(), month, lock_timeout=lock_timeout)
+        except OperationalError as error:
+            if getattr(error.orig, "sqlstate", None) not in IN_USE:
+                raise
+            log.warning("retention: month %s is in use; the next run drops it", f"{month:%Y-%m}")
+            break
         log.info("retention: dropped the month %s (%d notifications)", f"{month:%Y-%m}", counted)
         deleted += counted
     return deleted

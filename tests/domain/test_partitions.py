@@ -14,11 +14,14 @@ from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from notify import partitions
+from notify.campaigns.planning import plan_next_page
 from notify.config import Settings
 from notify.db import make_session_factory, open_database
 from notify.migrate import upgrade
 from notify.models import (
     ApiKey,
+    Campaign,
+    CampaignStatus,
     DailyCount,
     IdempotencyKey,
     Notification,
@@ -26,7 +29,7 @@ from notify.models import (
     NotificationStatus,
 )
 from notify.models.base import utcnow
-from notify.models.notifications import with_ids
+from notify.models.notifications import created_at_of, new_notification_id, with_ids
 from notify.privacy.retention import apply_retention
 from tests.domain.people import accepted, person
 from tests.support.services import create_postgres_database
@@ -196,9 +199,12 @@ def test_months_are_made_ahead_and_one_the_default_holds_rows_of_is_left_to_it(
         assert not _exists(session, held)
 
 
-def test_a_month_a_writer_holds_is_left_to_the_next_run_without_an_error(sessions: Any) -> None:
-    """A claim's transaction (an update of notifications, then a decision) holding both tables:
-    the detach waits at most the lock timeout, gives up, and nothing is counted."""
+def test_a_month_a_writer_holds_is_left_to_the_next_run_without_an_error(
+    sessions: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A writer's transaction (a person written, then a notification, then its decision)
+    holding the tables: the detach waits at most the lock timeout, gives up, and nothing is
+    counted."""
     old_month = NOW - timedelta(days=460)
     with sessions.begin() as session:
         partitions.ensure_months(session.connection(), old_month.date(), NOW.date())
@@ -207,6 +213,9 @@ def test_a_month_a_writer_holds_is_left_to_the_next_run_without_an_error(session
         recent = _notification(session, recipient_id, NOW - timedelta(days=1), "writer-new")
     writer = sessions()
     writer.execute(
+        text("UPDATE recipients SET updated_at = now() WHERE id = :id"), {"id": recipient_id}
+    )
+    writer.execute(
         text("UPDATE notifications SET attempts = attempts + 1 WHERE id = :id"), {"id": recent}
     )
     writer.execute(
@@ -214,13 +223,15 @@ def test_a_month_a_writer_holds_is_left_to_the_next_run_without_an_error(session
         {"id": recent},
     )
     try:
-        report = apply_retention(
-            sessions, content_days=30, log_days=395, now=NOW, lock_timeout="200ms"
-        )
+        with caplog.at_level(logging.WARNING, logger="notify.privacy.retention"):
+            report = apply_retention(
+                sessions, content_days=30, log_days=395, now=NOW, lock_timeout="200ms"
+            )
     finally:
         writer.rollback()
         writer.close()
     assert report.rows_deleted == 0
+    assert any("in use" in record.getMessage() for record in caplog.records)
     with sessions() as session:
         assert _exists(session, f"notifications_p{old_month:%Y_%m}")
         assert partitions.detached_months(session.connection()) == []
@@ -285,18 +296,75 @@ def test_statements_by_the_ids_the_service_makes_read_only_those_months(sessions
     with sessions() as session:
         month = partitions.partition_name("notifications", partitions.month_of(utcnow()))
 
-        def plan(notification_id: str) -> str:
+        def relations(notification_id: str) -> set[str]:
+            """The tables the plan of a lookup by ``notification_id`` reads."""
             statement = select(Notification.id).where(with_ids([notification_id]))
             compiled = statement.compile(
                 dialect=session.get_bind().dialect, compile_kwargs={"render_postcompile": True}
             )
-            lines = session.connection().exec_driver_sql(
-                f"EXPLAIN {compiled.string}", compiled.params
+            (plan,) = (
+                session.connection()
+                .exec_driver_sql(f"EXPLAIN (FORMAT JSON) {compiled.string}", compiled.params)
+                .one()
             )
-            return "\n".join(line for (line,) in lines)
+            found: set[str] = set()
+            nodes = [plan[0]["Plan"]]
+            while nodes:
+                node = nodes.pop()
+                if "Relation Name" in node:
+                    found.add(node["Relation Name"])
+                nodes.extend(node.get("Plans", []))
+            return found
 
         assert session.scalar(select(Notification.id).where(with_ids([made]))) == made
         assert session.scalar(select(Notification.id).where(with_ids([other]))) == other
-        pruned, unpruned = plan(made), plan(other)
-    assert month in pruned and pruned.count("notifications_p") == 1
-    assert unpruned.count("notifications_p") > 1
+        pruned, unpruned = relations(made), relations(other)
+    assert pruned == {month}
+    assert month in unpruned and len(unpruned) > 1
+
+
+def test_the_ids_the_service_makes_carry_their_rows_created_at(sessions: Any) -> None:
+    """A submitted notification's id carries its created_at, and a campaign's rows their
+    campaign's planned_at, to the millisecond: what the month bounds of a lookup rely on."""
+    with sessions.begin() as session:
+        made, _ = accepted(session, "security_alert", "carried")
+        person(session, "carried-campaign")
+        campaign = Campaign(
+            name="carried",
+            template="product_update",
+            category="product_updates",
+            data={},
+            audience={},
+            status=CampaignStatus.RUNNING,
+            start_at=utcnow(),
+        )
+        session.add(campaign)
+        session.flush()
+        planned = plan_next_page(
+            session,
+            campaign.id,
+            page_size=50,
+            defaults=frozenset({"product_updates"}),
+            default_timezone="UTC",
+            now=utcnow(),
+        )
+        assert planned is not None
+        rows = session.execute(
+            select(Notification.id, Notification.created_at).where(
+                (Notification.id == made) | (Notification.campaign_id == campaign.id)
+            )
+        ).all()
+    assert len(rows) >= 2
+    for notification_id, created_at in rows:
+        assert created_at_of(notification_id) == created_at.replace(
+            microsecond=created_at.microsecond // 1000 * 1000
+        )
+
+
+def test_connections_never_prepare_statements(sessions: Any) -> None:
+    """Prepared statements would get PostgreSQL 15's generic plans, which open every month."""
+    with sessions() as session:
+        for _ in range(10):
+            session.execute(select(Notification.id).where(with_ids([new_notification_id()])))
+        prepared = session.scalar(text("SELECT count(*) FROM pg_prepared_statements"))
+    assert prepared == 0

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import column, delete, exists, select, table, tuple_, update
@@ -129,9 +129,7 @@ def _retire_months(sessions: SessionFactory, delete_before: datetime, lock_timeo
             with sessions.begin() as session:
                 partitions.detach_month(session.connection(), month, lock_timeout=lock_timeout)
         except OperationalError as error:
-            if getattr(error.orig, "sqlstate", None) not in IN_USE:
-                raise
-            log.warning("retention: month %s is in use; the next run takes it", f"{month:%Y-%m}")
+            _raise_unless_in_use(error, month)
             break
     deleted = 0
     with sessions.begin() as session:
@@ -144,13 +142,19 @@ def _retire_months(sessions: SessionFactory, delete_before: datetime, lock_timeo
                 counted = roll_up(session, rows=partitions.detached_rows(month))
                 partitions.drop_detached(session.connection(), month, lock_timeout=lock_timeout)
         except OperationalError as error:
-            if getattr(error.orig, "sqlstate", None) not in IN_USE:
-                raise
-            log.warning("retention: month %s is in use; the next run drops it", f"{month:%Y-%m}")
+            _raise_unless_in_use(error, month)
             break
         log.info("retention: dropped the month %s (%d notifications)", f"{month:%Y-%m}", counted)
         deleted += counted
     return deleted
+
+
+def _raise_unless_in_use(error: OperationalError, month: date) -> None:
+    """Log a month whose lock PostgreSQL did not grant (a lock timeout, or a deadlock it broke):
+    the next run takes it. Any other error is raised."""
+    if getattr(error.orig, "sqlstate", None) not in IN_USE:
+        raise error
+    log.warning("retention: month %s is in use; the next run takes it", f"{month:%Y-%m}")
 
 
 def _forget_keys_of_retired_months(

@@ -267,13 +267,14 @@ class WorkerProcess:
         self.process.wait(timeout=10)
         self.process = None
 
-    def stop(self) -> None:
-        """SIGTERM the process group (SIGKILL after 30 s); nothing to do if it already ended."""
+    def stop(self, timeout: float = 30) -> None:
+        """SIGTERM the process group (SIGKILL after ``timeout`` seconds); nothing to do if it
+        already ended."""
         if self.process is None:
             return
         try:
             os.killpg(self.process.pid, signal.SIGTERM)
-            self.process.wait(timeout=30)
+            self.process.wait(timeout=timeout)
         except ProcessLookupError:
             pass  # it had exited already (a test may be checking exactly that)
         except subprocess.TimeoutExpired:

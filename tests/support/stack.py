@@ -33,6 +33,7 @@ from tests.support.services import (
 )
 
 SENDING_DOMAIN = "mail.notify.example"
+SESSION_END_SECONDS = 5.0  # a session's own worker at the end of the run: nothing waits on it
 
 # Short timings so retries, the sweeper and redelivery happen within a test.
 TEST_TIMINGS = {
@@ -123,7 +124,7 @@ def stack(
     try:
         yield Stack(env, settings, engine, make_session_factory(engine), smtp_server, worker)
     finally:
-        worker.stop()
+        worker.stop(timeout=SESSION_END_SECONDS)
         engine.dispose()
 
 
@@ -147,7 +148,7 @@ def sqlite_stack(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iter
     try:
         yield Stack(env, settings, engine, make_session_factory(engine), stack.smtp, worker)
     finally:
-        worker.stop()
+        worker.stop(timeout=SESSION_END_SECONDS)
         engine.dispose()
 
 
@@ -182,7 +183,7 @@ def rabbitmq_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         yield Stack(env, settings, engine, make_session_factory(engine), smtp, worker)
     finally:
         if worker is not None:
-            worker.stop()
+            worker.stop(timeout=SESSION_END_SECONDS)
         if engine is not None:
             engine.dispose()
         smtp.stop()

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, bindparam, case, func, insert, or_, select, update
+from sqlalchemy import Table, and_, bindparam, case, func, insert, or_, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -603,17 +603,28 @@ def sweep_stuck(
         .limit(limit)
         .with_for_update(skip_locked=True)
     ).all()
-    requeue: list[Stuck] = []
+    back = []
     for row in rows:
         if row.status == Status.SENDING and row.attempts >= max_attempts:
             mark_failed(session, row.id, f"worker lost during attempt {row.attempts}; gave up")
-            continue
-        taken = session.execute(
+        else:
+            back.append(row)
+    if not back:
+        return SweptPage(requeue=[], examined=len(rows))
+    # One statement for the page; each row only if its status is still the one read.
+    taken = set(
+        session.scalars(
             update(Notification)
-            .where(with_ids([row.id]), unindexed(Notification.status) == row.status)  # as read
+            .where(
+                with_ids([row.id for row in back]),
+                tuple_(Notification.id, unindexed(Notification.status)).in_(
+                    [(row.id, Status(row.status).value) for row in back]
+                ),
+            )
             .values(status=Status.QUEUED, next_attempt_at=now, updated_at=now)
+            .returning(Notification.id)
             .execution_options(synchronize_session=False)
         )
-        if getattr(taken, "rowcount", 0):
-            requeue.append(Stuck(id=row.id, category=row.category))
+    )
+    requeue = [Stuck(id=row.id, category=row.category) for row in back if row.id in taken]
     return SweptPage(requeue=requeue, examined=len(rows))

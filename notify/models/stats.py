@@ -1,11 +1,14 @@
-"""Daily counts of notifications, kept after the rows themselves are deleted by retention."""
+"""Daily counts of notifications: kept after the rows themselves are deleted by retention, and
+made once for each finished day, so the stats read counts rather than rows."""
 
 from __future__ import annotations
+
+from datetime import datetime
 
 from sqlalchemy import Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from notify.models.base import Base
+from notify.models.base import Base, utcnow
 
 
 class DailyCount(Base):
@@ -21,3 +24,14 @@ class DailyCount(Base):
     status: Mapped[str] = mapped_column(String(20))
     reason: Mapped[str] = mapped_column(String(40))  # suppression reason, else ""
     count: Mapped[int] = mapped_column(Integer)
+
+
+class CountedDay(Base):
+    """A UTC day whose notifications are all in ``daily_counts``
+    (:func:`notify.privacy.daily_counts.count_finished_days`): no row of it can change any more,
+    so its counts are read from there and its rows are never counted again."""
+
+    __tablename__ = "counted_days"
+
+    day: Mapped[str] = mapped_column(String(10), primary_key=True)  # YYYY-MM-DD, UTC
+    counted_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -1,5 +1,7 @@
 """Aggregate counts without personal data: per day, category and template, and unsubscribes by
-route. Rows deleted by retention are counted from ``daily_counts``, live rows directly.
+route. Days already counted (:mod:`notify.privacy.daily_counts`) and rows deleted by retention
+are read from ``daily_counts``; the rows of the other days (usually today's and yesterday's)
+are counted directly.
 
 An unsubscribe's route is the source its consent event records (``ConsentSource``): a mail
 client's RFC 8058 POST is ``one_click``, a press of the button on the unsubscribe page is
@@ -12,15 +14,23 @@ agreed to (:func:`consent_versions`), as of now."""
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import UTC, date, datetime, time, timedelta
+from collections.abc import Iterator
+from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, or_, select, union_all
 from sqlalchemy.orm import Session
 
-from notify.models import ConsentEvent, DailyCount, Notification, NotificationStatus, Recipient
+from notify.models import (
+    ConsentEvent,
+    CountedDay,
+    DailyCount,
+    Notification,
+    NotificationStatus,
+    Recipient,
+)
 from notify.people.consent import SUSPECTED
-from notify.privacy.daily_counts import day_of, suppression_reason_column
+from notify.privacy.daily_counts import day_bounds, day_of, suppression_reason_column
 
 FINISHED = (NotificationStatus.SENT, NotificationStatus.FAILED, NotificationStatus.CANCELLED)
 OUTCOMES = (*(status.value for status in FINISHED), "pending")
@@ -63,13 +73,6 @@ def stats_range(start: date | None, end: date | None, today: date) -> tuple[date
     return start, end
 
 
-def _bounds(start: date, end: date) -> tuple[datetime, datetime]:
-    return (
-        datetime.combine(start, time(), tzinfo=UTC),
-        datetime.combine(end + timedelta(days=1), time(), tzinfo=UTC),
-    )
-
-
 def daily(session: Session, start: date, end: date) -> dict[str, Any]:
     """Counts for the UTC days ``start`` to ``end`` inclusive. Raises :class:`RangeError`
     (before any query) for a range :func:`stats_range` would refuse.
@@ -77,35 +80,11 @@ def daily(session: Session, start: date, end: date) -> dict[str, Any]:
     ``unsubscribes`` has one entry per day, category and route (see the module's docstring)
     with at least one opt-out, ordered by day, category and route."""
     start, end = stats_range(start, end, end)
-    since, until = _bounds(start, end)
-    day = day_of(session, Notification.created_at).label("day")
-    reason = suppression_reason_column().label("reason")
-    live = session.execute(
-        select(
-            day,
-            Notification.category,
-            Notification.template,
-            Notification.status,
-            reason,
-            func.count(),
-        )
-        .where(Notification.created_at >= since, Notification.created_at < until)
-        .group_by(day, Notification.category, Notification.template, Notification.status, reason)
-    ).all()
-    kept = session.execute(
-        select(
-            DailyCount.day,
-            DailyCount.category,
-            DailyCount.template,
-            DailyCount.status,
-            DailyCount.reason,
-            DailyCount.count,
-        ).where(DailyCount.day >= start.isoformat(), DailyCount.day <= end.isoformat())
-    ).all()
+    since, until = day_bounds(start)[0], day_bounds(end)[1]
     table: dict[tuple[str, str, str], dict[str, Any]] = defaultdict(
         lambda: {**dict.fromkeys(OUTCOMES, 0), "suppressed": defaultdict(int)}
     )
-    for row_day, category, template, status, reason, count in [*live, *kept]:
+    for row_day, category, template, status, reason, count in _counts(session, start, end):
         entry = table[(str(row_day), category, template)]
         outcome = NotificationStatus(status)
         if outcome is NotificationStatus.SUPPRESSED:
@@ -153,6 +132,71 @@ def daily(session: Session, start: date, end: date) -> dict[str, Any]:
         ],
         "consent_versions": consent_versions(session),  # now, whatever the range
     }
+
+
+def _counts(session: Session, start: date, end: date) -> list[tuple[Any, ...]]:
+    """(day, category, template, status, reason, count) for the days ``start`` to ``end``: the
+    kept counts (``daily_counts``: counted days, and rows retention deleted) and the rows of the
+    days not counted yet. One statement, so a day counted meanwhile is read once, either way.
+    Only the uncounted days' rows are read (each run of them as one range of ``created_at``):
+    usually today and yesterday."""
+    counted = set(
+        session.scalars(
+            select(CountedDay.day).where(
+                CountedDay.day >= start.isoformat(), CountedDay.day <= end.isoformat()
+            )
+        )
+    )
+    kept = select(
+        DailyCount.day,
+        DailyCount.category,
+        DailyCount.template,
+        DailyCount.status,
+        DailyCount.reason,
+        DailyCount.count,
+    ).where(DailyCount.day >= start.isoformat(), DailyCount.day <= end.isoformat())
+    ranges = list(_uncounted_ranges(start, end, counted))
+    if not ranges:
+        return [tuple(row) for row in session.execute(kept)]
+    day = day_of(session, Notification.created_at)
+    reason = suppression_reason_column()
+    live = (
+        select(
+            day.label("day"),
+            Notification.category,
+            Notification.template,
+            Notification.status,
+            reason.label("reason"),
+            func.count().label("count"),
+        )
+        .where(
+            or_(
+                *(
+                    and_(Notification.created_at >= low, Notification.created_at < high)
+                    for low, high in ranges
+                )
+            ),
+            day.not_in(select(CountedDay.day)),
+        )
+        .group_by(day, Notification.category, Notification.template, Notification.status, reason)
+    )
+    return [tuple(row) for row in session.execute(union_all(live, kept))]
+
+
+def _uncounted_ranges(
+    start: date, end: date, counted: set[str]
+) -> Iterator[tuple[datetime, datetime]]:
+    """The runs of days from ``start`` to ``end`` not in ``counted``, as UTC instant ranges."""
+    low: date | None = None
+    day = start
+    while day <= end + timedelta(days=1):
+        uncounted = day <= end and day.isoformat() not in counted
+        if uncounted and low is None:
+            low = day
+        elif not uncounted and low is not None:
+            yield day_bounds(low)[0], day_bounds(day)[0]
+            low = None
+        day += timedelta(days=1)
 
 
 def consent_versions(session: Session) -> list[dict[str, Any]]:

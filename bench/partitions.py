@@ -12,7 +12,9 @@ transaction that is rolled back:
   due rows (``campaigns.batches._due_rows``);
 * the status lookup behind ``GET /v1/notifications/{id}`` (``outbox.get_for_caller``);
 * the sweeper's page (``outbox.sweep_stuck``, 500 rows, the service's settings);
-* the stats for the 7 and the 30 days ending today (``privacy.stats.daily``).
+* the stats for the 7 and the 30 days ending today (``privacy.stats.daily``), after the
+  finished days were counted into the daily counts as the hourly task does, where the code
+  has that task (its time is printed).
 
 Every statement each one sends is captured (a ``before_cursor_execute`` listener) and run
 again under ``EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON)``; a ``Seq Scan`` on ``notifications`` or
@@ -546,6 +548,29 @@ def make_partitions(sessions: sessionmaker[Session], first: date, last: date) ->
     )
 
 
+def count_finished_days(
+    sessions: sessionmaker[Session], settings: Any, layout: Layout
+) -> float | None:
+    """What the hourly task would have done by now where the code counts finished days into
+    the daily counts (``notify.privacy.daily_counts.count_finished_days``): every finished day
+    of the load, counted; its time, or None where the code has no such task."""
+    module = importlib.import_module("notify.privacy.daily_counts")
+    counting = getattr(module, "count_finished_days", None)
+    if counting is None:
+        say("  finished days: not counted (the code has no such task)")
+        return None
+    started = time.monotonic()
+    days = counting(
+        sessions, log_days=settings.retention_log_days, now=layout.now, budget_seconds=86_400
+    )
+    took = time.monotonic() - started
+    say(
+        f"  finished days: {len(days)} counted into the daily counts in {took:.1f} s (the hourly "
+        f"task's work, done once per day; {layout.rows / took:,.0f} rows/s)"
+    )
+    return took
+
+
 def family(connection: Connection) -> dict[str, float]:
     """``notifications`` and each of its partitions, with the rows the planner believes each
     has (``reltuples``)."""
@@ -940,6 +965,7 @@ def measure(
 class SizeRun:
     rows: int
     load_seconds: float = 0.0
+    count_seconds: float | None = None  # counting the finished days, where the code does
     partitioned: bool = False
     table: str = ""
     results: dict[str, Measured] = field(default_factory=dict)
@@ -982,6 +1008,7 @@ def run_size(
         say(
             f"  load time: {run.load_seconds:.1f} s ({rows / run.load_seconds:,.0f} rows/s overall)"
         )
+        run.count_seconds = count_finished_days(sessions, settings, layout)
         with engine.connect() as connection:
             run.partitioned, run.table = describe_table(connection)
             layout = replace(layout, pools=read_pools(connection, layout))
@@ -1017,11 +1044,14 @@ def run_size(
 
 def report(small: SizeRun, big: SizeRun) -> None:
     """The table of both sizes, and one ``BENCH_ROW`` per function."""
+    counting = ""
+    if small.count_seconds is not None and big.count_seconds is not None:
+        counting = f"; days counted {small.count_seconds:.1f} s, {big.count_seconds:.1f} s"
     say()
     say(
         f"Results (code {code_fingerprint()}; notifications partitioned: "
         f"{'yes' if big.partitioned else 'no'}; load {small.rows:,} rows "
-        f"{small.load_seconds:.0f} s, {big.rows:,} rows {big.load_seconds:.0f} s):"
+        f"{small.load_seconds:.0f} s, {big.rows:,} rows {big.load_seconds:.0f} s{counting}):"
     )
     say()
     say(

@@ -34,10 +34,10 @@ def build_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
         "schedule": 3600.0,
         "options": {"queue": Queue.PERIODIC.value, "expires": 3600.0},
     }
-    schedule["count-finished-days"] = {
-        "task": TaskName.COUNT_FINISHED_DAYS.value,
-        "schedule": 3600.0,
-        "options": {"queue": Queue.PERIODIC.value, "expires": 3600.0},
+    schedule["count-finished-hours"] = {
+        "task": TaskName.COUNT_FINISHED_HOURS.value,
+        "schedule": 600.0,
+        "options": {"queue": Queue.PERIODIC.value, "expires": 600.0},
     }
     schedule["deliver-due-callbacks"] = {
         "task": TaskName.DELIVER_CALLBACKS.value,

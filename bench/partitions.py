@@ -13,7 +13,7 @@ transaction that is rolled back:
 * the status lookup behind ``GET /v1/notifications/{id}`` (``outbox.get_for_caller``);
 * the sweeper's page (``outbox.sweep_stuck``, 500 rows, the service's settings);
 * the stats for the 7 and the 30 days ending today (``privacy.stats.daily``), after the
-  finished days were counted into the daily counts as the hourly task does, where the code
+  finished hours were counted into the daily counts as the periodic task does, where the code
   has that task (its time is printed).
 
 Every statement each one sends is captured (a ``before_cursor_execute`` listener) and run
@@ -548,25 +548,25 @@ def make_partitions(sessions: sessionmaker[Session], first: date, last: date) ->
     )
 
 
-def count_finished_days(
+def count_finished_hours(
     sessions: sessionmaker[Session], settings: Any, layout: Layout
 ) -> float | None:
-    """What the hourly task would have done by now where the code counts finished days into
-    the daily counts (``notify.privacy.daily_counts.count_finished_days``): every finished day
-    of the load, counted; its time, or None where the code has no such task."""
+    """What the periodic task would have done by now where the code counts finished hours into
+    the daily counts (``notify.privacy.daily_counts.count_finished_hours``): every finished
+    hour of the load, counted; its time, or None where the code has no such task."""
     module = importlib.import_module("notify.privacy.daily_counts")
-    counting = getattr(module, "count_finished_days", None)
+    counting = getattr(module, "count_finished_hours", None)
     if counting is None:
-        say("  finished days: not counted (the code has no such task)")
+        say("  finished hours: not counted (the code has no such task)")
         return None
     started = time.monotonic()
-    days = counting(
+    hours = counting(
         sessions, log_days=settings.retention_log_days, now=layout.now, budget_seconds=86_400
     )
     took = time.monotonic() - started
     say(
-        f"  finished days: {len(days)} counted into the daily counts in {took:.1f} s (the hourly "
-        f"task's work, done once per day; {layout.rows / took:,.0f} rows/s)"
+        f"  finished hours: {len(hours)} counted into the daily counts in {took:.1f} s (the "
+        f"periodic task's work, done once per hour; {layout.rows / took:,.0f} rows/s)"
     )
     return took
 
@@ -965,7 +965,7 @@ def measure(
 class SizeRun:
     rows: int
     load_seconds: float = 0.0
-    count_seconds: float | None = None  # counting the finished days, where the code does
+    count_seconds: float | None = None  # counting the finished hours, where the code does
     partitioned: bool = False
     table: str = ""
     results: dict[str, Measured] = field(default_factory=dict)
@@ -1008,7 +1008,7 @@ def run_size(
         say(
             f"  load time: {run.load_seconds:.1f} s ({rows / run.load_seconds:,.0f} rows/s overall)"
         )
-        run.count_seconds = count_finished_days(sessions, settings, layout)
+        run.count_seconds = count_finished_hours(sessions, settings, layout)
         with engine.connect() as connection:
             run.partitioned, run.table = describe_table(connection)
             layout = replace(layout, pools=read_pools(connection, layout))
@@ -1046,7 +1046,7 @@ def report(small: SizeRun, big: SizeRun) -> None:
     """The table of both sizes, and one ``BENCH_ROW`` per function."""
     counting = ""
     if small.count_seconds is not None and big.count_seconds is not None:
-        counting = f"; days counted {small.count_seconds:.1f} s, {big.count_seconds:.1f} s"
+        counting = f"; hours counted {small.count_seconds:.1f} s, {big.count_seconds:.1f} s"
     say()
     say(
         f"Results (code {code_fingerprint()}; notifications partitioned: "

@@ -118,13 +118,17 @@ def insert_on_conflict(session: Session, model: Any) -> postgresql.Insert | sqli
     return statement
 
 
-_UTC_FORMATS = {"day": ("YYYY-MM-DD", 10), "minute": ("YYYY-MM-DD HH24:MI", 16)}
+_UTC_FORMATS = {
+    "day": ("YYYY-MM-DD", 10),
+    "hour": ("YYYY-MM-DD HH24", 13),
+    "minute": ("YYYY-MM-DD HH24:MI", 16),
+}
 
 
 def utc_text(session: Session, column: Any, unit: str) -> Any:
-    """A timestamp column cut to its UTC ``day`` (``YYYY-MM-DD``) or ``minute``
-    (``YYYY-MM-DD HH:MM``), as text that sorts and groups the same on either database (SQLite
-    stores these columns as UTC ISO text)."""
+    """A timestamp column cut to its UTC ``day`` (``YYYY-MM-DD``), ``hour`` (``YYYY-MM-DD HH``)
+    or ``minute`` (``YYYY-MM-DD HH:MM``), as text that sorts and groups the same on either
+    database (SQLite stores these columns as UTC ISO text)."""
     pattern, length = _UTC_FORMATS[unit]
     if on_postgresql(session):
         return func.to_char(func.timezone("UTC", column), pattern)

@@ -26,7 +26,7 @@ class TaskName(StrEnum):
     SEND_CAMPAIGN_BATCH = "notify.send_campaign_batch"
     APPLY_RETENTION = "notify.apply_retention"
     CREATE_PARTITIONS = "notify.create_partitions"
-    COUNT_FINISHED_DAYS = "notify.count_finished_days"
+    COUNT_FINISHED_HOURS = "notify.count_finished_hours"
     DELIVER_CALLBACKS = "notify.deliver_due_callbacks"
 
 
@@ -41,7 +41,7 @@ TASK_ROUTES: dict[str, dict[str, str]] = {
     TaskName.SEND_CAMPAIGN_BATCH: {"queue": Queue.BULK},
     TaskName.APPLY_RETENTION: {"queue": Queue.PERIODIC},
     TaskName.CREATE_PARTITIONS: {"queue": Queue.PERIODIC},
-    TaskName.COUNT_FINISHED_DAYS: {"queue": Queue.PERIODIC},
+    TaskName.COUNT_FINISHED_HOURS: {"queue": Queue.PERIODIC},
     TaskName.DELIVER_CALLBACKS: {"queue": Queue.CALLBACKS},
 }
 

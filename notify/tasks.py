@@ -33,7 +33,7 @@ PERIODIC_TASKS = frozenset(
         TaskName.DISPATCH_DUE_CAMPAIGNS.value,
         TaskName.APPLY_RETENTION.value,
         TaskName.CREATE_PARTITIONS.value,
-        TaskName.COUNT_FINISHED_DAYS.value,
+        TaskName.COUNT_FINISHED_HOURS.value,
         TaskName.DELIVER_CALLBACKS.value,
     }
 )
@@ -207,17 +207,18 @@ def create_partitions(self: Task) -> dict[str, int]:
     return {"created": len(created)}
 
 
-@shared_task(bind=True, name=TaskName.COUNT_FINISHED_DAYS.value)
-def count_finished_days(self: Task) -> dict[str, int]:
-    """Beat, hourly: add each finished day's notifications to the daily counts once, so the
-    stats read counts instead of rows (:func:`notify.privacy.daily_counts.count_finished_days`)."""
+@shared_task(bind=True, name=TaskName.COUNT_FINISHED_HOURS.value)
+def count_finished_hours(self: Task) -> dict[str, int]:
+    """Beat, every 10 minutes: add each finished hour's notifications to the daily counts once,
+    so the stats read counts instead of rows
+    (:func:`notify.privacy.daily_counts.count_finished_hours`)."""
     context = _app(self).context
     # Well inside the task's hard time limit; a later run goes on where this one stopped.
     budget = context.settings.task_time_limit_seconds / 4
-    counted = daily_counts.count_finished_days(
+    counted = daily_counts.count_finished_hours(
         context.sessions, log_days=context.settings.retention_log_days, budget_seconds=budget
     )
-    return {"days_counted": len(counted)}
+    return {"hours_counted": len(counted)}
 
 
 @shared_task(bind=True, name=TaskName.DELIVER_CALLBACKS.value)

@@ -24,7 +24,7 @@ from notify.models.preferences import (
 )
 from notify.models.recipients import Recipient
 from notify.models.scanners import PagePress, ScannerHold
-from notify.models.stats import CountedDay, DailyCount
+from notify.models.stats import CountedHour, DailyCount
 
 __all__ = [
     "ApiKey",
@@ -40,7 +40,7 @@ __all__ = [
     "CampaignStatus",
     "ConsentEvent",
     "ConsentSource",
-    "CountedDay",
+    "CountedHour",
     "DailyCount",
     "IdempotencyKey",
     "Notification",

@@ -1,5 +1,5 @@
 """Daily counts of notifications: kept after the rows themselves are deleted by retention, and
-made once for each finished day, so the stats read counts rather than rows."""
+made once for each finished hour, so the stats read counts rather than rows."""
 
 from __future__ import annotations
 
@@ -26,12 +26,12 @@ class DailyCount(Base):
     count: Mapped[int] = mapped_column(Integer)
 
 
-class CountedDay(Base):
-    """A UTC day whose notifications are all in ``daily_counts``
-    (:func:`notify.privacy.daily_counts.count_finished_days`): no row of it can change any more,
-    so its counts are read from there and its rows are never counted again."""
+class CountedHour(Base):
+    """A UTC hour whose notifications are all in ``daily_counts``
+    (:func:`notify.privacy.daily_counts.count_finished_hours`): no row of it can change any
+    more, so its counts are read from there and its rows are never counted again."""
 
-    __tablename__ = "counted_days"
+    __tablename__ = "counted_hours"
 
-    day: Mapped[str] = mapped_column(String(10), primary_key=True)  # YYYY-MM-DD, UTC
+    hour: Mapped[str] = mapped_column(String(13), primary_key=True)  # YYYY-MM-DD HH, UTC
     counted_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -1,16 +1,17 @@
 """Daily counts: how notifications are bucketed by day and outcome, the roll-up that keeps those
-counts when retention deletes the rows, and the counting of finished days. Shared by retention,
-the periodic task and the stats.
+counts when retention deletes the rows, and the counting of finished hours. Shared by
+retention, the periodic task and the stats.
 
-A UTC day is *finished* once it ended more than :data:`COUNT_AFTER` ago, no row of it is in
-flight (``queued`` or ``sending``), and no campaign dated that day is still planning rows.
-Nothing changes a finished day's rows any more: every outcome but ``queued`` and ``sending`` is
-final, a transactional row is dated when it is submitted and a campaign's rows when its
-planning began. :func:`count_finished_days` adds such a day's rows to ``daily_counts`` once and
-records it in ``counted_days`` in the same transaction; from then on the stats read its counts
-instead of its rows, and retention, which keeps counts of the rows it deletes, skips its rows.
-A day with a row held back (quiet hours, a retry, a stuck row, a campaign paused) is counted
-by the first run after that row ends."""
+A UTC hour is *finished* once it ended more than :data:`COUNT_AFTER` ago, no row of it is in
+flight (``queued`` or ``sending``), and no campaign dated within it is still planning rows.
+Nothing changes a finished hour's rows any more: every outcome but ``queued`` and ``sending``
+is final, a transactional row is dated when it is submitted and a campaign's rows when its
+planning began. :func:`count_finished_hours` adds such an hour's rows to their day's
+``daily_counts`` once and records the hour in ``counted_hours`` in the same transaction; from
+then on the stats read its counts instead of its rows, and retention, which keeps counts of
+the rows it deletes, skips its rows. An hour with a row held back (quiet hours, a retry, a
+stuck row, a campaign paused while planning) is counted by the first run after that row ends.
+"""
 
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ from notify.db import SessionFactory, utc_text
 from notify.models import (
     Campaign,
     CampaignStatus,
-    CountedDay,
+    CountedHour,
     DailyCount,
     Notification,
     NotificationStatus,
@@ -36,17 +37,29 @@ from notify.models import (
 from notify.models.base import utcnow
 
 log = logging.getLogger(__name__)
-COUNT_AFTER = timedelta(hours=1)
-"""How long after its end a day may be counted: longer than any transaction that inserts a row
-dated that day can still be open."""
-RETENTION_MARGIN_DAYS = 2
-"""Days this near the log retention's cutoff are never counted, so counting and retention never
-handle one day at once (retention counts the rows it deletes of days not counted)."""
+HOUR = timedelta(hours=1)
+COUNT_AFTER = timedelta(minutes=15)
+"""How long after its end an hour may be counted: longer than any transaction that inserts a row
+dated within it can stay open (a task's is cut at ``NOTIFY_TASK_TIME_LIMIT_SECONDS``, 5
+minutes by default; a request's within seconds)."""
+RETENTION_MARGIN = timedelta(days=2)
+"""Hours this near the log retention's cutoff are never counted, so counting and retention never
+handle one hour at once (retention counts the rows it deletes of hours not counted)."""
 
 
 def day_of(session: Session, column: Any) -> Any:
     """The UTC calendar day of a timestamp column, as text ``YYYY-MM-DD``, on either database."""
     return utc_text(session, column, "day")
+
+
+def hour_of(session: Session, column: Any) -> Any:
+    """The UTC hour of a timestamp column, as text ``YYYY-MM-DD HH``, on either database."""
+    return utc_text(session, column, "hour")
+
+
+def hour_key(start: datetime) -> str:
+    """The ``counted_hours`` key of the hour starting at ``start`` (UTC), as :func:`hour_of`."""
+    return f"{start.astimezone(UTC):%Y-%m-%d %H}"
 
 
 def suppression_reason_column(rows: Any = None) -> Any:
@@ -64,12 +77,13 @@ def suppression_reason_column(rows: Any = None) -> Any:
 
 def roll_up(session: Session, which: ColumnElement[bool] | None = None, rows: Any = None) -> int:
     """Add notifications to the daily counts: rows about to be deleted, so aggregates survive, or
-    a finished day's; returns how many rows it counted. They are those ``which`` selects of
+    a finished hour's; returns how many rows it counted. They are those ``which`` selects of
     ``rows`` (the notifications table unless given: a detached month's, as a whole when
-    ``which`` is None), less the rows of days already counted (``counted_days``)."""
+    ``which`` is None), less the rows of hours already counted (``counted_hours``)."""
     source = rows if rows is not None else Notification.__table__
     columns = source.c
     day = day_of(session, columns.created_at)
+    hour = hour_of(session, columns.created_at)
     statement = (
         select(
             day.label("day"),
@@ -80,7 +94,7 @@ def roll_up(session: Session, which: ColumnElement[bool] | None = None, rows: An
             func.count(),
         )
         .select_from(source)
-        .where(day.not_in(select(CountedDay.day)))
+        .where(hour.not_in(select(CountedHour.hour)))
         .group_by("day", columns.category, columns.template, columns.status, "reason")
     )
     grouped = session.execute(statement if which is None else statement.where(which)).all()
@@ -109,9 +123,15 @@ def day_bounds(day: date) -> tuple[datetime, datetime]:
     return start, start + timedelta(days=1)
 
 
-def is_finished(session: Session, day: date, now: datetime) -> bool:
-    """Whether no row dated ``day`` can change or appear any more (see the module's docstring)."""
-    start, end = day_bounds(day)
+def hour_start(moment: datetime) -> datetime:
+    """The start of the UTC hour ``moment`` falls in."""
+    return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def is_finished(session: Session, start: datetime, now: datetime) -> bool:
+    """Whether no row dated in the hour from ``start`` can change or appear any more (see the
+    module's docstring)."""
+    end = start + HOUR
     if now < end + COUNT_AFTER:
         return False
     in_flight = exists().where(
@@ -128,59 +148,60 @@ def is_finished(session: Session, day: date, now: datetime) -> bool:
     return not session.scalar(select(in_flight | planning))
 
 
-def count_day(session: Session, day: date) -> int:
-    """Add a finished day's rows to ``daily_counts`` and record the day as counted; how many
-    rows. The caller checked :func:`is_finished` in the same transaction. Raises
-    ``IntegrityError`` (at flush) if another transaction counted the day first: the caller rolls
-    back, so the day is counted once."""
-    start, end = day_bounds(day)
+def count_hour(session: Session, start: datetime) -> int:
+    """Add a finished hour's rows to their day's ``daily_counts`` and record the hour as
+    counted; how many rows. The caller checked :func:`is_finished` in the same transaction.
+    Raises ``IntegrityError`` (at flush) if another transaction counted the hour first: the
+    caller rolls back, so the hour is counted once."""
     counted = roll_up(
-        session, and_(Notification.created_at >= start, Notification.created_at < end)
+        session, and_(Notification.created_at >= start, Notification.created_at < start + HOUR)
     )
-    session.add(CountedDay(day=day.isoformat()))
+    session.add(CountedHour(hour=hour_key(start)))
     session.flush()
     return counted
 
 
-def days_to_count(session: Session, today: date, oldest: date) -> Iterator[date]:
-    """The days from yesterday back to ``oldest`` not counted yet, newest first."""
+def hours_to_count(session: Session, now: datetime, oldest: datetime) -> Iterator[datetime]:
+    """The starts of the hours that ended :data:`COUNT_AFTER` before ``now``, back to the one
+    ``oldest`` falls in, not counted yet; newest first."""
+    first = hour_start(oldest)
     counted = set(
-        session.scalars(select(CountedDay.day).where(CountedDay.day >= oldest.isoformat()))
+        session.scalars(select(CountedHour.hour).where(CountedHour.hour >= hour_key(first)))
     )
-    day = today - timedelta(days=1)
-    while day >= oldest:
-        if day.isoformat() not in counted:
-            yield day
-        day -= timedelta(days=1)
+    start = hour_start(now - COUNT_AFTER) - HOUR
+    while start >= first:
+        if hour_key(start) not in counted:
+            yield start
+        start -= HOUR
 
 
-def count_finished_days(
+def count_finished_hours(
     sessions: SessionFactory,
     *,
     log_days: int,
     now: datetime | None = None,
     budget_seconds: float = 60.0,
-) -> list[date]:
-    """Count each finished day of the log retention window not counted yet, newest first, one
+) -> list[datetime]:
+    """Count each finished hour of the log retention window not counted yet, newest first, one
     short transaction each, until ``budget_seconds`` have passed (a later run goes on); returns
-    the days counted. Days within :data:`RETENTION_MARGIN_DAYS` of the retention cutoff are
-    left to retention. Safe to run twice at once: a day is counted by one of them."""
+    the starts of the hours counted. Hours within :data:`RETENTION_MARGIN` of the retention
+    cutoff are left to retention. Safe to run twice at once: an hour is counted by one."""
     now = now or utcnow()
-    oldest = (now - timedelta(days=log_days)).date() + timedelta(days=RETENTION_MARGIN_DAYS)
+    oldest = now - timedelta(days=log_days) + RETENTION_MARGIN
     deadline = time.monotonic() + budget_seconds
     with sessions.begin() as session:
-        candidates = list(days_to_count(session, now.date(), oldest))
-    done: list[date] = []
-    for day in candidates:
+        candidates = list(hours_to_count(session, now, oldest))
+    done: list[datetime] = []
+    for start in candidates:
         if time.monotonic() > deadline:
             break
         try:
             with sessions.begin() as session:
-                if not is_finished(session, day, now):
+                if not is_finished(session, start, now):
                     continue
-                rows = count_day(session, day)
+                rows = count_hour(session, start)
         except IntegrityError:
             continue  # another run counted it
-        log.debug("daily counts: counted %s (%d notifications)", day, rows)
-        done.append(day)
+        log.debug("daily counts: counted the hour %s (%d notifications)", hour_key(start), rows)
+        done.append(start)
     return done

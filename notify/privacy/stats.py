@@ -1,7 +1,7 @@
 """Aggregate counts without personal data: per day, category and template, and unsubscribes by
-route. Days already counted (:mod:`notify.privacy.daily_counts`) and rows deleted by retention
-are read from ``daily_counts``; the rows of the other days (usually today's and yesterday's)
-are counted directly.
+route. Hours already counted (:mod:`notify.privacy.daily_counts`) and rows deleted by retention
+are read from ``daily_counts``; the rows of the other hours (usually the last one or two) are
+counted directly.
 
 An unsubscribe's route is the source its consent event records (``ConsentSource``): a mail
 client's RFC 8058 POST is ``one_click``, a press of the button on the unsubscribe page is
@@ -23,14 +23,21 @@ from sqlalchemy.orm import Session
 
 from notify.models import (
     ConsentEvent,
-    CountedDay,
+    CountedHour,
     DailyCount,
     Notification,
     NotificationStatus,
     Recipient,
 )
 from notify.people.consent import SUSPECTED
-from notify.privacy.daily_counts import day_bounds, day_of, suppression_reason_column
+from notify.privacy.daily_counts import (
+    HOUR,
+    day_bounds,
+    day_of,
+    hour_key,
+    hour_of,
+    suppression_reason_column,
+)
 
 FINISHED = (NotificationStatus.SENT, NotificationStatus.FAILED, NotificationStatus.CANCELLED)
 OUTCOMES = (*(status.value for status in FINISHED), "pending")
@@ -136,14 +143,15 @@ def daily(session: Session, start: date, end: date) -> dict[str, Any]:
 
 def _counts(session: Session, start: date, end: date) -> list[tuple[Any, ...]]:
     """(day, category, template, status, reason, count) for the days ``start`` to ``end``: the
-    kept counts (``daily_counts``: counted days, and rows retention deleted) and the rows of the
-    days not counted yet. One statement, so a day counted meanwhile is read once, either way.
-    Only the uncounted days' rows are read (each run of them as one range of ``created_at``):
-    usually today and yesterday."""
+    kept counts (``daily_counts``: counted hours, and rows retention deleted) and the rows of
+    the hours not counted yet. One statement, so an hour counted meanwhile is read once, either
+    way. Only the uncounted hours' rows are read (each run of them as one range of
+    ``created_at``): usually the last hour or two."""
+    since, until = day_bounds(start)[0], day_bounds(end)[1]
     counted = set(
         session.scalars(
-            select(CountedDay.day).where(
-                CountedDay.day >= start.isoformat(), CountedDay.day <= end.isoformat()
+            select(CountedHour.hour).where(
+                CountedHour.hour >= hour_key(since), CountedHour.hour < hour_key(until)
             )
         )
     )
@@ -155,7 +163,7 @@ def _counts(session: Session, start: date, end: date) -> list[tuple[Any, ...]]:
         DailyCount.reason,
         DailyCount.count,
     ).where(DailyCount.day >= start.isoformat(), DailyCount.day <= end.isoformat())
-    ranges = list(_uncounted_ranges(start, end, counted))
+    ranges = list(_uncounted_ranges(since, until, counted))
     if not ranges:
         return [tuple(row) for row in session.execute(kept)]
     day = day_of(session, Notification.created_at)
@@ -176,7 +184,7 @@ def _counts(session: Session, start: date, end: date) -> list[tuple[Any, ...]]:
                     for low, high in ranges
                 )
             ),
-            day.not_in(select(CountedDay.day)),
+            hour_of(session, Notification.created_at).not_in(select(CountedHour.hour)),
         )
         .group_by(day, Notification.category, Notification.template, Notification.status, reason)
     )
@@ -184,19 +192,22 @@ def _counts(session: Session, start: date, end: date) -> list[tuple[Any, ...]]:
 
 
 def _uncounted_ranges(
-    start: date, end: date, counted: set[str]
+    since: datetime, until: datetime, counted: set[str]
 ) -> Iterator[tuple[datetime, datetime]]:
-    """The runs of days from ``start`` to ``end`` not in ``counted``, as UTC instant ranges."""
-    low: date | None = None
-    day = start
-    while day <= end + timedelta(days=1):
-        uncounted = day <= end and day.isoformat() not in counted
-        if uncounted and low is None:
-            low = day
-        elif not uncounted and low is not None:
-            yield day_bounds(low)[0], day_bounds(day)[0]
-            low = None
-        day += timedelta(days=1)
+    """The runs of hours from ``since`` to before ``until`` whose keys are not in ``counted``,
+    as ranges of instants."""
+    low: datetime | None = None
+    start = since
+    while start < until:
+        if hour_key(start) in counted:
+            if low is not None:
+                yield low, start
+                low = None
+        elif low is None:
+            low = start
+        start += HOUR
+    if low is not None:
+        yield low, until
 
 
 def consent_versions(session: Session) -> list[dict[str, Any]]:

@@ -21,7 +21,7 @@ from notify.campaigns.rate_limit import RateLimiter
 from notify.campaigns.yielding import EssentialFirst, for_worker
 from notify.config import Settings
 from notify.db import SessionFactory, make_session_factory, open_database
-from notify.delivery import broker_redis
+from notify.delivery import broker_redis, broker_sql
 from notify.delivery.transport import Transport, make_transport
 from notify.observability import worker as observed_worker
 from notify.observability.logs import configure_logging
@@ -161,6 +161,10 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     }
     if settings.broker_is_rabbitmq:
         config.update(rabbitmq_config())
+    if settings.broker_url.startswith("sqla+"):
+        # The SQL broker polls its queues; kombu sleeps 1 s between empty polls by default,
+        # which each hop of a campaign (dispatch, plan, batch) would wait (broker_sql).
+        config["broker_transport_options"] = {"polling_interval": settings.broker_poll_seconds}
     if settings.broker_is_redis:
         # All three places, or the 1 h default wins somewhere (celery#7651).
         config["broker_transport_options"] = {"visibility_timeout": visibility}
@@ -199,6 +203,8 @@ def rabbitmq_config() -> dict[str, Any]:
 def create_celery(settings: Settings) -> NotifyCelery:
     if settings.broker_is_redis:
         broker_redis.install()
+    if settings.broker_url.startswith("sqla+"):
+        broker_sql.install()
     app = NotifyCelery("notify", set_as_current=True)
     app.conf.update(celery_config(settings))
     app.context = WorkerContext(settings)

@@ -144,6 +144,7 @@ class Settings(BaseSettings):
     retry_base_seconds: float = Field(default=30.0, gt=0)
     retry_max_seconds: int = Field(default=600, gt=0)
     visibility_timeout_seconds: int = Field(default=3600, gt=0)
+    broker_poll_seconds: float = Field(default=0.1, gt=0, le=10)
     task_time_limit_seconds: int = Field(default=300, gt=0)
     send_attempt_seconds: int = Field(default=90, gt=0)
     """The longest one transactional send may live from its claim: the SMTP exchange, then

@@ -312,3 +312,26 @@ def test_production_on_rabbitmq_needs_a_shared_rate_limit_store(monkeypatch):
     for key, value in {**on_rabbitmq, "NOTIFY_RATE_LIMIT_URL": "redis://redis:6379/1"}.items():
         monkeypatch.setenv(key, value)
     assert load_settings().rate_limit_storage == "redis://redis:6379/1"
+
+
+@pytest.mark.parametrize("seconds", [None, 0.5])
+def test_a_worker_on_the_sql_broker_polls_its_queues_at_the_configured_interval(
+    tmp_path: Path, seconds: float | None
+) -> None:
+    from notify.celery_app import create_celery
+
+    given = {} if seconds is None else {"broker_poll_seconds": seconds}
+    settings = Settings(broker_url=f"sqla+sqlite:///{tmp_path / 'broker.sqlite'}", **given)
+    app = create_celery(settings)
+    with app.connection_for_read() as connection:
+        assert connection.transport.polling_interval == (seconds or 0.1)
+        queue = connection.SimpleQueue("poll-test")  # makes the broker's engine and tables
+        queue.put("a body")
+        assert queue.get(timeout=2).payload == "a body"
+        queue.close()
+
+
+def test_a_broker_poll_interval_out_of_range_is_refused() -> None:
+    for seconds in (0, -1, 11):
+        with pytest.raises(ValueError, match="broker_poll_seconds"):
+            Settings(broker_poll_seconds=seconds)

@@ -214,9 +214,12 @@ def count_finished_hours(self: Task) -> dict[str, int]:
     (:func:`notify.privacy.daily_counts.count_finished_hours`)."""
     context = _app(self).context
     # Well inside the task's hard time limit; a later run goes on where this one stopped.
-    budget = context.settings.task_time_limit_seconds / 4
+    limit = context.settings.task_time_limit_seconds
     counted = daily_counts.count_finished_hours(
-        context.sessions, log_days=context.settings.retention_log_days, budget_seconds=budget
+        context.sessions,
+        log_days=context.settings.retention_log_days,
+        budget_seconds=limit / 4,
+        settle=daily_counts.settle_time(limit),
     )
     return {"hours_counted": len(counted)}
 

@@ -2,7 +2,7 @@
 counts when retention deletes the rows, and the counting of finished hours. Shared by
 retention, the periodic task and the stats.
 
-A UTC hour is *finished* once it ended more than :data:`COUNT_AFTER` ago, no row of it is in
+A UTC hour is *finished* once it ended more than :func:`settle_time` ago, no row of it is in
 flight (``queued`` or ``sending``), and no campaign dated within it is still planning rows.
 Nothing changes a finished hour's rows any more: every outcome but ``queued`` and ``sending``
 is final, a transactional row is dated when it is submitted and a campaign's rows when its
@@ -25,7 +25,7 @@ from sqlalchemy import ColumnElement, and_, case, exists, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from notify.db import SessionFactory, utc_text
+from notify.db import SessionFactory, insert_on_conflict, utc_text
 from notify.models import (
     Campaign,
     CampaignStatus,
@@ -39,9 +39,17 @@ from notify.models.base import utcnow
 log = logging.getLogger(__name__)
 HOUR = timedelta(hours=1)
 COUNT_AFTER = timedelta(minutes=15)
-"""How long after its end an hour may be counted: longer than any transaction that inserts a row
-dated within it can stay open (a task's is cut at ``NOTIFY_TASK_TIME_LIMIT_SECONDS``, 5
-minutes by default; a request's within seconds)."""
+"""The least time after its end an hour may be counted (:func:`settle_time`)."""
+
+
+def settle_time(task_time_limit_seconds: int) -> timedelta:
+    """How long after its end an hour may be counted: longer than any transaction that inserts
+    a row dated within it can stay open. A task's ends within ``NOTIFY_TASK_TIME_LIMIT_SECONDS``
+    (it is killed then), a request's within seconds; twice the limit, and at least
+    :data:`COUNT_AFTER`, also leaves room for clocks that differ between hosts."""
+    return max(COUNT_AFTER, timedelta(seconds=2 * task_time_limit_seconds))
+
+
 RETENTION_MARGIN = timedelta(days=2)
 """Hours this near the log retention's cutoff are never counted, so counting and retention never
 handle one hour at once (retention counts the rows it deletes of hours not counted)."""
@@ -98,23 +106,29 @@ def roll_up(session: Session, which: ColumnElement[bool] | None = None, rows: An
         .group_by("day", columns.category, columns.template, columns.status, "reason")
     )
     grouped = session.execute(statement if which is None else statement.where(which)).all()
-    counted = 0
-    for day, category, template, status, reason_key, count in grouped:
-        counted += int(count)
-        key = {
-            "day": str(day),
-            "category": category,
-            "template": template,
-            "status": status,
-            "reason": reason_key,
-        }
-        row = session.scalars(select(DailyCount).filter_by(**key)).one_or_none()
-        if row is None:
-            session.add(DailyCount(**key, count=int(count)))
-        else:
-            row.count += int(count)
-    session.flush()
-    return counted
+    if not grouped:
+        return 0
+    # Added in the database, not read and written back: two transactions adding to one day
+    # (two hours of it, or an hour and a retired month) both count.
+    upsert = insert_on_conflict(session, DailyCount)
+    session.execute(
+        upsert.on_conflict_do_update(
+            index_elements=["day", "category", "template", "status", "reason"],
+            set_={"count": DailyCount.count + upsert.excluded.count},
+        ),
+        [
+            {
+                "day": str(day),
+                "category": category,
+                "template": template,
+                "status": status,
+                "reason": reason_key,
+                "count": int(count),
+            }
+            for day, category, template, status, reason_key, count in grouped
+        ],
+    )
+    return sum(int(row[-1]) for row in grouped)
 
 
 def day_bounds(day: date) -> tuple[datetime, datetime]:
@@ -128,11 +142,13 @@ def hour_start(moment: datetime) -> datetime:
     return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
 
 
-def is_finished(session: Session, start: datetime, now: datetime) -> bool:
+def is_finished(
+    session: Session, start: datetime, now: datetime, settle: timedelta = COUNT_AFTER
+) -> bool:
     """Whether no row dated in the hour from ``start`` can change or appear any more (see the
-    module's docstring)."""
+    module's docstring), the hour having ended ``settle`` (:func:`settle_time`) before ``now``."""
     end = start + HOUR
-    if now < end + COUNT_AFTER:
+    if now < end + settle:
         return False
     in_flight = exists().where(
         Notification.created_at >= start,
@@ -161,14 +177,16 @@ def count_hour(session: Session, start: datetime) -> int:
     return counted
 
 
-def hours_to_count(session: Session, now: datetime, oldest: datetime) -> Iterator[datetime]:
-    """The starts of the hours that ended :data:`COUNT_AFTER` before ``now``, back to the one
-    ``oldest`` falls in, not counted yet; newest first."""
+def hours_to_count(
+    session: Session, now: datetime, oldest: datetime, settle: timedelta = COUNT_AFTER
+) -> Iterator[datetime]:
+    """The starts of the hours that ended ``settle`` before ``now``, back to the one ``oldest``
+    falls in, not counted yet; newest first."""
     first = hour_start(oldest)
     counted = set(
         session.scalars(select(CountedHour.hour).where(CountedHour.hour >= hour_key(first)))
     )
-    start = hour_start(now - COUNT_AFTER) - HOUR
+    start = hour_start(now - settle) - HOUR
     while start >= first:
         if hour_key(start) not in counted:
             yield start
@@ -181,23 +199,26 @@ def count_finished_hours(
     log_days: int,
     now: datetime | None = None,
     budget_seconds: float = 60.0,
+    settle: timedelta = COUNT_AFTER,
 ) -> list[datetime]:
-    """Count each finished hour of the log retention window not counted yet, newest first, one
-    short transaction each, until ``budget_seconds`` have passed (a later run goes on); returns
-    the starts of the hours counted. Hours within :data:`RETENTION_MARGIN` of the retention
-    cutoff are left to retention. Safe to run twice at once: an hour is counted by one."""
+    """Count each hour of the log retention window finished ``settle`` after its end
+    (:func:`settle_time`) and not counted yet, newest first, one short transaction each, until
+    ``budget_seconds`` have passed (a later run goes on); returns the starts of the hours
+    counted. Hours within :data:`RETENTION_MARGIN` of the retention cutoff are left to
+    retention. Safe to run twice at once: an hour is counted by one, and both add to a day's
+    counts in the database."""
     now = now or utcnow()
     oldest = now - timedelta(days=log_days) + RETENTION_MARGIN
     deadline = time.monotonic() + budget_seconds
     with sessions.begin() as session:
-        candidates = list(hours_to_count(session, now, oldest))
+        candidates = list(hours_to_count(session, now, oldest, settle))
     done: list[datetime] = []
     for start in candidates:
         if time.monotonic() > deadline:
             break
         try:
             with sessions.begin() as session:
-                if not is_finished(session, start, now):
+                if not is_finished(session, start, now, settle):
                     continue
                 rows = count_hour(session, start)
         except IntegrityError:

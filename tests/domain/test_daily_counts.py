@@ -4,13 +4,14 @@ or by retention deleting the rows later)."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import and_, func, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -35,8 +36,10 @@ from notify.privacy.daily_counts import (
     day_bounds,
     is_finished,
     roll_up,
+    settle_time,
 )
 from tests.domain.people import accepted
+from tests.support.services import create_postgres_database, wait_until
 
 DAY = date(2033, 3, 10)  # far from any row another test makes
 NOON = day_bounds(DAY)[0] + timedelta(hours=12)
@@ -140,9 +143,23 @@ def test_an_hour_is_not_finished_while_a_row_may_still_change_or_appear(session:
     session.add(campaign)
     session.flush()
     assert not is_finished(session, NOON, AFTER)  # its next page would be dated that hour
+    for waiting in (CampaignStatus.PAUSED, CampaignStatus.NEEDS_ATTENTION):
+        campaign.status = waiting  # planning goes on when it is resumed
+        session.flush()
+        assert not is_finished(session, NOON, AFTER), waiting
+    campaign.status = CampaignStatus.RUNNING
+    campaign.planning_done = True  # every page is in
+    session.flush()
+    assert is_finished(session, NOON, AFTER)
+    campaign.planning_done = False
     campaign.status = CampaignStatus.CANCELLED
     session.flush()
     assert is_finished(session, NOON, AFTER)
+
+
+def test_an_hour_is_counted_no_sooner_than_twice_the_task_time_limit_after_it_ends() -> None:
+    assert settle_time(300) == COUNT_AFTER == timedelta(minutes=15)
+    assert settle_time(1800) == timedelta(hours=1)
 
 
 def test_the_stats_add_the_rows_of_uncounted_hours_to_the_counts_of_counted_ones(
@@ -219,3 +236,56 @@ def test_an_hour_two_runs_count_at_once_is_counted_by_one(file_sessions: Any) ->
         count_hour(session, NOON)  # the other run's commit came first: this one rolls back whole
     with file_sessions() as session:
         assert session.scalar(select(func.sum(DailyCount.count))) == 1
+
+
+@pytest.fixture
+def postgres_sessions() -> Iterator[Any]:
+    """Sessions that commit, on a PostgreSQL database of the test's own."""
+    url, drop = create_postgres_database()
+    upgrade(url)
+    engine = open_database(Settings(database_url=url))
+    try:
+        yield make_session_factory(engine)
+    finally:
+        engine.dispose()
+        drop()
+
+
+def test_two_hours_of_one_day_counted_at_once_both_count(postgres_sessions: Any) -> None:
+    """Two runs add to the same day's counts at the same time (PostgreSQL, read committed):
+    the second waits for the first and adds to its total, it does not overwrite it."""
+    with postgres_sessions.begin() as session:
+        _dated(session, "both-0", DAY, NotificationStatus.SENT, minute=-30)  # 11:30
+        _dated(session, "both-1", DAY, NotificationStatus.SENT)  # 12:30
+        _dated(session, "both-2", DAY, NotificationStatus.SENT, minute=90)  # 13:30
+    with postgres_sessions.begin() as session:
+        assert count_hour(session, NOON - HOUR) == 1  # the day's counts exist: 1 sent
+    first = postgres_sessions()
+    first.begin()
+    assert count_hour(first, NOON) == 1  # not committed yet
+    second_done: list[int] = []
+
+    def second() -> None:
+        with postgres_sessions.begin() as session:
+            second_done.append(count_hour(session, NOON + HOUR))
+
+    thread = threading.Thread(target=second)
+    thread.start()
+    with postgres_sessions() as watcher:
+        wait_until(
+            lambda: watcher.scalar(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                )
+            ),
+            10,
+            "the second run to wait for the first's row",
+        )
+    first.commit()
+    first.close()
+    thread.join(10)
+    assert second_done == [1]
+    with postgres_sessions() as session:
+        assert session.scalar(select(DailyCount.count)) == 3  # one row: the day's sent
+        assert session.scalar(select(func.count()).select_from(CountedHour)) == 3

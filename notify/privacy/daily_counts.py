@@ -83,15 +83,21 @@ def suppression_reason_column(rows: Any = None) -> Any:
     )
 
 
-def roll_up(session: Session, which: ColumnElement[bool] | None = None, rows: Any = None) -> int:
+def roll_up(
+    session: Session,
+    which: ColumnElement[bool] | None = None,
+    rows: Any = None,
+    *,
+    skip_counted: bool = True,
+) -> int:
     """Add notifications to the daily counts: rows about to be deleted, so aggregates survive, or
     a finished hour's; returns how many rows it counted. They are those ``which`` selects of
     ``rows`` (the notifications table unless given: a detached month's, as a whole when
-    ``which`` is None), less the rows of hours already counted (``counted_hours``)."""
+    ``which`` is None), less the rows of hours already counted (``counted_hours``) unless
+    ``skip_counted`` is False (:func:`count_hour`, whose hour is not counted)."""
     source = rows if rows is not None else Notification.__table__
     columns = source.c
     day = day_of(session, columns.created_at)
-    hour = hour_of(session, columns.created_at)
     statement = (
         select(
             day.label("day"),
@@ -102,9 +108,12 @@ def roll_up(session: Session, which: ColumnElement[bool] | None = None, rows: An
             func.count(),
         )
         .select_from(source)
-        .where(hour.not_in(select(CountedHour.hour)))
         .group_by("day", columns.category, columns.template, columns.status, "reason")
     )
+    if skip_counted:
+        statement = statement.where(
+            hour_of(session, columns.created_at).not_in(select(CountedHour.hour))
+        )
     grouped = session.execute(statement if which is None else statement.where(which)).all()
     if not grouped:
         return 0
@@ -169,8 +178,12 @@ def count_hour(session: Session, start: datetime) -> int:
     counted; how many rows. The caller checked :func:`is_finished` in the same transaction.
     Raises ``IntegrityError`` (at flush) if another transaction counted the hour first: the
     caller rolls back, so the hour is counted once."""
+    # The hour is not counted: if another run counts it meanwhile, its key's insert below
+    # fails and this transaction adds nothing.
     counted = roll_up(
-        session, and_(Notification.created_at >= start, Notification.created_at < start + HOUR)
+        session,
+        and_(Notification.created_at >= start, Notification.created_at < start + HOUR),
+        skip_counted=False,
     )
     session.add(CountedHour(hour=hour_key(start)))
     session.flush()

@@ -148,13 +148,10 @@ def _counts(session: Session, start: date, end: date) -> list[tuple[Any, ...]]:
     way. Only the uncounted hours' rows are read (each run of them as one range of
     ``created_at``): usually the last hour or two."""
     since, until = day_bounds(start)[0], day_bounds(end)[1]
-    counted = set(
-        session.scalars(
-            select(CountedHour.hour).where(
-                CountedHour.hour >= hour_key(since), CountedHour.hour < hour_key(until)
-            )
-        )
+    counted_in_range = select(CountedHour.hour).where(
+        CountedHour.hour >= hour_key(since), CountedHour.hour < hour_key(until)
     )
+    counted = set(session.scalars(counted_in_range))
     kept = select(
         DailyCount.day,
         DailyCount.category,
@@ -184,7 +181,7 @@ def _counts(session: Session, start: date, end: date) -> list[tuple[Any, ...]]:
                     for low, high in ranges
                 )
             ),
-            hour_of(session, Notification.created_at).not_in(select(CountedHour.hour)),
+            hour_of(session, Notification.created_at).not_in(counted_in_range),
         )
         .group_by(day, Notification.category, Notification.template, Notification.status, reason)
     )

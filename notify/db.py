@@ -25,6 +25,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from notify import crypto
@@ -133,6 +134,15 @@ def utc_text(session: Session, column: Any, unit: str) -> Any:
     if on_postgresql(session):
         return func.to_char(func.timezone("UTC", column), pattern)
     return func.substr(column, 1, length)
+
+
+DEADLOCK = "40P01"  # PostgreSQL's SQLSTATE for a transaction it rolled back to break a deadlock
+
+
+def is_deadlock(error: DBAPIError) -> bool:
+    """Whether PostgreSQL rolled this statement's transaction back to break a deadlock (the
+    transaction may simply be made again)."""
+    return getattr(error.orig, "sqlstate", None) == DEADLOCK
 
 
 ANALYZE_AFTER_ROWS = 10_000

@@ -14,8 +14,9 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from notify.config import Settings
-from notify.db import open_database
+from notify.db import SessionFactory, make_session_factory, open_database
 from notify.migrate import upgrade
+from tests.support.services import create_postgres_database
 
 ENGINES = ("postgresql", "sqlite")
 
@@ -44,3 +45,17 @@ def session(request: pytest.FixtureRequest, domain_engines: dict[str, Engine]) -
         yield in_test
     outer.rollback()
     connection.close()
+
+
+@pytest.fixture
+def own_postgres() -> Iterator[SessionFactory]:
+    """Sessions that commit, on a migrated PostgreSQL database of the test's own, dropped
+    afterwards: for tests of what other transactions see, or of catalog changes."""
+    url, drop = create_postgres_database()
+    upgrade(url)
+    engine = open_database(Settings(database_url=url))
+    try:
+        yield make_session_factory(engine)
+    finally:
+        engine.dispose()
+        drop()

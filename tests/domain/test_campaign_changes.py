@@ -6,34 +6,19 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any, cast
 
 import pytest
 from celery import Celery
-from sqlalchemy import select, text, update
+from sqlalchemy import select, update
 
 from notify.campaigns import changes
 from notify.config import Settings
-from notify.db import make_session_factory, open_database
-from notify.migrate import upgrade
 from notify.models import Campaign, CampaignStatus, Notification, NotificationStatus
 from notify.models.base import utcnow
 from tests.domain.people import person
-from tests.support.services import create_postgres_database, wait_until
-
-
-@pytest.fixture
-def sessions() -> Iterator[Any]:
-    url, drop = create_postgres_database()
-    upgrade(url)
-    engine = open_database(Settings(database_url=url))
-    try:
-        yield make_session_factory(engine)
-    finally:
-        engine.dispose()
-        drop()
+from tests.support.services import wait_until, waiting_for_a_lock
 
 
 def _running_campaign_with_two_queued(sessions: Any) -> tuple[int, str, str]:
@@ -69,21 +54,10 @@ def _running_campaign_with_two_queued(sessions: Any) -> tuple[int, str, str]:
         return campaign.id, ids[0], ids[1]
 
 
-def _waiting_for_a_lock(sessions: Any) -> bool:
-    with sessions() as watcher:
-        return bool(
-            watcher.scalar(
-                text(
-                    "SELECT count(*) FROM pg_stat_activity "
-                    "WHERE datname = current_database() AND wait_event_type = 'Lock'"
-                )
-            )
-        )
-
-
 def test_a_cancel_that_deadlocks_with_a_claim_is_made_again(
-    sessions: Any, caplog: pytest.LogCaptureFixture
+    own_postgres: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
+    sessions = own_postgres
     campaign_id, first, second = _running_campaign_with_two_queued(sessions)
     claim = sessions()  # stands in for a batch claiming its group, the second row first
     claim.begin()
@@ -101,7 +75,7 @@ def test_a_cancel_that_deadlocks_with_a_claim_is_made_again(
     caplog.set_level(logging.INFO, logger="notify.campaigns.changes")
     thread = threading.Thread(target=cancel)
     thread.start()
-    wait_until(lambda: _waiting_for_a_lock(sessions), 10, "the cancel to wait for the claim")
+    wait_until(lambda: waiting_for_a_lock(sessions), 10, "the cancel to wait for the claim")
     # The claim now wants the first row, which the cancel holds: a deadlock. The cancel waited
     # first, so PostgreSQL rolls it back after deadlock_timeout; the claim goes on.
     claim.execute(update(Notification).where(Notification.id == first).values(attempts=1))

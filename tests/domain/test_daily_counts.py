@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import and_, func, select, text, update
+from sqlalchemy import and_, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -39,7 +39,7 @@ from notify.privacy.daily_counts import (
     settle_time,
 )
 from tests.domain.people import accepted
-from tests.support.services import create_postgres_database, wait_until
+from tests.support.services import wait_until, waiting_for_a_lock
 
 DAY = date(2033, 3, 10)  # far from any row another test makes
 NOON = day_bounds(DAY)[0] + timedelta(hours=12)
@@ -238,22 +238,10 @@ def test_an_hour_two_runs_count_at_once_is_counted_by_one(file_sessions: Any) ->
         assert session.scalar(select(func.sum(DailyCount.count))) == 1
 
 
-@pytest.fixture
-def postgres_sessions() -> Iterator[Any]:
-    """Sessions that commit, on a PostgreSQL database of the test's own."""
-    url, drop = create_postgres_database()
-    upgrade(url)
-    engine = open_database(Settings(database_url=url))
-    try:
-        yield make_session_factory(engine)
-    finally:
-        engine.dispose()
-        drop()
-
-
-def test_two_hours_of_one_day_counted_at_once_both_count(postgres_sessions: Any) -> None:
+def test_two_hours_of_one_day_counted_at_once_both_count(own_postgres: Any) -> None:
     """Two runs add to the same day's counts at the same time (PostgreSQL, read committed):
     the second waits for the first and adds to its total, it does not overwrite it."""
+    postgres_sessions = own_postgres
     with postgres_sessions.begin() as session:
         _dated(session, "both-0", DAY, NotificationStatus.SENT, minute=-30)  # 11:30
         _dated(session, "both-1", DAY, NotificationStatus.SENT)  # 12:30
@@ -271,17 +259,11 @@ def test_two_hours_of_one_day_counted_at_once_both_count(postgres_sessions: Any)
 
     thread = threading.Thread(target=second)
     thread.start()
-    with postgres_sessions() as watcher:
-        wait_until(
-            lambda: watcher.scalar(
-                text(
-                    "SELECT count(*) FROM pg_stat_activity "
-                    "WHERE datname = current_database() AND wait_event_type = 'Lock'"
-                )
-            ),
-            10,
-            "the second run to wait for the first's row",
-        )
+    wait_until(
+        lambda: waiting_for_a_lock(postgres_sessions),
+        10,
+        "the second run to wait for the first's row",
+    )
     first.commit()
     first.close()
     thread.join(10)

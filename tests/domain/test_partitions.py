@@ -5,7 +5,6 @@ by one. Each test has a database of its own: dropping months would disturb the s
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -32,21 +31,13 @@ from notify.models.base import utcnow
 from notify.models.notifications import created_at_of, new_notification_id, with_ids
 from notify.privacy.retention import apply_retention
 from tests.domain.people import accepted, person
-from tests.support.services import create_postgres_database
 
 NOW = datetime(2031, 6, 15, 12, 0, tzinfo=UTC)  # far from the months the migration makes
 
 
 @pytest.fixture
-def sessions() -> Iterator[Any]:
-    url, drop = create_postgres_database()
-    upgrade(url)
-    engine = open_database(Settings(database_url=url))
-    try:
-        yield make_session_factory(engine)
-    finally:
-        engine.dispose()
-        drop()
+def sessions(own_postgres: Any) -> Any:
+    return own_postgres
 
 
 def _notification(session: Session, recipient_id: int, created_at: datetime, key: str) -> str:

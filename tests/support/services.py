@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy
 from aiosmtpd.controller import Controller
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -75,6 +76,19 @@ def create_postgres_database() -> tuple[str, Callable[[], None]]:
 
     base = POSTGRES_ADMIN_URL.rsplit("/", 1)[0]
     return f"{base}/{name}", drop
+
+
+def waiting_for_a_lock(sessions: Any) -> bool:
+    """Whether some session of the database is waiting for a lock another one holds."""
+    with sessions() as watcher:
+        return bool(
+            watcher.scalar(
+                sqlalchemy.text(
+                    "SELECT count(*) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                )
+            )
+        )
 
 
 # --- Redis ----------------------------------------------------------------------------------

@@ -81,7 +81,8 @@ def change(
     A cancel marks every queued message of the campaign in one statement, while running
     batches claim theirs a group at a time in another order; PostgreSQL breaks the deadlock
     this can make by rolling one of them back. The change is then made again, up to
-    :data:`DEADLOCK_RETRIES` times (the batch's claim is retried by its own next group)."""
+    :data:`DEADLOCK_RETRIES` times (a batch whose claim is rolled back instead stops and is
+    handed back, to be sent by a later run)."""
     for attempt in range(DEADLOCK_RETRIES + 1):
         try:
             with sessions.begin() as session:

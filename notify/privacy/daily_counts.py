@@ -118,7 +118,9 @@ def roll_up(
     if not grouped:
         return 0
     # Added in the database, not read and written back: two transactions adding to one day
-    # (two hours of it, or an hour and a retired month) both count.
+    # (two hours of it, or an hour and a retired month) both count. In key order, so they
+    # lock the day's rows in the same order and wait for each other instead of deadlocking.
+    grouped = sorted(grouped, key=lambda row: tuple(str(value) for value in row[:5]))
     upsert = insert_on_conflict(session, DailyCount)
     session.execute(
         upsert.on_conflict_do_update(

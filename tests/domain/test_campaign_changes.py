@@ -11,10 +11,11 @@ from typing import Any, cast
 
 import pytest
 from celery import Celery
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 
 from notify.campaigns import changes
 from notify.config import Settings
+from notify.db import make_engine, make_session_factory
 from notify.models import Campaign, CampaignStatus, Notification, NotificationStatus
 from notify.models.base import utcnow
 from tests.domain.people import person
@@ -61,13 +62,21 @@ def test_a_cancel_that_deadlocks_with_a_claim_is_made_again(
     campaign_id, first, second = _running_campaign_with_two_queued(sessions)
     claim = sessions()  # stands in for a batch claiming its group, the second row first
     claim.begin()
+    # PostgreSQL looks for a deadlock in the session whose deadlock_timeout runs out first and
+    # rolls that one back: never the claim's here, and the cancel's only after 5 s, when the
+    # claim is surely waiting too.
+    claim.execute(text("SET LOCAL deadlock_timeout = '60s'"))
+    url = sessions.kw["bind"].url.render_as_string(hide_password=False)
+    cancelling = make_session_factory(
+        make_engine(url, connect_args={"options": "-c deadlock_timeout=5s"})
+    )
     claim.execute(update(Notification).where(Notification.id == second).values(attempts=1))
     failures: list[BaseException] = []
 
     def cancel() -> None:
         try:
             changes.change(
-                sessions, Settings(), cast(Celery, None), campaign_id, "cancel", actor="test"
+                cancelling, Settings(), cast(Celery, None), campaign_id, "cancel", actor="test"
             )
         except BaseException as error:
             failures.append(error)
@@ -76,12 +85,13 @@ def test_a_cancel_that_deadlocks_with_a_claim_is_made_again(
     thread = threading.Thread(target=cancel)
     thread.start()
     wait_until(lambda: waiting_for_a_lock(sessions), 10, "the cancel to wait for the claim")
-    # The claim now wants the first row, which the cancel holds: a deadlock. The cancel waited
-    # first, so PostgreSQL rolls it back after deadlock_timeout; the claim goes on.
+    # The claim now wants the first row, which the cancel holds: a deadlock, which PostgreSQL
+    # breaks by rolling the cancel back; the claim goes on.
     claim.execute(update(Notification).where(Notification.id == first).values(attempts=1))
     claim.commit()
     claim.close()
     thread.join(30)
+    cancelling.kw["bind"].dispose()
     assert not thread.is_alive()
     assert failures == []
     assert "met a deadlock" in caplog.text

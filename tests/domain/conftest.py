@@ -8,6 +8,8 @@ makes this work. Tests that take ``session`` run once per engine.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine
@@ -59,3 +61,22 @@ def own_postgres() -> Iterator[SessionFactory]:
     finally:
         engine.dispose()
         drop()
+
+
+@pytest.fixture
+def file_sessions(tmp_path: Path) -> Iterator[Any]:
+    """Sessions that commit, on a SQLite database of the test's own."""
+    url = f"sqlite:///{tmp_path / 'own.sqlite'}"
+    upgrade(url)
+    engine = open_database(Settings(database_url=url))
+    try:
+        yield make_session_factory(engine)
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture(params=ENGINES)
+def own_sessions(request: pytest.FixtureRequest) -> Any:
+    """:func:`own_postgres` or :func:`file_sessions`: sessions that commit, once per engine."""
+    fixture = "own_postgres" if request.param == "postgresql" else "file_sessions"
+    return request.getfixturevalue(fixture)

@@ -5,9 +5,7 @@ or by retention deleting the rows later)."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from datetime import date, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,9 +13,6 @@ from sqlalchemy import and_, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from notify.config import Settings
-from notify.db import make_session_factory, open_database
-from notify.migrate import upgrade
 from notify.models import (
     Campaign,
     CampaignStatus,
@@ -180,18 +175,6 @@ def test_the_stats_add_the_rows_of_uncounted_hours_to_the_counts_of_counted_ones
     assert _day_stats(session, days[0], days[-1]) == from_rows
     _dated(session, "mixed-late", days[2], NotificationStatus.SENT)  # an uncounted hour grows
     assert [entry["sent"] for entry in _day_stats(session, days[0], days[-1])] == [2, 3, 5, 5]
-
-
-@pytest.fixture
-def file_sessions(tmp_path: Path) -> Iterator[Any]:
-    """Sessions that commit, on a SQLite database of the test's own."""
-    url = f"sqlite:///{tmp_path / 'counts.sqlite'}"
-    upgrade(url)
-    engine = open_database(Settings(database_url=url))
-    try:
-        yield make_session_factory(engine)
-    finally:
-        engine.dispose()
 
 
 def test_the_periodic_run_counts_finished_hours_newest_first_and_each_once(

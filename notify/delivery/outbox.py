@@ -12,9 +12,23 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, bindparam, case, func, insert, or_, select, tuple_, update
+from sqlalchemy import (
+    Table,
+    and_,
+    bindparam,
+    case,
+    exists,
+    func,
+    insert,
+    or_,
+    select,
+    tuple_,
+    update,
+)
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -23,7 +37,7 @@ from notify.message.jobs import Claimed
 from notify.message.mime import new_message_id
 from notify.message.personal import PersonalFields
 from notify.message.template_data import InvalidFieldError, check_data
-from notify.message.templates import get_template
+from notify.message.templates import EmailTemplate, get_template
 from notify.models import IdempotencyKey, Notification, NotificationStatus, Recipient
 from notify.models.base import utcnow
 from notify.models.notifications import new_notification_id, with_ids
@@ -98,6 +112,68 @@ def _same_request(existing: Any, fingerprint: str) -> Accepted:
     return Accepted(existing.id, existing.category, existing.status, created=False)
 
 
+@dataclass(frozen=True)
+class _Checked:
+    """A request that passed the checks made before anything is written."""
+
+    template: EmailTemplate
+    key: str | None  # the idempotency key, when a key sent it with one
+    fingerprint: str  # "" without a key
+
+
+def _check(api_key_id: int | None, request: NotificationRequest, max_data_bytes: int) -> _Checked:
+    """Raises ``TemplateNotFoundError`` or :class:`InvalidFieldError` for a request that cannot
+    be sent, before anything is written."""
+    template = get_template(request.template)
+    check_data(template, request.data, max_data_bytes)
+    key = request.idempotency_key if api_key_id is not None else None
+    return _Checked(template, key or None, request.fingerprint() if key else "")
+
+
+_QUEUED_ROW_COLUMNS = (
+    "id", "api_key_id", "recipient_id", "template", "category", "data", "status", "attempts",
+    "next_attempt_at", "created_at", "updated_at", "request_id",
+)  # fmt: skip
+
+
+def _notification_values(
+    checked: _Checked,
+    api_key_id: int | None,
+    request: NotificationRequest,
+    recipient_id: int | None,
+    request_id: str | None,
+) -> dict[str, Any]:
+    """The queued row a request makes, by column name; its id carries ``created_at``."""
+    now = utcnow()
+    values = {
+        "id": new_notification_id(now),  # carries ``created_at``: its month's partition
+        "api_key_id": api_key_id,
+        "recipient_id": recipient_id,
+        "template": checked.template.name,
+        "category": checked.template.category.key,
+        "data": request.data,
+        "status": Status.QUEUED.value,
+        "attempts": 0,
+        "next_attempt_at": now,
+        "created_at": now,
+        "updated_at": now,
+        "request_id": request_id,
+    }
+    return values  # the keys of _QUEUED_ROW_COLUMNS, which the one-statement accept binds
+
+
+def _key_values(
+    api_key_id: int | None, checked: _Checked, row: Mapping[str, Any]
+) -> dict[str, Any]:
+    return {
+        "api_key_id": api_key_id,
+        "idempotency_key": checked.key,
+        "request_hash": checked.fingerprint,
+        "notification_id": row["id"],
+        "notification_created_at": row["created_at"],
+    }
+
+
 def submit(
     session: Session,
     api_key_id: int | None,
@@ -116,50 +192,100 @@ def submit(
     statement for the recipient and one for the row (plus, when a key is given, one lookup and
     one insert of the key, whose primary key is what two requests with one key race on).
     """
-    template = get_template(request.template)
-    check_data(template, request.data, max_data_bytes)
-    key = request.idempotency_key if api_key_id is not None else None
-    fingerprint = request.fingerprint() if key else ""
-    if api_key_id is not None and key:
-        existing = find_by_idempotency_key(session, api_key_id, key)
+    checked = _check(api_key_id, request, max_data_bytes)
+    if api_key_id is not None and checked.key:
+        existing = find_by_idempotency_key(session, api_key_id, checked.key)
         if existing is not None:
-            return _same_request(existing, fingerprint)
+            return _same_request(existing, checked.fingerprint)
     recipient_id = recipients.upsert_for_send(
         session, request.user_id, email=request.email, hash_key=hash_key
     )
     if recipient_id is None:
         raise InvalidFieldError(("email",), "is required for a user this service does not know yet")
-    now = utcnow()
-    notification_id = new_notification_id(now)  # carries ``created_at``: its month's partition
-    session.execute(
-        _INSERT_NOTIFICATION,  # one statement object: its compiled form is cached
-        {
-            "id": notification_id,
-            "api_key_id": api_key_id,
-            "recipient_id": recipient_id,
-            "template": template.name,
-            "category": template.category.key,
-            "data": request.data,
-            "status": Status.QUEUED.value,
-            "attempts": 0,
-            "next_attempt_at": now,
-            "created_at": now,
-            "updated_at": now,
-            "request_id": request_id,
-        },
+    row = _notification_values(checked, api_key_id, request, recipient_id, request_id)
+    session.execute(_INSERT_NOTIFICATION, row)  # one statement object: its compiled form is cached
+    if checked.key:
+        session.execute(_INSERT_IDEMPOTENCY_KEY, _key_values(api_key_id, checked, row))
+    return Accepted(row["id"], row["category"], Status.QUEUED.value, created=True)
+
+
+@cache
+def _accept_statement(with_key: bool) -> Any:
+    """PostgreSQL: :func:`submit` of a request with an address as one statement, built once.
+
+    Data-modifying CTEs upsert the recipient (:func:`recipients.send_upsert_ctes`), insert the
+    idempotency key when there is one (``ON CONFLICT DO NOTHING``: a key taken before, or by a
+    concurrent request that commits first, inserts nothing) and insert the notification only
+    if the key went in. The statement returns the user's address hash from before it
+    (``old_hash``) and whether the notification went in (``inserted``). Bound parameters: the
+    notification's columns prefixed ``row_``, the key's ``key_``, the recipient's
+    :data:`recipients.SEND_PARAM_PREFIX` (never a bare column name: SQLAlchemy would add a
+    parameter named as a column to every INSERT of the statement that lacks that column)."""
+    earlier, person = recipients.send_upsert_ctes()
+    table = cast(Table, Notification.__table__)
+    names = list(_QUEUED_ROW_COLUMNS)
+    row = select(
+        *[
+            person.c.id
+            if name == "recipient_id"
+            else bindparam(f"row_{name}", type_=table.c[name].type)
+            for name in names
+        ]
     )
-    if key:
-        session.execute(
-            _INSERT_IDEMPOTENCY_KEY,
-            {
-                "api_key_id": api_key_id,
-                "idempotency_key": key,
-                "request_hash": fingerprint,
-                "notification_id": notification_id,
-                "notification_created_at": now,
-            },
+    statement = select(select(earlier.c.email_hash).scalar_subquery().label("old_hash"))
+    if with_key:
+        keys = cast(Table, IdempotencyKey.__table__)
+        taken = (
+            postgresql.insert(keys)
+            .values({c.name: bindparam(f"key_{c.name}", type_=c.type) for c in keys.columns})
+            .on_conflict_do_nothing()
+            .returning(keys.c.notification_id)
+            .cte("taken")
         )
-    return Accepted(notification_id, template.category.key, Status.QUEUED.value, created=True)
+        row = row.where(exists(select(taken.c.notification_id)))
+        statement = statement.add_cte(taken)
+    inserted = _INSERT_NOTIFICATION.from_select(names, row).returning(table.c.id).cte("inserted")
+    return (
+        statement.add_columns(exists(select(inserted.c.id)).label("inserted"))
+        .add_cte(person)
+        .add_cte(inserted)
+    )
+
+
+def _accept_at_once(
+    session: Session,
+    api_key_id: int | None,
+    request: NotificationRequest,
+    email: str,
+    *,
+    max_data_bytes: int,
+    hash_key: str,
+    request_id: str | None,
+) -> Accepted:
+    """:func:`accept_in` on PostgreSQL for a request with an address: one statement and the
+    commit (:func:`_accept_statement`). A repeat of an earlier request with its idempotency key
+    writes nothing: the transaction is rolled back and the earlier row read."""
+    checked = _check(api_key_id, request, max_data_bytes)
+    person = recipients.send_values(request.user_id, email, hash_key)
+    row = _notification_values(checked, api_key_id, request, None, request_id)
+    del row["recipient_id"]  # the upsert's, inside the statement
+    parameters = {f"row_{k}": v for k, v in row.items()}
+    parameters.update({recipients.SEND_PARAM_PREFIX + k: v for k, v in person.items()})
+    if checked.key:
+        parameters.update({f"key_{k}": v for k, v in _key_values(api_key_id, checked, row).items()})
+    found = session.execute(_accept_statement(bool(checked.key)), parameters).one()
+    if found.inserted:
+        recipients.address_changed(session, found.old_hash, person["email_hash"])
+        session.commit()
+        return Accepted(row["id"], row["category"], Status.QUEUED.value, created=True)
+    session.rollback()  # the key was taken: the upsert of the recipient is undone too
+    existing = None
+    if api_key_id is not None and checked.key:  # only a taken key leaves the row out
+        existing = find_by_idempotency_key(session, api_key_id, checked.key)
+        session.commit()
+    if existing is None:  # taken, then removed (retention) before this read
+        raise IdempotencyConflictError
+    return _same_request(existing, checked.fingerprint)
 
 
 def accept_in(
@@ -174,8 +300,19 @@ def accept_in(
     """:func:`submit` and commit, on a session the caller opened (and closes).
 
     Two concurrent requests with one idempotency key race on the unique constraint; the loser
-    rolls back, reads the winner's row and answers as a repeat would.
+    rolls back, reads the winner's row and answers as a repeat would. On PostgreSQL a request
+    with an address is one statement and the commit (:func:`_accept_at_once`).
     """
+    if request.email is not None and on_postgresql(session):
+        return _accept_at_once(
+            session,
+            api_key_id,
+            request,
+            request.email,
+            max_data_bytes=max_data_bytes,
+            hash_key=hash_key,
+            request_id=request_id,
+        )
     try:
         accepted = submit(
             session,

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import CTE, Table, bindparam, select
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
 from notify.db import insert_on_conflict, on_postgresql
@@ -100,27 +101,52 @@ def upsert_for_send(
             select(Recipient.id, Recipient.email).where(Recipient.user_id == user_id)
         ).first()
         return int(row[0]) if row is not None and row[1] else None
-    now = utcnow()
-    new_hash = address_hash(hash_key, email)
+    values = send_values(user_id, email, hash_key)
     old_hash = session.scalar(_ADDRESS_HASH_OF_USER, {"user_id": user_id})
-    values = {
+    recipient_id = int(session.execute(_upsert_statement(session), values).scalar_one())
+    address_changed(session, old_hash, values["email_hash"])
+    return recipient_id
+
+
+def send_values(user_id: str, email: str, hash_key: str) -> dict[str, Any]:
+    """The row a send with an address writes: the values of :func:`upsert_for_send`'s upsert,
+    by column name (its ``created_at`` and ``public_id`` count only for a new person)."""
+    now = utcnow()
+    return {
         "user_id": user_id,
         "email": email,
-        "email_hash": new_hash,
+        "email_hash": address_hash(hash_key, email),
         "public_id": new_public_id(),
         "created_at": now,
         "updated_at": now,
     }
-    recipient_id = int(session.execute(_upsert_statement(session), values).scalar_one())
+
+
+def address_changed(session: Session, old_hash: str | None, new_hash: str) -> None:
+    """After a send's upsert: a person whose address changed takes their suppression along
+    (:func:`notify.people.suppressions.follow_person`); a new person has nothing to take."""
     if old_hash is not None and old_hash != new_hash:
         follow_person(session, old_hash, new_hash)
-    return recipient_id
 
 
 _UPSERTS: dict[bool, Any] = {}
 _ADDRESS_HASH_OF_USER = select(Recipient.email_hash).where(
     Recipient.user_id == bindparam("user_id")
 )  # built once: every send with an address runs it
+SEND_PARAM_PREFIX = "person_"  # the bound parameters of :func:`send_upsert_ctes`
+
+
+def _on_known_user(statement: Any) -> Any:
+    """What a send's upsert changes when the ``user_id`` is known: the address, its hash and
+    ``updated_at``; the person's id, public id, creation time and everything else stay."""
+    return statement.on_conflict_do_update(
+        index_elements=["user_id"],
+        set_={
+            "email": statement.excluded.email,
+            "email_hash": statement.excluded.email_hash,
+            "updated_at": statement.excluded.updated_at,
+        },
+    )
 
 
 def _upsert_statement(session: Session) -> Any:
@@ -129,13 +155,27 @@ def _upsert_statement(session: Session) -> Any:
     postgres = on_postgresql(session)
     if postgres not in _UPSERTS:
         table = Recipient.__table__
-        statement = insert_on_conflict(session, table)
-        _UPSERTS[postgres] = statement.on_conflict_do_update(
-            index_elements=["user_id"],
-            set_={
-                "email": statement.excluded.email,
-                "email_hash": statement.excluded.email_hash,
-                "updated_at": statement.excluded.updated_at,
-            },
-        ).returning(table.c.id)
+        _UPSERTS[postgres] = _on_known_user(insert_on_conflict(session, table)).returning(
+            table.c.id
+        )
     return _UPSERTS[postgres]
+
+
+def send_upsert_ctes() -> tuple[CTE, CTE]:
+    """:func:`upsert_for_send` with an address as two CTEs of a larger PostgreSQL statement:
+    ``earlier`` holds the user's address hash as it was before the statement (no row for a new
+    user), ``person`` the recipient's id after the upsert. Its bound parameters are the keys
+    of :func:`send_values` with :data:`SEND_PARAM_PREFIX` before them; the caller calls
+    :func:`address_changed` with the two hashes afterwards."""
+    table = cast(Table, Recipient.__table__)
+    values = {
+        column: bindparam(SEND_PARAM_PREFIX + column, type_=table.c[column].type)
+        for column in ("user_id", "email", "email_hash", "public_id", "created_at", "updated_at")
+    }
+    earlier = (
+        select(Recipient.email_hash.label("email_hash"))
+        .where(Recipient.user_id == values["user_id"])
+        .cte("earlier")
+    )
+    upsert = _on_known_user(postgresql.insert(table).values(values)).returning(table.c.id)
+    return earlier, upsert.cte("person")

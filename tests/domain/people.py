@@ -1,7 +1,9 @@
-"""What the domain tests make again and again: a person, and a notification accepted for one
-(at ``<user id>@example.com``, with the template's sample data)."""
+"""What the domain tests make again and again: a person, a notification accepted for one
+(at ``<user id>@example.com``, with the template's sample data), a callback endpoint."""
 
 from __future__ import annotations
+
+import random
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -9,8 +11,9 @@ from sqlalchemy.orm import Session
 from notify.delivery import outbox
 from notify.delivery.outbox import NotificationRequest
 from notify.message.templates import get_template
-from notify.models import Notification
+from notify.models import ApiKey, CallbackEndpoint, Notification
 from notify.people import recipients
+from notify.producers.callbacks.events import EventType
 
 HASH_KEY = "domain-test-hash-key"
 
@@ -40,3 +43,17 @@ def accepted(session: Session, template: str, user_id: str) -> tuple[str, int]:
     )
     assert recipient_id is not None
     return made.id, recipient_id
+
+
+def endpoint(session: Session, *wanted: EventType) -> tuple[int, int]:
+    """A live callback endpoint of a key of its own that asked for ``wanted``: (key, endpoint)."""
+    key = ApiKey(name="outbox", secret_hash=f"h-{random.random()}", scopes="callbacks")
+    session.add(key)
+    session.flush()
+    row = CallbackEndpoint(
+        api_key_id=key.id, url="https://hooks.example.com", events=[e.value for e in wanted],
+        secrets={"secrets": ["whsec_dGVzdA=="]},
+    )  # fmt: skip
+    session.add(row)
+    session.flush()
+    return key.id, row.id

@@ -9,23 +9,11 @@ from datetime import timedelta
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
-from notify.models import ApiKey, CallbackEndpoint, CallbackEvent, CallbackEventStatus, Recipient
+from notify.models import ApiKey, CallbackEvent, CallbackEventStatus, Recipient
 from notify.models.base import utcnow
 from notify.producers.callbacks import delivery, events
 from notify.producers.callbacks.events import EventType, NotificationChange
-
-
-def endpoint(session: Session, *wanted: EventType) -> tuple[int, int]:
-    key = ApiKey(name="outbox", secret_hash=f"h-{random.random()}", scopes="callbacks")
-    session.add(key)
-    session.flush()
-    row = CallbackEndpoint(
-        api_key_id=key.id, url="https://hooks.example.com", events=[e.value for e in wanted],
-        secrets={"secrets": ["whsec_dGVzdA=="]},
-    )  # fmt: skip
-    session.add(row)
-    session.flush()
-    return key.id, row.id
+from tests.domain.people import endpoint
 
 
 def test_events_go_to_the_sending_keys_endpoints_that_asked_for_them(session: Session) -> None:

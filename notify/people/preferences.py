@@ -189,7 +189,9 @@ def unsubscribe_link_holder(
     id; nothing is written then.
 
     On PostgreSQL this is one statement (the lookup, the upsert and the consent event as
-    data-modifying CTEs); on SQLite it is :func:`set_subscription` after the lookup.
+    data-modifying CTEs, and whether any callback endpoint is live); ``preference.changed``
+    events take more statements only when one is. On SQLite it is :func:`set_subscription`
+    after the lookup.
     """
     if get_category(category_key).essential:
         raise EssentialCategoryError(category_key)
@@ -219,7 +221,9 @@ def unsubscribe_link_holder(
     ).one_or_none()
     if row is None:
         return None
-    if row._mapping["written"]:  # the opt-out changed what they get: the consent event was written
+    # The opt-out changed what they get (its consent event was written), and some endpoint may
+    # want to hear it.
+    if row._mapping["written"] and row._mapping["listened"]:
         callback_events.preference_changed(
             session, int(row[0]), category_key, "unsubscribed", origin.source
         )
@@ -283,7 +287,13 @@ def _one_click_statement() -> Any:
     )
     written = select(func.count()).select_from(logged).scalar_subquery().label("written")
     return (
-        select(person.c.id, person.c.email, person.c.locale, written)
+        select(
+            person.c.id,
+            person.c.email,
+            person.c.locale,
+            written,
+            callback_events.any_live_endpoint().label("listened"),
+        )
         .add_cte(changed)
         .add_cte(logged)
     )

@@ -7,10 +7,20 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from notify.models import ConsentEvent, ConsentSource, Preference, Recipient
+from notify.models import (
+    CallbackEndpoint,
+    CallbackEvent,
+    ConsentEvent,
+    ConsentSource,
+    Preference,
+    Recipient,
+)
+from notify.models.base import utcnow
 from notify.people import preferences, recipients
 from notify.people.consent import Origin
 from notify.people.preferences import EssentialCategoryError
+from notify.producers.callbacks.events import EventType
+from tests.domain.people import endpoint
 
 HASH_KEY = "domain-test-hash-key"
 CATEGORY = "product_updates"
@@ -98,3 +108,32 @@ def test_an_essential_category_is_refused(session: Session) -> None:
     _, public_id = _person(session, "one-click-essential")
     with pytest.raises(EssentialCategoryError):
         preferences.unsubscribe_link_holder(session, public_id, "security", ONE_CLICK, frozenset())
+
+
+def test_a_press_is_reported_to_live_endpoints_and_to_no_other(session: Session) -> None:
+    """The statement says whether any endpoint is live: a disabled one hears nothing, a live
+    one that asked for preference changes hears the press once."""
+    recipient_id, public_id = _person(session, "one-click-reported")
+    defaults = frozenset({CATEGORY})
+
+    def reported() -> list[tuple[int, str]]:
+        return [
+            (event.endpoint_id, event.payload["change"])
+            for event in session.scalars(select(CallbackEvent))
+            if event.payload.get("recipient") == recipient_id
+        ]
+
+    _, disabled = endpoint(session, EventType.PREFERENCE_CHANGED)
+    session.get_one(CallbackEndpoint, disabled).disabled_at = utcnow()
+    session.flush()
+    preferences.unsubscribe_link_holder(session, public_id, CATEGORY, ONE_CLICK, defaults)
+    assert reported() == []  # the opt-out was recorded, and no endpoint was live
+    preferences.set_subscription(
+        session, recipient_id, CATEGORY, True, Origin(ConsentSource.API), frozenset()
+    )
+    assert reported() == []
+    _, listening = endpoint(session, EventType.PREFERENCE_CHANGED)
+    endpoint(session, EventType.SENT)  # live, but wants other events
+    preferences.unsubscribe_link_holder(session, public_id, CATEGORY, ONE_CLICK, defaults)
+    preferences.unsubscribe_link_holder(session, public_id, CATEGORY, ONE_CLICK, defaults)
+    assert reported() == [(listening, "unsubscribed")]

@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import Exists, Select, exists, insert, select
 from sqlalchemy.orm import Session
 
 from notify.models import ApiKey, CallbackEndpoint, CallbackEvent, CallbackEventStatus, Recipient
@@ -72,12 +72,26 @@ class _Subscriber:
     events: frozenset[str]
 
 
+def _live_endpoints(*columns: Any) -> Select[Any]:
+    """``columns`` of the live endpoints: not disabled, of keys that are not revoked."""
+    return (
+        select(*columns)
+        .select_from(CallbackEndpoint)
+        .join(ApiKey, ApiKey.id == CallbackEndpoint.api_key_id)
+        .where(CallbackEndpoint.disabled_at.is_(None), ApiKey.revoked_at.is_(None))
+    )
+
+
+def any_live_endpoint() -> Exists:
+    """Whether any endpoint is live, as an expression for a larger statement: a change made
+    while none is can skip emitting, and so the read of the endpoints, altogether."""
+    return exists(_live_endpoints(CallbackEndpoint.id))
+
+
 def _subscribers(session: Session) -> list[_Subscriber]:
     """The live endpoints of keys that are not revoked."""
     rows = session.execute(
-        select(CallbackEndpoint.id, CallbackEndpoint.api_key_id, CallbackEndpoint.events)
-        .join(ApiKey, ApiKey.id == CallbackEndpoint.api_key_id)
-        .where(CallbackEndpoint.disabled_at.is_(None), ApiKey.revoked_at.is_(None))
+        _live_endpoints(CallbackEndpoint.id, CallbackEndpoint.api_key_id, CallbackEndpoint.events)
     )
     return [_Subscriber(row[0], row[1], frozenset(row[2] or ())) for row in rows]
 

@@ -22,10 +22,25 @@ TRANSPORT = f"{__name__}:Transport"
 
 
 class Channel(kombu_redis.Channel):
+    _sync_client: Any = None
+
     def _connparams(self, asynchronous: bool = False) -> Any:
         if self.connection is None or self.connection.client is None:
             raise RedisConnectionError("the broker connection was closed")
         return super()._connparams(asynchronous=asynchronous)  # type: ignore[no-untyped-call]
+
+    def _create_client(self, asynchronous: bool = False) -> Any:
+        """kombu makes a new redis-py client for every publish and queue operation, and
+        redis-py 8 builds its table of reply parsers in each one: 0.4 ms of the 0.9 ms a
+        ``send_task`` took. One client per channel and connection pool serves them all (a
+        client is thread-safe: each command takes a connection from the pool); a new pool, made
+        after the broker went away, gets a new client."""
+        if asynchronous:
+            return super()._create_client(asynchronous=True)  # type: ignore[no-untyped-call]
+        client = self._sync_client
+        if client is None or client.connection_pool is not self.pool:
+            client = self._sync_client = super()._create_client()  # type: ignore[no-untyped-call]
+        return client
 
 
 class Transport(kombu_redis.Transport):

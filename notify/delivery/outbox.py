@@ -136,6 +136,11 @@ _QUEUED_ROW_COLUMNS = (
 )  # fmt: skip
 
 
+_KEY_COLUMNS = (
+    "api_key_id", "idempotency_key", "request_hash", "notification_id", "notification_created_at",
+)  # fmt: skip
+
+
 def _notification_values(
     checked: _Checked,
     api_key_id: int | None,
@@ -165,6 +170,7 @@ def _notification_values(
 def _key_values(
     api_key_id: int | None, checked: _Checked, row: Mapping[str, Any]
 ) -> dict[str, Any]:
+    """The idempotency key's row for a notification row; its keys are :data:`_KEY_COLUMNS`."""
     return {
         "api_key_id": api_key_id,
         "idempotency_key": checked.key,
@@ -237,7 +243,7 @@ def _accept_statement(with_key: bool) -> Any:
         keys = cast(Table, IdempotencyKey.__table__)
         taken = (
             postgresql.insert(keys)
-            .values({c.name: bindparam(f"key_{c.name}", type_=c.type) for c in keys.columns})
+            .values({n: bindparam(f"key_{n}", type_=keys.c[n].type) for n in _KEY_COLUMNS})
             .on_conflict_do_nothing()
             .returning(keys.c.notification_id)
             .cte("taken")
@@ -252,7 +258,7 @@ def _accept_statement(with_key: bool) -> Any:
     )
 
 
-def _accept_at_once(
+def _submit_at_once(
     session: Session,
     api_key_id: int | None,
     request: NotificationRequest,
@@ -261,10 +267,10 @@ def _accept_at_once(
     max_data_bytes: int,
     hash_key: str,
     request_id: str | None,
-) -> Accepted:
-    """:func:`accept_in` on PostgreSQL for a request with an address: one statement and the
-    commit (:func:`_accept_statement`). A repeat of an earlier request with its idempotency key
-    writes nothing: the transaction is rolled back and the earlier row read."""
+) -> Accepted | None:
+    """:func:`submit` on PostgreSQL for a request with an address, in one statement
+    (:func:`_accept_statement`) and the caller's transaction; None when its idempotency key
+    was taken, and then the caller rolls back (which also undoes the recipient's upsert)."""
     checked = _check(api_key_id, request, max_data_bytes)
     person = recipients.send_values(request.user_id, email, hash_key)
     row = _notification_values(checked, api_key_id, request, None, request_id)
@@ -274,18 +280,10 @@ def _accept_at_once(
     if checked.key:
         parameters.update({f"key_{k}": v for k, v in _key_values(api_key_id, checked, row).items()})
     found = session.execute(_accept_statement(bool(checked.key)), parameters).one()
-    if found.inserted:
-        recipients.address_changed(session, found.old_hash, person["email_hash"])
-        session.commit()
-        return Accepted(row["id"], row["category"], Status.QUEUED.value, created=True)
-    session.rollback()  # the key was taken: the upsert of the recipient is undone too
-    existing = None
-    if api_key_id is not None and checked.key:  # only a taken key leaves the row out
-        existing = find_by_idempotency_key(session, api_key_id, checked.key)
-        session.commit()
-    if existing is None:  # taken, then removed (retention) before this read
-        raise IdempotencyConflictError
-    return _same_request(existing, checked.fingerprint)
+    if not found.inserted:
+        return None
+    recipients.address_changed(session, found.old_hash, person["email_hash"])
+    return Accepted(row["id"], row["category"], Status.QUEUED.value, created=True)
 
 
 def accept_in(
@@ -299,38 +297,44 @@ def accept_in(
 ) -> Accepted:
     """:func:`submit` and commit, on a session the caller opened (and closes).
 
-    Two concurrent requests with one idempotency key race on the unique constraint; the loser
-    rolls back, reads the winner's row and answers as a repeat would. On PostgreSQL a request
-    with an address is one statement and the commit (:func:`_accept_at_once`).
+    On PostgreSQL a request with an address is one statement and the commit
+    (:func:`_submit_at_once`). Two concurrent requests with one idempotency key race on the
+    key's primary key: the one that loses (its key taken, or an integrity error) rolls back,
+    reads the winner's row and answers as a repeat would, so a repeat never changes the
+    recipient. Any other integrity error of a request without a key is raised, rolled back.
     """
-    if request.email is not None and on_postgresql(session):
-        return _accept_at_once(
-            session,
-            api_key_id,
-            request,
-            request.email,
-            max_data_bytes=max_data_bytes,
-            hash_key=hash_key,
-            request_id=request_id,
-        )
     try:
-        accepted = submit(
-            session,
-            api_key_id,
-            request,
-            max_data_bytes=max_data_bytes,
-            hash_key=hash_key,
-            request_id=request_id,
-        )
-        session.commit()
-        return accepted
+        if request.email is not None and on_postgresql(session):
+            accepted = _submit_at_once(
+                session,
+                api_key_id,
+                request,
+                request.email,
+                max_data_bytes=max_data_bytes,
+                hash_key=hash_key,
+                request_id=request_id,
+            )
+        else:
+            accepted = submit(
+                session,
+                api_key_id,
+                request,
+                max_data_bytes=max_data_bytes,
+                hash_key=hash_key,
+                request_id=request_id,
+            )
+        if accepted is not None:
+            session.commit()
+            return accepted
     except IntegrityError:
         session.rollback()
         if api_key_id is None or not request.idempotency_key:
             raise
+    session.rollback()  # a taken key: nothing of this request stays
+    assert api_key_id is not None and request.idempotency_key  # only a key is ever taken
     existing = find_by_idempotency_key(session, api_key_id, request.idempotency_key)
     session.commit()
-    if existing is None:
+    if existing is None:  # the winner rolled back, or its row was removed since
         raise IdempotencyConflictError
     return _same_request(existing, request.fingerprint())
 

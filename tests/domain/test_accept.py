@@ -10,7 +10,7 @@ import threading
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select, text
 
 from notify.delivery import outbox
 from notify.delivery.outbox import Accepted, IdempotencyConflictError, NotificationRequest
@@ -52,6 +52,33 @@ def _counts(sessions: Any) -> tuple[int, int]:
 def _address_of(sessions: Any, user_id: str) -> str | None:
     with sessions() as session:
         return session.scalar(select(Recipient.email).where(Recipient.user_id == user_id))
+
+
+def test_on_postgresql_a_new_request_with_an_address_is_one_statement(own_postgres: Any) -> None:
+    """The recipient, the key and the row in one statement before the commit; the row holds
+    what the request carried."""
+    key_id = _key(own_postgres)
+    statements: list[str] = []
+    engine = own_postgres.kw["bind"]
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        statements.append(statement)
+
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        request = _request("acc-0", "zero@example.com", "k0", event="Signed in")
+        made = outbox.accept(own_postgres, key_id, request, request_id="req-0", **LIMITS)
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    assert len(statements) == 1 and statements[0].lstrip().startswith("WITH")
+    with own_postgres() as session:
+        row = session.get_one(Notification, made.id)
+        assert (row.request_id, row.data, row.status) == ("req-0", request.data, "queued")
+        assert row.api_key_id == key_id
+        stored = session.execute(
+            text("SELECT data FROM notifications WHERE id = :id"), {"id": made.id}
+        ).scalar_one()
+        assert "Signed in" not in stored  # encrypted at rest, as through the ORM
 
 
 def test_a_repeat_with_its_key_writes_nothing_and_a_different_request_is_refused(

@@ -3,8 +3,10 @@ as a choice recorded through set_subscription."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session
 
 from notify.models import (
@@ -137,3 +139,26 @@ def test_a_press_is_reported_to_live_endpoints_and_to_no_other(session: Session)
     preferences.unsubscribe_link_holder(session, public_id, CATEGORY, ONE_CLICK, defaults)
     preferences.unsubscribe_link_holder(session, public_id, CATEGORY, ONE_CLICK, defaults)
     assert reported() == [(listening, "unsubscribed")]
+
+
+def test_on_postgresql_a_press_with_no_live_endpoint_is_one_statement(own_postgres: Any) -> None:
+    """The endpoints are read again only when the statement found one live."""
+    with own_postgres.begin() as session:
+        _, public_id = _person(session, "one-click-alone")
+        _, disabled = endpoint(session, EventType.PREFERENCE_CHANGED)
+        session.get_one(CallbackEndpoint, disabled).disabled_at = utcnow()
+    statements: list[str] = []
+    engine = own_postgres.kw["bind"]
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        statements.append(statement)
+
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        with own_postgres.begin() as session:
+            preferences.unsubscribe_link_holder(
+                session, public_id, CATEGORY, ONE_CLICK, frozenset({CATEGORY})
+            )
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    assert len(statements) == 1

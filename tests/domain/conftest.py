@@ -8,6 +8,7 @@ makes this work. Tests that take ``session`` run once per engine.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -49,30 +50,34 @@ def session(request: pytest.FixtureRequest, domain_engines: dict[str, Engine]) -
     connection.close()
 
 
-@pytest.fixture
-def own_postgres() -> Iterator[SessionFactory]:
-    """Sessions that commit, on a migrated PostgreSQL database of the test's own, dropped
-    afterwards: for tests of what other transactions see, or of catalog changes."""
-    url, drop = create_postgres_database()
+@contextmanager
+def _committing_sessions(url: str) -> Iterator[SessionFactory]:
+    """Sessions on the database at ``url``, migrated first; its engine is closed afterwards."""
     upgrade(url)
     engine = open_database(Settings(database_url=url))
     try:
         yield make_session_factory(engine)
     finally:
         engine.dispose()
+
+
+@pytest.fixture
+def own_postgres() -> Iterator[SessionFactory]:
+    """Sessions that commit, on a migrated PostgreSQL database of the test's own, dropped
+    afterwards: for tests of what other transactions see, or of catalog changes."""
+    url, drop = create_postgres_database()
+    try:
+        with _committing_sessions(url) as sessions:
+            yield sessions
+    finally:
         drop()
 
 
 @pytest.fixture
 def file_sessions(tmp_path: Path) -> Iterator[Any]:
     """Sessions that commit, on a SQLite database of the test's own."""
-    url = f"sqlite:///{tmp_path / 'own.sqlite'}"
-    upgrade(url)
-    engine = open_database(Settings(database_url=url))
-    try:
-        yield make_session_factory(engine)
-    finally:
-        engine.dispose()
+    with _committing_sessions(f"sqlite:///{tmp_path / 'own.sqlite'}") as sessions:
+        yield sessions
 
 
 @pytest.fixture(params=ENGINES)

@@ -10,7 +10,7 @@ import threading
 from typing import Any
 
 import pytest
-from sqlalchemy import event, func, select, text
+from sqlalchemy import func, select, text
 
 from notify.delivery import outbox
 from notify.delivery.outbox import Accepted, IdempotencyConflictError, NotificationRequest
@@ -26,7 +26,7 @@ from notify.people import suppressions
 from notify.people.consent import Origin
 from notify.producers import api_keys
 from tests.domain.people import HASH_KEY
-from tests.support.services import wait_until, waiting_for_a_lock
+from tests.support.services import statements_run, wait_until, waiting_for_a_lock
 
 LIMITS = {"max_data_bytes": 16_384, "hash_key": HASH_KEY}
 
@@ -58,18 +58,9 @@ def test_on_postgresql_a_new_request_with_an_address_is_one_statement(own_postgr
     """The recipient, the key and the row in one statement before the commit; the row holds
     what the request carried."""
     key_id = _key(own_postgres)
-    statements: list[str] = []
-    engine = own_postgres.kw["bind"]
-
-    def seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        statements.append(statement)
-
-    event.listen(engine, "before_cursor_execute", seen)
-    try:
-        request = _request("acc-0", "zero@example.com", "k0", event="Signed in")
+    request = _request("acc-0", "zero@example.com", "k0", event="Signed in")
+    with statements_run(own_postgres.kw["bind"]) as statements:
         made = outbox.accept(own_postgres, key_id, request, request_id="req-0", **LIMITS)
-    finally:
-        event.remove(engine, "before_cursor_execute", seen)
     assert len(statements) == 1 and statements[0].lstrip().startswith("WITH")
     with own_postgres() as session:
         row = session.get_one(Notification, made.id)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from notify.models import (
@@ -23,6 +23,7 @@ from notify.people.consent import Origin
 from notify.people.preferences import EssentialCategoryError
 from notify.producers.callbacks.events import EventType
 from tests.domain.people import endpoint
+from tests.support.services import statements_run
 
 HASH_KEY = "domain-test-hash-key"
 CATEGORY = "product_updates"
@@ -147,18 +148,8 @@ def test_on_postgresql_a_press_with_no_live_endpoint_is_one_statement(own_postgr
         _, public_id = _person(session, "one-click-alone")
         _, disabled = endpoint(session, EventType.PREFERENCE_CHANGED)
         session.get_one(CallbackEndpoint, disabled).disabled_at = utcnow()
-    statements: list[str] = []
-    engine = own_postgres.kw["bind"]
-
-    def seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        statements.append(statement)
-
-    event.listen(engine, "before_cursor_execute", seen)
-    try:
-        with own_postgres.begin() as session:
-            preferences.unsubscribe_link_holder(
-                session, public_id, CATEGORY, ONE_CLICK, frozenset({CATEGORY})
-            )
-    finally:
-        event.remove(engine, "before_cursor_execute", seen)
+    with statements_run(own_postgres.kw["bind"]) as statements, own_postgres.begin() as session:
+        preferences.unsubscribe_link_holder(
+            session, public_id, CATEGORY, ONE_CLICK, frozenset({CATEGORY})
+        )
     assert len(statements) == 1

@@ -15,7 +15,8 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -89,6 +90,22 @@ def waiting_for_a_lock(sessions: Any) -> bool:
                 )
             )
         )
+
+
+@contextmanager
+def statements_run(engine: Any) -> Iterator[list[str]]:
+    """The SQL statements the engine sends to its database while the block runs, in order
+    (a transaction's BEGIN and COMMIT are not statements here)."""
+    seen: list[str] = []
+
+    def record(_connection: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        seen.append(statement)
+
+    sqlalchemy.event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        sqlalchemy.event.remove(engine, "before_cursor_execute", record)
 
 
 # --- Redis ----------------------------------------------------------------------------------

@@ -28,7 +28,7 @@ from notify.producers import api_keys
 from tests.domain.people import HASH_KEY
 from tests.support.services import statements_run, wait_until, waiting_for_a_lock
 
-LIMITS = {"max_data_bytes": 16_384, "hash_key": HASH_KEY}
+LIMITS: dict[str, Any] = {"max_data_bytes": 16_384, "hash_key": HASH_KEY}
 
 
 def _request(user_id: str, email: str | None, key: str | None = None, **data: str) -> Any:
@@ -51,7 +51,10 @@ def _counts(sessions: Any) -> tuple[int, int]:
 
 def _address_of(sessions: Any, user_id: str) -> str | None:
     with sessions() as session:
-        return session.scalar(select(Recipient.email).where(Recipient.user_id == user_id))
+        address: str | None = session.scalar(
+            select(Recipient.email).where(Recipient.user_id == user_id)
+        )
+        return address
 
 
 def test_on_postgresql_a_new_request_with_an_address_is_one_statement(own_postgres: Any) -> None:
@@ -142,3 +145,13 @@ def test_two_requests_with_one_key_at_once_make_one_notification(
     else:
         assert answers[0].created and answers[0].id != made.id
     assert _counts(sessions) == (1, 1)
+
+
+def test_the_one_statement_binds_every_column_the_plain_statements_write() -> None:
+    """The PostgreSQL statement names its columns once; the rows the SQLite path writes must
+    have exactly those, or one engine would store what the other drops."""
+    request = _request("acc-4", "four@example.com", "k4")
+    checked = outbox._check(7, request, LIMITS["max_data_bytes"])
+    row = outbox._notification_values(checked, 7, request, 1, "req-4")
+    assert tuple(row) == outbox._QUEUED_ROW_COLUMNS
+    assert tuple(outbox._key_values(7, checked, row)) == outbox._KEY_COLUMNS

@@ -63,13 +63,16 @@ lint: $(STAMP)  ## ruff and mypy
 # beside the rest; its output follows the main run's. Either failing fails the target.
 # Run beside the fault tier: a stack of their own (RabbitMQ, database, SMTP server).
 ON_RABBITMQ := tests/integration/on_rabbitmq
+# The rest runs in two pytest-xdist processes, a file to each at a time, each with a stack of its
+# own (tests/support/stack.py): the tests mostly wait on workers and SMTP, not on the CPU.
+MAIN_PROCESSES := -n 2 --dist loadfile
 
 test: $(STAMP) $(COMPILED) $(CHROMIUM) $(AXE) lint  ## install what the tests need, lint, run every test (needs PostgreSQL, Redis and RabbitMQ)
 	@mkdir -p var
 	$(BIN)/pytest tests/faults $(ON_RABBITMQ) -p no:cacheprovider \
 		> var/test-faults.log 2>&1 & faults=$$!; \
 	trap 'kill $$faults 2>/dev/null' INT TERM HUP; \
-	$(BIN)/pytest --ignore=tests/faults $(ON_RABBITMQ:%=--ignore=%) --durations=10; main=$$?; \
+	$(BIN)/pytest --ignore=tests/faults $(ON_RABBITMQ:%=--ignore=%) $(MAIN_PROCESSES) --durations=10; main=$$?; \
 	wait $$faults; faults_status=$$?; \
 	echo "---- tests/faults and the RabbitMQ matrix ----"; cat var/test-faults.log; \
 	test $$main -eq 0 && test $$faults_status -eq 0

@@ -24,7 +24,7 @@ from notify.migrate import upgrade
 from notify.models import Notification, Recipient
 from notify.people import decisions
 from notify.privacy import key_rotation, retention, rights
-from tests.support.services import REDIS_TEST_URL, create_postgres_database, wait_until
+from tests.support.services import create_postgres_database, wait_until
 from tests.support.stack import Stack, make_key, sample_data, wait_for_status
 
 pytestmark = pytest.mark.integration
@@ -527,7 +527,7 @@ def test_broker_messages_and_logs_hold_no_address_token_or_body(
     marker = f"Body-{uuid.uuid4().hex[:8]}"
     stack.worker.stop()
     queued = send(client, auth, user_id, "admin_notice", message=marker)
-    broker = redis.Redis.from_url(REDIS_TEST_URL)
+    broker = redis.Redis.from_url(stack.settings.broker_url)
 
     def queued_now() -> bytes:
         return b"".join(

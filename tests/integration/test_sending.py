@@ -16,7 +16,7 @@ import pytest
 import redis
 from fastapi.testclient import TestClient
 
-from tests.support.services import REDIS_TEST_URL, wait_until
+from tests.support.services import wait_until
 from tests.support.stack import (
     SENDING_DOMAIN,
     Stack,
@@ -204,7 +204,7 @@ def test_a_broker_queue_flushed_after_enqueue_is_recovered_by_the_sweeper(
     stack.worker.stop()
     address = new_address()
     notification_id = post(client, auth, "security_alert", address).json()["id"]
-    broker = redis.Redis.from_url(REDIS_TEST_URL)
+    broker = redis.Redis.from_url(stack.settings.broker_url)
     # The web publishes from a thread of its own, a moment after the 202.
     wait_until(lambda: broker.llen("essential") >= 1, 10, "the send task to be published")
     broker.flushdb()

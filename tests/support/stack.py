@@ -83,6 +83,26 @@ def postgres_url() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
+def broker_url(worker_id: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The Redis the main tier's service uses as its broker, emptied first. The first (or only)
+    test process has the tests' database (``NOTIFY_TEST_REDIS_URL``, db 11); each further
+    pytest-xdist process (``gw1``, ``gw2``, …) a Redis server of its own on a spare loopback
+    port, so no process's worker ever takes another's tasks or loses them to its flush."""
+    if worker_id in ("master", "gw0"):
+        clean_redis(REDIS_TEST_URL)
+        yield REDIS_TEST_URL
+        return
+    from tests.support.private_services import PrivateRedis
+
+    own = PrivateRedis(tmp_path_factory.mktemp("redis"))
+    own.start()
+    try:
+        yield own.url
+    finally:
+        own.stop()
+
+
+@pytest.fixture(scope="session")
 def smtp_server() -> Iterator[SmtpServer]:
     server = SmtpServer()
     server.start()
@@ -114,10 +134,12 @@ def service_env(
 
 @pytest.fixture(scope="session")
 def stack(
-    postgres_url: str, smtp_server: SmtpServer, tmp_path_factory: pytest.TempPathFactory
+    postgres_url: str,
+    broker_url: str,
+    smtp_server: SmtpServer,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Stack]:
-    clean_redis(REDIS_TEST_URL)
-    env, settings = service_env(postgres_url, REDIS_TEST_URL, smtp_server.url)
+    env, settings = service_env(postgres_url, broker_url, smtp_server.url)
     engine = open_database(settings)
     worker = WorkerProcess(env, tmp_path_factory.mktemp("worker") / "worker.log")
     worker.start()

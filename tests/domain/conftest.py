@@ -25,18 +25,23 @@ ENGINES = ("postgresql", "sqlite")
 
 
 @pytest.fixture(scope="session")
-def domain_engines(
-    postgres_url: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[dict[str, Engine]]:
+def domain_engines(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Engine]]:
+    """Databases of this tier's own, not the integration stack's: a test here may count every
+    row of a table, whichever tests ran before it in the same process."""
+    postgres_url, drop = create_postgres_database()
     sqlite_url = f"sqlite:///{tmp_path_factory.mktemp('domain') / 'domain.sqlite'}"
-    upgrade(sqlite_url)
-    engines = {
-        "postgresql": open_database(Settings(database_url=postgres_url)),
-        "sqlite": open_database(Settings(database_url=sqlite_url)),
-    }
-    yield engines
-    for engine in engines.values():
-        engine.dispose()
+    try:
+        upgrade(postgres_url)
+        upgrade(sqlite_url)
+        engines = {
+            "postgresql": open_database(Settings(database_url=postgres_url)),
+            "sqlite": open_database(Settings(database_url=sqlite_url)),
+        }
+        yield engines
+        for engine in engines.values():
+            engine.dispose()
+    finally:
+        drop()
 
 
 @pytest.fixture(params=ENGINES)

@@ -59,23 +59,29 @@ lint: $(STAMP)  ## ruff and mypy
 	$(BIN)/ruff format --check notify tests bench worker.py beat_schedule.py
 	$(BIN)/mypy
 
-# The fault tier (tests/faults) uses services of its own and mostly waits on outages, so it runs
-# beside the rest; its output follows the main run's. Either failing fails the target.
-# Run beside the fault tier: a stack of their own (RabbitMQ, database, SMTP server).
-ON_RABBITMQ := tests/integration/on_rabbitmq
-# The rest runs in two pytest-xdist processes, a file to each at a time, each with a stack of its
-# own (tests/support/stack.py): the tests mostly wait on workers and SMTP, not on the CPU.
-MAIN_PROCESSES := -n 2 --dist loadfile
+# Two jobs side by side; any run failing fails the target, and the second job's output follows
+# the first's. Each pytest-xdist process has a stack of its own (tests/support/stack.py); these
+# tests mostly wait on workers, SMTP and outages, not on the CPU.
+# - Beside: the OpenAPI conformance run, in one process (schemathesis gives its cases one test
+#   id, so pytest-xdist would run one of them), then the fault tier (services of its own) and the
+#   RabbitMQ stack (a virtual host, database and SMTP server of its own) in two processes.
+# - Main: the rest, in two processes, a test file to each at a time.
+CONFORMANCE := tests/integration/test_openapi_conformance.py
+FAULTS      := tests/faults tests/integration/on_rabbitmq
+PROCESSES   := -n 2 --dist loadfile
 
 test: $(STAMP) $(COMPILED) $(CHROMIUM) $(AXE) lint  ## install what the tests need, lint, run every test (needs PostgreSQL, Redis and RabbitMQ)
 	@mkdir -p var
-	$(BIN)/pytest tests/faults $(ON_RABBITMQ) -p no:cacheprovider \
-		> var/test-faults.log 2>&1 & faults=$$!; \
-	trap 'kill $$faults 2>/dev/null' INT TERM HUP; \
-	$(BIN)/pytest --ignore=tests/faults $(ON_RABBITMQ:%=--ignore=%) $(MAIN_PROCESSES) --durations=10; main=$$?; \
-	wait $$faults; faults_status=$$?; \
-	echo "---- tests/faults and the RabbitMQ matrix ----"; cat var/test-faults.log; \
-	test $$main -eq 0 && test $$faults_status -eq 0
+	( $(BIN)/pytest $(CONFORMANCE) -p no:cacheprovider; conformance=$$?; \
+	  $(BIN)/pytest $(FAULTS) $(PROCESSES) -p no:cacheprovider --durations=10; faults=$$?; \
+	  test $$conformance -eq 0 && test $$faults -eq 0 ) > var/test-beside.log 2>&1 & beside=$$!; \
+	trap 'kill $$beside 2>/dev/null' INT TERM HUP; \
+	$(BIN)/pytest $(CONFORMANCE:%=--ignore=%) $(FAULTS:%=--ignore=%) $(PROCESSES) --durations=10; \
+	main=$$?; \
+	wait $$beside; beside=$$?; \
+	echo "---- beside: OpenAPI conformance, then tests/faults and the RabbitMQ stack ----"; \
+	cat var/test-beside.log; \
+	test $$main -eq 0 && test $$beside -eq 0
 
 bench: $(STAMP)  ## every benchmark against real services, then one summary table (bench/README.md)
 	$(BIN)/python -m bench.summary $(BENCH_ARGS)

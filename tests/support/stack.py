@@ -83,12 +83,12 @@ def postgres_url() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def broker_url(worker_id: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def broker_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The Redis the main tier's service uses as its broker, emptied first. The first (or only)
     test process has the tests' database (``NOTIFY_TEST_REDIS_URL``, db 11); each further
     pytest-xdist process (``gw1``, ``gw2``, …) a Redis server of its own on a spare loopback
     port, so no process's worker ever takes another's tasks or loses them to its flush."""
-    if worker_id in ("master", "gw0"):
+    if os.environ.get("PYTEST_XDIST_WORKER", "gw0") == "gw0":
         clean_redis(REDIS_TEST_URL)
         yield REDIS_TEST_URL
         return

@@ -62,24 +62,26 @@ lint: $(STAMP)  ## ruff and mypy
 # Two jobs side by side; any run failing fails the target, and the second job's output follows
 # the first's. Each pytest-xdist process has a stack of its own (tests/support/stack.py); these
 # tests mostly wait on workers, SMTP and outages, not on the CPU.
-# - Beside: the OpenAPI conformance run, in one process (schemathesis gives its cases one test
-#   id, so pytest-xdist would run one of them), then the fault tier (services of its own) and the
-#   RabbitMQ stack (a virtual host, database and SMTP server of its own) in two processes.
+# - Beside: in one process, the OpenAPI conformance run (schemathesis gives its cases one test
+#   id, so pytest-xdist would run one of them) and then the unit tier (some of its tests set
+#   process-wide state, such as the data keys, that the in-process app of a later integration
+#   test would use); then the fault tier (services of its own) and the RabbitMQ stack (a virtual
+#   host, database and SMTP server of its own) in two processes.
 # - Main: the rest, in two processes, a test file to each at a time.
-CONFORMANCE := tests/integration/test_openapi_conformance.py
-FAULTS      := tests/faults tests/integration/on_rabbitmq
-PROCESSES   := -n 2 --dist loadfile
+SERIAL    := tests/integration/test_openapi_conformance.py tests/unit
+FAULTS    := tests/faults tests/integration/on_rabbitmq
+PROCESSES := -n 2 --dist loadfile
 
 test: $(STAMP) $(COMPILED) $(CHROMIUM) $(AXE) lint  ## install what the tests need, lint, run every test (needs PostgreSQL, Redis and RabbitMQ)
 	@mkdir -p var
-	( $(BIN)/pytest $(CONFORMANCE) -p no:cacheprovider; conformance=$$?; \
+	( $(BIN)/pytest $(SERIAL) -p no:cacheprovider; serial=$$?; \
 	  $(BIN)/pytest $(FAULTS) $(PROCESSES) -p no:cacheprovider --durations=10; faults=$$?; \
-	  test $$conformance -eq 0 && test $$faults -eq 0 ) > var/test-beside.log 2>&1 & beside=$$!; \
+	  test $$serial -eq 0 && test $$faults -eq 0 ) > var/test-beside.log 2>&1 & beside=$$!; \
 	trap 'kill $$beside 2>/dev/null' INT TERM HUP; \
-	$(BIN)/pytest $(CONFORMANCE:%=--ignore=%) $(FAULTS:%=--ignore=%) $(PROCESSES) --durations=10; \
+	$(BIN)/pytest $(SERIAL:%=--ignore=%) $(FAULTS:%=--ignore=%) $(PROCESSES) --durations=10; \
 	main=$$?; \
 	wait $$beside; beside=$$?; \
-	echo "---- beside: OpenAPI conformance, then tests/faults and the RabbitMQ stack ----"; \
+	echo "---- beside: OpenAPI conformance and the unit tier, then tests/faults and RabbitMQ ----"; \
 	cat var/test-beside.log; \
 	test $$main -eq 0 && test $$beside -eq 0
 

@@ -87,7 +87,9 @@ def broker_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The Redis the main tier's service uses as its broker, emptied first. The first (or only)
     test process has the tests' database (``NOTIFY_TEST_REDIS_URL``, db 11); each further
     pytest-xdist process (``gw1``, ``gw2``, …) a Redis server of its own on a spare loopback
-    port, so no process's worker ever takes another's tasks or loses them to its flush."""
+    port, so no process's worker ever takes another's tasks or loses them to its flush. In
+    ``make test`` only the main job starts this stack: the job beside it must not, as its first
+    process would take db 11 too (the Makefile says which tests run where)."""
     if os.environ.get("PYTEST_XDIST_WORKER", "gw0") == "gw0":
         clean_redis(REDIS_TEST_URL)
         yield REDIS_TEST_URL

@@ -77,7 +77,7 @@ test: $(STAMP) $(COMPILED) $(CHROMIUM) $(AXE) lint  ## install what the tests ne
 	( $(BIN)/pytest $(SERIAL) -p no:cacheprovider; serial=$$?; \
 	  $(BIN)/pytest $(FAULTS) $(PROCESSES) -p no:cacheprovider --durations=10; faults=$$?; \
 	  test $$serial -eq 0 && test $$faults -eq 0 ) > var/test-beside.log 2>&1 & beside=$$!; \
-	trap 'kill $$beside 2>/dev/null' INT TERM HUP; \
+	trap 'pkill -P $$beside 2>/dev/null; kill $$beside 2>/dev/null' INT TERM HUP; \
 	$(BIN)/pytest $(SERIAL:%=--ignore=%) $(FAULTS:%=--ignore=%) $(PROCESSES) --durations=10; \
 	main=$$?; \
 	wait $$beside; beside=$$?; \

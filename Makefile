@@ -63,10 +63,10 @@ lint: $(STAMP)  ## ruff and mypy
 # the first's. Each pytest-xdist process has a stack of its own (tests/support/stack.py); these
 # tests mostly wait on workers, SMTP and outages, not on the CPU.
 # - Beside: in one process, the OpenAPI conformance run (schemathesis gives its cases one test
-#   id, so pytest-xdist would run one of them) and then the unit tier (some of its tests set
-#   process-wide state, such as the data keys, that the in-process app of a later integration
-#   test would use); then the fault tier (services of its own) and the RabbitMQ stack (a virtual
-#   host, database and SMTP server of its own) in two processes.
+#   id, so pytest-xdist would run one of them) and then the unit tier (its tests set
+#   process-wide state; the data keys are put back after each test, the rest is not audited, so
+#   they never run between integration files); then the fault tier (services of its own) and
+#   the RabbitMQ stack (a virtual host, database and SMTP server of its own) in two processes.
 # - Main: the rest, in two processes, a test file to each at a time.
 SERIAL    := tests/integration/test_openapi_conformance.py tests/unit
 FAULTS    := tests/faults tests/integration/on_rabbitmq

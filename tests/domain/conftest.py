@@ -20,6 +20,7 @@ from notify.config import Settings
 from notify.db import SessionFactory, make_session_factory, open_database
 from notify.migrate import upgrade
 from tests.support.services import create_postgres_database
+from tests.support.stack import migrated_postgres_database
 
 ENGINES = ("postgresql", "sqlite")
 
@@ -28,20 +29,18 @@ ENGINES = ("postgresql", "sqlite")
 def domain_engines(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Engine]]:
     """Databases of this tier's own, not the integration stack's: a test here may count every
     row of a table, whichever tests ran before it in the same process."""
-    postgres_url, drop = create_postgres_database()
     sqlite_url = f"sqlite:///{tmp_path_factory.mktemp('domain') / 'domain.sqlite'}"
-    try:
-        upgrade(postgres_url)
-        upgrade(sqlite_url)
+    upgrade(sqlite_url)
+    with migrated_postgres_database() as postgres_url:
         engines = {
             "postgresql": open_database(Settings(database_url=postgres_url)),
             "sqlite": open_database(Settings(database_url=sqlite_url)),
         }
-        yield engines
-        for engine in engines.values():
-            engine.dispose()
-    finally:
-        drop()
+        try:
+            yield engines
+        finally:
+            for engine in engines.values():
+                engine.dispose()
 
 
 @pytest.fixture(params=ENGINES)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
+from notify import crypto
 from notify.config import Settings
 from notify.db import SessionFactory, make_session_factory, open_database
 from notify.migrate import upgrade
@@ -72,14 +74,21 @@ class Stack:
     worker: WorkerProcess
 
 
-@pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
+@contextmanager
+def migrated_postgres_database() -> Iterator[str]:
+    """A new PostgreSQL database on the shared server, migrated; dropped when the block ends."""
     url, drop = create_postgres_database()
     try:
         upgrade(url)
         yield url
     finally:
         drop()
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    with migrated_postgres_database() as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
@@ -273,6 +282,14 @@ def _worker_left_running(request: pytest.FixtureRequest) -> Iterator[None]:
     yield
     if "stack" in request.fixturenames:
         ensure_worker(request.getfixturevalue("stack"))
+
+
+@pytest.fixture(autouse=True)
+def _data_keys_left_as_they_were(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A test that installs data keys of its own (``crypto.install``) leaves the process's key
+    ring as it found it: the in-process app of a later test would otherwise store rows the
+    worker, which has the stack's keys, cannot decrypt."""
+    monkeypatch.setattr(crypto, "_keyring", crypto._keyring)
 
 
 def sample_data(template: str) -> dict[str, Any]:

@@ -38,6 +38,7 @@ from sqlalchemy.orm import Session
 from notify.campaigns.rate_limit import RateLimiter
 from notify.campaigns.yielding import EssentialFirst
 from notify.config import Settings
+from notify.crypto import UndecryptableError
 from notify.db import SessionFactory, unindexed
 from notify.delivery import outbox
 from notify.delivery.outcomes import (
@@ -61,7 +62,7 @@ from notify.models import (
     NotificationStatus,
     Recipient,
 )
-from notify.models.base import utcnow
+from notify.models.base import opened, stored, utcnow
 from notify.models.notifications import with_ids
 from notify.observability import metrics
 from notify.people import decisions, eligibility, quiet_hours
@@ -184,10 +185,13 @@ class DueRow:
     quiet_hours: tuple[str | None, str | None] = (None, None)
 
 
-def _due_rows(session: Session, batch_id: int, now: datetime) -> list[DueRow]:
-    """The batch's due messages in recipient order. Two key lookups rather than one join: as
-    a join, PostgreSQL hashed the whole recipients table for each batch of a few hundred
-    (``unindexed``: the batch's own index finds the rows, not the lane-wide status index)."""
+def _due_rows(session: Session, batch_id: int, now: datetime) -> tuple[list[DueRow], list[str]]:
+    """The batch's due messages in recipient order, and the rows it failed because no
+    configured data key decrypts their recipient (:data:`notify.delivery.outbox.UNREADABLE`).
+
+    Two key lookups rather than one join: as a join, PostgreSQL hashed the whole recipients
+    table for each batch of a few hundred (``unindexed``: the batch's own index finds the
+    rows, not the lane-wide status index)."""
     due = session.execute(
         select(Notification.id, Notification.recipient_id).where(
             Notification.batch_id == batch_id,
@@ -196,40 +200,54 @@ def _due_rows(session: Session, batch_id: int, now: datetime) -> list[DueRow]:
         )
     ).all()
     if not due:
-        return []
+        return [], []
     people = {
         person.id: person
         for person in session.execute(
             select(
                 Recipient.id,
-                Recipient.email,
+                stored(Recipient.email),
                 Recipient.public_id,
                 Recipient.locale,
                 Recipient.timezone,
-                Recipient.first_name,
-                Recipient.name,
-                Recipient.attributes,
+                stored(Recipient.first_name),
+                stored(Recipient.name),
+                stored(Recipient.attributes),
                 Recipient.quiet_hours_start,
                 Recipient.quiet_hours_end,
             ).where(Recipient.id.in_([recipient_id for _, recipient_id in due]))
         )
     }
-    rows = [
-        DueRow(
-            id=str(notification_id),
-            recipient_id=int(recipient_id),
-            email=person.email,
-            public_id=person.public_id,
-            locale=person.locale,
-            time_zone=person.timezone,
-            personal=PersonalFields(person.first_name, person.name, person.attributes or {}),
-            quiet_hours=(person.quiet_hours_start, person.quiet_hours_end),
+    rows: list[DueRow] = []
+    unreadable: list[str] = []
+    for notification_id, recipient_id in due:
+        person = people[recipient_id]
+        try:
+            email = opened(Recipient.email, person.email)
+            personal = PersonalFields(
+                opened(Recipient.first_name, person.first_name),
+                opened(Recipient.name, person.name),
+                opened(Recipient.attributes, person.attributes) or {},
+            )
+        except UndecryptableError:
+            unreadable.append(str(notification_id))
+            continue
+        if email is None:  # suppress_ineligible, earlier in the transaction, took these rows
+            continue
+        rows.append(
+            DueRow(
+                id=str(notification_id),
+                recipient_id=int(recipient_id),
+                email=email,
+                public_id=person.public_id,
+                locale=person.locale,
+                time_zone=person.timezone,
+                personal=personal,
+                quiet_hours=(person.quiet_hours_start, person.quiet_hours_end),
+            )
         )
-        for notification_id, recipient_id in due
-        # suppress_ineligible, earlier in the same transaction, took rows without an address
-        if (person := people[recipient_id]).email is not None
-    ]
-    return sorted(rows, key=lambda row: row.recipient_id)
+    failed = outbox.fail_unsent(session, unreadable, outbox.UNREADABLE)
+    return sorted(rows, key=lambda row: row.recipient_id), failed
 
 
 def claim_message(
@@ -491,7 +509,15 @@ def send_batch(
             default_zone=scope.default_zone,
             campaign=as_claimed,
         )
-        rows = _due_rows(session, batch_id, now)
+        rows, unreadable = _due_rows(session, batch_id, now)
+        report.failed += len(unreadable)
+        for notification_id in unreadable:
+            log.error(
+                "notification %s failed: %s",
+                notification_id,
+                outbox.UNREADABLE,
+                extra={"notification_id": notification_id, "campaign_id": campaign_id},
+            )
 
     deadline = time.monotonic() + settings.campaign_batch_seconds
     sender = parseaddr(settings.sender_for(category))[1]

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 from sqlalchemy import (
     Table,
@@ -32,6 +32,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from notify import crypto
 from notify.db import SessionFactory, on_postgresql, unindexed
 from notify.message.jobs import Claimed
 from notify.message.mime import new_message_id
@@ -39,7 +40,7 @@ from notify.message.personal import PersonalFields
 from notify.message.template_data import InvalidFieldError, check_data
 from notify.message.templates import EmailTemplate, get_template
 from notify.models import IdempotencyKey, Notification, NotificationStatus, Recipient
-from notify.models.base import utcnow
+from notify.models.base import opened, stored, utcnow
 from notify.models.notifications import new_notification_id, with_ids
 from notify.people import eligibility, recipients
 from notify.producers.callbacks import events as callback_events
@@ -47,6 +48,9 @@ from notify.producers.callbacks.events import EventType, NotificationChange
 
 Status = NotificationStatus
 _INSERT_NOTIFICATION = insert(cast(Table, Notification.__table__))
+# Why a row is failed at its claim when none of NOTIFY_DATA_KEYS decrypts it (a key was dropped
+# before `notify privacy rotate-keys` had run): no later attempt could read it either.
+UNREADABLE = "unreadable: no configured data key decrypts this message or its recipient"
 
 
 class IdempotencyConflictError(Exception):
@@ -369,16 +373,24 @@ def get_for_caller(session: Session, notification_id: str, api_key_id: int) -> N
     ).one_or_none()
 
 
+class ClaimedGroup(NamedTuple):
+    """What a claim took: the messages to build, in the order asked for, and the rows it
+    failed because no configured data key decrypts them (id → category)."""
+
+    ready: list[Claimed]
+    unreadable: dict[str, str]
+
+
 def claim(session: Session, notification_id: str, *, sending_domain: str) -> Claimed | None:
-    """Move one notification ``queued → sending`` and return it, or None if not queued
-    (:func:`claim_many` for one id)."""
-    claimed = claim_many(session, [notification_id], sending_domain=sending_domain)
-    return claimed[0] if claimed else None
+    """Move one notification ``queued → sending`` and return it, or None if not queued or
+    unreadable (:func:`claim_many` for one id)."""
+    ready = claim_many(session, [notification_id], sending_domain=sending_domain).ready
+    return ready[0] if ready else None
 
 
 def claim_many(
     session: Session, notification_ids: Sequence[str], *, sending_domain: str
-) -> list[Claimed]:
+) -> ClaimedGroup:
     """Move the given notifications ``queued → sending`` in one statement and return those
     that were queued, in the order of ``notification_ids``.
 
@@ -387,20 +399,23 @@ def claim_many(
     and kept on every retry. The recipient's address, their preference for the category and the
     suppression list are read in the same statement (PostgreSQL) or the next one (SQLite), so
     a changed address or an unsubscribe committed while the message waited applies.
+
+    Each row is decrypted on its own: one that no configured data key decrypts is ``failed``
+    with :data:`UNREADABLE` in the same transaction, and the others are returned as usual.
     """
     wanted = list(dict.fromkeys(notification_ids))
     if not wanted:
-        return []
+        return ClaimedGroup([], {})
     now = utcnow()
     person = (
-        Recipient.email,
+        stored(Recipient.email),
         Recipient.public_id,
         Recipient.locale,
         Recipient.timezone,
         Recipient.erased_at,
-        Recipient.first_name,
-        Recipient.name,
-        Recipient.attributes,
+        stored(Recipient.first_name),
+        stored(Recipient.name),
+        stored(Recipient.attributes),
         Recipient.quiet_hours_start,
         Recipient.quiet_hours_end,
         eligibility.suppression_of_address().label("suppression"),
@@ -427,7 +442,7 @@ def claim_many(
         Notification.id,
         Notification.template,
         Notification.category,
-        Notification.data,
+        stored(Notification.data),
         Notification.attempts,
         Notification.message_id,
         Notification.recipient_id,
@@ -444,7 +459,7 @@ def claim_many(
     else:  # SQLite cannot return columns of a joined table: read them next
         first = {row.id: row for row in session.execute(claimed.returning(*mine))}
         if not first:
-            return []
+            return ClaimedGroup([], {})
         rest = {
             row.id: row
             for row in session.execute(
@@ -455,7 +470,17 @@ def claim_many(
         }
         rows = [_Merged(first[key], rest[key]) for key in first]
     by_id = {row.id: row for row in rows}
-    return [_claimed(by_id[key]) for key in wanted if key in by_id]
+    ready: list[Claimed] = []
+    unreadable: dict[str, str] = {}
+    for key in wanted:
+        if key not in by_id:
+            continue
+        try:
+            ready.append(_claimed(by_id[key]))
+        except crypto.UndecryptableError:
+            unreadable[key] = by_id[key].category
+    fail_unsent(session, list(unreadable), UNREADABLE)
+    return ClaimedGroup(ready, unreadable)
 
 
 def message_id_at_first_claim(notification_ids: Sequence[str], sending_domain: str) -> Any:
@@ -466,14 +491,16 @@ def message_id_at_first_claim(notification_ids: Sequence[str], sending_domain: s
 
 
 def _claimed(row: Any) -> Claimed:
+    """The claimed message of a row read with the encrypted columns :func:`stored`;
+    :class:`notify.crypto.UndecryptableError` if one of them cannot be decrypted."""
     return Claimed(
         id=row.id,
         template=row.template,
         category=row.category,
-        data=row.data,
+        data=opened(Notification.data, row.data),
         attempts=row.attempts,
         message_id=row.message_id,
-        email=row.email,
+        email=opened(Recipient.email, row.email),
         recipient_id=row.recipient_id,
         recipient_public_id=row.public_id,
         locale=row.locale,
@@ -481,7 +508,11 @@ def _claimed(row: Any) -> Claimed:
         erased=row.erased_at is not None,
         suppression=row.suppression,
         subscribed=row.subscribed,
-        personal=PersonalFields(row.first_name, row.name, row.attributes or {}),
+        personal=PersonalFields(
+            opened(Recipient.first_name, row.first_name),
+            opened(Recipient.name, row.name),
+            opened(Recipient.attributes, row.attributes) or {},
+        ),
         created_at=row.created_at,
         request_id=row.request_id,
         paused=bool(row.paused),
@@ -662,18 +693,37 @@ def mark_suppressed(session: Session, notification_id: str, reason: str) -> bool
 def suppress_unsent(session: Session, notification_id: str, reason: str) -> bool:
     """A row nobody is sending (``queued``, or ``sending`` left by a holder that lost its lease)
     that may not go out: ``suppressed`` with ``reason``; False if it had ended already."""
+    ended = _end_unsent(session, [notification_id], Status.SUPPRESSED, reason, EventType.SUPPRESSED)
+    return bool(ended)
+
+
+def fail_unsent(session: Session, notification_ids: Sequence[str], reason: str) -> list[str]:
+    """Rows still in flight (``queued`` or ``sending``) that can never go out: ``failed``
+    with ``reason``, each reported to its key's endpoints; the ids that had not ended yet."""
+    return _end_unsent(session, notification_ids, Status.FAILED, reason, EventType.FAILED)
+
+
+def _end_unsent(
+    session: Session,
+    notification_ids: Sequence[str],
+    status: Status,
+    reason: str,
+    kind: EventType,
+) -> list[str]:
+    if not notification_ids:
+        return []
     rows = session.execute(
         update(Notification)
         .where(
-            with_ids([notification_id]),
+            with_ids(list(notification_ids)),
             unindexed(Notification.status).in_(Status.in_flight()),
         )
-        .values(status=Status.SUPPRESSED, reason=reason, updated_at=utcnow())
+        .values(status=status, reason=reason, updated_at=utcnow())
         .returning(*_REPORTED)
         .execution_options(synchronize_session=False)
     ).all()
-    _report(session, rows, EventType.SUPPRESSED)
-    return bool(rows)
+    _report(session, rows, kind)
+    return [str(row[0]) for row in rows]
 
 
 def suppress_queued_of(session: Session, recipient_id: int, reason: str) -> int:

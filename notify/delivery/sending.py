@@ -88,6 +88,8 @@ def deliver_many(
     * All are claimed in one statement, and the eligibility check runs on what that claim read:
       a message goes out at most the time of the messages before it in this call after its
       check (``NOTIFY_SEND_BATCH_SIZE`` bounds how many that can be).
+    * A message that no configured data key decrypts fails at its claim (outcome ``FAILED``,
+      :data:`~notify.delivery.outbox.UNREADABLE`); the others of the group go on.
     * Messages the relay accepted are recorded ``sent`` in groups of ``NOTIFY_SEND_COMMIT_EVERY``,
       and always before this function returns. A process killed in between leaves at most that
       many accepted messages ``sending``; the sweeper sends them again. Refusals, retries and
@@ -114,9 +116,17 @@ def deliver_many(
     held: dict[str, datetime] = {}  # held back by quiet hours, until when
     with sessions.begin() as session:
         now = utcnow()
-        for job in outbox.claim_many(
-            session, notification_ids, sending_domain=settings.sending_domain
-        ):
+        group = outbox.claim_many(session, notification_ids, sending_domain=settings.sending_domain)
+        for notification_id, category in group.unreadable.items():
+            categories[notification_id] = category
+            outcomes[notification_id] = Outcome(Result.FAILED, outbox.UNREADABLE)
+            log.error(
+                "notification %s failed: %s",
+                notification_id,
+                outbox.UNREADABLE,
+                extra={"notification_id": notification_id},
+            )
+        for job in group.ready:
             categories[job.id] = job.category
             reason = verdicts[job.id] = why_blocked(settings, job)
             until = None

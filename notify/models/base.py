@@ -7,9 +7,10 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, DateTime, Enum, MetaData, Text, TypeDecorator
+from sqlalchemy import JSON, DateTime, Enum, MetaData, Text, TypeDecorator, type_coerce
 from sqlalchemy.engine import Dialect
-from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.orm import DeclarativeBase, InstrumentedAttribute
+from sqlalchemy.sql.elements import Label
 
 from notify import crypto
 
@@ -93,6 +94,24 @@ class EncryptedJSON(TypeDecorator[dict[str, Any]]):
             return None
         loaded: dict[str, Any] = json.loads(crypto.decrypt(value))
         return loaded
+
+
+def stored(column: InstrumentedAttribute[Any]) -> Label[str]:
+    """An encrypted column as it is stored (its ciphertext), under the column's own name.
+
+    A read that selects this instead of the column decrypts each row with :func:`opened`, so
+    one value no configured key decrypts raises for that row only, not for the whole result.
+    """
+    return type_coerce(column, Text).label(column.key)
+
+
+def opened(column: InstrumentedAttribute[Any], ciphertext: str | None) -> Any:
+    """The plain value of ``ciphertext``, read with :func:`stored` from ``column``;
+    :class:`notify.crypto.UndecryptableError` if no configured key decrypts it."""
+    encrypted = column.type
+    if not isinstance(encrypted, EncryptedText | EncryptedJSON):
+        raise TypeError(f"{column.key} is not an encrypted column")
+    return encrypted.process_result_value(ciphertext, None)  # type: ignore[arg-type]
 
 
 class Base(DeclarativeBase):

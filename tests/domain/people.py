@@ -4,10 +4,12 @@
 from __future__ import annotations
 
 import random
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Text, select, type_coerce
 from sqlalchemy.orm import Session
 
+from notify import crypto
 from notify.delivery import outbox
 from notify.delivery.outbox import NotificationRequest
 from notify.message.templates import get_template
@@ -57,3 +59,10 @@ def endpoint(session: Session, *wanted: EventType) -> tuple[int, int]:
     session.add(row)
     session.flush()
     return key.id, row.id
+
+
+def under_another_key(plain: str) -> Any:
+    """``plain`` encrypted under a data key this process does not have, as a value to store
+    as it is in an encrypted column: what a row looks like after its key was dropped."""
+    sealed = crypto.keyring(["a-key-no-process-here-has"]).encrypt(plain.encode()).decode()
+    return type_coerce(sealed, Text)

@@ -24,6 +24,7 @@ from notify.models import (
     Suppression,
     SuppressionReason,
 )
+from tests.domain.people import under_another_key
 
 NOW = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
 CATEGORY = "product_updates"
@@ -153,6 +154,27 @@ def test_an_unsubscribe_mid_batch_is_honoured_at_the_claim(session: Session) -> 
     assert outbox.suppress_unsent(session, ids[1], "unsubscribed")
     assert _status(session, ids[1]) == (NotificationStatus.SUPPRESSED, "unsubscribed")
     assert batches.claim_message(session, scope, ids[2], DOMAIN, NOW) is not None
+
+
+def test_a_recipient_no_data_key_decrypts_fails_their_row_and_the_batch_goes_on(
+    session: Session,
+) -> None:
+    scope, ids = _leased(session)
+    recipient_id = session.scalar(
+        select(Notification.recipient_id).where(Notification.id == ids[1])
+    )
+    session.execute(
+        update(Recipient)
+        .where(Recipient.id == recipient_id)
+        .values(first_name=under_another_key("Ada"))
+    )
+
+    rows, unreadable = batches._due_rows(session, scope.batch_id, NOW)
+
+    assert [row.id for row in rows] == [ids[0], ids[2]]
+    assert unreadable == [ids[1]]
+    assert _status(session, ids[1]) == (NotificationStatus.FAILED, outbox.UNREADABLE)
+    assert batches._due_rows(session, scope.batch_id, NOW)[1] == []  # failed once, not again
 
 
 def test_suppress_ineligible_marks_each_blocked_row_with_its_reason(session: Session) -> None:

@@ -5,16 +5,22 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from notify.config import Settings
 from notify.delivery import outbox
 from notify.delivery.sending import why_blocked
-from notify.models import ConsentSource, Notification, SuppressionReason
+from notify.models import (
+    ConsentSource,
+    Notification,
+    NotificationStatus,
+    Recipient,
+    SuppressionReason,
+)
 from notify.people import preferences, suppressions
 from notify.people.consent import Origin
-from tests.domain.people import HASH_KEY, accepted
+from tests.domain.people import HASH_KEY, accepted, under_another_key
 
 SETTINGS = Settings()
 NOW = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)
@@ -78,11 +84,37 @@ def test_a_group_is_claimed_in_one_statement_each_with_its_own_message_id(
     ids = [accepted(session, "security_alert", f"group-{n}")[0] for n in range(5)]
     already = outbox.claim(session, ids[2], sending_domain="example.test")
     assert already is not None
-    jobs = outbox.claim_many(session, [*reversed(ids), "no-such-id"], sending_domain="example.test")
+    jobs = outbox.claim_many(
+        session, [*reversed(ids), "no-such-id"], sending_domain="example.test"
+    ).ready
     assert [job.id for job in jobs] == [i for i in reversed(ids) if i != ids[2]]  # order kept
     assert len({job.message_id for job in jobs} | {already.message_id}) == 5
     assert {job.email for job in jobs} == {f"group-{n}@example.com" for n in (0, 1, 3, 4)}
-    assert outbox.claim_many(session, ids, sending_domain="example.test") == []
+    assert outbox.claim_many(session, ids, sending_domain="example.test") == ([], {})
+
+
+@pytest.mark.parametrize("unreadable", ["the recipient's address", "the message's data"])
+def test_a_row_no_data_key_decrypts_fails_at_the_claim_and_the_rest_are_claimed(
+    session: Session, unreadable: str
+) -> None:
+    ids = [accepted(session, "security_alert", f"unreadable-{n}")[0] for n in range(3)]
+    lost, recipient_id = ids[1], accepted(session, "security_alert", "unreadable-1")[1]
+    if unreadable == "the message's data":
+        change = update(Notification).where(Notification.id == lost)
+        session.execute(change.values(data=under_another_key('{"ip": "192.0.2.1"}')))
+    else:
+        change = update(Recipient).where(Recipient.id == recipient_id)
+        session.execute(change.values(email=under_another_key("unreadable-1@example.com")))
+
+    group = outbox.claim_many(session, ids, sending_domain="example.test")
+
+    assert [job.id for job in group.ready] == [ids[0], ids[2]]
+    assert group.unreadable == {lost: "security"}
+    row = session.execute(
+        select(Notification.status, Notification.reason).where(Notification.id == lost)
+    ).one()
+    assert (row.status, row.reason) == (NotificationStatus.FAILED, outbox.UNREADABLE)
+    assert outbox.claim_many(session, [lost], sending_domain="example.test") == ([], {})
 
 
 def test_a_group_claim_reads_each_persons_choice_for_their_own_category(
@@ -103,7 +135,7 @@ def test_a_group_claim_reads_each_persons_choice_for_their_own_category(
     again = accepted(session, "product_update", "group-choice")[0]
     jobs = {
         job.category: job
-        for job in outbox.claim_many(session, [again, alert], sending_domain="example.test")
+        for job in outbox.claim_many(session, [again, alert], sending_domain="example.test").ready
     }
     assert why_blocked(SETTINGS, jobs["product_updates"]) == "unsubscribed"
     assert why_blocked(SETTINGS, jobs["security"]) is None
@@ -111,7 +143,7 @@ def test_a_group_claim_reads_each_persons_choice_for_their_own_category(
 
 def test_sent_and_given_back_apply_only_to_rows_still_sending(session: Session) -> None:
     ids = [accepted(session, "security_alert", f"group-end-{n}")[0] for n in range(4)]
-    jobs = outbox.claim_many(session, ids, sending_domain="example.test")
+    jobs = outbox.claim_many(session, ids, sending_domain="example.test").ready
     accepted_at = {ids[0]: NOW, ids[1]: NOW + timedelta(seconds=1)}
     assert outbox.mark_sent_many(session, accepted_at) == 2
     assert outbox.mark_sent_many(session, accepted_at) == 0  # no longer sending
@@ -123,7 +155,7 @@ def test_sent_and_given_back_apply_only_to_rows_still_sending(session: Session) 
         key: value.replace(tzinfo=None) for key, value in accepted_at.items()
     }  # each the time the relay accepted it
     assert outbox.release(session, ids[1:]) == 2  # the sent one is left alone
-    again = outbox.claim_many(session, ids, sending_domain="example.test")
+    again = outbox.claim_many(session, ids, sending_domain="example.test").ready
     assert [job.id for job in again] == ids[2:]
     assert [job.attempts for job in again] == [1, 1]  # a give-back does not count an attempt
     assert [job.message_id for job in again] == [job.message_id for job in jobs[2:]]

@@ -309,3 +309,58 @@ def test_a_group_of_notifications_in_one_task_is_sent_once_each_with_its_own_mes
     }
     time.sleep(1)  # the duplicate task has run by now, and found nothing to claim
     assert all(len(stack.smtp.handler.messages_to(address)) == 1 for address in addresses)
+
+
+def test_a_row_no_data_key_decrypts_fails_and_the_rest_of_its_task_is_sent(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy import select
+
+    from notify import crypto
+    from notify.celery_app import create_celery
+    from notify.delivery import outbox
+    from notify.delivery.enqueue import enqueue_sends
+    from notify.models import Notification
+
+    def accept(address: str) -> tuple[str, str]:
+        request = outbox.NotificationRequest(
+            "security_alert", f"u-{address}", address, sample_data("security_alert")
+        )
+        accepted = outbox.accept(
+            stack.sessions,
+            None,
+            request,
+            max_data_bytes=stack.settings.max_data_bytes,
+            hash_key=stack.settings.hash_key,
+        )
+        return accepted.id, accepted.category
+
+    addresses = [new_address() for _ in range(3)]
+    items = [accept(addresses[0])]
+    with monkeypatch.context() as keys:  # stored under a key the worker never had
+        keys.setattr(crypto, "_keyring", crypto.keyring(["a-key-the-worker-never-had"]))
+        items.append(accept(addresses[1]))
+    items.append(accept(addresses[2]))
+    celery = create_celery(stack.settings)
+    try:
+        assert enqueue_sends(celery, items, batch_size=50) == 3  # one task for the three
+    finally:
+        celery.close()
+
+    received_one(stack, addresses[0])
+    received_one(stack, addresses[2])
+    for notification_id in (items[0][0], items[2][0]):
+        wait_for_status(stack, notification_id, "sent")
+
+    def lost() -> Any:  # the row's plain columns: its data cannot be decrypted here either
+        with stack.sessions() as session:
+            return session.execute(
+                select(Notification.status, Notification.reason, Notification.attempts).where(
+                    Notification.id == items[1][0]
+                )
+            ).one()
+
+    assert wait_until(lambda: lost().status == "failed", 30, "the unreadable row failed")
+    time.sleep(2)  # two sweeps: a failed row is never published again
+    assert tuple(lost()) == ("failed", outbox.UNREADABLE, 1)
+    assert stack.smtp.handler.messages_to(addresses[1]) == []

@@ -454,11 +454,12 @@ def test_a_security_alert_is_not_delayed_by_a_running_fifty_thousand_campaign(
             "email": alert_to,
             "data": sample_data("security_alert"),
         }
-        posted = time.monotonic()
+        received = stack.smtp.handler.received
+        before, posted = len(received), time.monotonic()
         assert client.post("/v1/notifications", json=body, headers=auth).status_code == 202
         wait_until(
             lambda: stack.smtp.handler.messages_to(alert_to),
-            10,
+            30,
             "the security alert",
             interval=0.02,
         )
@@ -466,7 +467,13 @@ def test_a_security_alert_is_not_delayed_by_a_running_fifty_thousand_campaign(
         running = status(client, auth, campaign_id)
         assert running["status"] == "running"  # the alert went out while the campaign ran
         assert running["counts"]["sent"] < 50_000
-        assert latency < 2.0, f"security alert took {latency:.2f}s behind the campaign"
+        # Measured in the campaign's own messages, not in seconds, so that a slow machine slows
+        # both sides alike: behind the campaign's backlog the alert would wait for tens of
+        # thousands; on its own lane, for the few the bulk worker sends meanwhile.
+        with stack.smtp.handler.lock:
+            arrived = next(n for n, got in enumerate(received) if alert_to in got.rcpt_tos)
+        ahead = arrived - before
+        assert ahead < 1_000, f"{ahead} campaign messages went before the alert ({latency:.2f}s)"
         # Cancelled while its batches run: the tests after this one must not wait behind it.
         assert client.post(f"/v1/campaigns/{campaign_id}/cancel", headers=auth).status_code == 200
     finally:

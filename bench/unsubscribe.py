@@ -23,7 +23,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench.api import WrkResult, http_status, print_results, report_fixed_rate, run_wrk
+from bench.api import (
+    HEALTHZ_RUNS,
+    WrkResult,
+    faster_healthz,
+    http_status,
+    print_results,
+    report_fixed_rate,
+    run_wrk,
+)
 from bench.support import (
     BENCH_REDIS_URL,
     SECRET_KEYS,
@@ -310,7 +318,9 @@ def main(argv: list[str] | None = None) -> int:
 
         if args.warmup > 0:
             measure("GET", "warm-up healthz", args.warmup)
-        health = measure("GET", "GET /healthz", args.duration)
+        health = faster_healthz(
+            [measure("GET", "GET /healthz", args.duration) for _ in range(HEALTHZ_RUNS)]
+        )
         if args.warmup > 0:
             measure("POST", "warm-up POST", args.warmup)
             time.sleep(1.0)  # the warm-up's last requests land before counting rows

@@ -9,6 +9,7 @@ delivery (:func:`rabbitmq_config`). Built by :func:`create_celery` at process st
 from __future__ import annotations
 
 import os
+import random
 from typing import Any, cast
 
 import httpx
@@ -102,15 +103,19 @@ class WorkerContext:
         return self._essential_first
 
     def retry_delay(self, attempts: int) -> float:
-        """Exponential backoff with full jitter (Celery's own formula) and a floor."""
+        """Seconds before the next attempt: exponential backoff (Celery's formula, capped at
+        ``NOTIFY_RETRY_MAX_SECONDS``) with full jitter, never below half the base.
+
+        The jitter is drawn here, uniformly: Celery's own draws whole seconds and raises for
+        a base that is not a whole number of seconds."""
         settings = self.settings
-        delay = get_exponential_backoff_interval(
+        capped = get_exponential_backoff_interval(
             factor=settings.retry_base_seconds,
             retries=max(attempts - 1, 0),
             maximum=settings.retry_max_seconds,
-            full_jitter=True,
+            full_jitter=False,
         )
-        return float(max(delay, settings.retry_base_seconds / 2))
+        return max(random.uniform(0, capped), settings.retry_base_seconds / 2)  # noqa: S311
 
 
 class NotifyCelery(Celery):  # type: ignore[misc]

@@ -845,7 +845,7 @@ def queries(layout: Layout, settings: Any) -> list[Query]:
     def claim(session: Session, rng: random.Random) -> object:
         return outbox.claim_many(
             session, layout.queued_ids(rng, CLAIM_IDS), sending_domain=SENDING_DOMAIN
-        )
+        ).ready
 
     def campaign_scope() -> Any:
         return batches.BatchScope(

@@ -43,10 +43,12 @@ from notify.db import SessionFactory, unindexed
 from notify.delivery import outbox
 from notify.delivery.outcomes import (
     COMPOSE_ERRORS,
+    Outcome,
     Result,
     commit_until,
     record_compose_error,
     record_delivery_error,
+    record_undecryptable,
 )
 from notify.delivery.transport import DeliveryError, Transport
 from notify.message import links
@@ -183,11 +185,13 @@ class DueRow:
     time_zone: str | None
     personal: PersonalFields
     quiet_hours: tuple[str | None, str | None] = (None, None)
+    readable: bool = True  # False: no data key of this process decrypts the recipient
 
 
-def _due_rows(session: Session, batch_id: int, now: datetime) -> tuple[list[DueRow], list[str]]:
-    """The batch's due messages in recipient order, and the rows it failed because no
-    configured data key decrypts their recipient (:data:`notify.delivery.outbox.UNREADABLE`).
+def _due_rows(session: Session, batch_id: int, now: datetime) -> list[DueRow]:
+    """The batch's due messages in recipient order; a row whose recipient none of this
+    process's data keys decrypts comes with ``readable`` False (it is claimed like the others,
+    and :func:`notify.delivery.outcomes.record_undecryptable` records it).
 
     Two key lookups rather than one join: as a join, PostgreSQL hashed the whole recipients
     table for each batch of a few hundred (``unindexed``: the batch's own index finds the
@@ -200,7 +204,7 @@ def _due_rows(session: Session, batch_id: int, now: datetime) -> tuple[list[DueR
         )
     ).all()
     if not due:
-        return [], []
+        return []
     people = {
         person.id: person
         for person in session.execute(
@@ -218,10 +222,11 @@ def _due_rows(session: Session, batch_id: int, now: datetime) -> tuple[list[DueR
             ).where(Recipient.id.in_([recipient_id for _, recipient_id in due]))
         )
     }
-    rows: list[DueRow] = []
-    unreadable: list[str] = []
+    rows = []
     for notification_id, recipient_id in due:
         person = people[recipient_id]
+        if person.email is None:  # suppress_ineligible, earlier in the transaction, took these
+            continue
         try:
             email = opened(Recipient.email, person.email)
             personal = PersonalFields(
@@ -230,10 +235,9 @@ def _due_rows(session: Session, batch_id: int, now: datetime) -> tuple[list[DueR
                 opened(Recipient.attributes, person.attributes) or {},
             )
         except UndecryptableError:
-            unreadable.append(str(notification_id))
-            continue
-        if email is None:  # suppress_ineligible, earlier in the transaction, took these rows
-            continue
+            email, personal, readable = "", PersonalFields(), False
+        else:
+            readable = True
         rows.append(
             DueRow(
                 id=str(notification_id),
@@ -244,10 +248,10 @@ def _due_rows(session: Session, batch_id: int, now: datetime) -> tuple[list[DueR
                 time_zone=person.timezone,
                 personal=personal,
                 quiet_hours=(person.quiet_hours_start, person.quiet_hours_end),
+                readable=readable,
             )
         )
-    failed = outbox.fail_unsent(session, unreadable, outbox.UNREADABLE)
-    return sorted(rows, key=lambda row: row.recipient_id), failed
+    return sorted(rows, key=lambda row: row.recipient_id)
 
 
 def claim_message(
@@ -509,15 +513,7 @@ def send_batch(
             default_zone=scope.default_zone,
             campaign=as_claimed,
         )
-        rows, unreadable = _due_rows(session, batch_id, now)
-        report.failed += len(unreadable)
-        for notification_id in unreadable:
-            log.error(
-                "notification %s failed: %s",
-                notification_id,
-                outbox.UNREADABLE,
-                extra={"notification_id": notification_id, "campaign_id": campaign_id},
-            )
+        rows = _due_rows(session, batch_id, now)
 
     deadline = time.monotonic() + settings.campaign_batch_seconds
     sender = parseaddr(settings.sender_for(category))[1]
@@ -587,6 +583,13 @@ def send_batch(
             for row in group:
                 if row.id not in claimed:
                     continue
+                if not row.readable:  # retried until this worker has the key, or failed
+                    unsent.remove(row.id)
+                    undecryptable = outbox.Undecryptable(row.id, category, claimed[row.id][0])
+                    outcome = record_undecryptable(session, settings, undecryptable, retry_delay)
+                    session.commit()
+                    _tally(report, outcome)
+                    continue
                 if rate and not permit_taken:
                     allowed = limiter.wait(f"campaign:{campaign_id}", rate, until=deadline)
                     if not allowed:
@@ -620,10 +623,7 @@ def send_batch(
                 except DeliveryError as error:
                     outcome = record_delivery_error(session, settings, job, error, retry_delay)
                     session.commit()
-                    if outcome.result is Result.RETRY:
-                        report.retrying += 1
-                    else:
-                        report.failed += 1
+                    _tally(report, outcome)
                     continue
                 sent_pending[row.id] = clock()
                 report.sent += 1
@@ -669,6 +669,14 @@ def send_batch(
         extra={"campaign_id": campaign_id, "batch_id": batch_id},
     )
     return report
+
+
+def _tally(report: BatchReport, outcome: Outcome) -> None:
+    """A message that did not go: retrying or failed."""
+    if outcome.result is Result.RETRY:
+        report.retrying += 1
+    else:
+        report.failed += 1
 
 
 def _count(report: BatchReport, category: str) -> None:

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
-from typing import Any, NamedTuple, cast
+from typing import Any, cast
 
 from sqlalchemy import (
     Table,
@@ -32,7 +32,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from notify import crypto
+from notify.crypto import UndecryptableError
 from notify.db import SessionFactory, on_postgresql, unindexed
 from notify.message.jobs import Claimed
 from notify.message.mime import new_message_id
@@ -48,9 +48,6 @@ from notify.producers.callbacks.events import EventType, NotificationChange
 
 Status = NotificationStatus
 _INSERT_NOTIFICATION = insert(cast(Table, Notification.__table__))
-# Why a row is failed at its claim when none of NOTIFY_DATA_KEYS decrypts it (a key was dropped
-# before `notify privacy rotate-keys` had run): no later attempt could read it either.
-UNREADABLE = "unreadable: no configured data key decrypts this message or its recipient"
 
 
 class IdempotencyConflictError(Exception):
@@ -373,17 +370,30 @@ def get_for_caller(session: Session, notification_id: str, api_key_id: int) -> N
     ).one_or_none()
 
 
-class ClaimedGroup(NamedTuple):
-    """What a claim took: the messages to build, in the order asked for, and the rows it
-    failed because no configured data key decrypts them (id → category)."""
+@dataclass(frozen=True)
+class Undecryptable:
+    """A row the claim took that none of this process's data keys decrypts (its data or its
+    recipient's fields): the caller records its outcome
+    (:func:`notify.delivery.outcomes.record_undecryptable`)."""
+
+    id: str
+    category: str
+    attempts: int  # counting the claim that took it
+    request_id: str | None = None
+
+
+@dataclass(frozen=True)
+class ClaimedGroup:
+    """What a claim took, in the order asked for: the messages to build, and the rows that
+    cannot be decrypted here."""
 
     ready: list[Claimed]
-    unreadable: dict[str, str]
+    undecryptable: list[Undecryptable]
 
 
 def claim(session: Session, notification_id: str, *, sending_domain: str) -> Claimed | None:
-    """Move one notification ``queued → sending`` and return it, or None if not queued or
-    unreadable (:func:`claim_many` for one id)."""
+    """Move one notification ``queued → sending`` and return it, or None if it was not queued
+    or cannot be decrypted here (:func:`claim_many` for one id)."""
     ready = claim_many(session, [notification_id], sending_domain=sending_domain).ready
     return ready[0] if ready else None
 
@@ -391,8 +401,8 @@ def claim(session: Session, notification_id: str, *, sending_domain: str) -> Cla
 def claim_many(
     session: Session, notification_ids: Sequence[str], *, sending_domain: str
 ) -> ClaimedGroup:
-    """Move the given notifications ``queued → sending`` in one statement and return those
-    that were queued, in the order of ``notification_ids``.
+    """Move the given notifications ``queued → sending`` in one statement (two on SQLite) and
+    return those that were queued, in the order of ``notification_ids``.
 
     The conditional UPDATE is the guard against duplicate broker deliveries: of two workers
     holding the same id only one gets its row. Each row's Message-ID is made on its first claim
@@ -400,12 +410,13 @@ def claim_many(
     suppression list are read in the same statement (PostgreSQL) or the next one (SQLite), so
     a changed address or an unsubscribe committed while the message waited applies.
 
-    Each row is decrypted on its own: one that no configured data key decrypts is ``failed``
-    with :data:`UNREADABLE` in the same transaction, and the others are returned as usual.
+    Each row is decrypted on its own: one that none of this process's data keys decrypts is
+    returned in ``undecryptable``, still ``sending``, for the caller to record, and never
+    stops the others.
     """
     wanted = list(dict.fromkeys(notification_ids))
     if not wanted:
-        return ClaimedGroup([], {})
+        return ClaimedGroup([], [])
     now = utcnow()
     person = (
         stored(Recipient.email),
@@ -459,7 +470,7 @@ def claim_many(
     else:  # SQLite cannot return columns of a joined table: read them next
         first = {row.id: row for row in session.execute(claimed.returning(*mine))}
         if not first:
-            return ClaimedGroup([], {})
+            return ClaimedGroup([], [])
         rest = {
             row.id: row
             for row in session.execute(
@@ -470,17 +481,18 @@ def claim_many(
         }
         rows = [_Merged(first[key], rest[key]) for key in first]
     by_id = {row.id: row for row in rows}
-    ready: list[Claimed] = []
-    unreadable: dict[str, str] = {}
+    group = ClaimedGroup([], [])
     for key in wanted:
         if key not in by_id:
             continue
+        row = by_id[key]
         try:
-            ready.append(_claimed(by_id[key]))
-        except crypto.UndecryptableError:
-            unreadable[key] = by_id[key].category
-    fail_unsent(session, list(unreadable), UNREADABLE)
-    return ClaimedGroup(ready, unreadable)
+            group.ready.append(_claimed(row))
+        except UndecryptableError:
+            group.undecryptable.append(
+                Undecryptable(key, row.category, row.attempts, row.request_id)
+            )
+    return group
 
 
 def message_id_at_first_claim(notification_ids: Sequence[str], sending_domain: str) -> Any:
@@ -693,37 +705,18 @@ def mark_suppressed(session: Session, notification_id: str, reason: str) -> bool
 def suppress_unsent(session: Session, notification_id: str, reason: str) -> bool:
     """A row nobody is sending (``queued``, or ``sending`` left by a holder that lost its lease)
     that may not go out: ``suppressed`` with ``reason``; False if it had ended already."""
-    ended = _end_unsent(session, [notification_id], Status.SUPPRESSED, reason, EventType.SUPPRESSED)
-    return bool(ended)
-
-
-def fail_unsent(session: Session, notification_ids: Sequence[str], reason: str) -> list[str]:
-    """Rows still in flight (``queued`` or ``sending``) that can never go out: ``failed``
-    with ``reason``, each reported to its key's endpoints; the ids that had not ended yet."""
-    return _end_unsent(session, notification_ids, Status.FAILED, reason, EventType.FAILED)
-
-
-def _end_unsent(
-    session: Session,
-    notification_ids: Sequence[str],
-    status: Status,
-    reason: str,
-    kind: EventType,
-) -> list[str]:
-    if not notification_ids:
-        return []
     rows = session.execute(
         update(Notification)
         .where(
-            with_ids(list(notification_ids)),
+            with_ids([notification_id]),
             unindexed(Notification.status).in_(Status.in_flight()),
         )
-        .values(status=status, reason=reason, updated_at=utcnow())
+        .values(status=Status.SUPPRESSED, reason=reason, updated_at=utcnow())
         .returning(*_REPORTED)
         .execution_options(synchronize_session=False)
     ).all()
-    _report(session, rows, kind)
-    return [str(row[0]) for row in rows]
+    _report(session, rows, EventType.SUPPRESSED)
+    return bool(rows)
 
 
 def suppress_queued_of(session: Session, recipient_id: int, reason: str) -> int:

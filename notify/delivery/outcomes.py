@@ -7,6 +7,8 @@ transactional and the campaign path.
 * A transient relay error (4xx, a refused or dropped connection) puts the row back in
   ``queued`` with a due time from the backoff policy, until ``NOTIFY_MAX_ATTEMPTS`` attempts
   are used; then it fails.
+* A row none of the process's data keys decrypts is retried the same way: a worker started
+  without a key just added reads it once it has that key; a key dropped for good fails it.
 
 Data functions take the session first and never commit; the row must be ``sending`` (claimed by
 the caller), or nothing is written.
@@ -40,6 +42,7 @@ log = logging.getLogger(__name__)
 
 # What rendering a template and building its MIME can raise for bad content or data.
 COMPOSE_ERRORS = (TemplateError, HeaderInjectionError, KeyError, ValueError)
+UNDECRYPTABLE = "undecryptable: no data key of this worker decrypts the message or its recipient"
 # What a database that is down, restarting or unreachable raises.
 DATABASE_UNAVAILABLE = (OperationalError, InterfaceError)
 FIRST_RETRY_SECONDS = 0.2
@@ -107,6 +110,26 @@ def record_delivery_error(
     return Outcome(
         Result.RETRY, error.reason, delay, relay_unreachable=unreachable, category=job.category
     )
+
+
+def record_undecryptable(
+    session: Session,
+    settings: Settings,
+    row: outbox.Undecryptable,
+    retry_delay: Callable[[int], float],
+) -> Outcome:
+    """A claimed row none of this process's data keys decrypts: retried with the backoff of a
+    transient relay error until ``settings.max_attempts`` attempts are used, then failed."""
+    extra = {"notification_id": row.id, "request_id": row.request_id}
+    if row.attempts >= settings.max_attempts:
+        reason = f"gave up after {row.attempts} attempts: {UNDECRYPTABLE}"
+        outbox.mark_failed(session, row.id, reason)
+        log.error("notification %s %s", row.id, reason, extra=extra)
+        return Outcome(Result.FAILED, reason)
+    delay = retry_delay(row.attempts)
+    outbox.schedule_retry(session, row.id, UNDECRYPTABLE, delay)
+    log.error("notification %s will retry in %.1fs: %s", row.id, delay, UNDECRYPTABLE, extra=extra)
+    return Outcome(Result.RETRY, UNDECRYPTABLE, delay, category=row.category)
 
 
 def commit_until(

@@ -24,6 +24,7 @@ from notify.delivery.outcomes import (
     commit_until,
     record_compose_error,
     record_delivery_error,
+    record_undecryptable,
 )
 from notify.delivery.transport import DeliveryError, Transport
 from notify.masking import mask_email
@@ -88,8 +89,8 @@ def deliver_many(
     * All are claimed in one statement, and the eligibility check runs on what that claim read:
       a message goes out at most the time of the messages before it in this call after its
       check (``NOTIFY_SEND_BATCH_SIZE`` bounds how many that can be).
-    * A message that no configured data key decrypts fails at its claim (outcome ``FAILED``,
-      :data:`~notify.delivery.outbox.UNREADABLE`); the others of the group go on.
+    * A message none of this process's data keys decrypts is retried like a transient relay
+      error (:func:`~notify.delivery.outcomes.record_undecryptable`); the others go on.
     * Messages the relay accepted are recorded ``sent`` in groups of ``NOTIFY_SEND_COMMIT_EVERY``,
       and always before this function returns. A process killed in between leaves at most that
       many accepted messages ``sending``; the sweeper sends them again. Refusals, retries and
@@ -117,14 +118,10 @@ def deliver_many(
     with sessions.begin() as session:
         now = utcnow()
         group = outbox.claim_many(session, notification_ids, sending_domain=settings.sending_domain)
-        for notification_id, category in group.unreadable.items():
-            categories[notification_id] = category
-            outcomes[notification_id] = Outcome(Result.FAILED, outbox.UNREADABLE)
-            log.error(
-                "notification %s failed: %s",
-                notification_id,
-                outbox.UNREADABLE,
-                extra={"notification_id": notification_id},
+        for unreadable in group.undecryptable:
+            categories[unreadable.id] = unreadable.category
+            outcomes[unreadable.id] = record_undecryptable(
+                session, settings, unreadable, retry_delay
             )
         for job in group.ready:
             categories[job.id] = job.category

@@ -96,22 +96,27 @@ class EncryptedJSON(TypeDecorator[dict[str, Any]]):
         return loaded
 
 
+def _encrypted(column: InstrumentedAttribute[Any]) -> EncryptedText | EncryptedJSON:
+    encrypted = column.type
+    if not isinstance(encrypted, EncryptedText | EncryptedJSON):
+        raise TypeError(f"{column.key} is not an encrypted column")
+    return encrypted
+
+
 def stored(column: InstrumentedAttribute[Any]) -> Label[str]:
     """An encrypted column as it is stored (its ciphertext), under the column's own name.
 
     A read that selects this instead of the column decrypts each row with :func:`opened`, so
     one value no configured key decrypts raises for that row only, not for the whole result.
     """
+    _encrypted(column)
     return type_coerce(column, Text).label(column.key)
 
 
 def opened(column: InstrumentedAttribute[Any], ciphertext: str | None) -> Any:
     """The plain value of ``ciphertext``, read with :func:`stored` from ``column``;
     :class:`notify.crypto.UndecryptableError` if no configured key decrypts it."""
-    encrypted = column.type
-    if not isinstance(encrypted, EncryptedText | EncryptedJSON):
-        raise TypeError(f"{column.key} is not an encrypted column")
-    return encrypted.process_result_value(ciphertext, None)  # type: ignore[arg-type]
+    return _encrypted(column).process_result_value(ciphertext, None)  # type: ignore[arg-type]
 
 
 class Base(DeclarativeBase):

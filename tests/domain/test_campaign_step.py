@@ -11,7 +11,9 @@ from sqlalchemy.orm import Session
 
 from notify.campaigns import batches
 from notify.campaigns.batches import BatchScope
+from notify.config import Settings
 from notify.delivery import outbox
+from notify.delivery.outcomes import UNDECRYPTABLE, Result, record_undecryptable
 from notify.models import (
     BatchStatus,
     Campaign,
@@ -156,7 +158,7 @@ def test_an_unsubscribe_mid_batch_is_honoured_at_the_claim(session: Session) -> 
     assert batches.claim_message(session, scope, ids[2], DOMAIN, NOW) is not None
 
 
-def test_a_recipient_no_data_key_decrypts_fails_their_row_and_the_batch_goes_on(
+def test_a_recipient_no_data_key_decrypts_is_claimed_with_the_batch_and_retried(
     session: Session,
 ) -> None:
     scope, ids = _leased(session)
@@ -169,12 +171,21 @@ def test_a_recipient_no_data_key_decrypts_fails_their_row_and_the_batch_goes_on(
         .values(first_name=under_another_key("Ada"))
     )
 
-    rows, unreadable = batches._due_rows(session, scope.batch_id, NOW)
+    rows = batches._due_rows(session, scope.batch_id, NOW)
 
-    assert [row.id for row in rows] == [ids[0], ids[2]]
-    assert unreadable == [ids[1]]
-    assert _status(session, ids[1]) == (NotificationStatus.FAILED, outbox.UNREADABLE)
-    assert batches._due_rows(session, scope.batch_id, NOW)[1] == []  # failed once, not again
+    assert [(row.id, row.readable) for row in rows] == [
+        (ids[0], True),
+        (ids[1], False),
+        (ids[2], True),
+    ]
+    assert rows[0].email == "step0@example.com" and rows[1].email == ""
+    assert _status(session, ids[1]) == (NotificationStatus.QUEUED, None)  # read, not written
+    claimed = batches.claim_messages(session, scope, ids, DOMAIN, NOW)
+    assert set(claimed) == set(ids)
+    lost = outbox.Undecryptable(ids[1], CATEGORY, claimed[ids[1]][0])
+    outcome = record_undecryptable(session, Settings(), lost, lambda _: 30.0)
+    assert (outcome.result, outcome.retry_in) == (Result.RETRY, 30.0)
+    assert _status(session, ids[1]) == (NotificationStatus.QUEUED, UNDECRYPTABLE)
 
 
 def test_suppress_ineligible_marks_each_blocked_row_with_its_reason(session: Session) -> None:

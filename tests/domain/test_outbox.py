@@ -10,6 +10,8 @@ from sqlalchemy.orm import Session
 
 from notify.config import Settings
 from notify.delivery import outbox
+from notify.delivery.outbox import ClaimedGroup
+from notify.delivery.outcomes import UNDECRYPTABLE, Outcome, Result, record_undecryptable
 from notify.delivery.sending import why_blocked
 from notify.models import (
     ConsentSource,
@@ -90,31 +92,54 @@ def test_a_group_is_claimed_in_one_statement_each_with_its_own_message_id(
     assert [job.id for job in jobs] == [i for i in reversed(ids) if i != ids[2]]  # order kept
     assert len({job.message_id for job in jobs} | {already.message_id}) == 5
     assert {job.email for job in jobs} == {f"group-{n}@example.com" for n in (0, 1, 3, 4)}
-    assert outbox.claim_many(session, ids, sending_domain="example.test") == ([], {})
+    assert outbox.claim_many(session, ids, sending_domain="example.test") == ClaimedGroup([], [])
 
 
 @pytest.mark.parametrize("unreadable", ["the recipient's address", "the message's data"])
-def test_a_row_no_data_key_decrypts_fails_at_the_claim_and_the_rest_are_claimed(
+def test_a_row_no_data_key_decrypts_is_retried_then_failed_and_the_rest_are_claimed(
     session: Session, unreadable: str
 ) -> None:
     ids = [accepted(session, "security_alert", f"unreadable-{n}")[0] for n in range(3)]
-    lost, recipient_id = ids[1], accepted(session, "security_alert", "unreadable-1")[1]
+    lost = ids[1]
     if unreadable == "the message's data":
         change = update(Notification).where(Notification.id == lost)
         session.execute(change.values(data=under_another_key('{"ip": "192.0.2.1"}')))
     else:
+        recipient_id = session.scalar(
+            select(Notification.recipient_id).where(Notification.id == lost)
+        )
         change = update(Recipient).where(Recipient.id == recipient_id)
         session.execute(change.values(email=under_another_key("unreadable-1@example.com")))
+    settings = Settings(max_attempts=2)
 
-    group = outbox.claim_many(session, ids, sending_domain="example.test")
+    def claim_and_record() -> Outcome:
+        group = outbox.claim_many(session, ids, sending_domain="example.test")
+        assert [row.id for row in group.undecryptable] == [lost]
+        assert group.undecryptable[0].category == "security"
+        return record_undecryptable(session, settings, group.undecryptable[0], lambda _: 60.0)
 
-    assert [job.id for job in group.ready] == [ids[0], ids[2]]
-    assert group.unreadable == {lost: "security"}
+    first = claim_and_record()  # the others are claimed; the lost one is due again in 60 s
+    assert (first.result, first.retry_in, first.category) == (Result.RETRY, 60.0, "security")
+    assert _status(session, lost) == (NotificationStatus.QUEUED, UNDECRYPTABLE, 1)
+    assert [_status(session, key)[0] for key in (ids[0], ids[2])] == [
+        NotificationStatus.SENDING
+    ] * 2
+    last = claim_and_record()  # the second attempt of two
+    assert last.result is Result.FAILED
+    assert _status(session, lost) == (
+        NotificationStatus.FAILED,
+        f"gave up after 2 attempts: {UNDECRYPTABLE}",
+        2,
+    )
+
+
+def _status(session: Session, notification_id: str) -> tuple[NotificationStatus, str | None, int]:
     row = session.execute(
-        select(Notification.status, Notification.reason).where(Notification.id == lost)
+        select(Notification.status, Notification.reason, Notification.attempts).where(
+            Notification.id == notification_id
+        )
     ).one()
-    assert (row.status, row.reason) == (NotificationStatus.FAILED, outbox.UNREADABLE)
-    assert outbox.claim_many(session, [lost], sending_domain="example.test") == ([], {})
+    return row.status, row.reason, row.attempts
 
 
 def test_a_group_claim_reads_each_persons_choice_for_their_own_category(

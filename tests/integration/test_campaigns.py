@@ -125,6 +125,40 @@ def received_per_address(stack: Stack, addresses: list[str]) -> Counter[str]:
         return Counter(a for m in stack.smtp.handler.received for a in m.rcpt_tos if a in wanted)
 
 
+def test_a_recipient_no_data_key_decrypts_is_retried_then_failed_and_the_campaign_completes(
+    on: On,
+) -> None:
+    from sqlalchemy import Text, type_coerce
+
+    from notify import crypto
+    from notify.delivery.outcomes import UNDECRYPTABLE
+
+    stack, client, auth = on.stack, on.client, on.auth
+    locale = tag()
+    addresses = import_users(client, auth, locale, 3)
+    sealed = crypto.keyring(["a-key-the-worker-never-had"]).encrypt(b"Ada").decode()
+    lost = Recipient.user_id == f"{locale}-1"
+    with stack.sessions.begin() as session:
+        session.execute(update(Recipient).where(lost).values(first_name=type_coerce(sealed, Text)))
+    try:
+        campaign_id = create(client, auth, locale)
+        client.post(f"/v1/campaigns/{campaign_id}/schedule", headers=auth)
+        done = wait_status(client, auth, campaign_id, "completed")
+        assert (done["counts"]["sent"], done["counts"]["failed"]) == (2, 1)
+        assert received_per_address(stack, addresses) == Counter([addresses[0], addresses[2]])
+        with stack.sessions() as session:
+            row = session.execute(
+                select(Notification.reason, Notification.attempts)
+                .join(Recipient, Recipient.id == Notification.recipient_id)
+                .where(lost, Notification.campaign_id == campaign_id)
+            ).one()
+        attempts = stack.settings.max_attempts
+        assert tuple(row) == (f"gave up after {attempts} attempts: {UNDECRYPTABLE}", attempts)
+    finally:  # no later test may meet a person it cannot read
+        with stack.sessions.begin() as session:
+            session.execute(update(Recipient).where(lost).values(first_name=None))
+
+
 def test_a_campaign_reaches_each_subscribed_user_exactly_once_and_nobody_else(on: On) -> None:
     stack, client, auth = on.stack, on.client, on.auth
     locale = tag()

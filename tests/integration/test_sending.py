@@ -277,23 +277,10 @@ def test_a_group_of_notifications_in_one_task_is_sent_once_each_with_its_own_mes
     stack: Stack,
 ) -> None:
     from notify.celery_app import create_celery
-    from notify.delivery import outbox
     from notify.delivery.enqueue import enqueue_sends
 
     addresses = [new_address() for _ in range(25)]
-    items: list[tuple[str, str]] = []
-    for address in addresses:  # stored, not yet published (as the web leaves them at 202)
-        request = outbox.NotificationRequest(
-            "security_alert", f"u-{address}", address, sample_data("security_alert")
-        )
-        accepted = outbox.accept(
-            stack.sessions,
-            None,
-            request,
-            max_data_bytes=stack.settings.max_data_bytes,
-            hash_key=stack.settings.hash_key,
-        )
-        items.append((accepted.id, accepted.category))
+    items = [stored_alert(stack, address) for address in addresses]
     celery = create_celery(stack.settings)
     try:
         assert enqueue_sends(celery, items, batch_size=50) == 25  # one task for all 25
@@ -311,56 +298,66 @@ def test_a_group_of_notifications_in_one_task_is_sent_once_each_with_its_own_mes
     assert all(len(stack.smtp.handler.messages_to(address)) == 1 for address in addresses)
 
 
-def test_a_row_no_data_key_decrypts_fails_and_the_rest_of_its_task_is_sent(
+def stored_alert(stack: Stack, address: str) -> tuple[str, str]:
+    """A security alert stored and not yet published (as the web leaves it at 202): its id
+    and category."""
+    from notify.delivery import outbox
+
+    request = outbox.NotificationRequest(
+        "security_alert", f"u-{address}", address, sample_data("security_alert")
+    )
+    accepted = outbox.accept(
+        stack.sessions,
+        None,
+        request,
+        max_data_bytes=stack.settings.max_data_bytes,
+        hash_key=stack.settings.hash_key,
+    )
+    return accepted.id, accepted.category
+
+
+def test_a_row_no_data_key_decrypts_is_retried_then_failed_and_the_rest_of_its_task_is_sent(
     stack: Stack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from sqlalchemy import select
+    from sqlalchemy import delete, select
 
     from notify import crypto
     from notify.celery_app import create_celery
-    from notify.delivery import outbox
     from notify.delivery.enqueue import enqueue_sends
-    from notify.models import Notification
-
-    def accept(address: str) -> tuple[str, str]:
-        request = outbox.NotificationRequest(
-            "security_alert", f"u-{address}", address, sample_data("security_alert")
-        )
-        accepted = outbox.accept(
-            stack.sessions,
-            None,
-            request,
-            max_data_bytes=stack.settings.max_data_bytes,
-            hash_key=stack.settings.hash_key,
-        )
-        return accepted.id, accepted.category
+    from notify.delivery.outcomes import UNDECRYPTABLE
+    from notify.models import Notification, Recipient
 
     addresses = [new_address() for _ in range(3)]
-    items = [accept(addresses[0])]
-    with monkeypatch.context() as keys:  # stored under a key the worker never had
+    items = [stored_alert(stack, addresses[0])]
+    with monkeypatch.context() as keys:  # stored under a key the worker does not have
         keys.setattr(crypto, "_keyring", crypto.keyring(["a-key-the-worker-never-had"]))
-        items.append(accept(addresses[1]))
-    items.append(accept(addresses[2]))
-    celery = create_celery(stack.settings)
-    try:
-        assert enqueue_sends(celery, items, batch_size=50) == 3  # one task for the three
-    finally:
-        celery.close()
+        items.append(stored_alert(stack, addresses[1]))
+    items.append(stored_alert(stack, addresses[2]))
+    lost = items[1][0]
 
-    received_one(stack, addresses[0])
-    received_one(stack, addresses[2])
-    for notification_id in (items[0][0], items[2][0]):
-        wait_for_status(stack, notification_id, "sent")
-
-    def lost() -> Any:  # the row's plain columns: its data cannot be decrypted here either
+    def lost_row() -> Any:  # its plain columns: its data cannot be decrypted here either
         with stack.sessions() as session:
             return session.execute(
                 select(Notification.status, Notification.reason, Notification.attempts).where(
-                    Notification.id == items[1][0]
+                    Notification.id == lost
                 )
             ).one()
 
-    assert wait_until(lambda: lost().status == "failed", 30, "the unreadable row failed")
-    time.sleep(2)  # two sweeps: a failed row is never published again
-    assert tuple(lost()) == ("failed", outbox.UNREADABLE, 1)
-    assert stack.smtp.handler.messages_to(addresses[1]) == []
+    celery = create_celery(stack.settings)
+    try:
+        assert enqueue_sends(celery, items, batch_size=50) == 3  # one task for the three
+        received_one(stack, addresses[0])
+        received_one(stack, addresses[2])
+        for notification_id in (items[0][0], items[2][0]):
+            wait_for_status(stack, notification_id, "sent")
+        # Retried with backoff (0.5 s, 1 s, 2 s here) while the worker cannot read it, then
+        # failed at the last of NOTIFY_MAX_ATTEMPTS (4 here).
+        wait_until(lambda: lost_row().status == "failed", 30, "the undecryptable row to fail")
+        assert tuple(lost_row()) == ("failed", f"gave up after 4 attempts: {UNDECRYPTABLE}", 4)
+        assert stack.smtp.handler.messages_to(addresses[1]) == []
+    finally:
+        celery.close()
+        with stack.sessions.begin() as session:  # no later test may meet rows it cannot read
+            owner = session.scalar(select(Notification.recipient_id).where(Notification.id == lost))
+            session.execute(delete(Notification).where(Notification.id == lost))
+            session.execute(delete(Recipient).where(Recipient.id == owner))

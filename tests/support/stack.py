@@ -284,6 +284,14 @@ def _worker_left_running(request: pytest.FixtureRequest) -> Iterator[None]:
         ensure_worker(request.getfixturevalue("stack"))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _data_keys_installed() -> None:
+    """The data keys every stack here runs with, installed before the first test of a process:
+    the fixture below then always has a key ring to put back. Without it, a process whose first
+    test started a stack left the key ring uninstalled after that test."""
+    crypto.install(Settings().data_key_list)
+
+
 @pytest.fixture(autouse=True)
 def _data_keys_left_as_they_were(monkeypatch: pytest.MonkeyPatch) -> None:
     """A test that installs data keys of its own (``crypto.install``) leaves the process's key

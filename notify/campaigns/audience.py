@@ -8,6 +8,7 @@ inserted with ON CONFLICT DO NOTHING so planning the same page twice adds nothin
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,13 +19,16 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session
 
+from notify.crypto import UndecryptableError
 from notify.message.personal import PersonalFields
 from notify.models import (
     Campaign,
     Recipient,
 )
-from notify.models.base import utcnow
+from notify.models.base import opened, stored, utcnow
 from notify.people import eligibility
+
+log = logging.getLogger(__name__)
 
 
 def attribute_text(value: Any) -> str:
@@ -80,21 +84,31 @@ def members(
 ) -> list[tuple[int, str | None]]:
     """``(recipient id, time zone)`` of the audience in id order, after ``after``: at most
     ``limit`` of them, all of them without. Reads in pages; with attributes to match, each
-    page is decided after decryption."""
+    person is decided after decrypting theirs, and a person whose attributes none of the
+    process's data keys decrypts is left out (a filter that cannot be read is not met)."""
     found: list[tuple[int, str | None]] = []
     page_size = 1000 if limit is None else max(limit, 100)
     while limit is None or len(found) < limit:
         query = subscribed_audience(category, defaults, narrow).where(Recipient.id > after)
         if narrow.attributes:
-            query = query.add_columns(Recipient.attributes)
+            query = query.add_columns(stored(Recipient.attributes))
         page: list[Any] = list(session.execute(query.order_by(Recipient.id).limit(page_size)))
         if not page:
             break
         after = int(page[-1][0])
-        found.extend(
-            (int(row[0]), row[1]) for row in page if not narrow.attributes or narrow.admits(row[2])
-        )
+        found.extend((int(row[0]), row[1]) for row in page if _admitted(narrow, row))
     return found if limit is None else found[:limit]
+
+
+def _admitted(narrow: AudienceFilter, row: Any) -> bool:
+    if not narrow.attributes:
+        return True
+    try:
+        attributes = opened(Recipient.attributes, row[2])
+    except UndecryptableError:
+        log.warning("recipient %s left out of an audience: attributes undecryptable", row[0])
+        return False
+    return narrow.admits(attributes)
 
 
 def audience_size(
@@ -198,7 +212,8 @@ def fallback_report(
     scan_limit: int = FALLBACK_SCAN_LIMIT,
 ) -> FallbackReport:
     """Count, over the audience as it stands, who would get a fallback for each of
-    ``fields``. Reads in pages; never more than ``scan_limit`` recipients."""
+    ``fields``. Reads in pages; never more than ``scan_limit`` recipients. A person whose
+    fields none of the process's data keys decrypts is not counted."""
     paths = tuple(sorted(path for path in fields if path != "*"))
     lacking = dict.fromkeys(paths, 0)
     examples: dict[str, list[str]] = {path: [] for path in paths}
@@ -206,14 +221,28 @@ def fallback_report(
     query = (
         subscribed_audience(campaign.category, defaults, narrow)
         .with_only_columns(
-            Recipient.user_id, Recipient.first_name, Recipient.name, Recipient.attributes
+            Recipient.user_id,
+            stored(Recipient.first_name),
+            stored(Recipient.name),
+            stored(Recipient.attributes),
         )
         .order_by(Recipient.id)
         .limit(scan_limit + 1)
         .execution_options(yield_per=1000)
     )
     scanned = 0
-    for user_id, first_name, name, attributes in session.execute(query):
+    for user_id, *sealed in session.execute(query):
+        try:
+            first_name, name, attributes = (
+                opened(column, value)
+                for column, value in zip(
+                    (Recipient.first_name, Recipient.name, Recipient.attributes),
+                    sealed,
+                    strict=True,
+                )
+            )
+        except UndecryptableError:
+            continue
         if not narrow.admits(attributes):
             continue
         if scanned == scan_limit:

@@ -9,17 +9,18 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, insert, select, text
+from sqlalchemy import Engine, insert, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from notify import partitions
-from notify.campaigns.audience import AudienceFilter, audience_size
+from notify.campaigns.audience import AudienceFilter, audience_size, fallback_report
 from notify.campaigns.planning import plan_for_a_while, plan_next_page
 from notify.config import Settings
 from notify.db import ANALYZE_AFTER_ROWS
 from notify.models import Campaign, CampaignStatus, Notification, Recipient
 from notify.models.base import utcnow
 from notify.queues import TaskName
+from tests.domain.people import under_another_key
 
 NOW = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
 
@@ -131,6 +132,24 @@ def test_an_audience_by_attribute_plans_only_the_people_who_match(session: Sessi
                 updated_at=NOW,
             )
         )
+    session.flush()
+    unreadable = Recipient(
+        public_id=f"attr-{locale}-lost",
+        user_id=f"attr-{locale}-lost",
+        email="lost@example.com",
+        email_hash=f"attr-hash-{locale}-lost",
+        locale=locale,
+        created_at=NOW,
+        updated_at=NOW,
+    )
+    session.add(unreadable)
+    session.flush()  # a match, stored under a key this process does not have: left out
+    stored_under_another_key = under_another_key('{"plan": "pro"}')
+    session.execute(
+        update(Recipient)
+        .where(Recipient.id == unreadable.id)
+        .values(attributes=stored_under_another_key)
+    )
     campaign = Campaign(
         name="attributes",
         template="product_update",
@@ -163,3 +182,43 @@ def test_an_audience_by_attribute_plans_only_the_people_who_match(session: Sessi
     assert AudienceFilter(attributes=(("plan", "true"),)).admits({"plan": True})
     assert AudienceFilter(attributes=(("seats", "3"),)).admits({"seats": 3})
     assert not AudienceFilter(attributes=(("plan", "pro"),)).admits(None)
+
+
+def test_the_fallback_report_passes_over_a_person_no_data_key_decrypts(session: Session) -> None:
+    locale = f"pl-f{uuid.uuid4().hex[:6]}"
+    people = {}
+    for number, first_name in enumerate(["Ada", None, "lost"]):
+        person = Recipient(
+            public_id=f"fall-{locale}-{number}",
+            user_id=f"fall-{locale}-{number}",
+            email=f"f{number}@example.com",
+            email_hash=f"fall-hash-{locale}-{number}",
+            locale=locale,
+            first_name=first_name,
+            created_at=NOW,
+            updated_at=NOW,
+        )
+        session.add(person)
+        people[number] = person
+    session.flush()
+    session.execute(
+        update(Recipient)
+        .where(Recipient.id == people[2].id)
+        .values(first_name=under_another_key("Grace"))
+    )
+    campaign = Campaign(
+        name="fallbacks",
+        template="product_update",
+        category="product_updates",
+        data={},
+        audience={"locales": [locale]},
+        status=CampaignStatus.DRAFT,
+    )
+    session.add(campaign)
+    session.flush()
+
+    report = fallback_report(session, campaign, frozenset({"product_updates"}), ["first_name"])
+
+    assert (report.scanned, report.complete) == (2, True)
+    assert report.lacking == {"first_name": 1}
+    assert report.examples == {"first_name": [f"fall-{locale}-1"]}

@@ -30,7 +30,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from notify.crypto import UndecryptableError
 from notify.db import SessionFactory, on_postgresql, unindexed
@@ -361,12 +361,18 @@ def accept(
         )
 
 
+# For reads of a notification's status: its template data is left unread, so a row that no data
+# key decrypts (see notify.delivery.outcomes.record_undecryptable) still reports its status.
+WITHOUT_DATA = defer(Notification.data)
+
+
 def get_for_caller(session: Session, notification_id: str, api_key_id: int) -> Notification | None:
-    """A notification, only if the calling key made it."""
+    """A notification, only if the calling key made it; its encrypted ``data`` is not read
+    (:data:`WITHOUT_DATA`)."""
     return session.scalars(
-        select(Notification).where(
-            with_ids([notification_id]), Notification.api_key_id == api_key_id
-        )
+        select(Notification)
+        .options(WITHOUT_DATA)
+        .where(with_ids([notification_id]), Notification.api_key_id == api_key_id)
     ).one_or_none()
 
 

@@ -22,7 +22,7 @@ from notify.models import (
 )
 from notify.people import preferences, suppressions
 from notify.people.consent import Origin
-from tests.domain.people import HASH_KEY, accepted, under_another_key
+from tests.domain.people import HASH_KEY, accepted, endpoint, under_another_key
 
 SETTINGS = Settings()
 NOW = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)
@@ -131,6 +131,11 @@ def test_a_row_no_data_key_decrypts_is_retried_then_failed_and_the_rest_are_clai
         f"gave up after 2 attempts: {UNDECRYPTABLE}",
         2,
     )
+    key_id, _ = endpoint(session)  # its status still reads, without its data
+    session.execute(update(Notification).where(Notification.id == lost).values(api_key_id=key_id))
+    session.expire_all()
+    found = outbox.get_for_caller(session, lost, key_id)
+    assert found is not None and found.status == NotificationStatus.FAILED
 
 
 def _status(session: Session, notification_id: str) -> tuple[NotificationStatus, str | None, int]:

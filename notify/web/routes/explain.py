@@ -31,7 +31,7 @@ def _readable(session: Session, notification_id: str, caller: Caller) -> Notific
     """The key that sent a notification reads its explanation; a key with ``users:read``
     reads any (a campaign's messages were sent by no key)."""
     if READS_ANY_NOTIFICATION in caller.scopes:
-        return session.get(Notification, notification_id)
+        return session.get(Notification, notification_id, options=[outbox.WITHOUT_DATA])
     return outbox.get_for_caller(session, notification_id, caller.key_id)
 
 

@@ -113,6 +113,23 @@ def test_a_large_plan_refreshes_the_statistics_of_the_table_it_grew(
         assert after == before  # a small plan leaves statistics to autovacuum
 
 
+def _person(session: Session, locale: str, number: int | str, **fields: Any) -> Recipient:
+    """A recipient ``<locale>-<number>`` with an address, in ``locale``, with ``fields``."""
+    person = Recipient(
+        public_id=f"{locale}-{number}",
+        user_id=f"{locale}-{number}",
+        email=f"{locale}-{number}@example.com",
+        email_hash=f"hash-{locale}-{number}",
+        locale=locale,
+        created_at=NOW,
+        updated_at=NOW,
+        **fields,
+    )
+    session.add(person)
+    session.flush()
+    return person
+
+
 def test_an_audience_by_attribute_plans_only_the_people_who_match(session: Session) -> None:
     """Attributes are encrypted: the database returns a superset and each page is decided
     after decryption, on both engines, with pages smaller than the audience."""
@@ -120,30 +137,8 @@ def test_an_audience_by_attribute_plans_only_the_people_who_match(session: Sessi
     plans: list[Any] = ["pro", "free", None, "pro", True, 3, "pro"]
     for number, plan in enumerate(plans):
         attributes = None if plan is None else {"plan": plan, "seats": number}
-        session.add(
-            Recipient(
-                public_id=f"attr-{locale}-{number}",
-                user_id=f"attr-{locale}-{number}",
-                email=f"a{number}@example.com",
-                email_hash=f"attr-hash-{locale}-{number}",
-                locale=locale,
-                attributes=attributes,
-                created_at=NOW,
-                updated_at=NOW,
-            )
-        )
-    session.flush()
-    unreadable = Recipient(
-        public_id=f"attr-{locale}-lost",
-        user_id=f"attr-{locale}-lost",
-        email="lost@example.com",
-        email_hash=f"attr-hash-{locale}-lost",
-        locale=locale,
-        created_at=NOW,
-        updated_at=NOW,
-    )
-    session.add(unreadable)
-    session.flush()  # a match, stored under a key this process does not have: left out
+        _person(session, locale, number, attributes=attributes)
+    unreadable = _person(session, locale, "lost")  # a match no data key here decrypts: left out
     stored_under_another_key = under_another_key('{"plan": "pro"}')
     session.execute(
         update(Recipient)
@@ -177,7 +172,7 @@ def test_an_audience_by_attribute_plans_only_the_people_who_match(session: Sessi
         .where(Notification.campaign_id == campaign.id)
         .order_by(Recipient.id)
     ).all()
-    assert planned == [f"attr-{locale}-{n}" for n in (0, 3, 6)]
+    assert planned == [f"{locale}-{n}" for n in (0, 3, 6)]
     assert sum(batches) == 3
     assert AudienceFilter(attributes=(("plan", "true"),)).admits({"plan": True})
     assert AudienceFilter(attributes=(("seats", "3"),)).admits({"seats": 3})
@@ -186,21 +181,10 @@ def test_an_audience_by_attribute_plans_only_the_people_who_match(session: Sessi
 
 def test_the_fallback_report_passes_over_a_person_no_data_key_decrypts(session: Session) -> None:
     locale = f"pl-f{uuid.uuid4().hex[:6]}"
-    people = {}
-    for number, first_name in enumerate(["Ada", None, "lost"]):
-        person = Recipient(
-            public_id=f"fall-{locale}-{number}",
-            user_id=f"fall-{locale}-{number}",
-            email=f"f{number}@example.com",
-            email_hash=f"fall-hash-{locale}-{number}",
-            locale=locale,
-            first_name=first_name,
-            created_at=NOW,
-            updated_at=NOW,
-        )
-        session.add(person)
-        people[number] = person
-    session.flush()
+    people = [
+        _person(session, locale, number, first_name=first_name)
+        for number, first_name in enumerate(["Ada", None, "lost"])
+    ]
     session.execute(
         update(Recipient)
         .where(Recipient.id == people[2].id)
@@ -221,4 +205,4 @@ def test_the_fallback_report_passes_over_a_person_no_data_key_decrypts(session: 
 
     assert (report.scanned, report.complete) == (2, True)
     assert report.lacking == {"first_name": 1}
-    assert report.examples == {"first_name": [f"fall-{locale}-1"]}
+    assert report.examples == {"first_name": [f"{locale}-1"]}

@@ -399,7 +399,8 @@ class ClaimedGroup:
 
 def claim(session: Session, notification_id: str, *, sending_domain: str) -> Claimed | None:
     """Move one notification ``queued → sending`` and return it, or None if it was not queued
-    or cannot be decrypted here (:func:`claim_many` for one id)."""
+    (:func:`claim_many` for one id). A row this process cannot decrypt is claimed and left
+    ``sending`` with None returned; delivery uses :func:`claim_many`, which says so."""
     ready = claim_many(session, [notification_id], sending_domain=sending_domain).ready
     return ready[0] if ready else None
 

@@ -116,6 +116,7 @@ def test_an_admin_sets_up_runs_a_campaign_through_its_confirmations_and_adds_an_
     assert f"campaign:{campaign_id}" in log
     check_and_photograph(page, "audit")
     page.get_by_role("link", name="Stats").click()
+    page.wait_for_url("**/console/stats")  # a click does not wait for the page it opens
     assert page.get_by_role("heading", name="Unsubscribes, by route").count() == 1
     check_and_photograph(page, "stats")
 

@@ -350,10 +350,12 @@ def test_a_row_no_data_key_decrypts_is_retried_then_failed_and_the_rest_of_its_t
         received_one(stack, addresses[2])
         for notification_id in (items[0][0], items[2][0]):
             wait_for_status(stack, notification_id, "sent")
-        # Retried with backoff (0.5 s, 1 s, 2 s here) while the worker cannot read it, then
-        # failed at the last of NOTIFY_MAX_ATTEMPTS (4 here).
+        # Retried with backoff (jittered, up to 0.5 s, 1 s, 2 s here) while the worker cannot
+        # read it, then failed at the last of NOTIFY_MAX_ATTEMPTS.
         wait_until(lambda: lost_row().status == "failed", 30, "the undecryptable row to fail")
-        assert tuple(lost_row()) == ("failed", f"gave up after 4 attempts: {UNDECRYPTABLE}", 4)
+        attempts = stack.settings.max_attempts
+        reason = f"gave up after {attempts} attempts: {UNDECRYPTABLE}"
+        assert tuple(lost_row()) == ("failed", reason, attempts)
         assert stack.smtp.handler.messages_to(addresses[1]) == []
     finally:
         celery.close()

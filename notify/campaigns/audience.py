@@ -20,13 +20,12 @@ from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session
 
 from notify.crypto import UndecryptableError
-from notify.message.personal import PersonalFields
 from notify.models import (
     Campaign,
     Recipient,
 )
 from notify.models.base import opened, stored, utcnow
-from notify.people import eligibility
+from notify.people import eligibility, recipients
 
 log = logging.getLogger(__name__)
 
@@ -220,38 +219,26 @@ def fallback_report(
     narrow = AudienceFilter.from_json(campaign.audience)
     query = (
         subscribed_audience(campaign.category, defaults, narrow)
-        .with_only_columns(
-            Recipient.user_id,
-            stored(Recipient.first_name),
-            stored(Recipient.name),
-            stored(Recipient.attributes),
-        )
+        .with_only_columns(Recipient.user_id, *recipients.STORED_PERSONAL_FIELDS)
         .order_by(Recipient.id)
         .limit(scan_limit + 1)
         .execution_options(yield_per=1000)
     )
     scanned = 0
-    for user_id, *sealed in session.execute(query):
+    for row in session.execute(query):
         try:
-            first_name, name, attributes = (
-                opened(column, value)
-                for column, value in zip(
-                    (Recipient.first_name, Recipient.name, Recipient.attributes),
-                    sealed,
-                    strict=True,
-                )
-            )
+            personal = recipients.personal_fields_of(row)
         except UndecryptableError:
             continue
-        if not narrow.admits(attributes):
+        if not narrow.admits(personal.attributes):
             continue
         if scanned == scan_limit:
             return FallbackReport(paths, scanned, False, lacking, examples)
         scanned += 1
-        for path in PersonalFields(first_name, name, attributes or {}).lacking(paths):
+        for path in personal.lacking(paths):
             lacking[path] += 1
             if len(examples[path]) < FALLBACK_EXAMPLES:
-                examples[path].append(user_id)
+                examples[path].append(row.user_id)
     return FallbackReport(paths, scanned, True, lacking, examples)
 
 

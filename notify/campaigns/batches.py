@@ -67,7 +67,7 @@ from notify.models import (
 from notify.models.base import opened, stored, utcnow
 from notify.models.notifications import with_ids
 from notify.observability import metrics
-from notify.people import decisions, eligibility, quiet_hours
+from notify.people import decisions, eligibility, quiet_hours, recipients
 from notify.people.decisions import CampaignState
 
 log = logging.getLogger(__name__)
@@ -214,9 +214,7 @@ def _due_rows(session: Session, batch_id: int, now: datetime) -> list[DueRow]:
                 Recipient.public_id,
                 Recipient.locale,
                 Recipient.timezone,
-                stored(Recipient.first_name),
-                stored(Recipient.name),
-                stored(Recipient.attributes),
+                *recipients.STORED_PERSONAL_FIELDS,
                 Recipient.quiet_hours_start,
                 Recipient.quiet_hours_end,
             ).where(Recipient.id.in_([recipient_id for _, recipient_id in due]))
@@ -229,11 +227,7 @@ def _due_rows(session: Session, batch_id: int, now: datetime) -> list[DueRow]:
             continue
         try:
             email = opened(Recipient.email, person.email)
-            personal = PersonalFields(
-                opened(Recipient.first_name, person.first_name),
-                opened(Recipient.name, person.name),
-                opened(Recipient.attributes, person.attributes) or {},
-            )
+            personal = recipients.personal_fields_of(person)
         except UndecryptableError:
             email, personal, readable = "", PersonalFields(), False
         else:

@@ -36,7 +36,6 @@ from notify.crypto import UndecryptableError
 from notify.db import SessionFactory, on_postgresql, unindexed
 from notify.message.jobs import Claimed
 from notify.message.mime import new_message_id
-from notify.message.personal import PersonalFields
 from notify.message.template_data import InvalidFieldError, check_data
 from notify.message.templates import EmailTemplate, get_template
 from notify.models import IdempotencyKey, Notification, NotificationStatus, Recipient
@@ -431,9 +430,7 @@ def claim_many(
         Recipient.locale,
         Recipient.timezone,
         Recipient.erased_at,
-        stored(Recipient.first_name),
-        stored(Recipient.name),
-        stored(Recipient.attributes),
+        *recipients.STORED_PERSONAL_FIELDS,
         Recipient.quiet_hours_start,
         Recipient.quiet_hours_end,
         eligibility.suppression_of_address().label("suppression"),
@@ -527,11 +524,7 @@ def _claimed(row: Any) -> Claimed:
         erased=row.erased_at is not None,
         suppression=row.suppression,
         subscribed=row.subscribed,
-        personal=PersonalFields(
-            opened(Recipient.first_name, row.first_name),
-            opened(Recipient.name, row.name),
-            opened(Recipient.attributes, row.attributes) or {},
-        ),
+        personal=recipients.personal_fields_of(row),
         created_at=row.created_at,
         request_id=row.request_id,
         paused=bool(row.paused),

@@ -9,10 +9,29 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
 from notify.db import insert_on_conflict, on_postgresql
+from notify.message.personal import PersonalFields
 from notify.models import Recipient
-from notify.models.base import utcnow
+from notify.models.base import opened, stored, utcnow
 from notify.models.recipients import new_public_id
 from notify.people.suppressions import address_hash, follow_person
+
+# A person's own fields as stored, for reads that decrypt one person at a time
+# (:func:`personal_fields_of`): one that no data key decrypts then fails alone.
+STORED_PERSONAL_FIELDS = (
+    stored(Recipient.first_name),
+    stored(Recipient.name),
+    stored(Recipient.attributes),
+)
+
+
+def personal_fields_of(row: Any) -> PersonalFields:
+    """The fields of a row read with :data:`STORED_PERSONAL_FIELDS`, decrypted;
+    :class:`notify.crypto.UndecryptableError` if none of the process's data keys can."""
+    return PersonalFields(
+        opened(Recipient.first_name, row.first_name),
+        opened(Recipient.name, row.name),
+        opened(Recipient.attributes, row.attributes) or {},
+    )
 
 
 class UnknownRecipientError(LookupError):

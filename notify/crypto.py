@@ -24,6 +24,20 @@ class UndecryptableError(ValueError):
     """A stored value that none of the configured keys can decrypt."""
 
 
+MISSING_KEY = "stored personal data is encrypted under a data key this process does not have"
+
+
+def missing_key(error: BaseException) -> bool:
+    """Whether ``error`` is an :class:`UndecryptableError`: raised as it is, kept as ``orig`` by
+    the error that wraps it (SQLAlchemy's ``StatementError``, for a value read while a statement
+    ran), or the one error of a group."""
+    if isinstance(error, BaseExceptionGroup) and len(error.exceptions) == 1:
+        return missing_key(error.exceptions[0])
+    return isinstance(error, UndecryptableError) or isinstance(
+        getattr(error, "orig", None), UndecryptableError
+    )
+
+
 class UnencryptableError(ValueError):
     """A value that is not valid Unicode text (a lone surrogate), so it has no UTF-8 form to
     encrypt. Input checks refuse such values first; this is the last line of defence."""

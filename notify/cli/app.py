@@ -20,6 +20,7 @@ from notify.cli.support import json_object as _json_object
 from notify.cli.support import settings as _settings
 from notify.cli.users import users_app
 from notify.config import Settings
+from notify.crypto import MISSING_KEY, UndecryptableError, missing_key
 
 log = logging.getLogger("notify.cli")
 app = CommandGroup(help="notify: essential notices always, product updates only by choice.")
@@ -289,7 +290,9 @@ def main() -> None:
         _exit("the file is not UTF-8 text")
     except OverflowError:
         _exit("a number is too large")
-    except SQLAlchemyError as error:
+    except (UndecryptableError, SQLAlchemyError) as error:
+        if missing_key(error):
+            _exit(f"{MISSING_KEY}; add it to NOTIFY_DATA_KEYS (oldest first) and run it again")
         _exit(f"database error ({type(error).__name__}); did you run `notify db upgrade`?")
 
 

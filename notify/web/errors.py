@@ -7,6 +7,10 @@ Errors no route handles end in :class:`ErrorBoundary`, the one place that answer
 
 - the database (or the broker) not answering, a 503 with ``Retry-After``: JSON for the API, an
   HTML page for the public pages (``/u/...``, ``/preferences...``);
+- stored personal data that no data key of this process decrypts (a key dropped before
+  ``notify privacy rotate-keys`` ran, or a key given to another process first): the same 503,
+  since the data is whole and a process with the key reads it; the JSON says a data key is
+  missing, the log line says so at ERROR, and neither names a value;
 - anything else, a 500.
 
 Its log line names the route's template (``/v1/suppressions/{email}``), never the values in the
@@ -38,7 +42,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Match, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from notify.crypto import UnencryptableError
+from notify.crypto import MISSING_KEY, UnencryptableError, missing_key
 from notify.delivery.outbox import IdempotencyConflictError
 from notify.masking import mask_addresses, redact_path
 from notify.message.template_data import InvalidFieldError, shown
@@ -145,14 +149,18 @@ def is_public_page(path: str) -> bool:
     return path.startswith(_PUBLIC_PAGES)
 
 
-def unavailable(scope: Scope, part: str) -> Response:
-    """503 with ``Retry-After``: an HTML page on the public pages, ``{"detail": ...}`` elsewhere."""
+MISSING_DATA_KEY = f"{MISSING_KEY}; an operator must add that key to NOTIFY_DATA_KEYS"
+
+
+def unavailable(scope: Scope, cause: str) -> Response:
+    """503 with ``Retry-After``: an HTML page on the public pages (which never says why),
+    ``{"detail": "<cause>; try again in N seconds"}`` elsewhere."""
     headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
     if is_public_page(str(scope.get("path", ""))):
         response = page(Request(scope), "unavailable.html", {}, status_code=503)
         response.headers.update(headers)
         return response
-    detail = f"the {part} is not answering; try again in {RETRY_AFTER_SECONDS} seconds"
+    detail = f"{cause}; try again in {RETRY_AFTER_SECONDS} seconds"
     return JSONResponse(status_code=503, content={"detail": detail}, headers=headers)
 
 
@@ -162,7 +170,10 @@ def _answer(scope: Scope, error: Exception, routes: Sequence[BaseRoute]) -> Resp
     part = outage_of(error)
     if part is not None:
         log.warning("%s unavailable (%s) on %s", part, type(error).__name__, where)
-        return unavailable(scope, part)
+        return unavailable(scope, f"the {part} is not answering")
+    if missing_key(error):
+        log.error("a data key is missing: stored data cannot be decrypted on %s", where)
+        return unavailable(scope, MISSING_DATA_KEY)
     if isinstance(error, StatementError) and isinstance(error.orig, UnencryptableError):
         return field_error((), "a value is not valid Unicode text (a lone surrogate)")
     # Frames only (file, line, function, source): an exception's message may quote input.

@@ -6,7 +6,7 @@ from typing import Any, cast
 
 from sqlalchemy import CTE, Table, bindparam, select
 from sqlalchemy.dialects import postgresql
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from notify.db import insert_on_conflict, on_postgresql
 from notify.message.personal import PersonalFields
@@ -45,9 +45,23 @@ class UnknownRecipientError(LookupError):
         self.user_id = user_id
 
 
-def get_by_user_id(session: Session, user_id: str) -> Recipient | None:
-    """The recipient with this ``user_id``, erased or not; None if there is none."""
-    return session.scalars(select(Recipient).where(Recipient.user_id == user_id)).one_or_none()
+# Load options that leave a person's encrypted columns unread until one is touched: for work
+# that must go on when a data key is missing (erasure, the console's page of a person).
+ENCRYPTED_UNREAD = (
+    defer(Recipient.email),
+    defer(Recipient.first_name),
+    defer(Recipient.name),
+    defer(Recipient.attributes),
+)
+
+
+def get_by_user_id(session: Session, user_id: str, *, decrypt: bool = True) -> Recipient | None:
+    """The recipient with this ``user_id``, erased or not; None if there is none. With
+    ``decrypt`` False the encrypted columns are left unread (:data:`ENCRYPTED_UNREAD`)."""
+    statement = select(Recipient).where(Recipient.user_id == user_id)
+    if not decrypt:
+        statement = statement.options(*ENCRYPTED_UNREAD)
+    return session.scalars(statement).one_or_none()
 
 
 def require_live(session: Session, user_id: str) -> Recipient:

@@ -42,13 +42,17 @@ def lookup(session: Session, hash_key: str, address: str) -> Suppression | None:
 
 def recipients_with(session: Session, hash_key: str, address: str) -> list[int]:
     """Ids of the people whose current address is ``address`` (by its keyed hash)."""
-    digest = address_hash(hash_key, address)
+    return _recipients_with_hash(session, address_hash(hash_key, address))
+
+
+def _recipients_with_hash(session: Session, digest: str) -> list[int]:
     return list(session.scalars(select(Recipient.id).where(Recipient.email_hash == digest)))
 
 
-def _event_subjects(session: Session, hash_key: str, address: str) -> list[int | None]:
-    """Who a suppression event is about, or ``[None]``: the event is logged either way."""
-    found: list[int | None] = list(recipients_with(session, hash_key, address))
+def _event_subjects(session: Session, digest: str) -> list[int | None]:
+    """Who a suppression event for the address with keyed hash ``digest`` is about, or
+    ``[None]``: the event is logged either way."""
+    found: list[int | None] = list(_recipients_with_hash(session, digest))
     return found or [None]
 
 
@@ -61,8 +65,19 @@ def suppress(
     detail: str | None = None,
 ) -> bool:
     """Add the address (a hard bounce upgrades an existing entry); True if anything changed."""
+    return suppress_hash(session, address_hash(hash_key, address), reason, origin, detail)
+
+
+def suppress_hash(
+    session: Session,
+    digest: str,
+    reason: SuppressionReason,
+    origin: Origin,
+    detail: str | None = None,
+) -> bool:
+    """:func:`suppress` for the address whose keyed hash is ``digest`` (a person's stored
+    ``email_hash``), without needing the address itself."""
     detail = mask_addresses(detail) if detail else None
-    digest = address_hash(hash_key, address)
     inserted = session.execute(
         insert_on_conflict(session, Suppression)
         .values(address_hash=digest, reason=reason.value, detail=detail, created_at=utcnow())
@@ -79,7 +94,7 @@ def suppress(
         )
         if not getattr(upgraded, "rowcount", 0):
             return False
-    for recipient_id in _event_subjects(session, hash_key, address):
+    for recipient_id in _event_subjects(session, digest):
         consent.record(
             session, recipient_id, ALL_CATEGORIES, f"suppressed:{reason}", origin, detail
         )
@@ -94,7 +109,7 @@ def lift(session: Session, hash_key: str, address: str, origin: Origin) -> bool:
     )
     if not getattr(result, "rowcount", 0):
         return False
-    for recipient_id in _event_subjects(session, hash_key, address):
+    for recipient_id in _event_subjects(session, address_hash(hash_key, address)):
         consent.record(session, recipient_id, ALL_CATEGORIES, "unsuppressed", origin)
     return True
 

@@ -100,7 +100,7 @@ def export(
     }
 
 
-def erase(session: Session, recipient: Recipient, *, hash_key: str, actor: str | None) -> None:
+def erase(session: Session, recipient: Recipient, *, actor: str | None) -> None:
     """Forget a person; safe to repeat.
 
     Removes the address, names, attributes, locale, time zone, quiet hours, pauses,
@@ -110,18 +110,19 @@ def erase(session: Session, recipient: Recipient, *, hash_key: str, actor: str |
     (reason ``erased``); frees the ``user_id`` so a later import is a new person; keeps only a
     keyed hash of the address on the suppression list, so that address gets no optional mail
     again without a fresh opt-in. Notification rows stay, anonymised, for aggregate counts.
+
+    Nothing encrypted is read, so a person stored under a data key this process lacks is
+    erased all the same: load ``recipient`` with
+    ``notify.people.recipients.get_by_user_id(..., decrypt=False)``.
     """
     if recipient.erased_at is not None:
         return
     now = utcnow()
-    if recipient.email:
+    digest = recipient.email_hash  # the address itself is never read: see the docstring
+    if digest is not None:
         origin = Origin(ConsentSource.OPERATOR, actor=actor)
-        existing = suppressions.lookup(session, hash_key, recipient.email)
-        if existing is None:
-            suppressions.suppress(
-                session, hash_key, recipient.email, SuppressionReason.ERASED, origin
-            )
-        digest = suppressions.address_hash(hash_key, recipient.email)
+        # An entry already there (a bounce, a complaint) stays as it is.
+        suppressions.suppress_hash(session, digest, SuppressionReason.ERASED, origin)
         session.execute(delete(SoftBounce).where(SoftBounce.address_hash == digest))
     outbox.suppress_queued_of(session, recipient.id, "erased")
     session.execute(

@@ -594,3 +594,51 @@ def test_nul_characters_and_huge_ids_get_a_4xx_not_a_500(
     far = {**bad, "name": "n", "send_at": "0001-01-01T00:00:00+14:00"}
     assert client.post("/v1/campaigns", json=far, headers=auth).status_code == 422
     assert client.get("/v1/stats?from=9999-12-01&to=9999-12-31", headers=auth).status_code == 422
+
+
+def test_a_person_stored_under_a_missing_data_key_gets_a_503_and_can_still_be_erased(
+    stack: Stack, client: TestClient, auth: dict[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    from notify.message.tokens import preferences_token
+    from notify.models import ConsentEvent, Suppression
+    from notify.people.suppressions import address_hash
+    from tests.domain.people import under_another_key
+
+    user_id, address = person(client, auth)
+    with stack.sessions.begin() as session:
+        session.execute(
+            update(Recipient)
+            .where(Recipient.user_id == user_id)
+            .values(email=under_another_key(address))
+        )
+        recipient_id, public_id = session.execute(
+            select(Recipient.id, Recipient.public_id).where(Recipient.user_id == user_id)
+        ).one()
+    try:
+        exported = client.get(f"/v1/users/{user_id}/export", headers=auth)
+        assert exported.status_code == 503, exported.text
+        assert exported.headers["Retry-After"].isdigit()
+        assert "NOTIFY_DATA_KEYS" in exported.json()["detail"]
+        link = preferences_token(stack.settings.secret_key_list, str(public_id))
+        page = client.get(f"/preferences/{link}")
+        assert page.status_code == 503 and page.headers["Retry-After"].isdigit()
+        assert "text/html" in page.headers["content-type"]
+        assert "data key" not in page.text  # a recipient is not told how the service is run
+        logged = "\n".join(record.getMessage() for record in caplog.records)
+        assert "a data key is missing" in logged and address not in logged
+        assert link not in logged and "Traceback" not in logged
+    finally:  # erasure reads nothing encrypted, so it also leaves no row a test cannot read
+        assert client.delete(f"/v1/users/{user_id}", headers=auth).status_code == 204
+    with stack.sessions() as session:
+        erased = session.get_one(Recipient, recipient_id)
+        assert erased.erased_at is not None and erased.email is None
+        listed = session.scalar(
+            select(Suppression.reason).where(
+                Suppression.address_hash == address_hash(stack.settings.hash_key, address)
+            )
+        )
+        assert listed == "erased"
+        actions = session.scalars(
+            select(ConsentEvent.action).where(ConsentEvent.recipient_id == recipient_id)
+        ).all()
+        assert "suppressed:erased" in actions and "erased" in actions

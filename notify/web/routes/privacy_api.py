@@ -37,13 +37,11 @@ def export_user(
 
 
 @router.delete("/v1/users/{user_id}", status_code=204)
-def erase_user(user_id: UserId, request: Request, caller: Privacy, session: DbSession) -> Response:
+def erase_user(user_id: UserId, caller: Privacy, session: DbSession) -> Response:
     """Erase this person (see ``notify.privacy.rights.erase``). Repeating it is harmless: 204."""
-    recipient = recipients.get_by_user_id(session, user_id)
+    recipient = recipients.get_by_user_id(session, user_id, decrypt=False)
     if recipient is not None:
-        rights.erase(
-            session, recipient, hash_key=web_state(request).settings.hash_key, actor=caller.name
-        )
+        rights.erase(session, recipient, actor=caller.name)
         session.commit()
     return Response(status_code=204)
 

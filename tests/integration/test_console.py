@@ -17,7 +17,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from itsdangerous import TimestampSigner
-from sqlalchemy import select
+from sqlalchemy import select, update
 from starlette.routing import Route
 
 from notify.campaigns import changes, lifecycle
@@ -701,3 +701,23 @@ def test_the_consoles_frame_and_sign_in_follow_the_browsers_language(console: Co
     # The frame is German; the console's own pages are in English, and say so.
     assert '<html lang="de">' in campaigns.text and ">Kampagnen</a>" in campaigns.text
     assert '<main class="wide" lang="en">' in campaigns.text
+
+
+def test_a_persons_page_shows_everything_but_an_address_no_data_key_decrypts(
+    console: Console,
+) -> None:
+    from notify.web.console.people import UNREADABLE_ADDRESS
+    from tests.domain.people import person, under_another_key
+
+    user_id = f"lost-key-{time.monotonic_ns()}"
+    with console.stack.sessions.begin() as session:
+        person(session, user_id)
+        session.execute(
+            update(Recipient)
+            .where(Recipient.user_id == user_id)
+            .values(email=under_another_key(f"{user_id}@example.com"))
+        )
+    page = console.client("marketing").get(f"/console/people?user_id={user_id}")
+    assert page.status_code == 200, page.text
+    assert html.escape(UNREADABLE_ADDRESS) in page.text
+    assert "Security alerts" in page.text and f"{user_id}@example.com" not in page.text

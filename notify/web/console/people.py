@@ -7,10 +7,14 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from notify.categories import CATEGORIES
+from notify.crypto import UndecryptableError
 from notify.masking import mask_email
-from notify.models.base import utcnow
+from notify.models import Recipient
+from notify.models.base import opened, stored, utcnow
 from notify.people import consent, decisions, recipients
 from notify.web.console.common import console_page, gate
 from notify.web.console.sessions import SignedIn
@@ -20,6 +24,7 @@ router = APIRouter(prefix="/console", include_in_schema=False)
 SHOWN_NOTIFICATIONS = 20
 SHOWN_EVENTS = 20
 MAX_USER_ID = 200  # as the API's user ids
+UNREADABLE_ADDRESS = "(cannot be shown: no data key of this server decrypts it)"
 RULES = {  # each step of notify.people.eligibility.Rule, as the page says it
     "erased": "the person was erased",
     "no_address": "no address on file",
@@ -39,6 +44,16 @@ def _problem(
     return console_page(request, "people.html", context, signed=signed, status_code=status)
 
 
+def _masked_address(session: Session, recipient_id: int) -> str:
+    """The person's address, masked; or a note that no data key of this server decrypts it
+    (the rest of the page needs no decryption, so it still shows)."""
+    ciphertext = session.scalar(select(stored(Recipient.email)).where(Recipient.id == recipient_id))
+    try:
+        return mask_email(opened(Recipient.email, ciphertext) or "")
+    except UndecryptableError:
+        return UNREADABLE_ADDRESS
+
+
 @router.get("/people")
 def person_page(request: Request, user_id: str = "") -> Response:
     state = web_state(request)
@@ -52,7 +67,7 @@ def person_page(request: Request, user_id: str = "") -> Response:
         if len(wanted) > MAX_USER_ID:
             problem = f"A user id has at most {MAX_USER_ID} characters."
             return _problem(request, signed, wanted[:MAX_USER_ID], problem, 400)
-        recipient = recipients.get_by_user_id(session, wanted)
+        recipient = recipients.get_by_user_id(session, wanted, decrypt=False)
         if recipient is None or recipient.erased_at is not None:
             return _problem(request, signed, wanted, "No person has this user id.", 404)
         now, zone = utcnow(), state.settings.default_timezone
@@ -61,7 +76,7 @@ def person_page(request: Request, user_id: str = "") -> Response:
             "user_id": wanted,
             "rules": RULES,
             "person": {
-                "address": mask_email(recipient.email or ""),
+                "address": _masked_address(session, recipient.id),
                 "locale": recipient.locale or "",
                 "time_zone": recipient.timezone or "",
             },

@@ -5,15 +5,25 @@ from __future__ import annotations
 
 import random
 from datetime import timedelta
+from typing import Any
 
-from sqlalchemy import insert, select
+import httpx
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
-from notify.models import ApiKey, CallbackEvent, CallbackEventStatus, Recipient
+from notify.config import Settings
+from notify.models import (
+    ApiKey,
+    CallbackAttempt,
+    CallbackEndpoint,
+    CallbackEvent,
+    CallbackEventStatus,
+    Recipient,
+)
 from notify.models.base import utcnow
 from notify.producers.callbacks import delivery, events
 from notify.producers.callbacks.events import EventType, NotificationChange
-from tests.domain.people import endpoint
+from tests.domain.people import endpoint, under_another_key
 
 
 def test_events_go_to_the_sending_keys_endpoints_that_asked_for_them(session: Session) -> None:
@@ -67,3 +77,45 @@ def test_a_due_event_is_claimed_once_then_retried_delivered_or_dead(session: Ses
         events.body_of(stored.type, stored.payload, stored.created_at, people)["data"]["user_id"]
         == "u-out"
     )
+
+
+def test_an_endpoint_whose_secrets_no_data_key_decrypts_is_retried_and_the_others_go_on(
+    own_sessions: Any,
+) -> None:
+    """Both endpoints point at a closed loopback port: the readable one is tried (and refused),
+    the unreadable one is not tried at all, and both are due again."""
+    with own_sessions.begin() as session:
+        readable_key, readable = endpoint(session, EventType.SENT)
+        lost_key, lost = endpoint(session, EventType.SENT)
+        session.execute(
+            update(CallbackEndpoint).values(url="http://127.0.0.1:9/hook")
+        )  # refused at once
+        session.execute(
+            update(CallbackEndpoint)
+            .where(CallbackEndpoint.id == lost)
+            .values(secrets=under_another_key('{"secrets": ["whsec_dGVzdA=="]}'))
+        )
+        targets = delivery._targets(session, {readable, lost})
+        assert targets[lost].secrets is None and targets[lost].live
+        assert targets[readable].secrets == ["whsec_dGVzdA=="]
+        events.notifications_changed(
+            session,
+            EventType.SENT,
+            [
+                NotificationChange("n-lost", lost_key, "sent"),
+                NotificationChange("n-readable", readable_key, "sent"),
+            ],
+        )
+    with httpx.Client() as client:
+        report = delivery.deliver_due(
+            own_sessions, Settings(env="development"), client, budget_seconds=10
+        )
+    assert (report.delivered, report.retrying, report.dead) == (0, 2, 0)
+    with own_sessions() as session:
+        tried = dict(
+            session.execute(select(CallbackAttempt.endpoint_id, CallbackAttempt.error)).all()
+        )
+        due = session.execute(select(CallbackEvent.status, CallbackEvent.attempts)).all()
+    assert tried[lost] == delivery.UNREADABLE_SECRETS
+    assert str(tried[readable]).startswith("could not connect")
+    assert due == [(CallbackEventStatus.PENDING, 1)] * 2

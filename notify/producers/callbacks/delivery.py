@@ -25,6 +25,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from notify.config import Settings
+from notify.crypto import UndecryptableError
 from notify.db import SessionFactory, on_postgresql
 from notify.models import (
     ApiKey,
@@ -33,7 +34,7 @@ from notify.models import (
     CallbackEvent,
     CallbackEventStatus,
 )
-from notify.models.base import utcnow
+from notify.models.base import opened, stored, utcnow
 from notify.observability import metrics
 from notify.producers.callbacks import endpoints, signing
 from notify.producers.callbacks.events import body_of, user_ids
@@ -117,23 +118,41 @@ def claim_due(session: Session, limit: int, lease_seconds: float) -> list[_Due]:
 @dataclass(frozen=True)
 class _Target:
     url: str
-    secrets: list[str]
+    secrets: list[str] | None  # None: no data key of this worker decrypts them
     live: bool
 
 
+UNREADABLE_SECRETS = (
+    "not sent: no data key of this worker decrypts the endpoint's signing secrets; retried"
+)
+
+
 def _targets(session: Session, endpoint_ids: set[int]) -> dict[int, _Target]:
-    """Each endpoint's URL and secrets; not live once removed or once its key is revoked."""
+    """Each endpoint's URL and secrets; not live once removed or once its key is revoked.
+    Secrets are decrypted endpoint by endpoint, so one stored under a data key this worker
+    lacks leaves that endpoint without secrets (``None``), not the whole batch unreadable."""
     rows = session.execute(
-        select(CallbackEndpoint, ApiKey.revoked_at)
+        select(
+            CallbackEndpoint.id,
+            CallbackEndpoint.url,
+            stored(CallbackEndpoint.secrets),
+            CallbackEndpoint.disabled_at,
+            ApiKey.revoked_at,
+        )
         .join(ApiKey, ApiKey.id == CallbackEndpoint.api_key_id)
         .where(CallbackEndpoint.id.in_(endpoint_ids))
     )
-    return {
-        row.id: _Target(
-            row.url, endpoints.secrets_of(row), row.disabled_at is None and revoked is None
-        )
-        for row, revoked in rows
-    }
+    targets = {}
+    for row in rows:
+        try:
+            secrets: list[str] | None = endpoints.listed_secrets(
+                opened(CallbackEndpoint.secrets, row.secrets)
+            )
+        except UndecryptableError:
+            secrets = None
+        live = row.disabled_at is None and row.revoked_at is None
+        targets[row.id] = _Target(row.url, secrets, live)
+    return targets
 
 
 @dataclass(frozen=True)
@@ -175,7 +194,7 @@ def _send(
     headers = {
         "content-type": "application/json",
         "user-agent": USER_AGENT,
-        **signing.headers(event.id, body, target.secrets, utcnow()),
+        **signing.headers(event.id, body, target.secrets or [], utcnow()),
     }
     try:
         response = client.post(
@@ -271,6 +290,8 @@ def deliver_due(
             if target is None or not target.live:
                 answer = _Answer(None, "not sent: the endpoint or its key was removed", 0)
                 event = _Due(**{**event.__dict__, "give_up_at": utcnow()})  # nothing to retry
+            elif target.secrets is None:  # retried like a refusal: a worker with the key sends it
+                answer = _Answer(None, UNREADABLE_SECRETS, 0)
             else:
                 answer = _send(client, target, event, development, people)
             with sessions.begin() as session:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 from collections.abc import Iterable, Sequence
+from typing import Any
 from urllib.parse import urlsplit
 
 from sqlalchemy import select
@@ -158,7 +159,13 @@ def owned(session: Session, api_key_id: int, endpoint_id: int) -> CallbackEndpoi
 
 
 def secrets_of(endpoint: CallbackEndpoint) -> list[str]:
-    return [str(secret) for secret in (endpoint.secrets or {}).get("secrets", [])]
+    """The endpoint's signing secrets, oldest first."""
+    return listed_secrets(endpoint.secrets)
+
+
+def listed_secrets(value: dict[str, Any] | None) -> list[str]:
+    """The signing secrets in an endpoint's decrypted ``secrets`` value, oldest first."""
+    return [str(secret) for secret in (value or {}).get("secrets", [])]
 
 
 def rotate(endpoint: CallbackEndpoint) -> str:

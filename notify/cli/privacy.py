@@ -44,5 +44,14 @@ def erase(user_id: UserId) -> None:
 @privacy_app.command("rotate-keys")
 def rotate_keys() -> None:
     """Re-encrypt stored personal data under the newest of NOTIFY_DATA_KEYS."""
-    count = key_rotation.reencrypt(sessions_for(settings()))
-    typer.echo(f"re-encrypted {count} values; older keys can now be removed")
+    rotation = key_rotation.reencrypt(sessions_for(settings()))
+    if rotation.complete:
+        typer.echo(f"re-encrypted {rotation.changed} values; older keys can now be removed")
+        return
+    left = ", ".join(f"{count} in {name}" for name, count in sorted(rotation.undecryptable.items()))
+    typer.echo(
+        f"notify: re-encrypted {rotation.changed} values, but none of NOTIFY_DATA_KEYS decrypts"
+        f" {left}; keep every key, add the one they were stored under, and run this again",
+        err=True,
+    )
+    raise typer.Exit(1)

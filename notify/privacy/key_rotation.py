@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections import Counter
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import text
@@ -23,13 +25,29 @@ ENCRYPTED_COLUMNS = (
 )
 
 
-def reencrypt(sessions: SessionFactory, *, batch_size: int = 1000) -> int:
-    """Re-encrypt every encrypted value under the newest data key; returns how many changed.
+@dataclass
+class Rotation:
+    """What :func:`reencrypt` did: how many values it re-encrypted, and how many values of
+    each ``table.column`` none of the configured keys decrypts (left as they are)."""
+
+    changed: int = 0
+    undecryptable: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def complete(self) -> bool:
+        """Whether every stored value is now under the newest key, so older keys may go."""
+        return not self.undecryptable
+
+
+def reencrypt(sessions: SessionFactory, *, batch_size: int = 1000) -> Rotation:
+    """Re-encrypt every encrypted value under the newest data key.
 
     Works on the stored tokens as text (never on decrypted objects), a keyset page per short
-    transaction, so it can run while the service is live.
+    transaction, so it can run while the service is live. A value no configured key decrypts
+    is left as it is and counted (the rest go on): its key must be added back before it can be
+    read or rotated.
     """
-    changed = 0
+    rotation = Rotation()
     for table, column in ENCRYPTED_COLUMNS:
         last: Any = None
         while True:
@@ -42,7 +60,11 @@ def reencrypt(sessions: SessionFactory, *, batch_size: int = 1000) -> int:
                 if not rows:
                     break
                 for row_id, token in rows:
-                    rotated = crypto.rotate_token(token)
+                    try:
+                        rotated = crypto.rotate_token(token)
+                    except crypto.UndecryptableError:
+                        rotation.undecryptable[f"{table}.{column}"] += 1
+                        continue
                     if rotated != token:
                         # Compare-and-set: a change committed meanwhile (an erasure, a new
                         # address) is never overwritten with the old value.
@@ -53,7 +75,12 @@ def reencrypt(sessions: SessionFactory, *, batch_size: int = 1000) -> int:
                             ),
                             {"token": rotated, "id": row_id, "old": token},
                         )
-                        changed += int(result.rowcount or 0)
+                        rotation.changed += int(result.rowcount or 0)
                 last = rows[-1][0]
-    log.info("re-encrypted %d values under the newest data key", changed)
-    return changed
+    log.info("re-encrypted %d values under the newest data key", rotation.changed)
+    if rotation.undecryptable:
+        log.error(
+            "values no data key decrypts, left as they are: %s",
+            ", ".join(f"{name} {count}" for name, count in sorted(rotation.undecryptable.items())),
+        )
+    return rotation

@@ -11,9 +11,7 @@ from pathlib import Path
 
 from sqlalchemy import Text, insert, select, type_coerce, update
 
-from notify.config import Settings
-from notify.db import SessionFactory, make_session_factory, open_database
-from notify.migrate import upgrade
+from notify.db import SessionFactory
 from notify.models import Recipient
 from notify.privacy import key_rotation
 from tests.domain.people import person, under_another_key
@@ -22,42 +20,37 @@ ROOT = Path(__file__).resolve().parents[2]
 LOST = "lost@example.com"
 
 
-def test_rotation_re_encrypts_what_it_reads_and_counts_what_it_cannot(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'rotation.sqlite'}"
-    upgrade(url)
-    engine = open_database(Settings(database_url=url))
-    sessions = make_session_factory(engine)
-    try:
-        with sessions.begin() as session:
-            readable = person(session, "u-readable")
-            sealed = under_another_key(LOST)
-            session.execute(insert(Recipient).values(public_id="p-lost", user_id="u-lost"))
-            session.execute(
-                update(Recipient).where(Recipient.user_id == "u-lost").values(email=sealed)
-            )
-        stored_before = _stored_email(sessions, "u-lost")
+def test_rotation_re_encrypts_what_it_reads_and_counts_what_it_cannot(
+    file_sessions: SessionFactory,
+) -> None:
+    sessions = file_sessions
+    url = str(sessions.kw["bind"].url)  # for the commands, on the same SQLite file
+    with sessions.begin() as session:
+        readable = person(session, "u-readable")
+        sealed = under_another_key(LOST)
+        session.execute(insert(Recipient).values(public_id="p-lost", user_id="u-lost"))
+        session.execute(update(Recipient).where(Recipient.user_id == "u-lost").values(email=sealed))
+    stored_before = _stored_email(sessions, "u-lost")
 
-        rotation = key_rotation.reencrypt(sessions)
+    rotation = key_rotation.reencrypt(sessions)
 
-        assert rotation.undecryptable == {"recipients.email": 1}
-        assert not rotation.complete and rotation.changed >= 1
-        assert _stored_email(sessions, "u-lost") == stored_before  # left as it was
-        with sessions() as session:
-            email = session.scalar(select(Recipient.email).where(Recipient.id == readable))
-        assert email == "u-readable@example.com"
+    assert rotation.undecryptable == {"recipients.email": 1}
+    assert not rotation.complete and rotation.changed >= 1
+    assert _stored_email(sessions, "u-lost") == stored_before  # left as it was
+    with sessions() as session:
+        email = session.scalar(select(Recipient.email).where(Recipient.id == readable))
+    assert email == "u-readable@example.com"
 
-        command = _command(url, "privacy", "rotate-keys")
-        assert command.returncode == 1, command.stderr
-        assert "1 in recipients.email" in command.stderr
-        assert "can now be removed" not in command.stdout + command.stderr
-        assert "Traceback" not in command.stderr and LOST not in command.stderr
+    command = _command(url, "privacy", "rotate-keys")
+    assert command.returncode == 1, command.stderr
+    assert "1 in recipients.email" in command.stderr
+    assert "can now be removed" not in command.stdout + command.stderr
+    assert "Traceback" not in command.stderr and LOST not in command.stderr
 
-        export = _command(url, "privacy", "export", "u-lost")
-        assert export.returncode == 2, export.stderr
-        assert "NOTIFY_DATA_KEYS" in export.stderr and "Traceback" not in export.stderr
-        assert LOST not in export.stdout + export.stderr
-    finally:
-        engine.dispose()
+    export = _command(url, "privacy", "export", "u-lost")
+    assert export.returncode == 2, export.stderr
+    assert "NOTIFY_DATA_KEYS" in export.stderr and "Traceback" not in export.stderr
+    assert LOST not in export.stdout + export.stderr
 
 
 def _stored_email(sessions: SessionFactory, user_id: str) -> str:

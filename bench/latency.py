@@ -67,22 +67,39 @@ class Window:
     p50: float
     p99: float
     worst: float
+    waits: list[float]  # created -> claimed by a worker, sorted
+    sends: list[float]  # claimed -> accepted by the relay, sorted
 
 
-def _latencies(
-    database_url: str, started: datetime, ended: datetime
-) -> tuple[int, int, list[float]]:
-    """(alerts created in the window, how many are sent, their latencies in seconds)."""
+@dataclass
+class Alerts:
+    """The alerts created in a window: how many, and for those sent, their latencies in
+    seconds (sorted) whole and split at the worker's claim."""
+
+    count: int
+    latencies: list[float]
+    waits: list[float]
+    sends: list[float]
+
+
+def _alerts(database_url: str, started: datetime, ended: datetime) -> Alerts:
     import psycopg
 
     with psycopg.connect(database_url, autocommit=True) as connection:
         rows = connection.execute(
-            "SELECT status::text, extract(epoch FROM sent_at - created_at) FROM notifications "
+            "SELECT status::text, extract(epoch FROM sent_at - created_at),"
+            " extract(epoch FROM claimed_at - created_at),"
+            " extract(epoch FROM sent_at - claimed_at) FROM notifications "
             "WHERE category = 'security' AND created_at >= %s AND created_at <= %s",
             (started, ended),
         ).fetchall()
-    latencies = sorted(float(seconds) for status, seconds in rows if status == "sent")
-    return len(rows), len(latencies), latencies
+    sent = [row for row in rows if row[0] == "sent"]
+    return Alerts(
+        len(rows),
+        sorted(float(row[1]) for row in sent),
+        sorted(float(row[2]) for row in sent),
+        sorted(float(row[3]) for row in sent),
+    )
 
 
 def _percentile(values: list[float], share: float) -> float:
@@ -109,14 +126,16 @@ def alert_window(
     ended = datetime.now(UTC)
 
     def settled() -> bool:
-        count, sent, _ = _latencies(database_url, started, ended)
-        return count > 0 and sent == count
+        alerts = _alerts(database_url, started, ended)
+        return alerts.count > 0 and len(alerts.latencies) == alerts.count
 
     wait_for(settled, SETTLE_SECONDS, f"every alert of '{label}' to be sent", 0.5)
-    count, sent, latencies = _latencies(database_url, started, ended)
+    alerts = _alerts(database_url, started, ended)
+    latencies = alerts.latencies
     return Window(
-        label, rate, result.rps, count, sent, _percentile(latencies, 0.5),
+        label, rate, result.rps, alerts.count, len(latencies), _percentile(latencies, 0.5),
         _percentile(latencies, 0.99), latencies[-1] if latencies else float("nan"),
+        alerts.waits, alerts.sends,
     )  # fmt: skip
 
 
@@ -127,6 +146,11 @@ def _say_window(window: Window) -> None:
         f"{window.p50 * 1000:.0f} ms, p99 {window.p99 * 1000:.0f} ms, worst "
         f"{window.worst * 1000:.0f} ms"
     )
+    for part, values in (("waiting to be claimed", window.waits), ("claim -> SMTP", window.sends)):
+        say(
+            f"    of which {part}: p50 {_percentile(values, 0.5) * 1000:.0f} ms, p99 "
+            f"{_percentile(values, 0.99) * 1000:.0f} ms"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -134,7 +158,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=100.0, help="alerts offered a second")
     parser.add_argument("--duration", type=float, default=20.0, help="seconds per window")
     parser.add_argument("--campaign-count", type=int, default=100_000)
+    parser.add_argument(
+        "--env", action="append", default=[], metavar="NOTIFY_X=V",
+        help="a setting for the web and both workers (repeatable), for experiments",
+    )  # fmt: skip
     args = parser.parse_args(argv)
+    settings = dict(item.split("=", 1) for item in args.env)
 
     from tests.support.services import free_port
 
@@ -152,7 +181,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         say(f"importing {args.campaign_count:,} people for the campaign")
         database = new_database(args.campaign_count, child_env({"NOTIFY_SECRET_KEYS": SECRET_KEYS}))
-        env = base_env(database.url, sink)
+        env = {**base_env(database.url, sink), **settings}
+        if settings:
+            say(f"settings for the web and the workers: {settings}")
         from notify.db import make_engine, make_session_factory
         from notify.producers.api_keys import create_key
 

@@ -1,9 +1,13 @@
 """Publishing send tasks off the request path, many ids to a task.
 
 A web request commits its notification and hands ``(id, category)`` to a :class:`GroupPublisher`;
-the answer does not wait for the broker. A thread of the publisher's own takes what has arrived,
-waits at most ``linger`` seconds for more (up to ``batch_size``), and publishes one task per lane
-for the group. At a low rate a message is published alone, as soon as it arrives.
+the answer does not wait for the broker. A thread of the publisher's own publishes what has
+arrived as one task per lane (up to ``batch_size`` ids a task), and publishes at most once every
+``linger`` seconds: a message that comes after a quiet spell goes out at once, alone; in a
+stream, what arrives within ``linger`` of the last publish waits for the next and goes out with
+the others. A message so waits at most ``linger`` seconds (plus the publish before it), and a
+worker gets a few tasks of many ids instead of one task per message: each task has a fixed cost
+(the task itself, a claim, a commit) that a stream of one-id tasks pays per message.
 
 What this trades, exactly: a notification accepted (202) but not yet published when the web
 process dies stays ``queued`` in the database and is published by the sweeper once it has been
@@ -14,6 +18,7 @@ publish leads to the same path.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import queue
 import threading
@@ -43,6 +48,7 @@ class GroupPublisher:
         self._thread: threading.Thread | None = None
         self._owner_pid = 0
         self._lock = threading.Lock()
+        self._published_at = -math.inf  # time.monotonic() of the last publish
 
     def submit(self, notification_id: str, category: str) -> None:
         """Publish the send task for a committed notification soon; never blocks on the broker."""
@@ -81,14 +87,17 @@ class GroupPublisher:
             if first is _STOP:
                 return
             group, stopping = self._gather(first)
-            if self._publish(group) or stopping:
+            stop_dropped = self._publish(group)
+            self._published_at = time.monotonic()
+            if stop_dropped or stopping:
                 return
 
     def _gather(self, first: tuple[str, str]) -> tuple[list[tuple[str, str]], bool]:
-        """``first`` and what arrives within ``linger`` after it, up to ``batch_size``; and
-        whether a stop came in meanwhile."""
+        """``first``, what is waiting, and what arrives until ``linger`` after the last publish
+        (nothing more if that time has passed), up to ``batch_size``; and whether a stop came
+        in meanwhile."""
         group = [first]
-        deadline = time.monotonic() + self.linger
+        deadline = self._published_at + self.linger
         while len(group) < self.batch_size:
             remaining = deadline - time.monotonic()
             try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import threading
 import time
@@ -42,14 +43,40 @@ def test_what_arrives_while_the_broker_is_busy_is_published_together() -> None:
 
 
 def test_a_lone_message_is_published_without_waiting_for_company() -> None:
+    """After a quiet spell a message goes at once, however long ``linger`` is."""
     broker = SlowBroker(0.0)
-    publisher = GroupPublisher(broker, batch_size=50, linger=0.002)
+    publisher = GroupPublisher(broker, batch_size=50, linger=10.0)
     publisher.submit("alone", "security")
-    deadline = time.monotonic() + 2
+    deadline = time.monotonic() + 5  # half the linger
     while not broker.groups and time.monotonic() < deadline:
         time.sleep(0.001)
     assert broker.groups == [[("alone", "security")]]
     publisher.close()
+
+
+def test_a_stream_is_published_at_most_once_per_linger_in_groups() -> None:
+    """One message every 5 ms for about half a second, with a linger of 100 ms: the first goes
+    alone, the rest in a few groups, no two publishes closer than the linger. (A slow machine
+    only makes the gaps longer and the groups bigger.)"""
+    published_at: list[float] = []
+
+    def broker(items: Sequence[tuple[str, str]]) -> int:
+        published_at.append(time.monotonic())
+        groups.append(list(items))
+        return len(items)
+
+    groups: list[list[tuple[str, str]]] = []
+    publisher = GroupPublisher(broker, batch_size=50, linger=0.1)
+    submitted = [(f"id-{n}", "security") for n in range(100)]
+    for notification_id, category in submitted:
+        publisher.submit(notification_id, category)
+        time.sleep(0.005)
+    publisher.close()
+    assert [item for group in groups for item in group] == submitted  # each once, in order
+    assert groups[0] == [submitted[0]]
+    gaps = [later - earlier for earlier, later in itertools.pairwise(published_at)]
+    assert all(gap >= 0.1 for gap in gaps[:-1]), gaps  # the last one is close()'s
+    assert len(groups) < 100 / 5
 
 
 def test_a_failing_publish_does_not_stop_the_publisher() -> None:

@@ -35,9 +35,9 @@ def erase(user_id: UserId) -> None:
     """Erase one person (safe to repeat)."""
     config = settings()
     with sessions_for(config).begin() as session:
-        recipient = recipients.get_by_user_id(session, user_id, decrypt=False)
+        recipient = recipients.get_by_user_id(session, user_id, defer_encrypted=True)
         if recipient is not None:
-            rights.erase(session, recipient, actor="cli")
+            rights.erase(session, recipient, hash_key=config.hash_key, actor="cli")
     typer.echo(f"user {user_id!r} is erased")
 
 

@@ -8,10 +8,11 @@ from sqlalchemy import CTE, Table, bindparam, select
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session, defer
 
+from notify.crypto import UndecryptableError
 from notify.db import insert_on_conflict, on_postgresql
 from notify.message.personal import PersonalFields
 from notify.models import Recipient
-from notify.models.base import opened, stored, utcnow
+from notify.models.base import EncryptedJSON, EncryptedText, opened, stored, utcnow
 from notify.models.recipients import new_public_id
 from notify.people.suppressions import address_hash, follow_person
 
@@ -45,23 +46,40 @@ class UnknownRecipientError(LookupError):
         self.user_id = user_id
 
 
-# Load options that leave a person's encrypted columns unread until one is touched: for work
-# that must go on when a data key is missing (erasure, the console's page of a person).
-ENCRYPTED_UNREAD = (
-    defer(Recipient.email),
-    defer(Recipient.first_name),
-    defer(Recipient.name),
-    defer(Recipient.attributes),
+# Load options that leave every encrypted column of a person unread until it is touched (each
+# column whose type is one of notify.models.base's encrypted types): for work that must go on
+# when a data key is missing, such as erasure and the console's page of a person.
+ENCRYPTED_UNREAD = tuple(
+    defer(getattr(Recipient, attribute.key))
+    for attribute in Recipient.__mapper__.column_attrs
+    if isinstance(attribute.columns[0].type, EncryptedText | EncryptedJSON)
 )
 
 
-def get_by_user_id(session: Session, user_id: str, *, decrypt: bool = True) -> Recipient | None:
+def get_by_user_id(
+    session: Session, user_id: str, *, defer_encrypted: bool = False
+) -> Recipient | None:
     """The recipient with this ``user_id``, erased or not; None if there is none. With
-    ``decrypt`` False the encrypted columns are left unread (:data:`ENCRYPTED_UNREAD`)."""
+    ``defer_encrypted`` the encrypted columns are not read (:data:`ENCRYPTED_UNREAD`), so a
+    missing data key raises only if one of them is touched."""
     statement = select(Recipient).where(Recipient.user_id == user_id)
-    if not decrypt:
+    if defer_encrypted:
         statement = statement.options(*ENCRYPTED_UNREAD)
     return session.scalars(statement).one_or_none()
+
+
+def address_hash_of(session: Session, recipient: Recipient, hash_key: str) -> str | None:
+    """The keyed hash of the person's address, without decrypting it when it is stored
+    (``email_hash``). A person stored before addresses were hashed has none: their address is
+    decrypted and hashed. None when there is no address, or it cannot be decrypted."""
+    if recipient.email_hash is not None:
+        return recipient.email_hash
+    ciphertext = session.scalar(select(stored(Recipient.email)).where(Recipient.id == recipient.id))
+    try:
+        address = opened(Recipient.email, ciphertext)
+    except UndecryptableError:
+        return None
+    return None if address is None else address_hash(hash_key, address)
 
 
 def require_live(session: Session, user_id: str) -> Recipient:

@@ -26,7 +26,7 @@ from notify.models import (
     SuppressionReason,
 )
 from notify.models.base import utcnow
-from notify.people import consent, preferences, suppressions
+from notify.people import consent, preferences, recipients, suppressions
 from notify.people.consent import Origin
 
 
@@ -100,7 +100,7 @@ def export(
     }
 
 
-def erase(session: Session, recipient: Recipient, *, actor: str | None) -> None:
+def erase(session: Session, recipient: Recipient, *, hash_key: str, actor: str | None) -> None:
     """Forget a person; safe to repeat.
 
     Removes the address, names, attributes, locale, time zone, quiet hours, pauses,
@@ -111,14 +111,16 @@ def erase(session: Session, recipient: Recipient, *, actor: str | None) -> None:
     keyed hash of the address on the suppression list, so that address gets no optional mail
     again without a fresh opt-in. Notification rows stay, anonymised, for aggregate counts.
 
-    Nothing encrypted is read, so a person stored under a data key this process lacks is
-    erased all the same: load ``recipient`` with
-    ``notify.people.recipients.get_by_user_id(..., decrypt=False)``.
+    Nothing encrypted is read (the address's keyed hash is stored), so a person stored under a
+    data key this process lacks is erased all the same: load ``recipient`` with
+    ``notify.people.recipients.get_by_user_id(..., defer_encrypted=True)``. Only a person
+    stored before addresses were hashed needs their address decrypted to be listed; without
+    the key, they are erased but not listed.
     """
     if recipient.erased_at is not None:
         return
     now = utcnow()
-    digest = recipient.email_hash  # the address itself is never read: see the docstring
+    digest = recipients.address_hash_of(session, recipient, hash_key)
     if digest is not None:
         origin = Origin(ConsentSource.OPERATOR, actor=actor)
         # An entry already there (a bounce, a complaint) stays as it is.

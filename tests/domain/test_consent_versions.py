@@ -97,7 +97,7 @@ def test_people_are_counted_by_the_version_they_last_agreed_to(
     _choose(session, leaves, False)
     recipient = session.get(Recipient, erased)
     assert recipient is not None
-    rights.erase(session, recipient, actor="test")
+    rights.erase(session, recipient, hash_key=HASH_KEY, actor="test")
     session.flush()
     _new_wording(monkeypatch)
     _choose(session, renews, False)

@@ -118,7 +118,7 @@ def test_erasure_forgets_pauses_and_quiet_hours_and_the_export_shows_them(
     exported = rights.export(session, recipient, hash_key=HASH_KEY, defaults=DEFAULTS)
     assert exported["pauses"] == {CATEGORY: until.isoformat()}
     assert exported["profile"]["quiet_hours"] == {"start": "21:30", "end": "06:00"}
-    rights.erase(session, recipient, actor="test")
+    rights.erase(session, recipient, hash_key=HASH_KEY, actor="test")
     session.flush()
     assert session.scalars(select(Pause).where(Pause.recipient_id == person)).all() == []
     assert (recipient.quiet_hours_start, recipient.quiet_hours_end) == (None, None)

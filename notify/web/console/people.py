@@ -67,7 +67,7 @@ def person_page(request: Request, user_id: str = "") -> Response:
         if len(wanted) > MAX_USER_ID:
             problem = f"A user id has at most {MAX_USER_ID} characters."
             return _problem(request, signed, wanted[:MAX_USER_ID], problem, 400)
-        recipient = recipients.get_by_user_id(session, wanted, decrypt=False)
+        recipient = recipients.get_by_user_id(session, wanted, defer_encrypted=True)
         if recipient is None or recipient.erased_at is not None:
             return _problem(request, signed, wanted, "No person has this user id.", 404)
         now, zone = utcnow(), state.settings.default_timezone

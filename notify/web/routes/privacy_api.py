@@ -37,11 +37,12 @@ def export_user(
 
 
 @router.delete("/v1/users/{user_id}", status_code=204)
-def erase_user(user_id: UserId, caller: Privacy, session: DbSession) -> Response:
+def erase_user(user_id: UserId, request: Request, caller: Privacy, session: DbSession) -> Response:
     """Erase this person (see ``notify.privacy.rights.erase``). Repeating it is harmless: 204."""
-    recipient = recipients.get_by_user_id(session, user_id, decrypt=False)
+    recipient = recipients.get_by_user_id(session, user_id, defer_encrypted=True)
     if recipient is not None:
-        rights.erase(session, recipient, actor=caller.name)
+        hash_key = web_state(request).settings.hash_key
+        rights.erase(session, recipient, hash_key=hash_key, actor=caller.name)
         session.commit()
     return Response(status_code=204)
 

@@ -3,11 +3,13 @@ retried, delivered or dead as their answer says."""
 
 from __future__ import annotations
 
+import logging
 import random
 from datetime import timedelta
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
@@ -80,7 +82,7 @@ def test_a_due_event_is_claimed_once_then_retried_delivered_or_dead(session: Ses
 
 
 def test_an_endpoint_whose_secrets_no_data_key_decrypts_is_retried_and_the_others_go_on(
-    own_sessions: Any,
+    own_sessions: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Both endpoints point at a closed loopback port: the readable one is tried (and refused),
     the unreadable one is not tried at all, and both are due again."""
@@ -119,3 +121,5 @@ def test_an_endpoint_whose_secrets_no_data_key_decrypts_is_retried_and_the_other
     assert tried[lost] == delivery.UNREADABLE_SECRETS
     assert str(tried[readable]).startswith("could not connect")
     assert due == [(CallbackEventStatus.PENDING, 1)] * 2
+    [logged] = [record for record in caplog.records if record.levelno == logging.ERROR]
+    assert f"callback endpoint {lost}: no data key" in logged.getMessage()

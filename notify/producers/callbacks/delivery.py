@@ -282,6 +282,7 @@ def deliver_due(
             people = user_ids(session, [event.payload for event in batch])
         if not batch:
             break
+        unreadable: set[int] = set()  # endpoints already logged in this batch
         for position, event in enumerate(batch):
             if time.monotonic() >= deadline:
                 _give_back(sessions, [later.id for later in batch[position:]])
@@ -292,6 +293,13 @@ def deliver_due(
                 event = _Due(**{**event.__dict__, "give_up_at": utcnow()})  # nothing to retry
             elif target.secrets is None:  # retried like a refusal: a worker with the key sends it
                 answer = _Answer(None, UNREADABLE_SECRETS, 0)
+                if event.endpoint_id not in unreadable:
+                    unreadable.add(event.endpoint_id)
+                    log.error(
+                        "callback endpoint %s: no data key of this worker decrypts its signing"
+                        " secrets; its events are retried until their window closes",
+                        event.endpoint_id,
+                    )
             else:
                 answer = _send(client, target, event, development, people)
             with sessions.begin() as session:

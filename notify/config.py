@@ -160,9 +160,10 @@ class Settings(BaseSettings):
     the relay accepted a message and before this write re-sends at most this many messages
     (the sweeper finds them ``sending``); 1 is the strictest bound, at one write per message."""
     publish_linger_seconds: float = Field(default=0.05, ge=0, le=0.5)
-    """The web's publisher publishes at most once in this many seconds, so accepted
-    notifications that arrive together go in one task (up to ``send_batch_size`` ids); one
-    that comes after a quiet spell goes at once. 0 publishes whenever the publisher is free."""
+    """The web's publisher publishes at most once in this many seconds unless a full task of
+    ``send_batch_size`` ids is waiting, so accepted notifications that arrive together go in
+    one task; one that comes after a quiet spell goes at once. 0 publishes whenever the
+    publisher is free."""
     worker_niceness: int = Field(default=0, ge=0, le=19)
     """Added to a worker's CPU niceness as it starts, before its pool processes fork (they
     inherit it). Where a bulk worker shares cores with the web and the essential worker, 10

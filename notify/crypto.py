@@ -24,7 +24,10 @@ class UndecryptableError(ValueError):
     """A stored value that none of the configured keys can decrypt."""
 
 
-MISSING_KEY = "stored personal data is encrypted under a data key this process does not have"
+MISSING_KEY = (
+    "no configured data key decrypts stored personal data (its key is missing, or the value is"
+    " damaged)"
+)
 
 
 def missing_key(error: BaseException) -> bool:

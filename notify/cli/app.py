@@ -292,7 +292,7 @@ def main() -> None:
         _exit("a number is too large")
     except (UndecryptableError, SQLAlchemyError) as error:
         if missing_key(error):
-            _exit(f"{MISSING_KEY}; add it to NOTIFY_DATA_KEYS (oldest first) and run it again")
+            _exit(f"{MISSING_KEY}; add the key to NOTIFY_DATA_KEYS (oldest first), then run again")
         _exit(f"database error ({type(error).__name__}); did you run `notify db upgrade`?")
 
 

@@ -2,12 +2,13 @@
 
 A web request commits its notification and hands ``(id, category)`` to a :class:`GroupPublisher`;
 the answer does not wait for the broker. A thread of the publisher's own publishes what has
-arrived as one task per lane (up to ``batch_size`` ids a task), and publishes at most once every
-``linger`` seconds: a message that comes after a quiet spell goes out at once, alone; in a
-stream, what arrives within ``linger`` of the last publish waits for the next and goes out with
-the others. A message so waits at most ``linger`` seconds (plus the publish before it), and a
-worker gets a few tasks of many ids instead of one task per message: each task has a fixed cost
-(the task itself, a claim, a commit) that a stream of one-id tasks pays per message.
+arrived as one task per lane (up to ``batch_size`` ids a task). It publishes at most once every
+``linger`` seconds unless a full group of ``batch_size`` is waiting: a message that comes after
+a quiet spell goes out at once, alone; in a stream, what arrives within ``linger`` of the last
+publish waits for the next and goes out with the others. A message so waits at most ``linger``
+seconds plus the publishes ahead of it, and a worker gets a few tasks of many ids instead of one
+task per message: each task has a fixed cost (the task itself, a claim, a commit) that a stream
+of one-id tasks pays per message.
 
 What this trades, exactly: a notification accepted (202) but not yet published when the web
 process dies stays ``queued`` in the database and is published by the sweeper once it has been

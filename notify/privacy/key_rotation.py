@@ -35,7 +35,8 @@ class Rotation:
 
     @property
     def complete(self) -> bool:
-        """Whether every stored value is now under the newest key, so older keys may go."""
+        """Whether every value read was decrypted and so re-encrypted (a value written meanwhile
+        is encrypted by its writer, under the newest key it has), so older keys may go."""
         return not self.undecryptable
 
 

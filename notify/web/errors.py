@@ -149,7 +149,7 @@ def is_public_page(path: str) -> bool:
     return path.startswith(_PUBLIC_PAGES)
 
 
-MISSING_DATA_KEY = f"{MISSING_KEY}; an operator must add that key to NOTIFY_DATA_KEYS"
+MISSING_DATA_KEY = f"{MISSING_KEY}; an operator must add the key to NOTIFY_DATA_KEYS"
 
 
 def unavailable(scope: Scope, cause: str) -> Response:

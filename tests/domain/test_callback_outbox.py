@@ -48,6 +48,27 @@ def test_events_go_to_the_sending_keys_endpoints_that_asked_for_them(session: Se
     assert events.notifications_changed(session, EventType.SENT, changes) == 0
 
 
+def test_a_batch_is_claimed_oldest_due_first_whatever_order_the_rows_were_written_in(
+    session: Session,
+) -> None:
+    """A batch that runs out of time gives back what it has not reached, so the order is
+    what decides which events wait."""
+    key_id, _ = endpoint(session, EventType.SENT)
+    changes = [NotificationChange(f"n-{n}", key_id, "sent") for n in range(6)]
+    assert events.notifications_changed(session, EventType.SENT, changes) == 6
+    written = session.scalars(select(CallbackEvent.id).order_by(CallbackEvent.id)).all()
+    due_order = [*reversed(written[3:]), *written[:3]]  # not the order they were written in
+    now = utcnow()
+    for age, event_id in enumerate(reversed(due_order)):
+        session.execute(
+            update(CallbackEvent)
+            .where(CallbackEvent.id == event_id)
+            .values(next_attempt_at=now - timedelta(minutes=1 + age))
+        )
+    claimed = delivery.claim_due(session, 10, lease_seconds=60)
+    assert [event.id for event in claimed] == due_order
+
+
 def test_a_due_event_is_claimed_once_then_retried_delivered_or_dead(session: Session) -> None:
     key_id, _ = endpoint(session, EventType.SENT, EventType.PREFERENCE_CHANGED)
     events.notifications_changed(

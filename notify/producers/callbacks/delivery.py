@@ -77,7 +77,8 @@ class Report:
 
 def claim_due(session: Session, limit: int, lease_seconds: float) -> list[_Due]:
     """Up to ``limit`` due events, oldest due first, each counted as one more attempt and held
-    for ``lease_seconds``."""
+    for ``lease_seconds``. Two statements: an UPDATE's RETURNING keeps no order, and the
+    order matters, since a batch that runs out of time gives back what it has not reached."""
     now = utcnow()
     due = (
         select(CallbackEvent.id)
@@ -90,10 +91,13 @@ def claim_due(session: Session, limit: int, lease_seconds: float) -> list[_Due]:
     )
     if on_postgresql(session):
         due = due.with_for_update(skip_locked=True)
+    ids = list(session.scalars(due))
+    if not ids:
+        return []
     statement = (
         update(CallbackEvent)
         .where(
-            CallbackEvent.id.in_(due.scalar_subquery()),
+            CallbackEvent.id.in_(ids),
             CallbackEvent.status == CallbackEventStatus.PENDING,
             CallbackEvent.next_attempt_at <= now,
         )
@@ -112,7 +116,9 @@ def claim_due(session: Session, limit: int, lease_seconds: float) -> list[_Due]:
         )
         .execution_options(synchronize_session=False)
     )
-    return [_Due(*row) for row in session.execute(statement)]
+    position = {event_id: index for index, event_id in enumerate(ids)}
+    claimed = [_Due(*row) for row in session.execute(statement)]
+    return sorted(claimed, key=lambda event: position[event.id])
 
 
 @dataclass(frozen=True)

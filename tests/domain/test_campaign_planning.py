@@ -76,17 +76,7 @@ def test_a_large_plan_refreshes_the_statistics_of_the_table_it_grew(
     session = pg_session
     locale = f"pl-x{uuid.uuid4().hex[:6]}"  # other tiers' people, committed in this database,
     _people(session, people, locale)  # are not in this campaign's audience
-    campaign = Campaign(
-        name="planning",
-        template="product_update",
-        category="product_updates",
-        data={},
-        audience={"locales": [locale]},
-        status=CampaignStatus.RUNNING,
-        start_at=NOW,
-    )
-    session.add(campaign)
-    session.flush()
+    campaign = _campaign(session, "planning", {"locales": [locale]})
     before = _planned_rows_estimate(session)
     # The planner's own transactions become savepoints of the test's, which is rolled back.
     sessions = sessionmaker(
@@ -111,6 +101,27 @@ def test_a_large_plan_refreshes_the_statistics_of_the_table_it_grew(
         assert after >= people  # ANALYZE counted the rows this transaction inserted
     else:
         assert after == before  # a small plan leaves statistics to autovacuum
+
+
+def _campaign(
+    session: Session,
+    name: str,
+    audience: dict[str, Any],
+    status: CampaignStatus = CampaignStatus.RUNNING,
+) -> Campaign:
+    """A product-update campaign to ``audience``; a running one started at ``NOW``."""
+    campaign = Campaign(
+        name=name,
+        template="product_update",
+        category="product_updates",
+        data={},
+        audience=audience,
+        status=status,
+        start_at=NOW if status == CampaignStatus.RUNNING else None,
+    )
+    session.add(campaign)
+    session.flush()
+    return campaign
 
 
 def _person(session: Session, locale: str, number: int | str, **fields: Any) -> Recipient:
@@ -145,17 +156,9 @@ def test_an_audience_by_attribute_plans_only_the_people_who_match(session: Sessi
         .where(Recipient.id == unreadable.id)
         .values(attributes=stored_under_another_key)
     )
-    campaign = Campaign(
-        name="attributes",
-        template="product_update",
-        category="product_updates",
-        data={},
-        audience={"locales": [locale], "attributes": {"plan": "pro"}},
-        status=CampaignStatus.RUNNING,
-        start_at=NOW,
+    campaign = _campaign(
+        session, "attributes", {"locales": [locale], "attributes": {"plan": "pro"}}
     )
-    session.add(campaign)
-    session.flush()
     narrow = AudienceFilter.from_json(campaign.audience)
     defaults = frozenset({"product_updates"})
     assert audience_size(session, "product_updates", defaults, narrow) == 3
@@ -190,16 +193,7 @@ def test_the_fallback_report_passes_over_a_person_no_data_key_decrypts(session: 
         .where(Recipient.id == people[2].id)
         .values(first_name=under_another_key("Grace"))
     )
-    campaign = Campaign(
-        name="fallbacks",
-        template="product_update",
-        category="product_updates",
-        data={},
-        audience={"locales": [locale]},
-        status=CampaignStatus.DRAFT,
-    )
-    session.add(campaign)
-    session.flush()
+    campaign = _campaign(session, "fallbacks", {"locales": [locale]}, CampaignStatus.DRAFT)
 
     report = fallback_report(session, campaign, frozenset({"product_updates"}), ["first_name"])
 

@@ -68,15 +68,23 @@ def get_by_user_id(
     return session.scalars(statement).one_or_none()
 
 
+def address_of(session: Session, recipient_id: int) -> str | None:
+    """The person's address (None if they have none), read and decrypted on its own, so a
+    person loaded with ``defer_encrypted`` needs no other column decrypted;
+    :class:`notify.crypto.UndecryptableError` if no data key of this process decrypts it."""
+    ciphertext = session.scalar(select(stored(Recipient.email)).where(Recipient.id == recipient_id))
+    address: str | None = opened(Recipient.email, ciphertext)
+    return address
+
+
 def address_hash_of(session: Session, recipient: Recipient, hash_key: str) -> str | None:
     """The keyed hash of the person's address, without decrypting it when it is stored
     (``email_hash``). A person stored before addresses were hashed has none: their address is
     decrypted and hashed. None when there is no address, or it cannot be decrypted."""
     if recipient.email_hash is not None:
         return recipient.email_hash
-    ciphertext = session.scalar(select(stored(Recipient.email)).where(Recipient.id == recipient.id))
     try:
-        address = opened(Recipient.email, ciphertext)
+        address = address_of(session, recipient.id)
     except UndecryptableError:
         return None
     return None if address is None else address_hash(hash_key, address)

@@ -7,14 +7,12 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from notify.categories import CATEGORIES
 from notify.crypto import UndecryptableError
 from notify.masking import mask_email
-from notify.models import Recipient
-from notify.models.base import opened, stored, utcnow
+from notify.models.base import utcnow
 from notify.people import consent, decisions, recipients
 from notify.web.console.common import console_page, gate
 from notify.web.console.sessions import SignedIn
@@ -47,9 +45,8 @@ def _problem(
 def _masked_address(session: Session, recipient_id: int) -> str:
     """The person's address, masked; or a note that no data key of this server decrypts it
     (the rest of the page needs no decryption, so it still shows)."""
-    ciphertext = session.scalar(select(stored(Recipient.email)).where(Recipient.id == recipient_id))
     try:
-        return mask_email(opened(Recipient.email, ciphertext) or "")
+        return mask_email(recipients.address_of(session, recipient_id) or "")
     except UndecryptableError:
         return UNREADABLE_ADDRESS
 
